@@ -1,0 +1,179 @@
+// Link: one live connector link — a LinkCore (sans-IO) driven over a WebSocket transport by
+// three coroutines (reader, writer, heartbeat) — and LinkStream, one multiplexed stream on it.
+//
+// Threading: a Link and its streams belong to the executor they were created on and must only
+// be touched from it (airlockd and the connectors run one single-threaded io_context each).
+// Lifetime: shared_ptr; streams hold a weak_ptr to their link and outlive it safely.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "airlock/error.h"
+#include "common/handshake.h"
+#include "common/link_core.h"
+
+namespace airlock {
+namespace asio = boost::asio;
+
+// One message-oriented connection (a WebSocket, plain or TLS), type-erased so that only two
+// translation units instantiate Beast's templates.
+class MessageTransport {
+ public:
+  virtual ~MessageTransport() = default;
+  // Reads one whole binary message; `out` stays valid until the next read. Cancelling the
+  // read ends it with operation_aborted and leaves the transport unusable (close it).
+  virtual asio::awaitable<boost::system::error_code> read(std::string_view& out) = 0;
+  virtual asio::awaitable<boost::system::error_code> write(std::string_view message) = 0;
+  // Sends a WebSocket close frame and waits (bounded) for the peer's; then the socket is shut.
+  virtual asio::awaitable<void> close(uint16_t code, std::string reason) = 0;
+  // Closes the socket at once; pending operations complete with errors.
+  virtual void abort() = 0;
+  virtual const std::string& remote_address() const = 0;
+  virtual asio::any_io_executor executor() = 0;
+};
+
+class Link;
+
+class LinkStream {
+ public:
+  LinkStream(asio::any_io_executor ex, std::weak_ptr<Link> link, uint32_t id, std::string meta);
+
+  uint32_t id() const { return id_; }
+  // The opener's metadata (JSON); empty for streams this side opened.
+  const std::string& meta() const { return meta_; }
+  // The link's executor: the only one from which this stream may be used.
+  asio::any_io_executor executor() { return signal_.get_executor(); }
+
+  // Next chunk of the peer's bytes. An empty string means the peer ended the stream; an
+  // error means the stream was reset (see reset_reason()) or the link was lost. Cancelling
+  // the read leaves the stream intact.
+  asio::awaitable<Result<std::string>> read();
+  // Reads everything up to the peer's end into one string, failing past `limit` bytes.
+  asio::awaitable<Result<std::string>> read_all(size_t limit);
+  // Queues `data` and, with `end`, half-closes. Waits while this stream has more than
+  // kWriteBuffer bytes queued, so a slow peer slows only this writer. Cancelling the write
+  // may leave part of `data` queued; reset the stream afterwards.
+  asio::awaitable<boost::system::error_code> write(std::string_view data, bool end);
+  // Aborts the stream both ways; pending reads and writes end with kStreamClosed.
+  void reset(proto::ResetCode code, std::string_view reason);
+
+  bool finished() const { return error_.has_value() || (remote_ended_ && inbox_.empty()); }
+  proto::ResetCode reset_code() const { return reset_code_; }
+  const std::string& reset_reason() const { return reset_reason_; }
+
+  static constexpr size_t kWriteBuffer = 256 * 1024;
+
+ private:
+  friend class Link;
+  void deliver(std::string data, bool end);
+  void fail(boost::system::error_code ec, proto::ResetCode code, std::string reason);
+  void wake() { signal_.cancel(); }
+
+  std::weak_ptr<Link> link_;
+  uint32_t id_;
+  std::string meta_;
+  std::deque<std::string> inbox_;
+  bool remote_ended_ = false;
+  std::optional<boost::system::error_code> error_;
+  proto::ResetCode reset_code_ = proto::ResetCode::kNoError;
+  std::string reset_reason_;
+  asio::steady_timer signal_;
+};
+
+struct LinkOptions {
+  proto::Role role = proto::Role::kConnector;
+  proto::LinkLimits limits;
+  std::chrono::milliseconds heartbeat_interval{10000};
+  std::chrono::milliseconds dead_peer_timeout{30000};
+  std::chrono::milliseconds handshake_timeout{10000};
+  size_t max_message = 256 * 1024;  // coalesce frames into messages of about this size
+};
+
+class Link : public std::enable_shared_from_this<Link> {
+ public:
+  using Clock = std::chrono::steady_clock;
+  using StreamHandler = std::function<void(std::shared_ptr<LinkStream>)>;
+
+  Link(std::unique_ptr<MessageTransport> transport, LinkOptions options);
+  ~Link();
+
+  // Connector side: sends `hello`, waits for ACCEPT. On refusal the error text is airlockd's
+  // reason (a version mismatch names both versions). Cancelling aborts the transport.
+  asio::awaitable<Result<proto::Accept>> connect_handshake(const proto::Hello& hello,
+                                                           std::string& error);
+  // airlockd side: waits for and parses HELLO (bounded by handshake_timeout).
+  asio::awaitable<Result<proto::Hello>> read_hello(std::string& error);
+  // airlockd side: answers a hello it accepted. The link then adopts the connector's limits.
+  void accept(const proto::Accept& accept, const proto::LinkLimits& connector_limits);
+  // airlockd side: refuses a hello with a GOAWAY carrying `code` and `reason`, then closes.
+  asio::awaitable<void> refuse(proto::ResetCode code, std::string reason);
+
+  // Runs the established link until it closes; returns why it closed. Streams the peer opens
+  // are passed to `on_stream`. Cancelling run() closes the link.
+  asio::awaitable<std::string> run(StreamHandler on_stream);
+
+  // Opens a stream with `meta` (JSON) and optional first bytes. Fails at once with
+  // kStreamLimit or kGoingAway rather than waiting.
+  Result<std::shared_ptr<LinkStream>> open(std::string_view meta, std::string_view data,
+                                           bool end);
+  // Sends GOAWAY and closes as soon as the output is flushed (revocation, protocol errors).
+  void shutdown(proto::ResetCode code, std::string reason);
+  // Sends GOAWAY, lets open streams finish for up to `grace`, then closes. Returns when the
+  // link has closed. Cancelling it closes the link at once.
+  asio::awaitable<void> drain(std::chrono::milliseconds grace, std::string reason);
+
+  bool closed() const { return closed_; }
+  bool draining() const { return core_.goaway_sent() || core_.goaway_received(); }
+  size_t stream_count() const { return core_.stream_count(); }
+  Clock::time_point last_received() const { return last_rx_; }
+  std::chrono::microseconds last_rtt() const { return last_rtt_; }
+  const std::string& remote_address() const { return transport_->remote_address(); }
+  const std::string& close_reason() const { return close_reason_; }
+  // The peer's GOAWAY, if any: code and reason.
+  std::optional<std::pair<proto::ResetCode, std::string>> peer_goaway() const {
+    return peer_goaway_;
+  }
+  asio::any_io_executor executor() { return transport_->executor(); }
+
+ private:
+  friend class LinkStream;
+  asio::awaitable<void> reader_loop();
+  asio::awaitable<void> writer_loop();
+  asio::awaitable<void> heartbeat_loop();
+  void handle_events();
+  void set_close_reason(std::string reason);
+  void wake_writer() { writer_signal_.cancel(); }
+  void forget_if_closed(uint32_t id);
+  asio::awaitable<void> wait(asio::steady_timer& signal);
+
+  std::unique_ptr<MessageTransport> transport_;
+  LinkOptions options_;
+  proto::LinkCore core_;
+  StreamHandler on_stream_;
+  std::unordered_map<uint32_t, std::shared_ptr<LinkStream>> streams_;
+  std::vector<proto::LinkEvent> events_;
+  asio::steady_timer writer_signal_;   // cancelled when output is queued
+  asio::steady_timer drained_signal_;  // cancelled after every write, and when closing
+  asio::steady_timer closed_signal_;   // cancelled when run() ends
+  Clock::time_point last_rx_;
+  std::chrono::microseconds last_rtt_{0};
+  uint64_t ping_seq_ = 0;
+  Clock::time_point ping_sent_;
+  bool closing_ = false;
+  bool closed_ = false;
+  bool running_ = false;
+  std::string close_reason_;
+  std::optional<std::pair<proto::ResetCode, std::string>> peer_goaway_;
+};
+
+}  // namespace airlock

@@ -1,0 +1,241 @@
+#include "controlplane/admin_cli.h"
+
+#include <boost/json.hpp>
+
+#include <CLI/CLI.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include "common/http_client.h"
+
+namespace airlock::cli {
+namespace json = boost::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string env_or(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? v : fallback;
+}
+
+std::string read_first_line(const std::string& path) {
+  std::ifstream f(path);
+  std::string line;
+  std::getline(f, line);
+  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+  return line;
+}
+
+struct Globals {
+  std::string server, ca_file, pin, admin_token_file, state_dir;
+  bool insecure = false;
+  bool json_output = false;
+};
+
+// Fills the connection settings from flags, then the environment, then the state directory.
+bool resolve(Globals& g, HttpClientOptions& o, std::string& error) {
+  if (g.state_dir.empty()) g.state_dir = env_or("AIRLOCK_STATE_DIR", "./airlockd-state");
+  if (g.server.empty()) g.server = env_or("AIRLOCK_SERVER", "");
+  if (g.server.empty() && fs::exists(g.state_dir + "/airlockd.url")) {
+    g.server = read_first_line(g.state_dir + "/airlockd.url");
+  }
+  if (g.server.empty()) {
+    error = "no server: pass --server https://HOST:PORT, set AIRLOCK_SERVER, or point "
+            "--state-dir at airlockd's state directory";
+    return false;
+  }
+  if (g.ca_file.empty()) g.ca_file = env_or("AIRLOCK_CA_FILE", "");
+  if (g.ca_file.empty() && g.pin.empty() && !g.insecure && fs::exists(g.state_dir + "/ca.pem")) {
+    g.ca_file = g.state_dir + "/ca.pem";
+  }
+  std::string token = env_or("AIRLOCK_ADMIN_TOKEN", "");
+  if (!g.admin_token_file.empty()) {
+    token = read_first_line(g.admin_token_file);
+  } else if (token.empty() && fs::exists(g.state_dir + "/admin.token")) {
+    token = read_first_line(g.state_dir + "/admin.token");
+  }
+  if (token.empty()) {
+    error = "no admin token: pass --admin-token-file, set AIRLOCK_ADMIN_TOKEN, or point "
+            "--state-dir at airlockd's state directory (it holds admin.token)";
+    return false;
+  }
+  o.base_url = g.server;
+  o.bearer = token;
+  o.tls = {.ca_file = g.ca_file, .pin_sha256 = g.pin, .insecure_skip_verify = g.insecure};
+  return true;
+}
+
+// Prints the server's error and returns the exit code for it.
+int report(const HttpCallResult& r) {
+  if (r.status == 0) {
+    std::cerr << "airlock: " << r.error << "\n";
+    return 1;
+  }
+  std::string message = r.body;
+  json::error_code ec;
+  auto v = json::parse(r.body, ec);
+  if (!ec && v.is_object()) {
+    if (auto* e = v.as_object().if_contains("error"); e && e->is_object()) {
+      if (auto* m = e->as_object().if_contains("message"); m && m->is_string()) {
+        message = std::string(m->as_string());
+      }
+    }
+  }
+  std::cerr << "airlock: server answered " << r.status << ": " << message << "\n";
+  return 1;
+}
+
+std::string str(const json::object& o, std::string_view key) {
+  auto* v = o.if_contains(key);
+  if (!v) return "";
+  if (v->is_string()) return std::string(v->as_string());
+  return json::serialize(*v);
+}
+
+void print_table(const json::array& rows) {
+  std::cout << std::left << std::setw(9) << "KIND" << std::setw(24) << "NAME" << std::setw(14)
+            << "STATUS" << std::setw(7) << "LINKS" << std::setw(22) << "VERSION" << std::setw(26)
+            << "LAST SEEN" << "REMOTE\n";
+  for (const auto& row : rows) {
+    const auto& o = row.as_object();
+    std::cout << std::left << std::setw(9) << str(o, "kind") << std::setw(24) << str(o, "name")
+              << std::setw(14) << str(o, "status") << std::setw(7) << str(o, "connections")
+              << std::setw(22) << str(o, "version") << std::setw(26)
+              << (str(o, "last_seen").empty() ? "never" : str(o, "last_seen"))
+              << str(o, "remote_address") << "\n";
+  }
+}
+
+std::string endpoint_hint(const std::string& server) {
+  std::string host = server;
+  if (host.rfind("https://", 0) == 0) return "wss://" + host.substr(8) + "/v1/connect";
+  if (host.rfind("http://", 0) == 0) return "ws://" + host.substr(7) + "/v1/connect";
+  return host;
+}
+
+}  // namespace
+
+int run(int argc, char** argv) {
+  CLI::App app{"airlock — administer an Airlock control plane (airlockd)"};
+  app.require_subcommand(1);
+  Globals g;
+  app.add_option("--server", g.server, "airlockd URL, e.g. https://airlock.example.com:8443 "
+                                       "(env AIRLOCK_SERVER; default from --state-dir)");
+  app.add_option("--ca-file", g.ca_file, "CA to verify airlockd (env AIRLOCK_CA_FILE)");
+  app.add_option("--pin-sha256", g.pin, "fingerprint of airlockd's CA or certificate");
+  app.add_flag("--insecure-skip-tls-verify", g.insecure, "do not verify airlockd (experiments)");
+  app.add_option("--admin-token-file", g.admin_token_file,
+                 "file with the admin token (env AIRLOCK_ADMIN_TOKEN)");
+  app.add_option("--state-dir", g.state_dir,
+                 "airlockd's state directory, when on the same machine (env AIRLOCK_STATE_DIR; "
+                 "default ./airlockd-state)");
+  app.add_flag("--json", g.json_output, "print the server's JSON answer");
+  app.set_version_flag("--version", std::string("airlock ") + AIRLOCK_VERSION);
+
+  std::string method, path, body;
+  std::string kind_plural, action, name;
+  auto* status = app.add_subcommand("status", "show every tunnel and sandbox with its status");
+  status->callback([&] {
+    method = "GET";
+    path = "/v1/status";
+  });
+  for (const std::string kind : {"tunnel", "sandbox"}) {
+    auto* k = app.add_subcommand(kind, "manage " + kind + "s");
+    k->require_subcommand(1);
+    auto add = [&, k, kind](const std::string& verb, const std::string& help, bool needs_name) {
+      auto* c = k->add_subcommand(verb, help);
+      if (needs_name) c->add_option("NAME", name, kind + " name")->required();
+      c->callback([&, kind, verb] {
+        kind_plural = kind + (kind == "sandbox" ? "es" : "s");
+        action = verb;
+      });
+    };
+    add("create", "register a " + kind + " and mint its token (printed once)", true);
+    add("token", "mint an additional token for a " + kind + " (for rotation)", true);
+    add("revoke", "revoke every token of a " + kind + " and close its links within a second",
+        true);
+    add("show", "show one " + kind, true);
+    add("list", "list " + kind + "s with their status", false);
+  }
+  CLI11_PARSE(app, argc, argv);
+
+  if (!kind_plural.empty()) {
+    const std::string base = "/v1/" + kind_plural;
+    if (action == "create") {
+      method = "POST";
+      path = base;
+      body = json::serialize(json::object{{"name", name}});
+    } else if (action == "token") {
+      method = "POST";
+      path = base + "/" + name + "/tokens";
+    } else if (action == "revoke") {
+      method = "POST";
+      path = base + "/" + name + "/revoke";
+    } else if (action == "show") {
+      method = "GET";
+      path = base + "/" + name;
+    } else {
+      method = "GET";
+      path = base;
+    }
+  }
+
+  HttpClientOptions options;
+  std::string error;
+  if (!resolve(g, options, error)) {
+    std::cerr << "airlock: " << error << "\n";
+    return 2;
+  }
+  HttpCallResult r;
+  try {
+    r = http_call(options, method, path, body);
+  } catch (const std::exception& e) {
+    std::cerr << "airlock: " << e.what() << "\n";
+    return 2;
+  }
+  if (r.status < 200 || r.status >= 300) return report(r);
+  if (g.json_output) {
+    std::cout << r.body << "\n";
+    return 0;
+  }
+  json::error_code ec;
+  json::value v = json::parse(r.body, ec);
+  if (ec) {
+    std::cout << r.body << "\n";
+    return 0;
+  }
+  if (action == "create" || action == "token") {
+    const auto& o = v.as_object();
+    const std::string kind = str(o, "kind");
+    std::cout << (action == "create" ? "Created " : "New token for ") << kind << " '"
+              << str(o, "name") << "'. Its token is shown only this once:\n\n  "
+              << str(o, "token") << "\n\n";
+    if (kind == "tunnel") {
+      std::cout << "Start it inside your network with:\n  AIRLOCK_TOKEN=<token> mcp-tunnel start "
+                << "--endpoint " << endpoint_hint(options.base_url)
+                << (g.ca_file.empty() ? "" : " --ca-file " + g.ca_file)
+                << " --allowed-credentials \"*\"\n";
+    }
+  } else if (action == "revoke") {
+    const auto& o = v.as_object();
+    std::cout << "Revoked " << str(o, "revoked_tokens") << " token(s); closed "
+              << str(o, "closed_links") << " link(s).\n";
+  } else if (path == "/v1/status") {
+    json::array all = v.as_object().at("tunnels").as_array();
+    for (auto& s : v.as_object().at("sandboxes").as_array()) all.push_back(s);
+    print_table(all);
+  } else if (v.is_array()) {
+    print_table(v.as_array());
+  } else {
+    print_table(json::array{v});
+  }
+  return 0;
+}
+
+}  // namespace airlock::cli

@@ -1,0 +1,49 @@
+// AirlockdConfig: everything airlockd reads at start-up, from airlockd.yaml (reference:
+// docs/configuration.md). Parsed and validated once, then shared read-only.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "airlock/protocol.h"
+
+namespace airlock::controlplane {
+
+struct TlsConfig {
+  // Certificate chain and key in PEM. Both empty: airlockd runs its own CA in state_dir.
+  std::string cert_file;
+  std::string key_file;
+  // Names the self-managed server certificate is valid for (DNS names or IP literals).
+  std::vector<std::string> hostnames{"localhost", "127.0.0.1", "::1"};
+  // Serve plain HTTP instead of HTTPS. Refused unless `listen` is a loopback address.
+  bool plaintext = false;
+};
+
+struct ConnectorConfig {
+  std::chrono::milliseconds heartbeat_interval{10000};  // pings both ways
+  std::chrono::milliseconds dead_peer_timeout{30000};   // silence that closes a link
+  std::chrono::milliseconds drain_timeout{10000};       // on SIGTERM, for open streams
+  proto::LinkLimits limits;                             // what airlockd accepts per link
+};
+
+struct AirlockdConfig {
+  std::string listen_host = "127.0.0.1";
+  uint16_t listen_port = 8443;  // 0 picks a free port (written to state_dir/airlockd.url)
+  std::string state_dir = "./airlockd-state";  // database, CA, admin token
+  TlsConfig tls;
+  ConnectorConfig connectors;
+  size_t max_request_body = 4 * 1024 * 1024;
+  std::string log_level = "info";
+};
+
+// Parses YAML text; throws ConfigError naming the offending key path.
+AirlockdConfig parse_airlockd_config(const std::string& yaml_text, const std::string& origin);
+AirlockdConfig load_airlockd_config(const std::string& path);
+// Checks cross-field rules (plaintext only on loopback, timeouts ordered, limits in range).
+void validate(const AirlockdConfig& config);
+// "HOST:PORT" → host and port; IPv6 as "[::1]:8443". Throws ConfigError.
+void parse_listen(const std::string& text, std::string& host, uint16_t& port);
+
+}  // namespace airlock::controlplane

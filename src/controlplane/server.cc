@@ -1,0 +1,483 @@
+#include "controlplane/server.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
+
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "common/token.h"
+
+namespace airlock::controlplane {
+namespace fs = std::filesystem;
+namespace json = boost::json;
+using proto::ResetCode;
+
+std::string format_time_ms(int64_t unix_ms) {
+  if (unix_ms <= 0) return "";
+  const std::time_t secs = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  char out[48];
+  std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(unix_ms % 1000));
+  return out;
+}
+
+namespace {
+
+std::string bearer_of(const HttpRequest& req) {
+  const std::string h = req.header("authorization");
+  constexpr std::string_view kPrefix = "Bearer ";
+  if (h.size() <= kPrefix.size() || h.compare(0, kPrefix.size(), kPrefix) != 0) return {};
+  return h.substr(kPrefix.size());
+}
+
+std::vector<std::string> split_path(const std::string& path) {
+  std::vector<std::string> out;
+  std::stringstream ss(path);
+  std::string part;
+  while (std::getline(ss, part, '/')) {
+    if (!part.empty()) out.push_back(part);
+  }
+  return out;
+}
+
+void write_private_file(const std::string& path, const std::string& data) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    if (!f) throw std::runtime_error("cannot write " + tmp);
+    f << data;
+  }
+  ::chmod(tmp.c_str(), 0600);
+  fs::rename(tmp, path);
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  std::string s = ss.str();
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
+HttpResponse method_not_allowed(std::string_view allow) {
+  auto r = HttpResponse::error(405, "method_not_allowed",
+                               "method not allowed here; allowed: " + std::string(allow));
+  r.headers.emplace_back("Allow", std::string(allow));
+  return r;
+}
+
+int64_t steady_to_unix_ms(std::chrono::steady_clock::time_point t) {
+  const auto age = std::chrono::steady_clock::now() - t;
+  return now_unix_ms() - std::chrono::duration_cast<std::chrono::milliseconds>(age).count();
+}
+
+}  // namespace
+
+ControlPlane::ControlPlane(asio::any_io_executor ex, AirlockdConfig config)
+    : executor_(ex), config_(std::move(config)) {}
+
+ControlPlane::~ControlPlane() = default;
+
+void ControlPlane::start() {
+  std::error_code ec;
+  fs::create_directories(config_.state_dir, ec);
+  if (ec) {
+    throw std::runtime_error("cannot create state_dir " + config_.state_dir + ": " + ec.message());
+  }
+  ::chmod(config_.state_dir.c_str(), 0700);
+  store_ = open_sqlite_store(config_.state_dir + "/airlockd.db");
+
+  HttpServerOptions http;
+  http.host = config_.listen_host;
+  http.port = config_.listen_port;
+  http.body_limit = config_.max_request_body;
+  http.max_ws_message = 2 * size_t{config_.connectors.limits.max_frame_payload} + 1024 * 1024;
+  if (config_.tls.plaintext) {
+    spdlog::warn("tls.plaintext is set: serving plain HTTP on {} — tokens cross this socket in "
+                 "clear; use it only for local experiments",
+                 config_.listen_host);
+  } else {
+    std::string cert = config_.tls.cert_file, key = config_.tls.key_file;
+    if (cert.empty()) {
+      certs_ = tls::ensure_self_managed_certs(config_.state_dir, config_.tls.hostnames);
+      cert = certs_.cert_file;
+      key = certs_.key_file;
+      spdlog::info("{} airlockd's CA: {}", certs_.created ? "created" : "using", certs_.ca_file);
+      spdlog::info("CA fingerprint (for --pin-sha256): {}", certs_.ca_fingerprint);
+    } else {
+      certs_.cert_file = cert;
+      certs_.key_file = key;
+    }
+    http.tls = tls::make_server_context(cert, key);
+  }
+  ensure_admin_token();
+
+  http_ = std::make_unique<HttpServer>(
+      executor_, http, [this](HttpRequest r) { return handle(std::move(r)); },
+      [this](const HttpRequest& r) { return check_upgrade(r); },
+      [this](HttpRequest r, std::unique_ptr<MessageTransport> t) {
+        return serve_connector(std::move(r), std::move(t));
+      });
+  http_->listen();
+  std::ofstream(config_.state_dir + "/airlockd.url", std::ios::trunc) << url() << "\n";
+  spdlog::info("airlockd {} listening on {}", AIRLOCK_VERSION, url());
+}
+
+void ControlPlane::ensure_admin_token() {
+  admin_token_file_ = config_.state_dir + "/admin.token";
+  if (fs::exists(admin_token_file_)) {
+    const std::string token = read_file(admin_token_file_);
+    if (auto id = token_id(token)) {
+      auto rec = store_->find_token(*id);
+      if (rec && rec->kind == "admin" && !rec->revoked && verify_token(token, rec->hash)) return;
+    }
+    spdlog::warn("{} does not hold a valid admin token; minting a new one", admin_token_file_);
+  }
+  (void)store_->revoke_tokens("admin", "admin");
+  const MintedToken minted = mint_token();
+  TokenRecord rec{.id = minted.id, .kind = "admin", .name = "admin",
+                  .hash = hash_token(minted.token), .created_at_ms = now_unix_ms()};
+  if (!store_->add_token(rec)) throw std::runtime_error("cannot store the admin token");
+  write_private_file(admin_token_file_, minted.token + "\n");
+  spdlog::info("admin token written to {} (mode 0600)", admin_token_file_);
+}
+
+asio::awaitable<void> ControlPlane::serve() { co_await http_->serve(); }
+
+uint16_t ControlPlane::port() const { return http_->port(); }
+
+std::string ControlPlane::url() const {
+  std::string host = config_.listen_host;
+  if (host == "0.0.0.0") host = "127.0.0.1";
+  if (host == "::") host = "::1";
+  if (host.find(':') != std::string::npos) host = "[" + host + "]";
+  return std::string(config_.tls.plaintext ? "http://" : "https://") + host + ":" +
+         std::to_string(port());
+}
+
+asio::awaitable<void> ControlPlane::shutdown() {
+  stopping_ = true;
+  http_->stop();
+  auto links = registry_.all_links();
+  spdlog::info("shutting down: draining {} connector link(s) for up to {} ms", links.size(),
+               config_.connectors.drain_timeout.count());
+  for (auto& link : links) {
+    asio::co_spawn(executor_,
+                   link->drain(config_.connectors.drain_timeout, "airlockd is shutting down"),
+                   asio::detached);
+  }
+  asio::steady_timer poll(executor_);
+  const auto deadline = std::chrono::steady_clock::now() + config_.connectors.drain_timeout +
+                        std::chrono::seconds(2);
+  while (!registry_.all_links().empty() && std::chrono::steady_clock::now() < deadline) {
+    poll.expires_after(std::chrono::milliseconds(20));
+    co_await poll.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+}
+
+Result<TokenRecord> ControlPlane::authenticate(const HttpRequest& req, bool admin) {
+  const std::string token = bearer_of(req);
+  auto id = token_id(token);
+  if (!id) return make_error_code(Errc::kUnauthorized);
+  auto rec = store_->find_token(*id);
+  if (!rec || rec->revoked || !verify_token(token, rec->hash)) {
+    return make_error_code(Errc::kUnauthorized);
+  }
+  if ((rec->kind == "admin") != admin) return make_error_code(Errc::kUnauthorized);
+  return rec;
+}
+
+Result<std::shared_ptr<LinkStream>> ControlPlane::open_stream(const std::string& kind,
+                                                              const std::string& name,
+                                                              std::string_view meta,
+                                                              std::string_view data, bool end) {
+  auto link = registry_.pick({kind, name});
+  if (!link) return make_error_code(Errc::kNotFound);
+  return link->open(meta, data, end);
+}
+
+std::optional<HttpResponse> ControlPlane::check_upgrade(const HttpRequest& req) {
+  if (req.path() != "/v1/connect") {
+    return HttpResponse::error(404, "not_found", "no WebSocket endpoint at " + req.path() +
+                                                     "; connectors use /v1/connect");
+  }
+  if (stopping_) return HttpResponse::error(503, "shutting_down", "airlockd is shutting down");
+  const std::string version = req.header("airlock-protocol");
+  const std::string ours = std::to_string(proto::kProtocolVersion);
+  if (version != ours) {
+    ++links_refused_;
+    spdlog::warn("refused connector from {}: protocol version '{}' (airlockd speaks {})",
+                 req.remote, version, ours);
+    return HttpResponse::error(
+        426, "version_mismatch",
+        "protocol version mismatch: connector speaks " + (version.empty() ? "none" : version) +
+            ", airlockd speaks " + ours + "; run matching Airlock versions");
+  }
+  if (!authenticate(req, /*admin=*/false)) {
+    ++links_refused_;
+    spdlog::warn("refused connector from {}: invalid or revoked token", req.remote);
+    auto r = HttpResponse::error(401, "unauthorized", "the token is invalid or has been revoked");
+    r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"airlock\"");
+    return r;
+  }
+  return std::nullopt;
+}
+
+asio::awaitable<void> ControlPlane::serve_connector(HttpRequest req,
+                                                    std::unique_ptr<MessageTransport> t) {
+  auto token = authenticate(req, false);
+  LinkOptions options;
+  options.role = proto::Role::kControlPlane;
+  options.limits = config_.connectors.limits;
+  options.heartbeat_interval = config_.connectors.heartbeat_interval;
+  options.dead_peer_timeout = config_.connectors.dead_peer_timeout;
+  auto link = std::make_shared<Link>(std::move(t), options);
+  if (!token) {  // revoked between the upgrade check and now
+    co_await link->refuse(ResetCode::kUnauthorized, "the token is invalid or has been revoked");
+    co_return;
+  }
+  std::string error;
+  auto hello = co_await link->read_hello(error);
+  if (!hello) {
+    ++links_refused_;
+    spdlog::warn("{} '{}' from {}: bad hello: {}", token->kind, token->name, req.remote, error);
+    co_await link->refuse(error.rfind("protocol version mismatch", 0) == 0
+                              ? ResetCode::kVersionMismatch
+                              : ResetCode::kProtocolError,
+                          error);
+    co_return;
+  }
+  const std::string kind(proto::to_string(hello->kind));
+  if (kind != token->kind || (!hello->name.empty() && hello->name != token->name)) {
+    ++links_refused_;
+    const std::string why = "this token is for " + token->kind + " '" + token->name +
+                            "', not " + kind + " '" +
+                            (hello->name.empty() ? token->name : hello->name) + "'";
+    spdlog::warn("refused connector from {}: {}", req.remote, why);
+    co_await link->refuse(ResetCode::kUnauthorized, why);
+    co_return;
+  }
+  const ConnectorRegistry::Key key{token->kind, token->name};
+  proto::Accept accept;
+  accept.connection_id = random_hex(8);
+  accept.name = token->name;
+  accept.limits = config_.connectors.limits;
+  accept.heartbeat_interval = config_.connectors.heartbeat_interval;
+  accept.dead_peer_timeout = config_.connectors.dead_peer_timeout;
+  link->accept(accept, hello->limits);
+  ++links_accepted_;
+  registry_.add(key, LiveConnection{.connection_id = accept.connection_id,
+                                    .link = link,
+                                    .version = hello->software,
+                                    .remote = req.remote,
+                                    .connected_since_ms = now_unix_ms(),
+                                    .inventory = hello->inventory});
+  (void)store_->record_seen(key.first, key.second, now_unix_ms(), hello->software, req.remote);
+  spdlog::info("{} '{}' connected from {} ({}, connection {})", key.first, key.second,
+               req.remote, hello->software, accept.connection_id);
+
+  const std::string reason = co_await link->run(nullptr);
+
+  registry_.remove(key, accept.connection_id);
+  (void)store_->record_seen(key.first, key.second, now_unix_ms(), hello->software, req.remote);
+  if (reason.rfind("protocol error", 0) == 0) {
+    ++protocol_errors_;
+    spdlog::warn("{} '{}' connection {} closed: {}", key.first, key.second, accept.connection_id,
+                 reason);
+  } else {
+    spdlog::info("{} '{}' connection {} closed: {}", key.first, key.second, accept.connection_id,
+                 reason);
+  }
+}
+
+std::string ControlPlane::resource_json(const ResourceRecord& r) {
+  json::object o{{"kind", r.kind}, {"name", r.name}, {"created_at", format_time_ms(r.created_at_ms)}};
+  const auto* live = registry_.connections({r.kind, r.name});
+  int64_t last_seen = r.last_seen_ms;
+  std::string version = r.last_version, remote = r.last_remote;
+  json::array conns;
+  int64_t since = 0;
+  if (live) {
+    for (const auto& c : *live) {
+      last_seen = std::max(last_seen, steady_to_unix_ms(c.link->last_received()));
+      if (since == 0 || c.connected_since_ms < since) since = c.connected_since_ms;
+      version = c.version;
+      remote = c.remote;
+      json::array servers;
+      for (const auto& s : c.inventory) servers.push_back(json::string(s.name));
+      conns.push_back(json::object{{"id", c.connection_id},
+                                   {"remote_address", c.remote},
+                                   {"version", c.version},
+                                   {"connected_since", format_time_ms(c.connected_since_ms)},
+                                   {"streams", c.link->stream_count()},
+                                   {"rtt_us", c.link->last_rtt().count()},
+                                   {"servers", std::move(servers)}});
+    }
+  }
+  o["status"] = live && !live->empty() ? "Active" : "Disconnected";
+  o["connections"] = live ? live->size() : 0;
+  o["connected_since"] = format_time_ms(since);
+  o["last_seen"] = format_time_ms(last_seen);
+  o["version"] = version;
+  o["remote_address"] = remote;
+  o["links"] = std::move(conns);
+  return json::serialize(o);
+}
+
+std::string ControlPlane::status_json(const std::string& kind) {
+  std::string out = "[";
+  for (const auto& r : store_->list_resources(kind)) {
+    if (out.size() > 1) out += ",";
+    out += resource_json(r);
+  }
+  return out + "]";
+}
+
+std::string ControlPlane::metrics_text() {
+  size_t tunnels = 0, sandboxes = 0, streams = 0;
+  for (const auto& link : registry_.all_links()) streams += link->stream_count();
+  for (const auto& r : store_->list_resources("tunnel")) {
+    tunnels += registry_.connections({"tunnel", r.name}) ? 1 : 0;
+  }
+  for (const auto& r : store_->list_resources("sandbox")) {
+    sandboxes += registry_.connections({"sandbox", r.name}) ? 1 : 0;
+  }
+  std::ostringstream m;
+  m << "# HELP airlock_build_info Build version.\n# TYPE airlock_build_info gauge\n"
+    << "airlock_build_info{version=\"" << AIRLOCK_VERSION << "\"} 1\n"
+    << "# HELP airlock_connectors_active Resources with at least one live link.\n"
+    << "# TYPE airlock_connectors_active gauge\n"
+    << "airlock_connectors_active{kind=\"tunnel\"} " << tunnels << "\n"
+    << "airlock_connectors_active{kind=\"sandbox\"} " << sandboxes << "\n"
+    << "# HELP airlock_links Live connector links.\n# TYPE airlock_links gauge\n"
+    << "airlock_links " << registry_.all_links().size() << "\n"
+    << "# HELP airlock_streams Open streams over all links.\n# TYPE airlock_streams gauge\n"
+    << "airlock_streams " << streams << "\n"
+    << "# HELP airlock_links_accepted_total Links accepted.\n"
+    << "# TYPE airlock_links_accepted_total counter\n"
+    << "airlock_links_accepted_total " << links_accepted_ << "\n"
+    << "# HELP airlock_links_refused_total Upgrades or hellos refused.\n"
+    << "# TYPE airlock_links_refused_total counter\n"
+    << "airlock_links_refused_total " << links_refused_ << "\n"
+    << "# HELP airlock_link_protocol_errors_total Links closed for a protocol violation.\n"
+    << "# TYPE airlock_link_protocol_errors_total counter\n"
+    << "airlock_link_protocol_errors_total " << protocol_errors_ << "\n";
+  return m.str();
+}
+
+HttpResponse ControlPlane::resource_api(const HttpRequest& req, const std::string& kind,
+                                        const std::string& name, const std::string& action) {
+  const ConnectorRegistry::Key key{kind, name};
+  if (name.empty()) {
+    if (req.method == "GET") return HttpResponse::json(200, status_json(kind));
+    if (req.method != "POST") return method_not_allowed("GET, POST");
+    json::error_code ec;
+    json::value body = json::parse(req.body, ec);
+    const json::string* n = nullptr;
+    if (!ec && body.is_object()) {
+      if (auto* v = body.as_object().if_contains("name"); v && v->is_string()) n = &v->as_string();
+    }
+    if (!n) {
+      return HttpResponse::error(400, "bad_request",
+                                 "body must be a JSON object with a string \"name\"");
+    }
+    const std::string new_name(*n);
+    if (!proto::is_valid_resource_name(new_name)) {
+      return HttpResponse::error(400, "invalid_name",
+                                 "name must be 1-63 characters of [A-Za-z0-9_.-], not starting "
+                                 "with '.' or '-'");
+    }
+    if (auto r = store_->create_resource(kind, new_name); !r) {
+      if (r.error() == Errc::kAlreadyExists) {
+        return HttpResponse::error(409, "exists", kind + " '" + new_name +
+                                                      "' already exists; to issue a new token "
+                                                      "use POST /v1/" + kind + "s/" + new_name +
+                                                      "/tokens");
+      }
+      return HttpResponse::error(500, "internal", "cannot store the resource");
+    }
+    return resource_api(req, kind, new_name, "tokens");
+  }
+  auto rec = store_->get_resource(kind, name);
+  if (!rec) return HttpResponse::error(404, "not_found", "no " + kind + " named '" + name + "'");
+  if (action.empty()) {
+    if (req.method != "GET") return method_not_allowed("GET");
+    return HttpResponse::json(200, resource_json(*rec));
+  }
+  if (req.method != "POST") return method_not_allowed("POST");
+  if (action == "tokens") {
+    const MintedToken minted = mint_token();
+    TokenRecord t{.id = minted.id, .kind = kind, .name = name,
+                  .hash = hash_token(minted.token), .created_at_ms = now_unix_ms()};
+    if (!store_->add_token(t)) return HttpResponse::error(500, "internal", "cannot store token");
+    spdlog::info("minted a token for {} '{}' (id {})", kind, name, minted.id);
+    return HttpResponse::json(
+        201, json::serialize(json::object{{"kind", kind}, {"name", name}, {"token", minted.token}}));
+  }
+  if (action == "revoke") {
+    auto revoked = store_->revoke_tokens(kind, name);
+    if (!revoked) return HttpResponse::error(500, "internal", "cannot revoke tokens");
+    const size_t closed =
+        registry_.close_all(key, ResetCode::kRevoked, "the connector's token was revoked");
+    spdlog::info("revoked {} token(s) of {} '{}', closing {} link(s)", *revoked, kind, name, closed);
+    return HttpResponse::json(
+        200, json::serialize(json::object{{"revoked_tokens", *revoked}, {"closed_links", closed}}));
+  }
+  return HttpResponse::error(404, "not_found", "unknown action '" + action + "'");
+}
+
+asio::awaitable<HttpResponse> ControlPlane::handle(HttpRequest req) {
+  const std::string path = req.path();
+  if (path == "/healthz") {
+    if (req.method != "GET") co_return method_not_allowed("GET");
+    co_return HttpResponse::json(stopping_ ? 503 : 200,
+                                 stopping_ ? R"({"status":"stopping"})" : R"({"status":"ok"})");
+  }
+  if (path == "/v1/connect") {
+    co_return HttpResponse::error(400, "websocket_required",
+                                  "/v1/connect expects a WebSocket upgrade from a connector");
+  }
+  const auto parts = split_path(path);
+  if (path != "/metrics" && (parts.empty() || parts[0] != "v1")) {
+    co_return HttpResponse::error(404, "not_found", "no such endpoint: " + path);
+  }
+  if (!authenticate(req, /*admin=*/true)) {
+    auto r = HttpResponse::error(401, "unauthorized",
+                                 "admin API needs 'Authorization: Bearer <admin token>' (the token "
+                                 "is in airlockd's state_dir/admin.token)");
+    r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"airlock-admin\"");
+    co_return r;
+  }
+  if (path == "/metrics") {
+    auto r = HttpResponse::json(200, metrics_text());
+    r.content_type = "text/plain; version=0.0.4";
+    co_return r;
+  }
+  if (parts.size() == 2 && parts[1] == "status") {
+    if (req.method != "GET") co_return method_not_allowed("GET");
+    co_return HttpResponse::json(200, "{\"tunnels\":" + status_json("tunnel") +
+                                          ",\"sandboxes\":" + status_json("sandbox") + "}");
+  }
+  if (parts.size() >= 2 && parts.size() <= 4 && (parts[1] == "tunnels" || parts[1] == "sandboxes")) {
+    const std::string kind = parts[1] == "tunnels" ? "tunnel" : "sandbox";
+    co_return resource_api(req, kind, parts.size() > 2 ? parts[2] : "",
+                           parts.size() > 3 ? parts[3] : "");
+  }
+  co_return HttpResponse::error(404, "not_found", "no such endpoint: " + path);
+}
+
+}  // namespace airlock::controlplane

@@ -1,0 +1,231 @@
+// SQLite implementation of Store: one connection, WAL journal, versioned migrations applied in
+// order inside transactions and recorded in PRAGMA user_version.
+#include <sqlite3.h>
+
+#include <chrono>
+#include <stdexcept>
+
+#include "controlplane/store.h"
+
+namespace airlock::controlplane {
+
+int64_t now_unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+namespace {
+
+// Each entry moves the schema one version up. Never edit a shipped entry; append a new one.
+constexpr const char* kMigrations[] = {
+    // 1: resources and their tokens.
+    R"sql(
+    CREATE TABLE resources (
+      kind TEXT NOT NULL CHECK (kind IN ('tunnel', 'sandbox')),
+      name TEXT NOT NULL,
+      created_at_ms INTEGER NOT NULL,
+      last_seen_ms INTEGER NOT NULL DEFAULT 0,
+      last_version TEXT NOT NULL DEFAULT '',
+      last_remote TEXT NOT NULL DEFAULT '',
+      PRIMARY KEY (kind, name)
+    );
+    CREATE TABLE tokens (
+      id TEXT PRIMARY KEY,
+      kind TEXT NOT NULL,
+      name TEXT NOT NULL,
+      salt_hex TEXT NOT NULL,
+      hash_hex TEXT NOT NULL,
+      created_at_ms INTEGER NOT NULL,
+      revoked_at_ms INTEGER
+    );
+    CREATE INDEX tokens_by_resource ON tokens (kind, name);
+    )sql",
+};
+
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) : db_(db) {
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) {
+      throw std::runtime_error(std::string("sqlite prepare failed: ") + sqlite3_errmsg(db));
+    }
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  Statement& bind(int i, const std::string& v) {
+    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Statement& bind(int i, int64_t v) {
+    sqlite3_bind_int64(stmt_, i, v);
+    return *this;
+  }
+  // SQLITE_ROW, SQLITE_DONE, or an error code.
+  int step() { return sqlite3_step(stmt_); }
+  std::string text(int col) {
+    auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
+    return p ? std::string(p, sqlite3_column_bytes(stmt_, col)) : std::string();
+  }
+  int64_t i64(int col) { return sqlite3_column_int64(stmt_, col); }
+  bool is_null(int col) { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+  int changes() { return sqlite3_changes(db_); }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+class SqliteStore final : public Store {
+ public:
+  explicit SqliteStore(const std::string& path) : path_(path) {
+    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+        SQLITE_OK) {
+      std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+      sqlite3_close(db_);
+      throw std::runtime_error("cannot open database " + path + ": " + msg);
+    }
+    exec("PRAGMA journal_mode=WAL");
+    exec("PRAGMA synchronous=NORMAL");
+    exec("PRAGMA foreign_keys=ON");
+    sqlite3_busy_timeout(db_, 5000);
+    migrate();
+  }
+  ~SqliteStore() override { sqlite3_close(db_); }
+
+  Result<void> create_resource(const std::string& kind, const std::string& name) override {
+    Statement s(db_, "INSERT INTO resources (kind, name, created_at_ms) VALUES (?, ?, ?)");
+    s.bind(1, kind).bind(2, name).bind(3, now_unix_ms());
+    const int rc = s.step();
+    if (rc == SQLITE_CONSTRAINT) return make_error_code(Errc::kAlreadyExists);
+    if (rc != SQLITE_DONE) return make_error_code(Errc::kInvalidArgument);
+    return {};
+  }
+
+  Result<ResourceRecord> get_resource(const std::string& kind, const std::string& name) override {
+    Statement s(db_,
+                "SELECT kind, name, created_at_ms, last_seen_ms, last_version, last_remote "
+                "FROM resources WHERE kind = ? AND name = ?");
+    s.bind(1, kind).bind(2, name);
+    if (s.step() != SQLITE_ROW) return make_error_code(Errc::kNotFound);
+    return row(s);
+  }
+
+  std::vector<ResourceRecord> list_resources(const std::string& kind) override {
+    Statement s(db_,
+                "SELECT kind, name, created_at_ms, last_seen_ms, last_version, last_remote "
+                "FROM resources WHERE kind = ? ORDER BY name");
+    s.bind(1, kind);
+    std::vector<ResourceRecord> out;
+    while (s.step() == SQLITE_ROW) out.push_back(row(s));
+    return out;
+  }
+
+  Result<void> record_seen(const std::string& kind, const std::string& name, int64_t when_ms,
+                           const std::string& version, const std::string& remote) override {
+    Statement s(db_,
+                "UPDATE resources SET last_seen_ms = ?, last_version = ?, last_remote = ? "
+                "WHERE kind = ? AND name = ?");
+    s.bind(1, when_ms).bind(2, version).bind(3, remote).bind(4, kind).bind(5, name);
+    if (s.step() != SQLITE_DONE) return make_error_code(Errc::kInvalidArgument);
+    if (s.changes() == 0) return make_error_code(Errc::kNotFound);
+    return {};
+  }
+
+  Result<void> add_token(const TokenRecord& t) override {
+    Statement s(db_,
+                "INSERT INTO tokens (id, kind, name, salt_hex, hash_hex, created_at_ms) "
+                "VALUES (?, ?, ?, ?, ?, ?)");
+    s.bind(1, t.id).bind(2, t.kind).bind(3, t.name).bind(4, t.hash.salt_hex);
+    s.bind(5, t.hash.hash_hex).bind(6, t.created_at_ms);
+    const int rc = s.step();
+    if (rc == SQLITE_CONSTRAINT) return make_error_code(Errc::kAlreadyExists);
+    if (rc != SQLITE_DONE) return make_error_code(Errc::kInvalidArgument);
+    return {};
+  }
+
+  Result<TokenRecord> find_token(const std::string& id) override {
+    Statement s(db_,
+                "SELECT id, kind, name, salt_hex, hash_hex, created_at_ms, revoked_at_ms "
+                "FROM tokens WHERE id = ?");
+    s.bind(1, id);
+    if (s.step() != SQLITE_ROW) return make_error_code(Errc::kNotFound);
+    TokenRecord t;
+    t.id = s.text(0);
+    t.kind = s.text(1);
+    t.name = s.text(2);
+    t.hash.salt_hex = s.text(3);
+    t.hash.hash_hex = s.text(4);
+    t.created_at_ms = s.i64(5);
+    t.revoked = !s.is_null(6);
+    return t;
+  }
+
+  Result<int> revoke_tokens(const std::string& kind, const std::string& name) override {
+    Statement s(db_,
+                "UPDATE tokens SET revoked_at_ms = ? "
+                "WHERE kind = ? AND name = ? AND revoked_at_ms IS NULL");
+    s.bind(1, now_unix_ms()).bind(2, kind).bind(3, name);
+    if (s.step() != SQLITE_DONE) return make_error_code(Errc::kInvalidArgument);
+    return s.changes();
+  }
+
+  int schema_version() override {
+    Statement s(db_, "PRAGMA user_version");
+    return s.step() == SQLITE_ROW ? static_cast<int>(s.i64(0)) : -1;
+  }
+
+ private:
+  static ResourceRecord row(Statement& s) {
+    ResourceRecord r;
+    r.kind = s.text(0);
+    r.name = s.text(1);
+    r.created_at_ms = s.i64(2);
+    r.last_seen_ms = s.i64(3);
+    r.last_version = s.text(4);
+    r.last_remote = s.text(5);
+    return r;
+  }
+
+  void exec(const std::string& sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string msg = err ? err : "unknown error";
+      sqlite3_free(err);
+      throw std::runtime_error("database " + path_ + ": " + msg);
+    }
+  }
+
+  void migrate() {
+    const int have = schema_version();
+    const int want = static_cast<int>(std::size(kMigrations));
+    if (have > want) {
+      throw std::runtime_error("database " + path_ + " has schema version " +
+                               std::to_string(have) + ", newer than this airlockd (" +
+                               std::to_string(want) + "); upgrade airlockd");
+    }
+    for (int v = have; v < want; ++v) {
+      exec("BEGIN IMMEDIATE");
+      try {
+        exec(kMigrations[v]);
+        exec("PRAGMA user_version = " + std::to_string(v + 1));
+        exec("COMMIT");
+      } catch (...) {
+        exec("ROLLBACK");
+        throw;
+      }
+    }
+  }
+
+  std::string path_;
+  sqlite3* db_ = nullptr;
+};
+
+}  // namespace
+
+std::unique_ptr<Store> open_sqlite_store(const std::string& path) {
+  return std::make_unique<SqliteStore>(path);
+}
+
+}  // namespace airlock::controlplane

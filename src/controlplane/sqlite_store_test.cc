@@ -1,0 +1,80 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "controlplane/store.h"
+
+namespace airlock::controlplane {
+namespace {
+namespace fs = std::filesystem;
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/airlock-store-XXXXXX";
+    path = mkdtemp(tmpl);
+  }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+TEST(SqliteStore, MigratesAndPersists) {
+  TempDir dir;
+  const std::string db = dir.path + "/a.db";
+  {
+    auto s = open_sqlite_store(db);
+    EXPECT_EQ(s->schema_version(), 1);
+    ASSERT_TRUE(s->create_resource("tunnel", "sales"));
+    EXPECT_EQ(s->create_resource("tunnel", "sales").error(), Errc::kAlreadyExists);
+    ASSERT_TRUE(s->create_resource("sandbox", "sales"));  // names are per kind
+    ASSERT_TRUE(s->record_seen("tunnel", "sales", 1234, "mcp-tunnel/x", "127.0.0.1:1"));
+    EXPECT_EQ(s->record_seen("tunnel", "nope", 1, "", "").error(), Errc::kNotFound);
+  }
+  EXPECT_TRUE(fs::exists(db + "-wal") || fs::exists(db));
+  auto s = open_sqlite_store(db);  // reopening runs no migration twice
+  EXPECT_EQ(s->schema_version(), 1);
+  auto r = s->get_resource("tunnel", "sales");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->last_seen_ms, 1234);
+  EXPECT_EQ(r->last_version, "mcp-tunnel/x");
+  EXPECT_EQ(s->list_resources("tunnel").size(), 1u);
+  EXPECT_EQ(s->get_resource("tunnel", "other").error(), Errc::kNotFound);
+}
+
+TEST(SqliteStore, TokensAreStoredHashedAndRevocable) {
+  TempDir dir;
+  auto s = open_sqlite_store(dir.path + "/t.db");
+  ASSERT_TRUE(s->create_resource("tunnel", "sales"));
+  auto minted = mint_token();
+  TokenRecord rec{.id = minted.id, .kind = "tunnel", .name = "sales",
+                  .hash = hash_token(minted.token), .created_at_ms = now_unix_ms()};
+  ASSERT_TRUE(s->add_token(rec));
+  EXPECT_EQ(s->add_token(rec).error(), Errc::kAlreadyExists);
+  auto back = s->find_token(minted.id);
+  ASSERT_TRUE(back);
+  EXPECT_FALSE(back->revoked);
+  EXPECT_TRUE(verify_token(minted.token, back->hash));
+  EXPECT_EQ(*s->revoke_tokens("tunnel", "sales"), 1);
+  EXPECT_EQ(*s->revoke_tokens("tunnel", "sales"), 0);
+  EXPECT_TRUE(s->find_token(minted.id)->revoked);
+  EXPECT_EQ(s->find_token("000000000000").error(), Errc::kNotFound);
+}
+
+TEST(SqliteStore, NewerSchemaIsRefused) {
+  TempDir dir;
+  const std::string db = dir.path + "/n.db";
+  { auto s = open_sqlite_store(db); }
+  {
+    // Simulate a database written by a newer airlockd.
+    std::string cmd = "sqlite3 " + db + " 'PRAGMA user_version = 99'";
+    if (std::system(cmd.c_str()) != 0) GTEST_SKIP() << "sqlite3 shell not installed";
+  }
+  try {
+    open_sqlite_store(db);
+    FAIL();
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("newer than this airlockd"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace airlock::controlplane

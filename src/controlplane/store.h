@@ -1,0 +1,60 @@
+// Store: airlockd's durable state — resources (tunnels, sandboxes), their token hashes and
+// what was last seen of them — behind one interface, so that the SQLite implementation used on
+// one machine and a PostgreSQL one for replicas are interchangeable. Implementations are used
+// from airlockd's single io thread; they are not required to be thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "airlock/error.h"
+#include "common/token.h"
+
+namespace airlock::controlplane {
+
+struct ResourceRecord {
+  std::string kind;  // "tunnel" | "sandbox"
+  std::string name;
+  int64_t created_at_ms = 0;
+  int64_t last_seen_ms = 0;  // 0: never connected
+  std::string last_version;
+  std::string last_remote;
+};
+
+struct TokenRecord {
+  std::string id;
+  std::string kind;  // "tunnel" | "sandbox" | "admin"
+  std::string name;
+  StoredTokenHash hash;
+  int64_t created_at_ms = 0;
+  bool revoked = false;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  virtual Result<void> create_resource(const std::string& kind, const std::string& name) = 0;
+  virtual Result<ResourceRecord> get_resource(const std::string& kind,
+                                              const std::string& name) = 0;
+  virtual std::vector<ResourceRecord> list_resources(const std::string& kind) = 0;
+  virtual Result<void> record_seen(const std::string& kind, const std::string& name,
+                                   int64_t when_ms, const std::string& version,
+                                   const std::string& remote) = 0;
+
+  virtual Result<void> add_token(const TokenRecord& token) = 0;
+  virtual Result<TokenRecord> find_token(const std::string& id) = 0;
+  // Revokes every token of the resource; returns how many were live.
+  virtual Result<int> revoke_tokens(const std::string& kind, const std::string& name) = 0;
+  virtual int schema_version() = 0;
+};
+
+// Opens (creating if needed) the SQLite database at `path` in WAL mode and brings its schema
+// to the newest version. Throws std::runtime_error naming the file and SQLite's message.
+std::unique_ptr<Store> open_sqlite_store(const std::string& path);
+
+int64_t now_unix_ms();
+
+}  // namespace airlock::controlplane

@@ -1,0 +1,391 @@
+// End-to-end tests of the connector link with airlockd and connectors in-process, over real
+// TLS on loopback: many streams, flow control under a stalled reader, rogue peers, token scope,
+// version refusal, dead-peer detection, drain and revocation.
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <gtest/gtest.h>
+
+#include "common/dialer.h"
+#include "common/frame_codec.h"
+#include "test/e2e/harness.h"
+
+namespace airlock::test {
+namespace {
+namespace json = boost::json;
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+
+asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
+  asio::steady_timer t(co_await asio::this_coro::executor, d);
+  co_await t.async_wait(kTuple);
+}
+
+struct Tally {
+  int ok = 0;
+  int done = 0;
+  std::string first_failure;
+};
+
+asio::awaitable<void> one_exchange(std::shared_ptr<LinkStream> s, std::string body, Tally* t) {
+  auto ex = co_await asio::this_coro::executor;
+  asio::co_spawn(ex, [s, body]() -> asio::awaitable<void> { co_await s->write(body, true); },
+                 asio::detached);
+  auto back = co_await s->read_all(body.size() + 1);
+  if (back && *back == body) {
+    ++t->ok;
+  } else if (t->first_failure.empty()) {
+    t->first_failure = "stream " + std::to_string(s->id()) + ": " +
+                       (back ? "got " + std::to_string(back->size()) + " of " +
+                                   std::to_string(body.size()) + " bytes, or different bytes"
+                             : back.error().message() + " " + s->reset_reason());
+  }
+  ++t->done;
+}
+
+// Opens `n` echo streams at once on tunnel `name` and checks every byte comes back.
+asio::awaitable<Tally> exchange_many(controlplane::ControlPlane* cp, std::string name, int n,
+                                     std::function<size_t(int)> size_of) {
+  auto ex = co_await asio::this_coro::executor;
+  Tally t;
+  int opened = 0;
+  for (int i = 0; i < n; ++i) {
+    auto s = cp->open_stream("tunnel", name, R"({"kind":"echo"})", "", false);
+    if (!s) {
+      t.first_failure = "open failed: " + s.error().message();
+      break;
+    }
+    ++opened;
+    asio::co_spawn(ex, one_exchange(*s, payload(i, size_of(i)), &t), asio::detached);
+  }
+  while (t.done < opened) co_await sleep_for(10ms);
+  co_return t;
+}
+
+TEST(LinkE2E, ThousandConcurrentStreamsOverOneLinkArriveIntactAndInOrder) {
+  InProcessAirlockd a;
+  const std::string token = a.create("tunnel", "t");
+  InProcessConnector conn(connector_options(a, token, 1), test_handler());
+  ASSERT_TRUE(a.wait_status("tunnel", "t", "Active", 1, 10s));
+  // Sizes from 1 byte to 1 MiB: 1, 2, 4, ... 64 KiB, with every 100th stream 1 MiB.
+  auto size_of = [](int i) -> size_t { return i % 100 == 99 ? (1u << 20) : (1u << (i % 17)); };
+  Tally t = a.thread().run(exchange_many(&a.cp(), "t", 1000, size_of), 240s);
+  EXPECT_EQ(t.ok, 1000) << t.first_failure;
+}
+
+TEST(LinkE2E, StalledReaderIsFlowControlledAndSmallCallsStillComplete) {
+  InProcessAirlockd a;
+  const std::string token = a.create("tunnel", "t");
+  InProcessConnector conn(connector_options(a, token, 1), test_handler());
+  ASSERT_TRUE(a.wait_status("tunnel", "t", "Active", 1, 10s));
+
+  struct Big {
+    size_t written = 0;
+    bool done = false;
+    std::shared_ptr<LinkStream> stream;
+  };
+  auto big = std::make_shared<Big>();
+  a.thread().call([&] {
+    auto s = a.cp().open_stream("tunnel", "t", R"({"kind":"stall"})", "", false);
+    EXPECT_TRUE(s.has_value());
+    big->stream = *s;
+    asio::co_spawn(a.thread().io(), [big]() -> asio::awaitable<void> {
+      const std::string chunk(1 << 20, 'x');
+      for (int i = 0; i < 100; ++i) {  // 100 MiB
+        if (co_await big->stream->write(chunk, false)) break;
+        big->written += chunk.size();
+      }
+      big->done = true;
+    }, asio::detached);
+    return 0;
+  });
+  // While the 100 MiB stream is stuck, 200 small calls on the same link complete.
+  Tally t = a.thread().run(exchange_many(&a.cp(), "t", 200, [](int) { return size_t{100}; }), 60s);
+  EXPECT_EQ(t.ok, 200) << t.first_failure;
+  const size_t written = a.thread().call([&] { return big->written; });
+  EXPECT_FALSE(a.thread().call([&] { return big->done; }));
+  // What left the writer is bounded by the window plus local buffering, not 100 MiB.
+  EXPECT_LE(written, size_t{4} << 20);
+  a.thread().call([&] {
+    big->stream->reset(proto::ResetCode::kCancel, "test over");
+    return 0;
+  });
+  EXPECT_TRUE(eventually([&] { return a.thread().call([&] { return big->done; }); }, 10s));
+  EXPECT_EQ(a.status("tunnel", "t").at("status").as_string(), "Active");
+}
+
+// Dials airlockd and completes a handshake by hand, leaving the raw transport to the test.
+struct RawPeer {
+  IoThread thread;
+  std::unique_ptr<MessageTransport> transport;
+  std::string accept_json;
+
+  RawPeer(InProcessAirlockd& a, const std::string& token, const std::string& hello_name = "",
+          proto::ConnectorKind kind = proto::ConnectorKind::kTunnel) {
+    auto o = connector_options(a, token);
+    DialResult r = thread.run(dial(o.dial, tls::make_client_context(o.dial.tls)));
+    if (!r.transport) throw std::runtime_error(r.error);
+    transport = std::move(r.transport);
+    proto::Hello h;
+    h.kind = kind;
+    h.name = hello_name;
+    std::string msg;
+    proto::encode_frame(msg, proto::FrameType::kHello, 0, 0, proto::serialize(h));
+    write(msg);
+    accept_json = read_frame_payload(proto::FrameType::kAccept);
+  }
+  ~RawPeer() {
+    thread.call([&] {
+      transport->abort();
+      return 0;
+    });
+  }
+  void write(const std::string& msg) {
+    thread.run([this, msg]() -> asio::awaitable<void> {
+      co_await transport->write(msg);
+    }());
+  }
+  // Reads one message; returns its bytes, or "" when the connection closed.
+  std::string read(std::chrono::milliseconds timeout = 10s) {
+    return thread.run([this]() -> asio::awaitable<std::string> {
+      std::string_view m;
+      auto ec = co_await transport->read(m);
+      co_return ec ? std::string() : std::string(m);
+    }(), timeout);
+  }
+  // Reads until a frame of `type` arrives; returns its payload ("" on close).
+  std::string read_frame_payload(proto::FrameType type) {
+    for (int i = 0; i < 50; ++i) {
+      const std::string m = read();
+      if (m.empty()) return "";
+      auto f = proto::decode_frame(m, proto::kMaxFramePayloadCap);
+      if (f && f->header.type == type) return std::string(f->payload);
+    }
+    return "";
+  }
+};
+
+TEST(LinkE2E, RoguePeerSendingMalformedFramesLosesOnlyItsOwnLink) {
+  LogCapture logs;
+  InProcessAirlockd a;
+  const std::string good = a.create("tunnel", "good");
+  const std::string rogue = a.create("tunnel", "rogue");
+  InProcessConnector conn(connector_options(a, good, 1), test_handler());
+  ASSERT_TRUE(a.wait_status("tunnel", "good", "Active", 1, 10s));
+
+  struct Case {
+    std::string name;
+    std::string bytes;
+    std::string expect;  // in airlockd's GOAWAY reason and log
+  };
+  std::vector<Case> cases;
+  {
+    std::string unknown;
+    proto::encode_data(unknown, 2, "x", false);
+    unknown[1] = 0x7f;
+    cases.push_back({"unknown type", unknown, "unknown frame type"});
+    std::string huge;
+    proto::encode_data(huge, 2, "x", false);
+    huge[8] = 0x10;  // length field claims 256 MiB
+    cases.push_back({"oversize", huge, "larger than the negotiated maximum"});
+    cases.push_back({"truncated", std::string("\x01\x04\x00", 3), "truncated frame"});
+    std::string version;
+    proto::encode_data(version, 2, "x", false);
+    version[0] = 9;
+    cases.push_back({"bad version", version, "peer frame version 9"});
+    std::string data_unknown;
+    proto::encode_data(data_unknown, 40, "x", false);
+    cases.push_back({"data on unopened stream", data_unknown, "stream was never opened"});
+  }
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    RawPeer peer(a, rogue);
+    ASSERT_FALSE(peer.accept_json.empty());
+    ASSERT_TRUE(a.wait_status("tunnel", "rogue", "Active", 1, 10s));
+    peer.write(c.bytes);
+    const std::string goaway = peer.read_frame_payload(proto::FrameType::kGoAway);
+    ASSERT_GE(goaway.size(), 8u);
+    EXPECT_NE(goaway.find(c.expect), std::string::npos) << goaway.substr(8);
+    EXPECT_TRUE(peer.read().empty());  // then the connection is closed
+    EXPECT_TRUE(a.wait_status("tunnel", "rogue", "Disconnected", 0, 10s));
+    EXPECT_TRUE(eventually([&] { return logs.contains(c.expect); }, 5s)) << logs.text();
+  }
+  EXPECT_TRUE(logs.contains("protocol error from"));
+  // The well-behaved tunnel never noticed.
+  EXPECT_EQ(a.status("tunnel", "good").at("status").as_string(), "Active");
+  Tally t = a.thread().run(exchange_many(&a.cp(), "good", 20, [](int i) { return size_t(i + 1); }));
+  EXPECT_EQ(t.ok, 20) << t.first_failure;
+}
+
+TEST(LinkE2E, GarbageInsteadOfHelloIsRefused) {
+  InProcessAirlockd a;
+  const std::string token = a.create("tunnel", "t");
+  auto o = connector_options(a, token);
+  IoThread thread;
+  DialResult r = thread.run(dial(o.dial, tls::make_client_context(o.dial.tls)));
+  ASSERT_TRUE(r.transport) << r.error;
+  auto transport = std::move(r.transport);
+  thread.run([&]() -> asio::awaitable<void> {
+    std::string hello;
+    proto::encode_frame(hello, proto::FrameType::kHello, 0, 0, "{not json");
+    co_await transport->write(hello);
+    std::string_view m;
+    auto ec = co_await transport->read(m);
+    EXPECT_FALSE(ec);
+    auto f = proto::decode_frame(m, proto::kMaxFramePayloadCap);
+    EXPECT_TRUE(f && f->header.type == proto::FrameType::kGoAway);
+    if (f) {
+      EXPECT_NE(f->payload.find("not valid JSON"), std::string::npos);
+    }
+    transport->abort();
+  }());
+  EXPECT_EQ(a.status("tunnel", "t").at("status").as_string(), "Disconnected");
+}
+
+TEST(LinkE2E, TokenIsGoodForItsOwnResourceOnly) {
+  InProcessAirlockd a;
+  const std::string token = a.create("tunnel", "sales");
+  a.create("tunnel", "hr");
+  for (auto [name, kind] : {std::pair{"hr", proto::ConnectorKind::kTunnel},
+                            std::pair{"", proto::ConnectorKind::kSandbox}}) {
+    auto o = connector_options(a, token);
+    o.hello.name = name;
+    o.hello.kind = kind;
+    IoThread thread;
+    std::string error;
+    auto accepted = thread.run([&]() -> asio::awaitable<bool> {
+      DialResult r = co_await dial(o.dial, tls::make_client_context(o.dial.tls));
+      if (!r.transport) {
+        error = r.error;
+        co_return false;
+      }
+      auto link = std::make_shared<Link>(std::move(r.transport), LinkOptions{});
+      auto acc = co_await link->connect_handshake(o.hello, error);
+      co_return acc.has_value();
+    }());
+    EXPECT_FALSE(accepted);
+    EXPECT_NE(error.find("this token is for tunnel 'sales'"), std::string::npos) << error;
+  }
+  EXPECT_EQ(a.status("tunnel", "hr").at("status").as_string(), "Disconnected");
+}
+
+TEST(LinkE2E, InvalidTokenGets401WithAnActionableMessage) {
+  InProcessAirlockd a;
+  a.create("tunnel", "t");
+  auto o = connector_options(a, mint_token().token);
+  IoThread thread;
+  DialResult r = thread.run(dial(o.dial, tls::make_client_context(o.dial.tls)));
+  EXPECT_EQ(r.kind, DialError::kUnauthorized);
+  EXPECT_NE(r.error.find("refused the token (401)"), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find("airlock tunnel create"), std::string::npos) << r.error;
+}
+
+TEST(LinkE2E, ProtocolVersionMismatchNamesBothVersions) {
+  InProcessAirlockd a;
+  const std::string token = a.create("tunnel", "t");
+  auto o = connector_options(a, token);
+  o.dial.protocol_version = 2;
+  IoThread thread;
+  DialResult r = thread.run(dial(o.dial, tls::make_client_context(o.dial.tls)));
+  EXPECT_EQ(r.kind, DialError::kVersion);
+  EXPECT_NE(r.error.find("connector speaks 2, airlockd speaks 1"), std::string::npos) << r.error;
+}
+
+TEST(LinkE2E, SilentPeerIsDeclaredDeadAndDisconnected) {
+  LogCapture logs;
+  InProcessAirlockd a([](controlplane::AirlockdConfig& c) {
+    c.connectors.heartbeat_interval = 200ms;
+    c.connectors.dead_peer_timeout = 1500ms;
+  });
+  const std::string token = a.create("tunnel", "t");
+  RawPeer peer(a, token);  // completes the handshake, then never reads or answers a ping
+  ASSERT_TRUE(a.wait_status("tunnel", "t", "Active", 1, 10s));
+  EXPECT_TRUE(a.wait_status("tunnel", "t", "Disconnected", 0, 15s));
+  EXPECT_TRUE(eventually([&] { return logs.contains("peer dead"); }, 5s)) << logs.text();
+}
+
+TEST(LinkE2E, ConnectorDeclaresSilentAirlockdDead) {
+  // A TCP+TLS server that completes a WebSocket handshake and the hello, then goes silent,
+  // is exactly a hung airlockd. Simulate with a real airlockd whose io thread we block.
+  InProcessAirlockd a([](controlplane::AirlockdConfig& c) {
+    c.connectors.heartbeat_interval = 200ms;
+    c.connectors.dead_peer_timeout = 1000ms;
+  });
+  const std::string token = a.create("tunnel", "t");
+  InProcessConnector conn(connector_options(a, token, 1), test_handler());
+  ASSERT_TRUE(a.wait_status("tunnel", "t", "Active", 1, 10s));
+  const uint64_t before = conn.thread().call([&] { return conn.connector().stats().connects; });
+  // Freeze airlockd for 3 s: the connector must give up on the link by itself.
+  asio::post(a.thread().io(), [] { std::this_thread::sleep_for(3s); });
+  EXPECT_TRUE(eventually([&] { return conn.thread().call([&] { return conn.connector().stats().active_links; }) == 0; }, 3s));
+  // And reconnect once airlockd answers again.
+  EXPECT_TRUE(eventually([&] { return conn.thread().call([&] { return conn.connector().stats().connects; }) > before; }, 15s));
+}
+
+TEST(LinkE2E, StopDrainsInFlightStreamsBeforeClosing) {
+  InProcessAirlockd a;
+  const std::string token = a.create("tunnel", "t");
+  InProcessConnector conn(connector_options(a, token, 1), test_handler(800ms));
+  ASSERT_TRUE(a.wait_status("tunnel", "t", "Active", 1, 10s));
+  auto result = std::async(std::launch::async, [&] {
+    return a.thread().run(exchange_many(&a.cp(), "t", 5, [](int) { return size_t{1000}; }));
+  });
+  std::this_thread::sleep_for(200ms);  // streams are open and waiting on the slow handler
+  conn.stop();                         // GOAWAY, then drain
+  Tally t = result.get();
+  EXPECT_EQ(t.ok, 5) << t.first_failure;
+  EXPECT_TRUE(a.wait_status("tunnel", "t", "Disconnected", 0, 10s));
+}
+
+TEST(LinkE2E, RevokeClosesLiveLinksWithinASecondAndRefusesReconnects) {
+  InProcessAirlockd a;
+  const std::string token = a.create("tunnel", "t");
+  InProcessConnector conn(connector_options(a, token, 2), test_handler());
+  ASSERT_TRUE(a.wait_status("tunnel", "t", "Active", 2, 10s));
+  auto r = http_call(a.admin(), "POST", "/v1/tunnels/t/revoke");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(r.body.find("\"closed_links\":2"), std::string::npos) << r.body;
+  EXPECT_TRUE(a.wait_status("tunnel", "t", "Disconnected", 0, 1000ms));
+  EXPECT_TRUE(eventually(
+      [&] {
+        return conn.thread().call([&] { return conn.connector().stats().last_error; })
+                   .find("(401)") != std::string::npos;
+      },
+      10s));
+  EXPECT_EQ(a.status("tunnel", "t").at("status").as_string(), "Disconnected");
+}
+
+TEST(LinkE2E, AdminApiAnswersBadRequestsClearly) {
+  InProcessAirlockd a([](controlplane::AirlockdConfig& c) { c.max_request_body = 4096; });
+  auto admin = a.admin();
+  auto anonymous = admin;
+  anonymous.bearer.clear();
+  EXPECT_EQ(http_call(anonymous, "GET", "/healthz").status, 200);
+  auto r = http_call(anonymous, "GET", "/v1/tunnels");
+  EXPECT_EQ(r.status, 401);
+  EXPECT_NE(r.body.find("admin.token"), std::string::npos);
+  // A connector token is not an admin token.
+  auto as_connector = admin;
+  as_connector.bearer = a.create("tunnel", "t");
+  EXPECT_EQ(http_call(as_connector, "GET", "/v1/tunnels").status, 401);
+  EXPECT_EQ(http_call(admin, "GET", "/v1/connect").status, 400);
+  EXPECT_EQ(http_call(admin, "GET", "/v1/nothing").status, 404);
+  EXPECT_EQ(http_call(admin, "DELETE", "/v1/status").status, 405);
+  EXPECT_EQ(http_call(admin, "POST", "/v1/tunnels", "{\"name\": \"../x\"}").status, 400);
+  EXPECT_EQ(http_call(admin, "POST", "/v1/tunnels", "not json").status, 400);
+  r = http_call(admin, "POST", "/v1/tunnels", "{\"name\": \"t\"}");
+  EXPECT_EQ(r.status, 409);
+  EXPECT_NE(r.body.find("already exists"), std::string::npos);
+  EXPECT_EQ(http_call(admin, "GET", "/v1/tunnels/missing").status, 404);
+  r = http_call(admin, "POST", "/v1/tunnels", std::string(10000, ' '));
+  EXPECT_EQ(r.status, 413);
+  auto metrics = http_call(admin, "GET", "/metrics");
+  EXPECT_EQ(metrics.status, 200);
+  EXPECT_NE(metrics.body.find("airlock_links "), std::string::npos);
+  // The server is still fine after all of that.
+  EXPECT_EQ(http_call(admin, "GET", "/v1/status").status, 200);
+}
+
+}  // namespace
+}  // namespace airlock::test
