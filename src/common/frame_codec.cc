@@ -120,11 +120,20 @@ void encode_frame(std::string& out, FrameType type, uint8_t flags, uint32_t stre
   out.append(payload);
 }
 
-void encode_open(std::string& out, uint32_t stream_id, std::string_view meta,
-                 std::string_view data, bool end) {
-  put_header(out, FrameType::kOpen, end ? kFlagEnd : 0, stream_id, 4 + meta.size() + data.size());
+void encode_open_header(std::string& out, uint32_t stream_id, std::string_view meta,
+                        size_t data_size, bool end) {
+  put_header(out, FrameType::kOpen, end ? kFlagEnd : 0, stream_id, 4 + meta.size() + data_size);
   put_u32(out, static_cast<uint32_t>(meta.size()));
   out.append(meta);
+}
+
+void encode_data_header(std::string& out, uint32_t stream_id, size_t data_size, bool end) {
+  put_header(out, FrameType::kData, end ? kFlagEnd : 0, stream_id, data_size);
+}
+
+void encode_open(std::string& out, uint32_t stream_id, std::string_view meta,
+                 std::string_view data, bool end) {
+  encode_open_header(out, stream_id, meta, data.size(), end);
   out.append(data);
 }
 

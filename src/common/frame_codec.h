@@ -38,6 +38,11 @@ void encode_frame(std::string& out, FrameType type, uint8_t flags, uint32_t stre
 void encode_open(std::string& out, uint32_t stream_id, std::string_view meta,
                  std::string_view data, bool end);
 void encode_data(std::string& out, uint32_t stream_id, std::string_view data, bool end);
+// Header-only variants: the caller appends exactly `data_size` bytes of data afterwards
+// (lets a sender gather a frame's data from several buffers without an extra copy).
+void encode_open_header(std::string& out, uint32_t stream_id, std::string_view meta,
+                        size_t data_size, bool end);
+void encode_data_header(std::string& out, uint32_t stream_id, size_t data_size, bool end);
 void encode_reset(std::string& out, uint32_t stream_id, ResetCode code, std::string_view reason);
 void encode_window_update(std::string& out, uint32_t stream_id, uint32_t increment);
 void encode_ping(std::string& out, uint64_t opaque, bool pong);

@@ -99,7 +99,8 @@ TEST(FrameCodec, SeveralFramesInOneBuffer) {
   encode_data(out, 1, "a", false);
   encode_data(out, 3, "bc", true);
   auto f1 = decode_ok(out);
-  auto f2 = decode_ok(out.substr(f1.wire_size()));
+  const std::string rest = out.substr(f1.wire_size());
+  auto f2 = decode_ok(rest);
   EXPECT_EQ(f1.payload, "a");
   EXPECT_EQ(f2.payload, "bc");
   EXPECT_EQ(f1.wire_size() + f2.wire_size(), out.size());

@@ -359,10 +359,11 @@ asio::awaitable<void> Link::reader_loop() {
 asio::awaitable<void> Link::writer_loop() {
   for (;;) {
     while (core_.wants_write()) {
-      std::string msg = core_.take_output(options_.max_message);
-      if (msg.empty()) break;
+      out_.clear();
+      core_.take_output(out_, options_.max_message);
+      if (out_.empty()) break;
       drained_signal_.cancel();
-      auto r = co_await with_timeout(transport_->write(msg), options_.dead_peer_timeout);
+      auto r = co_await with_timeout(transport_->write(out_), options_.dead_peer_timeout);
       if (!r || *r) {
         set_close_reason(r ? "write failed: " + r->message()
                            : "write stalled for longer than the dead-peer timeout");

@@ -162,6 +162,7 @@ class Link : public std::enable_shared_from_this<Link> {
   StreamHandler on_stream_;
   std::unordered_map<uint32_t, std::shared_ptr<LinkStream>> streams_;
   std::vector<proto::LinkEvent> events_;
+  std::string out_;  // the message being written; reused to keep the hot path allocation-free
   asio::steady_timer writer_signal_;   // cancelled when output is queued
   asio::steady_timer drained_signal_;  // cancelled after every write, and when closing
   asio::steady_timer closed_signal_;   // cancelled when run() ends

@@ -225,7 +225,10 @@ Result<uint32_t> LinkCore::open_stream(std::string_view meta, std::string_view d
   s.recv_window = local_.initial_window;
   s.open_meta.assign(meta);
   s.open_pending = true;
-  s.send_buf.assign(data);
+  if (!data.empty()) {
+    s.send_q.emplace_back(data);
+    s.queued = data.size();
+  }
   s.end_queued = end;
   mark_ready(id, s);
   return id;
@@ -236,11 +239,10 @@ boost::system::error_code LinkCore::send(uint32_t id, std::string_view data, boo
   if (it == streams_.end() || failed_) return Errc::kStreamClosed;
   Stream& s = it->second;
   if (s.end_queued || s.local_closed) return Errc::kStreamClosed;
-  if (s.send_off > 0 && s.send_off == s.send_buf.size()) {
-    s.send_buf.clear();
-    s.send_off = 0;
+  if (!data.empty()) {
+    s.send_q.emplace_back(data);
+    s.queued += data.size();
   }
-  s.send_buf.append(data);
   s.end_queued = end;
   mark_ready(id, s);
   return {};
@@ -280,14 +282,13 @@ void LinkCore::goaway(ResetCode code, std::string_view reason) {
 size_t LinkCore::buffered(uint32_t id) const {
   auto it = streams_.find(id);
   if (it == streams_.end()) return 0;
-  return it->second.send_buf.size() - it->second.send_off;
+  return it->second.queued;
 }
 
 bool LinkCore::sendable(const Stream& s) const {
   if (s.open_pending) return true;
   if (s.local_closed) return false;
-  const size_t avail = s.send_buf.size() - s.send_off;
-  return (avail > 0 && s.send_window > 0) || (avail == 0 && s.end_queued);
+  return (s.queued > 0 && s.send_window > 0) || (s.queued == 0 && s.end_queued);
 }
 
 void LinkCore::mark_ready(uint32_t id, Stream& s) {
@@ -313,32 +314,37 @@ void LinkCore::close_if_done(uint32_t id, Stream& s) {
 }
 
 void LinkCore::emit_chunk(uint32_t id, Stream& s, std::string& out) {
-  const size_t avail = s.send_buf.size() - s.send_off;
   size_t room = peer_.max_frame_payload;
   if (s.open_pending) room -= 4 + s.open_meta.size();
-  const size_t n = std::min({avail, size_t{s.send_window}, room});
-  const bool end = s.end_queued && n == avail;
-  std::string_view chunk(s.send_buf.data() + s.send_off, n);
+  const size_t n = std::min({s.queued, size_t{s.send_window}, room});
+  const bool end = s.end_queued && n == s.queued;
   if (s.open_pending) {
-    encode_open(out, id, s.open_meta, chunk, end);
+    encode_open_header(out, id, s.open_meta, n, end);
     s.open_pending = false;
     s.open_meta.clear();
     s.open_meta.shrink_to_fit();
   } else {
-    encode_data(out, id, chunk, end);
+    encode_data_header(out, id, n, end);
   }
-  s.send_off += n;
+  // Gather the frame's data from the queued pieces.
+  for (size_t left = n; left > 0;) {
+    std::string& front = s.send_q.front();
+    const size_t take = std::min(left, front.size() - s.send_off);
+    out.append(front, s.send_off, take);
+    s.send_off += take;
+    left -= take;
+    if (s.send_off == front.size()) {
+      s.send_q.pop_front();
+      s.send_off = 0;
+    }
+  }
+  s.queued -= n;
   s.send_window -= static_cast<uint32_t>(n);
-  if (s.send_off == s.send_buf.size()) {
-    s.send_buf.clear();
-    s.send_off = 0;
-    if (s.send_buf.capacity() > 2 * size_t{peer_.max_frame_payload}) s.send_buf.shrink_to_fit();
-  }
   if (end) s.local_closed = true;
 }
 
-std::string LinkCore::take_output(size_t max_bytes) {
-  std::string out = std::move(control_);
+void LinkCore::take_output(std::string& out, size_t max_bytes) {
+  out.append(control_);
   control_.clear();
   while (out.size() < max_bytes && !ready_.empty()) {
     const uint32_t id = ready_.front();
@@ -355,7 +361,6 @@ std::string LinkCore::take_output(size_t max_bytes) {
       mark_ready(id, s);
     }
   }
-  return out;
 }
 
 }  // namespace airlock::proto

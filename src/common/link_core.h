@@ -66,9 +66,15 @@ class LinkCore {
   void goaway(ResetCode code, std::string_view reason);
 
   bool wants_write() const { return !control_.empty() || !ready_.empty(); }
-  // Returns the next WebSocket message to send: control frames first, then stream data
-  // round-robin, one chunk per stream per turn, until about `max_bytes`. Empty when idle.
-  std::string take_output(size_t max_bytes);
+  // Appends the next WebSocket message to `out`: control frames first, then stream data
+  // round-robin, one chunk per stream per turn, until `out` holds about `max_bytes`. Appends
+  // nothing when idle. Callers reuse `out` so that the hot path allocates nothing.
+  void take_output(std::string& out, size_t max_bytes);
+  std::string take_output(size_t max_bytes) {
+    std::string out;
+    take_output(out, max_bytes);
+    return out;
+  }
 
   size_t buffered(uint32_t id) const;
   bool is_open(uint32_t id) const { return streams_.count(id) != 0; }
@@ -85,11 +91,14 @@ class LinkCore {
     uint32_t send_window = 0;  // credit the peer granted us
     uint32_t recv_window = 0;  // credit we granted the peer, not yet used
     uint32_t unacked = 0;      // consumed by the application, not yet granted back
-    std::string send_buf;
+    // Bytes queued to send, as the pieces the application handed over; the front piece is
+    // consumed from send_off. Never one growing string: that would copy on every append.
+    std::deque<std::string> send_q;
     size_t send_off = 0;
+    size_t queued = 0;
     std::string open_meta;
     bool open_pending = false;  // OPEN not sent yet
-    bool end_queued = false;    // END goes out after send_buf
+    bool end_queued = false;    // END goes out after the queued bytes
     bool local_closed = false;  // END sent
     bool remote_closed = false; // END received
     bool in_ready = false;

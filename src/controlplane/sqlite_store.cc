@@ -86,11 +86,16 @@ class SqliteStore final : public Store {
       sqlite3_close(db_);
       throw std::runtime_error("cannot open database " + path + ": " + msg);
     }
-    exec("PRAGMA journal_mode=WAL");
-    exec("PRAGMA synchronous=NORMAL");
-    exec("PRAGMA foreign_keys=ON");
-    sqlite3_busy_timeout(db_, 5000);
-    migrate();
+    try {
+      exec("PRAGMA journal_mode=WAL");
+      exec("PRAGMA synchronous=NORMAL");
+      exec("PRAGMA foreign_keys=ON");
+      sqlite3_busy_timeout(db_, 5000);
+      migrate();
+    } catch (...) {
+      sqlite3_close(db_);  // the destructor does not run for a constructor that throws
+      throw;
+    }
   }
   ~SqliteStore() override { sqlite3_close(db_); }
 

@@ -89,13 +89,14 @@ InProcessAirlockd::~InProcessAirlockd() {
 }
 
 std::string InProcessAirlockd::endpoint() const {
-  return "wss://127.0.0.1:" + std::to_string(cp_->port()) + "/v1/connect";
+  return std::string(cp_->config().tls.plaintext ? "ws" : "wss") + "://127.0.0.1:" +
+         std::to_string(cp_->port()) + "/v1/connect";
 }
 
 HttpClientOptions InProcessAirlockd::admin() const {
   HttpClientOptions o;
-  o.base_url = "https://127.0.0.1:" + std::to_string(cp_->port());
-  o.tls.ca_file = ca_file();
+  o.base_url = cp_->url();
+  if (!cp_->config().tls.plaintext) o.tls.ca_file = ca_file();
   std::ifstream f(cp_->admin_token_file());
   std::getline(f, o.bearer);
   return o;
@@ -132,7 +133,7 @@ ConnectorOptions connector_options(const InProcessAirlockd& a, const std::string
   std::string error;
   o.dial.endpoint = *parse_endpoint(a.endpoint(), error);
   o.dial.token = token;
-  o.dial.tls.ca_file = a.ca_file();
+  if (o.dial.endpoint.tls) o.dial.tls.ca_file = a.ca_file();
   o.dial.user_agent = "test-connector/1";
   o.hello.kind = proto::ConnectorKind::kTunnel;
   o.hello.software = "test-connector/1";
@@ -183,6 +184,18 @@ asio::awaitable<void> echo(std::shared_ptr<LinkStream> s, std::chrono::milliseco
   }
 }
 
+// Reads everything, then answers with the number of bytes read.
+asio::awaitable<void> sink(std::shared_ptr<LinkStream> s) {
+  size_t total = 0;
+  for (;;) {
+    auto chunk = co_await s->read();
+    if (!chunk) co_return;
+    if (chunk->empty()) break;
+    total += chunk->size();
+  }
+  co_await s->write(std::to_string(total), true);
+}
+
 }  // namespace
 
 Link::StreamHandler test_handler(std::chrono::milliseconds delay) {
@@ -194,6 +207,10 @@ Link::StreamHandler test_handler(std::chrono::milliseconds delay) {
         asio::steady_timer t(co_await asio::this_coro::executor, 120s);
         co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
       }, asio::detached);
+      return;
+    }
+    if (s->meta().find("\"sink\"") != std::string::npos) {
+      asio::co_spawn(ex, sink(s), asio::detached);
       return;
     }
     asio::co_spawn(ex, echo(s, delay), asio::detached);

@@ -109,7 +109,8 @@ class InProcessConnector {
 };
 
 // Stream handler for tests, run on the stream's own executor. Meta kind "stall": never reads;
-// anything else: echo every byte back, then end — after `delay` (for drain tests).
+// "sink": reads to the end, answers with the byte count; anything else: echo every byte back,
+// then end — after `delay` (for drain tests).
 Link::StreamHandler test_handler(std::chrono::milliseconds delay = 0ms);
 
 // Deterministic payload for stream i of `size` bytes.

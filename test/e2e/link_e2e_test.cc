@@ -8,7 +8,11 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <sstream>
+
 #include "common/dialer.h"
+#include "common/http_server.h"
 #include "common/frame_codec.h"
 #include "test/e2e/harness.h"
 
@@ -385,6 +389,49 @@ TEST(LinkE2E, AdminApiAnswersBadRequestsClearly) {
   EXPECT_NE(metrics.body.find("airlock_links "), std::string::npos);
   // The server is still fine after all of that.
   EXPECT_EQ(http_call(admin, "GET", "/v1/status").status, 200);
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+TEST(LinkE2E, PinOfACaThatMerelyAppearsInTheChainIsRefused) {
+  // An attacker can put any public CA certificate into the chain it presents. Pinning that CA
+  // must still require the server certificate to be signed by it.
+  TempDir pinned_dir, attacker_dir, work;
+  auto pinned = tls::ensure_self_managed_certs(pinned_dir.path, {"127.0.0.1"});
+  auto attacker = tls::ensure_self_managed_certs(attacker_dir.path, {"127.0.0.1"});
+  const std::string leaf = slurp(attacker.cert_file);
+  const std::string chain = work.path + "/chain.pem";
+  std::ofstream(chain) << leaf.substr(0, leaf.find("-----END CERTIFICATE-----") + 26)
+                       << slurp(pinned.ca_file);
+  IoThread thread;
+  HttpServerOptions options;
+  options.tls = tls::make_server_context(chain, attacker.key_file);
+  HttpServer server(thread.executor(), options, [](HttpRequest) -> asio::awaitable<HttpResponse> {
+    co_return HttpResponse::json(200, "{}");
+  });
+  server.listen();
+  asio::co_spawn(thread.io(), server.serve(), asio::detached);
+  HttpClientOptions client{.base_url = "https://127.0.0.1:" + std::to_string(server.port()),
+                           .tls = {.pin_sha256 = pinned.ca_fingerprint}};
+  auto r = http_call(client, "GET", "/");
+  EXPECT_EQ(r.status, 0);
+  EXPECT_NE(r.error.find("does not verify against it"), std::string::npos) << r.error;
+  // Pinning the attacker's real CA is refused too: it is not in the chain at all.
+  client.tls.pin_sha256 = attacker.ca_fingerprint;
+  r = http_call(client, "GET", "/");
+  EXPECT_NE(r.error.find("certificate pin mismatch"), std::string::npos) << r.error;
+  // Pinning the leaf itself is accepted.
+  client.tls.pin_sha256 = tls::file_fingerprint(attacker.cert_file);
+  EXPECT_EQ(http_call(client, "GET", "/").status, 200);
+  thread.call([&] {
+    server.stop();
+    return 0;
+  });
 }
 
 }  // namespace
