@@ -56,6 +56,26 @@ size_t heap_bytes() {
   return mi.uordblks + mi.hblkhd;
 }
 
+// Runs `n` coroutines made by `make` at once and waits for all; rethrows the first failure.
+template <class Make>
+asio::awaitable<void> all_of(int n, Make make) {
+  auto ex = co_await asio::this_coro::executor;
+  int done = 0;
+  std::exception_ptr failure;
+  for (int i = 0; i < n; ++i) {
+    asio::co_spawn(ex, make(), [&](std::exception_ptr e) {
+      if (e && !failure) failure = e;
+      ++done;
+    });
+  }
+  asio::steady_timer poll(ex);
+  while (done < n) {
+    poll.expires_after(std::chrono::milliseconds(1));
+    co_await poll.async_wait(kTuple);
+  }
+  if (failure) std::rethrow_exception(failure);
+}
+
 // --- direct TCP / TLS ----------------------------------------------------------------------
 // Protocol: 'E' then 64 B messages echoed forever; or 'S', an 8-byte length, that many bytes,
 // answered with 8 bytes.
@@ -177,19 +197,7 @@ asio::awaitable<Result> direct_run(uint16_t port, std::shared_ptr<asio::ssl::con
   co_await direct_bulk<Stream>(port, tls, single);
   r.single_mbs = mb_per_s(single, Clock::now() - t0);
   t0 = Clock::now();
-  int done = 0;
-  auto ex = co_await asio::this_coro::executor;
-  for (int i = 0; i < 10; ++i) {
-    asio::co_spawn(ex, direct_bulk<Stream>(port, tls, multi_each), [&](std::exception_ptr e) {
-      if (e) std::rethrow_exception(e);
-      ++done;
-    });
-  }
-  asio::steady_timer poll(ex);
-  while (done < 10) {
-    poll.expires_after(std::chrono::milliseconds(1));
-    co_await poll.async_wait(kTuple);
-  }
+  co_await all_of(10, [&] { return direct_bulk<Stream>(port, tls, multi_each); });
   r.multi_mbs = mb_per_s(10 * multi_each, Clock::now() - t0);
   co_return r;
 }
@@ -226,20 +234,10 @@ asio::awaitable<Result> link_run(controlplane::ControlPlane* cp, int calls, uint
   co_await link_bulk(cp, single);
   r.single_mbs = mb_per_s(single, Clock::now() - t0);
   t0 = Clock::now();
-  int done = 0;
-  auto ex = co_await asio::this_coro::executor;
-  for (int i = 0; i < 10; ++i) {
-    asio::co_spawn(ex, link_bulk(cp, multi_each), [&](std::exception_ptr e) {
-      if (e) std::rethrow_exception(e);
-      ++done;
-    });
-  }
-  asio::steady_timer poll(ex);
-  while (done < 10) {
-    poll.expires_after(std::chrono::milliseconds(1));
-    co_await poll.async_wait(kTuple);
-  }
+  co_await all_of(10, [&] { return link_bulk(cp, multi_each); });
   r.multi_mbs = mb_per_s(10 * multi_each, Clock::now() - t0);
+  auto ex = co_await asio::this_coro::executor;
+  asio::steady_timer poll(ex);
 
   // Idle streams: open them, let both ends settle, measure, then reset them.
   const size_t before = heap_bytes();

@@ -230,8 +230,14 @@ Result<std::shared_ptr<LinkStream>> Link::open(std::string_view meta, std::strin
   streams_[*id] = stream;
   wake_writer();
   if (first.size() < data.size()) {
-    // Rare: a huge first message. The rest goes through the normal, backpressured path.
-    asio::co_spawn(executor(), stream->write(data.substr(first.size()), end), asio::detached);
+    // Rare: a huge first message. The rest goes through the normal, backpressured path, from
+    // a copy: the caller's bytes need not outlive this call.
+    asio::co_spawn(
+        executor(),
+        [stream, rest = std::string(data.substr(first.size())), end]() -> asio::awaitable<void> {
+          co_await stream->write(rest, end);
+        },
+        asio::detached);
   }
   return stream;
 }

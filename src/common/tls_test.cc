@@ -4,18 +4,13 @@
 
 #include <filesystem>
 
+#include "test/e2e/temp_dir.h"
+
 namespace airlock::tls {
 namespace {
 namespace fs = std::filesystem;
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/airlock-tls-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
+using test::TempDir;
 
 TEST(Tls, SelfManagedCaIsCreatedOnceAndKeysArePrivate) {
   TempDir dir;

@@ -2,20 +2,15 @@
 
 #include <filesystem>
 
+#include "test/e2e/temp_dir.h"
+
 #include "controlplane/store.h"
 
 namespace airlock::controlplane {
 namespace {
 namespace fs = std::filesystem;
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/airlock-store-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
+using test::TempDir;
 
 TEST(SqliteStore, MigratesAndPersists) {
   TempDir dir;

@@ -20,16 +20,11 @@
 #include "common/connector.h"
 #include "common/http_client.h"
 #include "controlplane/server.h"
+#include "test/e2e/temp_dir.h"
 
 namespace airlock::test {
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
-
-struct TempDir {
-  std::string path;
-  TempDir();
-  ~TempDir();
-};
 
 // An io_context on its own thread. run() executes a coroutine there and waits for it.
 class IoThread {

@@ -78,6 +78,21 @@ TEST(LinkE2E, ThousandConcurrentStreamsOverOneLinkArriveIntactAndInOrder) {
   EXPECT_EQ(t.ok, 1000) << t.first_failure;
 }
 
+TEST(LinkE2E, OpenCarryingMoreThanTheWriteBufferDeliversEveryByte) {
+  InProcessAirlockd a;
+  const std::string token = a.create("tunnel", "t");
+  InProcessConnector conn(connector_options(a, token, 1), test_handler());
+  ASSERT_TRUE(a.wait_status("tunnel", "t", "Active", 1, 10s));
+  const std::string body = payload(7, 3 << 20);  // 3 MiB handed over in the open call
+  auto back = a.thread().run([&]() -> asio::awaitable<Result<std::string>> {
+    auto s = a.cp().open_stream("tunnel", "t", R"({"kind":"echo"})", std::string(body), true);
+    if (!s) co_return s.error();
+    co_return co_await (*s)->read_all(body.size() + 1);
+  }());
+  ASSERT_TRUE(back.has_value()) << back.error().message();
+  EXPECT_TRUE(*back == body);
+}
+
 TEST(LinkE2E, StalledReaderIsFlowControlledAndSmallCallsStillComplete) {
   InProcessAirlockd a;
   const std::string token = a.create("tunnel", "t");
