@@ -146,13 +146,15 @@ int run(int argc, char** argv) {
     path = "/v1/status";
   });
   for (const std::string kind : {"tunnel", "sandbox"}) {
-    auto* k = app.add_subcommand(kind, "manage " + kind + "s");
+    const std::string plural = kind + (kind == "sandbox" ? "es" : "s");
+    auto* k = app.add_subcommand(kind, "manage " + plural);
     k->require_subcommand(1);
-    auto add = [&, k, kind](const std::string& verb, const std::string& help, bool needs_name) {
+    auto add = [&, k, kind, plural](const std::string& verb, const std::string& help,
+                                    bool needs_name) {
       auto* c = k->add_subcommand(verb, help);
       if (needs_name) c->add_option("NAME", name, kind + " name")->required();
-      c->callback([&, kind, verb] {
-        kind_plural = kind + (kind == "sandbox" ? "es" : "s");
+      c->callback([&, plural, verb] {
+        kind_plural = plural;
         action = verb;
       });
     };
@@ -161,7 +163,7 @@ int run(int argc, char** argv) {
     add("revoke", "revoke every token of a " + kind + " and close its links within a second",
         true);
     add("show", "show one " + kind, true);
-    add("list", "list " + kind + "s with their status", false);
+    add("list", "list " + plural + " with their status", false);
   }
   CLI11_PARSE(app, argc, argv);
 

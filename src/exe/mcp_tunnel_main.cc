@@ -41,7 +41,8 @@ int main(int argc, char** argv) {
   start->add_flag("--insecure-skip-tls-verify", insecure,
                   "accept any server certificate (experiments only; logged loudly)");
   start->add_option("--allowed-credentials", allowed,
-                    "glob patterns of credential names this tunnel may use (repeatable)")
+                    "glob patterns of credential names this tunnel may use (repeatable); "
+                    "recorded and logged — this version injects no credentials yet")
       ->capture_default_str();
   start->add_option("--config", config_path, "tunnel.yaml: the private MCP servers")
       ->check(CLI::ExistingFile);
