@@ -3,6 +3,8 @@
 // version refusal, dead-peer detection, drain and revocation.
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -235,6 +237,46 @@ TEST(LinkE2E, RoguePeerSendingMalformedFramesLosesOnlyItsOwnLink) {
   EXPECT_EQ(a.status("tunnel", "good").at("status").as_string(), "Active");
   Tally t = a.thread().run(exchange_many(&a.cp(), "good", 20, [](int i) { return size_t(i + 1); }));
   EXPECT_EQ(t.ok, 20) << t.first_failure;
+}
+
+TEST(LinkE2E, OversizedWebSocketMessageClosesOnlyThatLink) {
+  LogCapture logs;
+  InProcessAirlockd a;
+  const std::string good = a.create("tunnel", "good");
+  const std::string rogue = a.create("tunnel", "rogue");
+  InProcessConnector conn(connector_options(a, good, 1), test_handler());
+  ASSERT_TRUE(a.wait_status("tunnel", "good", "Active", 1, 10s));
+  RawPeer peer(a, rogue);
+  ASSERT_TRUE(a.wait_status("tunnel", "rogue", "Active", 1, 10s));
+  // Far more than airlockd accepts in one message (2 x 64 KiB + 1 MiB by default).
+  std::string huge;
+  proto::encode_data(huge, 2, std::string(8 << 20, 'x'), false);
+  peer.write(huge);
+  EXPECT_TRUE(a.wait_status("tunnel", "rogue", "Disconnected", 0, 10s));
+  EXPECT_TRUE(eventually([&] { return logs.contains("connection lost"); }, 5s)) << logs.text();
+  Tally t = a.thread().run(exchange_many(&a.cp(), "good", 10, [](int) { return size_t{10}; }));
+  EXPECT_EQ(t.ok, 10) << t.first_failure;
+}
+
+TEST(LinkE2E, MalformedHttpGets400AndTheServerCarriesOn) {
+  InProcessAirlockd a([](controlplane::AirlockdConfig& c) { c.tls.plaintext = true; });
+  IoThread thread;
+  const std::string answer = thread.run([&]() -> asio::awaitable<std::string> {
+    asio::ip::tcp::socket s(co_await asio::this_coro::executor);
+    co_await s.async_connect({asio::ip::make_address("127.0.0.1"), a.cp().port()},
+                             asio::use_awaitable);
+    const std::string garbage = "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n";
+    co_await asio::async_write(s, asio::buffer(garbage), asio::use_awaitable);
+    std::string got(4096, '\0');
+    auto [ec, n] = co_await s.async_read_some(asio::buffer(got), kTuple);
+    got.resize(n);
+    co_return got;
+  }());
+  EXPECT_EQ(answer.rfind("HTTP/1.1 400", 0), 0u) << answer;
+  EXPECT_NE(answer.find("malformed HTTP request"), std::string::npos) << answer;
+  auto anonymous = a.admin();
+  anonymous.bearer.clear();
+  EXPECT_EQ(http_call(anonymous, "GET", "/healthz").status, 200);
 }
 
 TEST(LinkE2E, GarbageInsteadOfHelloIsRefused) {
