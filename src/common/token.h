@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "airlock/error.h"
+#include "common/encoding.h"
 
 namespace airlock {
 
@@ -29,7 +30,7 @@ bool verify_token(std::string_view token, const StoredTokenHash& stored);
 Result<std::string> token_id(std::string_view token);
 
 std::string random_hex(size_t bytes);
-std::string to_hex(std::string_view bytes);
+// Unpadded URL-safe base64, the alphabet of token secrets.
 std::string base64url(std::string_view bytes);
 
 }  // namespace airlock

@@ -1,0 +1,14 @@
+// Byte encodings used by tokens and by the redactor: hex and base64 (standard and URL-safe
+// alphabets). Plain functions; thread-safe.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace airlock {
+
+std::string to_hex(std::string_view bytes, bool upper = false);
+// RFC 4648 base64; `url` selects the URL-safe alphabet, `pad` appends '=' to whole groups.
+std::string base64(std::string_view bytes, bool url, bool pad);
+
+}  // namespace airlock

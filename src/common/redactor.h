@@ -1,0 +1,108 @@
+// Redaction of secrets from byte streams, in any of the encodings the product promises to catch
+// (docs/security.md): raw; base64 and base64url at byte offsets 0, 1 and 2 (padded or not);
+// hex, lower and upper case; percent-encoded (upper and lower case hex); JSON-escaped.
+//
+// Patterns: the immutable set of encoded forms of every loaded secret, compiled into an
+// Aho–Corasick automaton. Build once per set of secrets; share freely between threads.
+// StreamRedactor: one per byte stream; holds back at most the longest pattern minus one byte
+// so that a secret split across chunks is still caught, and flushes at the end. Sans-IO:
+// plain code over bytes, no sockets, no clocks. Not thread-safe (one stream, one owner).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace airlock::redact {
+
+struct Secret {
+  std::string name;   // appears in the replacement: [REDACTED:<name>]
+  std::string value;  // at least kMinSecretSize bytes
+};
+
+// Shorter secrets would match ordinary text and redact far too much; they are refused.
+inline constexpr size_t kMinSecretSize = 8;
+
+// The distinct encoded forms of `value` that are searched for (the raw value first).
+std::vector<std::string> encoded_forms(std::string_view value);
+
+class Patterns {
+ public:
+  // Throws std::invalid_argument naming the secret when a value is shorter than
+  // kMinSecretSize or a name is empty or repeated.
+  static std::shared_ptr<const Patterns> build(const std::vector<Secret>& secrets,
+                                               size_t dense_budget_bytes = kDenseBudget);
+  static constexpr size_t kDenseBudget = 64 * 1024 * 1024;
+
+  size_t max_length() const { return max_length_; }
+  // True when the automaton is a full table (one lookup per byte); large sets fall back to
+  // following failure links, which is slower but needs far less memory.
+  bool is_dense() const { return !dfa_.empty(); }
+  size_t memory_bytes() const;
+  size_t pattern_count() const { return pattern_secret_.size(); }
+  size_t secret_count() const { return names_.size(); }
+  const std::string& name(size_t secret) const { return names_[secret]; }
+
+  struct Match {
+    size_t start;   // offset of the first byte
+    size_t end;     // one past the last byte
+    uint32_t secret;
+  };
+  // Appends every occurrence of every pattern in `text` (overlapping ones included).
+  void find_all(std::string_view text, std::vector<Match>& out) const;
+
+ private:
+  Patterns() = default;
+  int32_t step(int32_t state, uint8_t byte) const;
+  void report(int32_t state, size_t end, std::vector<Match>& out) const;
+
+  // Trie nodes. Children are sorted (byte, node) pairs; the root also has a dense table.
+  struct Node {
+    std::vector<std::pair<uint8_t, int32_t>> next;
+    int32_t fail = 0;
+    int32_t output = -1;       // pattern ending here, or -1
+    int32_t dict_suffix = -1;  // nearest node on the fail chain with an output, or -1
+  };
+  std::vector<Node> nodes_;
+  int32_t root_next_[256];
+  // Dense form: byte -> class (bytes in no pattern share class 0), then state x class -> state.
+  uint8_t class_of_[256] = {};
+  uint32_t classes_ = 0;
+  std::vector<int32_t> dfa_;
+  std::vector<uint8_t> reports_;  // state has an output or a dictionary suffix
+  std::vector<uint32_t> pattern_secret_;
+  std::vector<uint32_t> pattern_length_;
+  std::vector<std::string> names_;
+  size_t max_length_ = 0;
+};
+
+class StreamRedactor {
+ public:
+  explicit StreamRedactor(std::shared_ptr<const Patterns> patterns);
+
+  // Consumes `in`; appends to `out` whatever is final (redacted where needed).
+  void write(std::string_view in, std::string& out);
+  // End of stream: appends everything still held back.
+  void finish(std::string& out);
+
+  // Occurrences replaced so far, per secret index (see Patterns::name()).
+  const std::vector<uint64_t>& counts() const { return counts_; }
+  uint64_t total() const;
+  size_t held() const { return pending_.size(); }
+
+ private:
+  void emit(std::string& out, bool final);
+
+  std::shared_ptr<const Patterns> patterns_;
+  std::string pending_;
+  std::vector<Patterns::Match> matches_;
+  std::vector<uint64_t> counts_;
+};
+
+// One-shot helper: redacts a whole buffer.
+std::string redact(const std::shared_ptr<const Patterns>& patterns, std::string_view text,
+                   std::vector<uint64_t>* counts = nullptr);
+
+}  // namespace airlock::redact
