@@ -339,6 +339,21 @@ void StreamRedactor::emit(std::string& out, bool final) {
   pending_.erase(0, cut);
 }
 
+std::vector<std::string_view> outside_markers(std::string_view redacted) {
+  constexpr std::string_view kOpen = "[REDACTED:";
+  std::vector<std::string_view> pieces;
+  size_t from = 0;
+  for (size_t at = redacted.find(kOpen); at != std::string_view::npos;
+       at = redacted.find(kOpen, from)) {
+    const size_t close = redacted.find(']', at);
+    if (close == std::string_view::npos) break;
+    pieces.push_back(redacted.substr(from, at - from));
+    from = close + 1;
+  }
+  pieces.push_back(redacted.substr(from));
+  return pieces;
+}
+
 std::string redact(const std::shared_ptr<const Patterns>& patterns, std::string_view text,
                    std::vector<uint64_t>* counts) {
   StreamRedactor r(patterns);

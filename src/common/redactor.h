@@ -101,6 +101,10 @@ class StreamRedactor {
   std::vector<uint64_t> counts_;
 };
 
+// The pieces of redacted output that lie between the "[REDACTED:…]" markers the redactor
+// writes — the text in which no secret may remain. For leak checks in tests and audits.
+std::vector<std::string_view> outside_markers(std::string_view redacted);
+
 // One-shot helper: redacts a whole buffer.
 std::string redact(const std::shared_ptr<const Patterns>& patterns, std::string_view text,
                    std::vector<uint64_t>* counts = nullptr);

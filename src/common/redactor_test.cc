@@ -16,22 +16,22 @@ std::shared_ptr<const Patterns> one(const std::string& value, const std::string&
 // Every form must be gone from `out`, looking at the text between replacement markers (a
 // marker's own letters are not a leak).
 void expect_clean(const std::string& out, const std::vector<Secret>& secrets) {
-  std::vector<std::string> segments(1);
-  for (size_t i = 0; i < out.size();) {
-    if (out.compare(i, 10, "[REDACTED:") == 0 && out.find(']', i) != std::string::npos) {
-      i = out.find(']', i) + 1;
-      segments.emplace_back();
-    } else {
-      segments.back().push_back(out[i++]);
-    }
-  }
   for (const auto& s : secrets) {
     for (const auto& form : encoded_forms(s.value)) {
-      for (const auto& seg : segments) {
-        EXPECT_EQ(seg.find(form), std::string::npos) << "form of " << s.name << " left: " << form;
+      for (std::string_view piece : outside_markers(out)) {
+        EXPECT_EQ(piece.find(form), std::string::npos) << "form of " << s.name << " left: " << form;
       }
     }
   }
+}
+
+TEST(Redactor, OutsideMarkersSplitsAroundReplacements) {
+  const auto pieces = outside_markers("a[REDACTED:x]b[REDACTED:y][REDACTED:z]c[REDACTED:");
+  ASSERT_EQ(pieces.size(), 4u);
+  EXPECT_EQ(pieces[0], "a");
+  EXPECT_EQ(pieces[1], "b");
+  EXPECT_EQ(pieces[2], "");
+  EXPECT_EQ(pieces[3], "c[REDACTED:");
 }
 
 TEST(Redactor, RawHexPercentAndJsonForms) {
