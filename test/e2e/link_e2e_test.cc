@@ -187,13 +187,22 @@ struct RawPeer {
   }
 };
 
-TEST(LinkE2E, RoguePeerSendingMalformedFramesLosesOnlyItsOwnLink) {
+// airlockd with a well-behaved tunnel "good" connected and a token for a tunnel "rogue".
+class RoguePeer : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    good = a.create("tunnel", "good");
+    rogue = a.create("tunnel", "rogue");
+    conn = std::make_unique<InProcessConnector>(connector_options(a, good, 1), test_handler());
+    ASSERT_TRUE(a.wait_status("tunnel", "good", "Active", 1, 10s));
+  }
   LogCapture logs;
   InProcessAirlockd a;
-  const std::string good = a.create("tunnel", "good");
-  const std::string rogue = a.create("tunnel", "rogue");
-  InProcessConnector conn(connector_options(a, good, 1), test_handler());
-  ASSERT_TRUE(a.wait_status("tunnel", "good", "Active", 1, 10s));
+  std::string good, rogue;
+  std::unique_ptr<InProcessConnector> conn;
+};
+
+TEST_F(RoguePeer, SendingMalformedFramesLosesOnlyItsOwnLink) {
 
   struct Case {
     std::string name;
@@ -239,13 +248,7 @@ TEST(LinkE2E, RoguePeerSendingMalformedFramesLosesOnlyItsOwnLink) {
   EXPECT_EQ(t.ok, 20) << t.first_failure;
 }
 
-TEST(LinkE2E, OversizedWebSocketMessageClosesOnlyThatLink) {
-  LogCapture logs;
-  InProcessAirlockd a;
-  const std::string good = a.create("tunnel", "good");
-  const std::string rogue = a.create("tunnel", "rogue");
-  InProcessConnector conn(connector_options(a, good, 1), test_handler());
-  ASSERT_TRUE(a.wait_status("tunnel", "good", "Active", 1, 10s));
+TEST_F(RoguePeer, OversizedWebSocketMessageClosesOnlyThatLink) {
   RawPeer peer(a, rogue);
   ASSERT_TRUE(a.wait_status("tunnel", "rogue", "Active", 1, 10s));
   // Far more than airlockd accepts in one message (2 x 64 KiB + 1 MiB by default).
