@@ -101,7 +101,8 @@ std::unique_ptr<Process> start_tunnel(const AirlockdProcess& a, const std::strin
                                       const std::string& endpoint = "") {
   std::vector<std::string> args{"start", "--endpoint", endpoint.empty() ? a.endpoint() : endpoint};
   if (std::find(extra.begin(), extra.end(), "--pin-sha256") == extra.end() &&
-      std::find(extra.begin(), extra.end(), "--ca-file") == extra.end()) {
+      std::find(extra.begin(), extra.end(), "--ca-file") == extra.end() &&
+      std::find(extra.begin(), extra.end(), "--insecure-skip-tls-verify") == extra.end()) {
     args.insert(args.end(), {"--ca-file", a.ca()});
   }
   args.insert(args.end(), extra.begin(), extra.end());
@@ -162,6 +163,23 @@ TEST(ProcessE2E, WrongCaAndWrongPinAreRefusedWithTheRightMessage) {
   const std::string right_pin = tls::file_fingerprint(a.ca());
   auto pinned = start_tunnel(a, token, {"--pin-sha256", right_pin});
   EXPECT_TRUE(a.wait_tunnel("t", "Active", 2, 20s)) << pinned->output();
+}
+
+TEST(ProcessE2E, SkippingVerificationIsExplicitAndLoud) {
+  AirlockdProcess a;
+  const std::string token = a.create_tunnel("t");
+  auto tunnel = start_tunnel(a, token, {"--insecure-skip-tls-verify"});
+  EXPECT_TRUE(a.wait_tunnel("t", "Active", 2, 20s)) << tunnel->output();
+  EXPECT_NE(tunnel->output().find("TLS verification of airlockd is DISABLED"), std::string::npos)
+      << tunnel->output();
+  // It cannot be combined with a CA or a pin: the user must mean it.
+  auto [code, out] = run_program(bin("mcp-tunnel"), {"start", "--endpoint", a.endpoint(),
+                                                     "--ca-file", a.ca(),
+                                                     "--insecure-skip-tls-verify"},
+                                 {"AIRLOCK_TOKEN=" + token});
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(out.find("choose one of --ca-file, --pin-sha256 and --insecure-skip-tls-verify"),
+            std::string::npos) << out;
 }
 
 TEST(ProcessE2E, CertificateNameMismatchIsNamed) {
