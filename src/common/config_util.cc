@@ -1,6 +1,8 @@
 #include "common/config_util.h"
 
+#include <cctype>
 #include <charconv>
+#include <fstream>
 
 namespace airlock {
 namespace {
@@ -37,6 +39,14 @@ YAML::Node load_yaml_string(const std::string& text, const std::string& origin) 
   } catch (const YAML::Exception& e) {
     throw ConfigError(origin + ": " + e.what());
   }
+}
+
+std::string read_first_line(const std::string& path) {
+  std::ifstream f(path);
+  std::string line;
+  std::getline(f, line);
+  while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
+  return line;
 }
 
 std::string child_path(const std::string& parent, std::string_view key) {

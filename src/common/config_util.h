@@ -31,6 +31,10 @@ void expect_keys(const YAML::Node& node, const std::string& path,
 
 std::string child_path(const std::string& parent, std::string_view key);
 
+// The first line of a small file (a token, a URL) without trailing whitespace; empty when the
+// file cannot be read. Never logs the content.
+std::string read_first_line(const std::string& path);
+
 // Typed scalar reads; each names `path` when the value has the wrong type.
 std::string read_string(const YAML::Node& node, const std::string& path);
 bool read_bool(const YAML::Node& node, const std::string& path);

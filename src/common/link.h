@@ -67,7 +67,6 @@ class LinkStream {
   // Aborts the stream both ways; pending reads and writes end with kStreamClosed.
   void reset(proto::ResetCode code, std::string_view reason);
 
-  bool finished() const { return error_.has_value() || (remote_ended_ && inbox_.empty()); }
   proto::ResetCode reset_code() const { return reset_code_; }
   const std::string& reset_reason() const { return reset_reason_; }
 
@@ -154,7 +153,6 @@ class Link : public std::enable_shared_from_this<Link> {
   void set_close_reason(std::string reason);
   void wake_writer() { writer_signal_.cancel(); }
   void forget_if_closed(uint32_t id);
-  asio::awaitable<void> wait(asio::steady_timer& signal);
 
   std::unique_ptr<MessageTransport> transport_;
   LinkOptions options_;

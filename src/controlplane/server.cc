@@ -15,6 +15,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/config_util.h"
 #include "common/token.h"
 
 namespace airlock::controlplane {
@@ -62,15 +63,6 @@ void write_private_file(const std::string& path, const std::string& data) {
   }
   ::chmod(tmp.c_str(), 0600);
   fs::rename(tmp, path);
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  std::string s = ss.str();
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
-  return s;
 }
 
 HttpResponse method_not_allowed(std::string_view allow) {
@@ -140,7 +132,7 @@ void ControlPlane::start() {
 void ControlPlane::ensure_admin_token() {
   admin_token_file_ = config_.state_dir + "/admin.token";
   if (fs::exists(admin_token_file_)) {
-    const std::string token = read_file(admin_token_file_);
+    const std::string token = read_first_line(admin_token_file_);
     if (auto id = token_id(token)) {
       auto rec = store_->find_token(*id);
       if (rec && rec->kind == "admin" && !rec->revoked && verify_token(token, rec->hash)) return;

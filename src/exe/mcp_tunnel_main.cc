@@ -8,10 +8,9 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <cctype>
 #include <cstdlib>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 
 #include "common/config_util.h"
 #include "common/log.h"
@@ -68,15 +67,14 @@ int main(int argc, char** argv) {
       throw ConfigError("give the token once: --token or --token-file");
     }
     if (!token_file.empty()) {
-      std::ifstream f(token_file);
-      std::getline(f, token);
+      token = read_first_line(token_file);
     } else if (token.empty()) {
       if (const char* env = std::getenv("AIRLOCK_TOKEN")) token = env;
     } else {
       spdlog::warn("--token on the command line is visible to other local users; prefer "
                    "--token-file or the AIRLOCK_TOKEN environment variable");
     }
-    while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ')) {
+    while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) {
       token.pop_back();
     }
     if (token.empty()) {

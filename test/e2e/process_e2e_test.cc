@@ -11,6 +11,7 @@
 
 #include <boost/asio/ip/tcp.hpp>
 
+#include "common/config_util.h"
 #include "common/tls.h"
 #include "test/e2e/harness.h"
 
@@ -18,13 +19,6 @@ namespace airlock::test {
 namespace {
 namespace json = boost::json;
 namespace fs = std::filesystem;
-
-std::string read_first_line(const std::string& path) {
-  std::ifstream f(path);
-  std::string s;
-  std::getline(f, s);
-  return s;
-}
 
 // airlockd as a process, with its own state directory.
 class AirlockdProcess {
