@@ -10,9 +10,11 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
+#include "common/config_util.h"
 #include "common/dialer.h"
 #include "common/http_server.h"
 #include "common/frame_codec.h"
@@ -449,6 +451,45 @@ TEST(LinkE2E, AdminApiAnswersBadRequestsClearly) {
   EXPECT_NE(metrics.body.find("airlock_links "), std::string::npos);
   // The server is still fine after all of that.
   EXPECT_EQ(http_call(admin, "GET", "/v1/status").status, 200);
+}
+
+TEST(LinkE2E, StateIsPrivateAndALostAdminTokenIsReplacedNotRevived) {
+  TempDir state;
+  controlplane::AirlockdConfig c;
+  c.listen_port = 0;
+  c.state_dir = state.path + "/airlockd";
+  auto start = [&](IoThread& t) {
+    auto cp = std::make_unique<controlplane::ControlPlane>(t.executor(), c);
+    t.call([&] {
+      cp->start();
+      asio::co_spawn(t.io(), cp->serve(), asio::detached);
+      return 0;
+    });
+    return cp;
+  };
+  namespace fs = std::filesystem;
+  std::string first_token;
+  {
+    IoThread t;
+    auto cp = start(t);
+    EXPECT_EQ(fs::status(c.state_dir).permissions() & fs::perms::all, fs::perms::owner_all);
+    EXPECT_EQ(fs::status(cp->admin_token_file()).permissions() & fs::perms::all,
+              fs::perms::owner_read | fs::perms::owner_write);
+    first_token = read_first_line(cp->admin_token_file());
+    t.stop();
+  }
+  fs::remove(c.state_dir + "/admin.token");
+  IoThread t;
+  auto cp = start(t);
+  const std::string second_token = read_first_line(cp->admin_token_file());
+  EXPECT_FALSE(second_token.empty());
+  EXPECT_NE(second_token, first_token);
+  HttpClientOptions o{.base_url = cp->url(), .tls = {.ca_file = c.state_dir + "/ca.pem"}};
+  o.bearer = first_token;  // whoever kept a copy of the lost file is locked out
+  EXPECT_EQ(http_call(o, "GET", "/v1/status").status, 401);
+  o.bearer = second_token;
+  EXPECT_EQ(http_call(o, "GET", "/v1/status").status, 200);
+  t.stop();
 }
 
 std::string slurp(const std::string& path) {
