@@ -1,5 +1,7 @@
 #include "common/connector.h"
 
+#include <boost/asio/post.hpp>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -103,6 +105,10 @@ asio::awaitable<void> Connector::connection_loop(int index) {
     backoff.on_connected(std::chrono::steady_clock::now());
     spdlog::info("link {}: connected to {} as {} '{}'", index, link->remote_address(), kind,
                  stats_.resource_name);
+    if (options_.on_link_up) {
+      // Runs once run() below has started the link's loops.
+      asio::post(executor_, [cb = options_.on_link_up, link] { cb(link); });
+    }
     const std::string reason = co_await link->run(handler_);
     links_.erase(link);
     --stats_.active_links;

@@ -10,9 +10,11 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "common/backoff.h"
 #include "common/dialer.h"
@@ -27,6 +29,8 @@ struct ConnectorOptions {
   int ha_connections = 2;
   BackoffPolicy backoff;
   std::chrono::milliseconds drain_timeout{30000};
+  // Called for every newly established link, once it runs (mcp-tunnel pushes its inventory).
+  std::function<void(std::shared_ptr<Link>)> on_link_up;
 };
 
 struct ConnectorStats {
@@ -50,6 +54,8 @@ class Connector {
 
   const ConnectorStats& stats() const { return stats_; }
   bool ready() const { return stats_.active_links > 0; }
+  // The established links, for pushing updates on every one.
+  std::vector<std::shared_ptr<Link>> links() const { return {links_.begin(), links_.end()}; }
 
  private:
   asio::awaitable<void> connection_loop(int index);

@@ -66,10 +66,45 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   UpgradeHandler on_upgrade;
   tcp::acceptor acceptor;
 
+  // Header, then chunks until the body stream ends. Returns an error when the client left.
+  template <class Stream>
+  static asio::awaitable<boost::system::error_code> write_streamed(Stream& stream,
+                                                                   HttpResponse r) {
+    http::response<http::empty_body> res{static_cast<http::status>(r.status), 11};
+    res.set(http::field::server, "airlock/" AIRLOCK_VERSION);
+    res.set(http::field::content_type, r.content_type);
+    res.set(http::field::cache_control, "no-cache");
+    for (const auto& [k, v] : r.headers) res.set(k, v);
+    res.keep_alive(true);
+    res.chunked(true);
+    http::response_serializer<http::empty_body> sr{res};
+    beast::get_lowest_layer(stream).expires_never();
+    auto [ec, n] = co_await http::async_write_header(stream, sr, kUseTuple);
+    if (ec) {
+      r.stream->client_gone();
+      co_return ec;
+    }
+    for (;;) {
+      auto chunk = co_await r.stream->next();
+      if (!chunk) break;
+      if (chunk->empty()) continue;
+      beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(30));
+      auto [wec, wn] =
+          co_await asio::async_write(stream, http::make_chunk(asio::buffer(*chunk)), kUseTuple);
+      if (wec) {
+        r.stream->client_gone();
+        co_return wec;
+      }
+    }
+    auto [lec, ln] = co_await asio::async_write(stream, http::make_chunk_last(), kUseTuple);
+    co_return lec;
+  }
+
   template <class Stream>
   static asio::awaitable<boost::system::error_code> write_response(Stream& stream,
                                                                    HttpResponse r,
                                                                    bool keep_alive) {
+    if (r.stream) co_return co_await write_streamed(stream, std::move(r));
     http::response<http::string_body> res{static_cast<http::status>(r.status), 11};
     res.set(http::field::server, "airlock/" AIRLOCK_VERSION);
     if (!r.content_type.empty()) res.set(http::field::content_type, r.content_type);

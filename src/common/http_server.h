@@ -33,11 +33,23 @@ struct HttpRequest {
   std::string path() const;
 };
 
+// A response body produced over time (Server-Sent Events). The server writes the header,
+// then each chunk next() yields, until it yields nullopt. When a write fails (the client went
+// away) the server calls client_gone() and stops. next() must itself bound its waits (a
+// keep-alive comment every few seconds) so that a vanished client is noticed.
+class BodyStream {
+ public:
+  virtual ~BodyStream() = default;
+  virtual asio::awaitable<std::optional<std::string>> next() = 0;
+  virtual void client_gone() {}
+};
+
 struct HttpResponse {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
+  std::shared_ptr<BodyStream> stream;  // set: a chunked, streamed body instead of `body`
 
   static HttpResponse json(int status, std::string body);
   // {"error": {"code": code, "message": message}}

@@ -422,5 +422,43 @@ asio::awaitable<std::string> Link::run(StreamHandler on_stream) {
   co_return close_reason_;
 }
 
-}  // namespace airlock
+void StreamWriter::push(std::string data) {
+  if (failed_ || end_) return;
+  queue_.push_back(std::move(data));
+  if (writing_) return;
+  writing_ = true;
+  asio::co_spawn(stream_->executor(), run(shared_from_this()), asio::detached);
+}
 
+void StreamWriter::end() {
+  if (failed_ || end_) return;
+  end_ = true;
+  if (writing_) return;
+  writing_ = true;
+  asio::co_spawn(stream_->executor(), run(shared_from_this()), asio::detached);
+}
+
+asio::awaitable<void> StreamWriter::run([[maybe_unused]] std::shared_ptr<StreamWriter> self) {
+  for (;;) {
+    if (queue_.empty()) {
+      if (end_) co_await stream_->write("", true);
+      break;
+    }
+    std::string chunk = std::move(queue_.front());
+    queue_.pop_front();
+    while (!queue_.empty() && chunk.size() < 64 * 1024) {
+      chunk += queue_.front();
+      queue_.pop_front();
+    }
+    const bool last = end_ && queue_.empty();
+    if (auto ec = co_await stream_->write(chunk, last)) {
+      failed_ = true;
+      queue_.clear();
+      break;
+    }
+    if (last) break;
+  }
+  writing_ = false;
+}
+
+}  // namespace airlock

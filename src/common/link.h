@@ -89,6 +89,26 @@ class LinkStream {
   asio::steady_timer signal_;
 };
 
+// Queues data for one stream and writes it in order from a coroutine of its own, with the
+// stream's back-pressure, so that synchronous code (message routing) can send without waiting.
+// Small pieces queued together go out as one write. After a failed write it drops everything.
+class StreamWriter : public std::enable_shared_from_this<StreamWriter> {
+ public:
+  explicit StreamWriter(std::shared_ptr<LinkStream> stream) : stream_(std::move(stream)) {}
+  void push(std::string data);
+  // Half-closes the stream once everything queued is written.
+  void end();
+  bool failed() const { return failed_; }
+
+ private:
+  asio::awaitable<void> run(std::shared_ptr<StreamWriter> self);
+  std::shared_ptr<LinkStream> stream_;
+  std::deque<std::string> queue_;
+  bool writing_ = false;
+  bool failed_ = false;
+  bool end_ = false;
+};
+
 struct LinkOptions {
   proto::Role role = proto::Role::kConnector;
   proto::LinkLimits limits;

@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
@@ -157,7 +158,83 @@ int run(int argc, char** argv) {
     add("show", "show one " + kind, true);
     add("list", "list " + plural + " with their status", false);
   }
+  std::string mode;  // which of the commands below ran, for printing the answer
+  std::string tools_file, tool_globs, event_type;
+  size_t event_limit = 50;
+  auto* tools = app.add_subcommand("tools", "manage tool bindings (what agents can call)");
+  tools->require_subcommand(1);
+  auto* apply = tools->add_subcommand(
+      "apply", "replace every binding with those in a tools.yaml file (refused on a name "
+               "collision, with both sources named)");
+  apply->add_option("-f,--file", tools_file, "tools.yaml: 'tools: [{name, mcp_tunnel, server}]'")
+      ->required();
+  apply->callback([&] { mode = "tools-apply"; });
+  tools->add_subcommand("list", "list bindings with the tools they expose and their status")
+      ->callback([&] { mode = "tools-list"; });
+  auto* keys = app.add_subcommand("agent-key", "manage agent keys (how agents authenticate to /mcp)");
+  keys->require_subcommand(1);
+  auto* kc = keys->add_subcommand("create", "create an agent and mint its key (printed once)");
+  kc->add_option("NAME", name, "agent name")->required();
+  kc->add_option("--tools", tool_globs,
+                 "comma-separated globs of the tools (and prompts) the key may use, e.g. "
+                 "'crm_*,fetch-sales-data' or '*'")
+      ->required();
+  kc->callback([&] { mode = "key-create"; });
+  auto* kr = keys->add_subcommand("rotate", "mint an additional key for an agent");
+  kr->add_option("NAME", name, "agent name")->required();
+  kr->callback([&] { mode = "key-rotate"; });
+  auto* kv = keys->add_subcommand("revoke", "revoke every key of an agent");
+  kv->add_option("NAME", name, "agent name")->required();
+  kv->callback([&] { mode = "key-revoke"; });
+  keys->add_subcommand("list", "list agents and their tool scopes")->callback([&] {
+    mode = "key-list";
+  });
+  auto* events = app.add_subcommand("events", "show recorded events (refusals), newest first");
+  events->add_option("--type", event_type, "only this type, e.g. tool_refused");
+  events->add_option("--limit", event_limit, "at most this many (default 50)");
+  events->callback([&] { mode = "events"; });
   CLI11_PARSE(app, argc, argv);
+
+  if (mode == "tools-apply") {
+    std::ifstream in(tools_file);
+    if (!in) {
+      std::cerr << "airlock: cannot read " << tools_file << "\n";
+      return 2;
+    }
+    std::stringstream ss;
+    ss << in.rdbuf();
+    method = "PUT";
+    path = "/v1/tools";
+    body = ss.str();
+  } else if (mode == "tools-list") {
+    method = "GET";
+    path = "/v1/tools";
+  } else if (mode == "key-create") {
+    json::array globs;
+    std::stringstream ss(tool_globs);
+    std::string glob;
+    while (std::getline(ss, glob, ',')) {
+      while (!glob.empty() && glob.front() == ' ') glob.erase(0, 1);
+      while (!glob.empty() && glob.back() == ' ') glob.pop_back();
+      if (!glob.empty()) globs.push_back(json::string(glob));
+    }
+    method = "POST";
+    path = "/v1/agents";
+    body = json::serialize(json::object{{"name", name}, {"tools", std::move(globs)}});
+  } else if (mode == "key-rotate") {
+    method = "POST";
+    path = "/v1/agents/" + name + "/keys";
+  } else if (mode == "key-revoke") {
+    method = "POST";
+    path = "/v1/agents/" + name + "/revoke";
+  } else if (mode == "key-list") {
+    method = "GET";
+    path = "/v1/agents";
+  } else if (mode == "events") {
+    method = "GET";
+    path = "/v1/events?limit=" + std::to_string(event_limit) +
+           (event_type.empty() ? "" : "&type=" + event_type);
+  }
 
   if (!kind_plural.empty()) {
     const std::string base = "/v1/" + kind_plural;
@@ -202,6 +279,56 @@ int run(int argc, char** argv) {
   json::value v = json::parse(r.body, ec);
   if (ec) {
     std::cout << r.body << "\n";
+    return 0;
+  }
+  if (mode == "tools-apply" || mode == "tools-list") {
+    std::cout << std::left << std::setw(24) << "BINDING" << std::setw(20) << "TUNNEL"
+              << std::setw(20) << "SERVER" << std::setw(13) << "STATUS" << "TOOLS\n";
+    for (const auto& b : v.as_object().at("bindings").as_array()) {
+      const auto& o = b.as_object();
+      std::string names;
+      for (const auto& t : o.at("tools").as_array()) {
+        names += (names.empty() ? "" : ", ") + str(t.as_object(), "name");
+      }
+      if (o.contains("reason")) names = "(" + str(o, "reason") + ")";
+      std::cout << std::left << std::setw(24) << str(o, "name") << std::setw(20)
+                << str(o, "mcp_tunnel") << std::setw(20) << str(o, "server") << std::setw(13)
+                << str(o, "status") << names << "\n";
+    }
+    return 0;
+  }
+  if (mode == "key-create" || mode == "key-rotate") {
+    const auto& o = v.as_object();
+    std::cout << (mode == "key-create" ? "Created agent '" : "New key for agent '")
+              << str(o, "name") << "'. Its key is shown only this once:\n\n  " << str(o, "key")
+              << "\n\nAgents connect to " << options.base_url
+              << "/mcp (Streamable HTTP) with the header\n  Authorization: Bearer <key>\n";
+    return 0;
+  }
+  if (mode == "key-revoke") {
+    std::cout << "Revoked " << str(v.as_object(), "revoked_keys") << " key(s) of agent '"
+              << name << "'.\n";
+    return 0;
+  }
+  if (mode == "key-list") {
+    std::cout << std::left << std::setw(24) << "AGENT" << std::setw(26) << "CREATED" << "TOOLS\n";
+    for (const auto& a : v.as_object().at("agents").as_array()) {
+      const auto& o = a.as_object();
+      std::string globs;
+      for (const auto& t : o.at("tools").as_array()) {
+        globs += (globs.empty() ? "" : ",") + std::string(t.as_string());
+      }
+      std::cout << std::left << std::setw(24) << str(o, "name") << std::setw(26)
+                << str(o, "created_at") << globs << "\n";
+    }
+    return 0;
+  }
+  if (mode == "events") {
+    for (const auto& e : v.as_object().at("events").as_array()) {
+      const auto& o = e.as_object();
+      std::cout << str(o, "at") << "  " << str(o, "type") << "  agent=" << str(o, "agent")
+                << "  tool=" << str(o, "tool") << "  " << str(o, "detail") << "\n";
+    }
     return 0;
   }
   if (action == "create" || action == "token") {

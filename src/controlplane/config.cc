@@ -36,7 +36,28 @@ AirlockdConfig parse_airlockd_config(const std::string& yaml_text, const std::st
   YAML::Node root = load_yaml_string(yaml_text, origin);
   if (!root || root.IsNull()) return c;
   expect_keys(root, "", {"listen", "state_dir", "tls", "connectors", "max_request_body",
-                         "log_level"});
+                         "log_level", "mcp", "tools"});
+  if (auto n = root["tools"]) c.tools = parse_bindings(n, "tools");
+  if (auto m = root["mcp"]) {
+    expect_keys(m, "mcp", {"allowed_origins", "session_idle_timeout", "max_sessions", "page_size",
+                           "sse_keepalive", "sse_retry"});
+    if (auto n = m["allowed_origins"]) {
+      if (!n.IsSequence()) throw ConfigError("mcp.allowed_origins must be a list of origins");
+      for (size_t i = 0; i < n.size(); ++i) {
+        c.mcp.allowed_origins.push_back(
+            read_string(n[i], "mcp.allowed_origins[" + std::to_string(i) + "]"));
+      }
+    }
+    if (auto n = m["session_idle_timeout"]) {
+      c.mcp.session_idle_timeout = read_duration(n, "mcp.session_idle_timeout");
+    }
+    if (auto n = m["max_sessions"]) c.mcp.max_sessions = read_uint(n, "mcp.max_sessions");
+    if (auto n = m["page_size"]) c.mcp.page_size = read_uint(n, "mcp.page_size");
+    if (auto n = m["sse_keepalive"]) c.mcp.sse_keepalive = read_duration(n, "mcp.sse_keepalive");
+    if (auto n = m["sse_retry"]) c.mcp.sse_retry = read_duration(n, "mcp.sse_retry");
+    if (c.mcp.page_size == 0) throw ConfigError("mcp.page_size must be at least 1");
+    if (c.mcp.sse_keepalive.count() < 100) throw ConfigError("mcp.sse_keepalive must be >= 100ms");
+  }
   if (auto n = root["listen"]) parse_listen(read_string(n, "listen"), c.listen_host, c.listen_port);
   if (auto n = root["state_dir"]) c.state_dir = read_string(n, "state_dir");
   if (auto n = root["max_request_body"]) c.max_request_body = read_byte_size(n, "max_request_body");

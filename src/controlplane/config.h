@@ -7,7 +7,10 @@
 #include <string>
 #include <vector>
 
+#include <optional>
+
 #include "airlock/protocol.h"
+#include "controlplane/catalog.h"
 
 namespace airlock::controlplane {
 
@@ -28,13 +31,27 @@ struct ConnectorConfig {
   proto::LinkLimits limits;                             // what airlockd accepts per link
 };
 
+struct McpConfig {
+  // Origin header values /mcp accepts (browsers send one; a request without Origin is
+  // accepted). "*" accepts any — do not use it on a network where browsers roam.
+  std::vector<std::string> allowed_origins;
+  std::chrono::milliseconds session_idle_timeout{30 * 60 * 1000};  // then the session ends
+  size_t max_sessions = 10000;
+  size_t page_size = 100;                          // items per tools/list (etc.) page
+  std::chrono::milliseconds sse_keepalive{15000};  // comment on idle SSE streams
+  std::chrono::milliseconds sse_retry{1000};       // `retry` sent to clients
+};
+
 struct AirlockdConfig {
   std::string listen_host = "127.0.0.1";
   uint16_t listen_port = 8443;  // 0 picks a free port (written to state_dir/airlockd.url)
   std::string state_dir = "./airlockd-state";  // database, CA, admin token
   TlsConfig tls;
   ConnectorConfig connectors;
-  size_t max_request_body = 4 * 1024 * 1024;
+  size_t max_request_body = 4 * 1024 * 1024;  // also /mcp's body limit (413 above it)
+  McpConfig mcp;
+  // Tool bindings (`tools:`); when present they replace the stored ones at start-up.
+  std::optional<std::vector<Binding>> tools;
   std::string log_level = "info";
 };
 

@@ -118,6 +118,26 @@ void ControlPlane::start() {
   }
   ensure_admin_token();
 
+  if (config_.tools) {
+    std::vector<std::pair<std::string, std::string>> rows;
+    for (const auto& b : *config_.tools) {
+      rows.emplace_back(b.name, json::serialize(binding_to_json(b)));
+    }
+    if (!store_->replace_bindings(rows)) throw std::runtime_error("cannot store tool bindings");
+    spdlog::info("applied {} tool binding(s) from the config file", rows.size());
+  }
+  McpGateway::Host host;
+  host.store = store_.get();
+  host.open_stream = [this](const std::string& name, std::string_view meta) {
+    return open_stream("tunnel", name, meta, {}, false);
+  };
+  host.is_live = [this](const std::string& name) {
+    const auto* c = registry_.connections({"tunnel", name});
+    return c && !c->empty();
+  };
+  gateway_ = std::make_unique<McpGateway>(executor_, config_, std::move(host));
+  gateway_->start();
+
   http_ = std::make_unique<HttpServer>(
       executor_, http, [this](HttpRequest r) { return handle(std::move(r)); },
       [this](const HttpRequest& r) { return check_upgrade(r); },
@@ -164,6 +184,7 @@ std::string ControlPlane::url() const {
 asio::awaitable<void> ControlPlane::shutdown() {
   stopping_ = true;
   http_->stop();
+  if (gateway_) gateway_->stop();
   auto links = registry_.all_links();
   spdlog::info("shutting down: draining {} connector link(s) for up to {} ms", links.size(),
                config_.connectors.drain_timeout.count());
@@ -179,6 +200,36 @@ asio::awaitable<void> ControlPlane::shutdown() {
     poll.expires_after(std::chrono::milliseconds(20));
     co_await poll.async_wait(asio::as_tuple(asio::use_awaitable));
   }
+}
+
+void ControlPlane::on_connector_stream(const std::string& tunnel,
+                                       std::shared_ptr<LinkStream> stream) {
+  boost::system::error_code ec;
+  auto meta = json::parse(stream->meta(), ec);
+  const json::value* kind = !ec && meta.is_object() ? meta.as_object().if_contains("kind") : nullptr;
+  if (!kind || !kind->is_string() || kind->as_string() != "inventory") {
+    stream->reset(ResetCode::kRefused, "airlockd accepts only 'inventory' streams from tunnels");
+    return;
+  }
+  asio::co_spawn(
+      executor_,
+      [this, tunnel, stream]() -> asio::awaitable<void> {
+        auto body = co_await stream->read_all(16 * 1024 * 1024);
+        if (!body) {
+          spdlog::warn("tunnel '{}': inventory not received: {}", tunnel, body.error().message());
+          co_return;
+        }
+        boost::system::error_code pec;
+        auto inv = json::parse(*body, pec);
+        if (pec || !inv.is_object()) {
+          spdlog::warn("tunnel '{}' sent an inventory that is not a JSON object", tunnel);
+          stream->reset(ResetCode::kProtocolError, "inventory must be a JSON object");
+          co_return;
+        }
+        gateway_->inventory_updated(tunnel, inv.as_object());
+        co_await stream->write("", true);
+      },
+      asio::detached);
 }
 
 Result<TokenRecord> ControlPlane::authenticate(const HttpRequest& req, bool admin) {
@@ -219,7 +270,8 @@ std::optional<HttpResponse> ControlPlane::check_upgrade(const HttpRequest& req) 
         "protocol version mismatch: connector speaks " + (version.empty() ? "none" : version) +
             ", airlockd speaks " + ours + "; run matching Airlock versions");
   }
-  if (!authenticate(req, /*admin=*/false)) {
+  auto token = authenticate(req, /*admin=*/false);
+  if (!token || (token->kind != "tunnel" && token->kind != "sandbox")) {
     ++links_refused_;
     spdlog::warn("refused connector from {}: invalid or revoked token", req.remote);
     auto r = HttpResponse::error(401, "unauthorized", "the token is invalid or has been revoked");
@@ -282,9 +334,17 @@ asio::awaitable<void> ControlPlane::serve_connector(HttpRequest req,
   spdlog::info("{} '{}' connected from {} ({}, connection {})", key.first, key.second,
                req.remote, hello->software, accept.connection_id);
 
-  const std::string reason = co_await link->run(nullptr);
+  gateway_->connectors_changed();
+  Link::StreamHandler on_stream = nullptr;
+  if (key.first == "tunnel") {
+    on_stream = [this, name = key.second](std::shared_ptr<LinkStream> s) {
+      on_connector_stream(name, std::move(s));
+    };
+  }
+  const std::string reason = co_await link->run(on_stream);
 
   registry_.remove(key, accept.connection_id);
+  gateway_->connectors_changed();
   (void)store_->record_seen(key.first, key.second, now_unix_ms(), hello->software, req.remote);
   if (reason.rfind("protocol error", 0) == 0) {
     ++protocol_errors_;
@@ -367,7 +427,12 @@ std::string ControlPlane::metrics_text() {
     << "airlock_links_refused_total " << links_refused_ << "\n"
     << "# HELP airlock_link_protocol_errors_total Links closed for a protocol violation.\n"
     << "# TYPE airlock_link_protocol_errors_total counter\n"
-    << "airlock_link_protocol_errors_total " << protocol_errors_ << "\n";
+    << "airlock_link_protocol_errors_total " << protocol_errors_ << "\n"
+    << "# HELP airlock_mcp_sessions Open agent MCP sessions.\n# TYPE airlock_mcp_sessions gauge\n"
+    << "airlock_mcp_sessions " << gateway_->session_count() << "\n"
+    << "# HELP airlock_mcp_calls_total Requests routed to tunnels.\n"
+    << "# TYPE airlock_mcp_calls_total counter\n"
+    << "airlock_mcp_calls_total " << gateway_->calls_total() << "\n";
   return m.str();
 }
 
@@ -443,6 +508,7 @@ asio::awaitable<HttpResponse> ControlPlane::handle(HttpRequest req) {
     co_return HttpResponse::error(400, "websocket_required",
                                   "/v1/connect expects a WebSocket upgrade from a connector");
   }
+  if (path == "/mcp") co_return co_await gateway_->handle(std::move(req));
   const auto parts = split_path(path);
   if (path != "/metrics" && (parts.empty() || parts[0] != "v1")) {
     co_return HttpResponse::error(404, "not_found", "no such endpoint: " + path);
@@ -469,7 +535,138 @@ asio::awaitable<HttpResponse> ControlPlane::handle(HttpRequest req) {
     co_return resource_api(req, kind, parts.size() > 2 ? parts[2] : "",
                            parts.size() > 3 ? parts[3] : "");
   }
+  if (parts.size() == 2 && parts[1] == "tools") co_return tools_api(req);
+  if (parts.size() >= 2 && parts.size() <= 4 && parts[1] == "agents") {
+    co_return agents_api(req, parts.size() > 2 ? parts[2] : "", parts.size() > 3 ? parts[3] : "");
+  }
+  if (parts.size() == 2 && parts[1] == "events") co_return events_api(req);
   co_return HttpResponse::error(404, "not_found", "no such endpoint: " + path);
+}
+
+HttpResponse ControlPlane::tools_api(const HttpRequest& req) {
+  if (req.method == "GET") return HttpResponse::json(200, json::serialize(gateway_->describe()));
+  if (req.method != "PUT") return method_not_allowed("GET, PUT");
+  std::vector<Binding> bindings;
+  try {
+    // YAML is a superset of JSON: a tools.yaml file or {"tools": [...]} both parse.
+    bindings = parse_bindings_yaml(req.body, "request body");
+  } catch (const std::exception& e) {
+    return HttpResponse::error(400, "invalid_bindings", e.what());
+  }
+  const std::string conflicts = gateway_->apply_bindings(bindings);
+  if (!conflicts.empty()) {
+    return HttpResponse::error(409, "binding_conflict",
+                               "bindings not applied:\n" + conflicts.substr(0, conflicts.size() - 1));
+  }
+  return HttpResponse::json(200, json::serialize(gateway_->describe()));
+}
+
+HttpResponse ControlPlane::mint_agent_key(const std::string& name) {
+  const MintedToken minted = mint_token();
+  TokenRecord t{.id = minted.id, .kind = "agent", .name = name,
+                .hash = hash_token(minted.token), .created_at_ms = now_unix_ms()};
+  if (!store_->add_token(t)) return HttpResponse::error(500, "internal", "cannot store the key");
+  spdlog::info("minted an agent key for '{}' (id {})", name, minted.id);
+  return HttpResponse::json(
+      201, json::serialize(json::object{{"name", name}, {"key", minted.token}}));
+}
+
+HttpResponse ControlPlane::agents_api(const HttpRequest& req, const std::string& name,
+                                      const std::string& action) {
+  auto agent_json = [](const AgentRecord& a) {
+    json::array tools;
+    for (const auto& t : a.tools) tools.push_back(json::string(t));
+    return json::object{{"name", a.name}, {"tools", std::move(tools)},
+                        {"created_at", format_time_ms(a.created_at_ms)}};
+  };
+  if (name.empty()) {
+    if (req.method == "GET") {
+      json::array out;
+      for (const auto& a : store_->list_agents()) out.push_back(agent_json(a));
+      return HttpResponse::json(200, json::serialize(json::object{{"agents", std::move(out)}}));
+    }
+    if (req.method != "POST") return method_not_allowed("GET, POST");
+    boost::system::error_code ec;
+    auto body = json::parse(req.body, ec);
+    if (ec || !body.is_object()) {
+      return HttpResponse::error(400, "bad_request", "body must be {\"name\": …, \"tools\": [globs]}");
+    }
+    AgentRecord a;
+    if (auto* n = body.as_object().if_contains("name"); n && n->is_string()) a.name = n->as_string();
+    if (!proto::is_valid_resource_name(a.name)) {
+      return HttpResponse::error(400, "bad_request",
+                                 "agent name must be 1-63 characters of [A-Za-z0-9_.-]");
+    }
+    if (auto* t = body.as_object().if_contains("tools"); t && t->is_array()) {
+      for (const auto& g : t->as_array()) {
+        if (!g.is_string() || g.as_string().empty()) {
+          return HttpResponse::error(400, "bad_request", "tools must be a list of globs");
+        }
+        a.tools.emplace_back(g.as_string());
+      }
+    }
+    if (a.tools.empty()) {
+      return HttpResponse::error(400, "bad_request",
+                                 "an agent key needs a tool scope, e.g. --tools 'crm_*' (or '*')");
+    }
+    a.created_at_ms = now_unix_ms();
+    if (auto r = store_->create_agent(a); !r) {
+      if (r.error() == make_error_code(Errc::kAlreadyExists)) {
+        return HttpResponse::error(409, "exists",
+                                   "agent '" + a.name + "' exists; mint another key with POST "
+                                   "/v1/agents/" + a.name + "/keys");
+      }
+      return HttpResponse::error(500, "internal", "cannot store the agent");
+    }
+    return mint_agent_key(a.name);
+  }
+  auto a = store_->get_agent(name);
+  if (!a) return HttpResponse::error(404, "not_found", "no agent named '" + name + "'");
+  if (action.empty()) {
+    if (req.method != "GET") return method_not_allowed("GET");
+    return HttpResponse::json(200, json::serialize(agent_json(*a)));
+  }
+  if (req.method != "POST") return method_not_allowed("POST");
+  if (action == "keys") return mint_agent_key(name);
+  if (action == "revoke") {
+    auto n = store_->revoke_tokens("agent", name);
+    spdlog::info("revoked {} key(s) of agent '{}'", n ? *n : 0, name);
+    return HttpResponse::json(
+        200, json::serialize(json::object{{"name", name}, {"revoked_keys", n ? *n : 0}}));
+  }
+  return HttpResponse::error(404, "not_found", "no such action: " + action);
+}
+
+HttpResponse ControlPlane::events_api(const HttpRequest& req) {
+  if (req.method != "GET") return method_not_allowed("GET");
+  std::string type;
+  size_t limit = 100;
+  const std::string target = req.target;
+  if (auto q = target.find('?'); q != std::string::npos) {
+    std::istringstream qs(target.substr(q + 1));
+    std::string kv;
+    while (std::getline(qs, kv, '&')) {
+      const auto eq = kv.find('=');
+      const std::string k = kv.substr(0, eq), v = eq == std::string::npos ? "" : kv.substr(eq + 1);
+      if (k == "type") type = v;
+      if (k == "limit") {
+        try {
+          limit = std::min<size_t>(std::stoul(v), 10000);
+        } catch (const std::exception&) {
+          return HttpResponse::error(400, "bad_request", "limit must be a number");
+        }
+      }
+    }
+  }
+  json::array out;
+  for (const auto& e : store_->list_events(type, limit)) {
+    boost::system::error_code ec;
+    auto detail = json::parse(e.detail, ec);
+    out.push_back(json::object{{"id", e.id}, {"at", format_time_ms(e.at_ms)}, {"type", e.type},
+                               {"agent", e.agent}, {"tool", e.tool},
+                               {"detail", ec ? json::value(e.detail) : detail}});
+  }
+  return HttpResponse::json(200, json::serialize(json::object{{"events", std::move(out)}}));
 }
 
 }  // namespace airlock::controlplane

@@ -12,6 +12,7 @@
 #include "common/http_server.h"
 #include "common/tls.h"
 #include "controlplane/config.h"
+#include "controlplane/mcp_gateway.h"
 #include "controlplane/registry.h"
 #include "controlplane/store.h"
 
@@ -39,6 +40,7 @@ class ControlPlane {
   const AirlockdConfig& config() const { return config_; }
   ConnectorRegistry& registry() { return registry_; }
   Store& store() { return *store_; }
+  McpGateway& gateway() { return *gateway_; }
 
   // Opens a stream to a live connector of (kind, name), round-robin over its links.
   Result<std::shared_ptr<LinkStream>> open_stream(const std::string& kind,
@@ -56,6 +58,12 @@ class ControlPlane {
   std::string resource_json(const ResourceRecord& r);
   std::string status_json(const std::string& kind);
   std::string metrics_text();
+  HttpResponse tools_api(const HttpRequest& req);
+  HttpResponse agents_api(const HttpRequest& req, const std::string& name,
+                          const std::string& action);
+  HttpResponse events_api(const HttpRequest& req);
+  HttpResponse mint_agent_key(const std::string& name);
+  void on_connector_stream(const std::string& tunnel, std::shared_ptr<LinkStream> stream);
   void ensure_admin_token();
 
   asio::any_io_executor executor_;
@@ -65,6 +73,7 @@ class ControlPlane {
   std::string admin_token_file_;
   std::unique_ptr<HttpServer> http_;
   ConnectorRegistry registry_;
+  std::unique_ptr<McpGateway> gateway_;
   bool stopping_ = false;
   uint64_t links_accepted_ = 0;
   uint64_t links_refused_ = 0;

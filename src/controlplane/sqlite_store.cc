@@ -2,6 +2,10 @@
 // order inside transactions and recorded in PRAGMA user_version.
 #include <sqlite3.h>
 
+#include <boost/json/array.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
 #include <chrono>
 #include <stdexcept>
 
@@ -40,6 +44,28 @@ constexpr const char* kMigrations[] = {
       revoked_at_ms INTEGER
     );
     CREATE INDEX tokens_by_resource ON tokens (kind, name);
+    )sql",
+    // 2: agents (owners of agent keys), tool bindings, and recorded events.
+    R"sql(
+    CREATE TABLE agents (
+      name TEXT PRIMARY KEY,
+      tools_json TEXT NOT NULL,
+      created_at_ms INTEGER NOT NULL
+    );
+    CREATE TABLE bindings (
+      name TEXT PRIMARY KEY,
+      spec_json TEXT NOT NULL,
+      updated_at_ms INTEGER NOT NULL
+    );
+    CREATE TABLE events (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      at_ms INTEGER NOT NULL,
+      type TEXT NOT NULL,
+      agent TEXT NOT NULL DEFAULT '',
+      tool TEXT NOT NULL DEFAULT '',
+      detail_json TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX events_by_type ON events (type, id);
     )sql",
 };
 
@@ -176,12 +202,115 @@ class SqliteStore final : public Store {
     return s.changes();
   }
 
+  Result<void> create_agent(const AgentRecord& a) override {
+    Statement s(db_, "INSERT INTO agents (name, tools_json, created_at_ms) VALUES (?, ?, ?)");
+    s.bind(1, a.name).bind(2, join_json(a.tools)).bind(3, a.created_at_ms ? a.created_at_ms : now_unix_ms());
+    const int rc = s.step();
+    if (rc == SQLITE_CONSTRAINT) return make_error_code(Errc::kAlreadyExists);
+    if (rc != SQLITE_DONE) return make_error_code(Errc::kInvalidArgument);
+    return {};
+  }
+
+  Result<AgentRecord> get_agent(const std::string& name) override {
+    Statement s(db_, "SELECT name, tools_json, created_at_ms FROM agents WHERE name = ?");
+    s.bind(1, name);
+    if (s.step() != SQLITE_ROW) return make_error_code(Errc::kNotFound);
+    return agent_row(s);
+  }
+
+  std::vector<AgentRecord> list_agents() override {
+    Statement s(db_, "SELECT name, tools_json, created_at_ms FROM agents ORDER BY name");
+    std::vector<AgentRecord> out;
+    while (s.step() == SQLITE_ROW) out.push_back(agent_row(s));
+    return out;
+  }
+
+  Result<void> replace_bindings(
+      const std::vector<std::pair<std::string, std::string>>& bindings) override {
+    exec("BEGIN IMMEDIATE");
+    try {
+      exec("DELETE FROM bindings");
+      for (const auto& [name, spec] : bindings) {
+        Statement s(db_, "INSERT INTO bindings (name, spec_json, updated_at_ms) VALUES (?, ?, ?)");
+        s.bind(1, name).bind(2, spec).bind(3, now_unix_ms());
+        if (s.step() != SQLITE_DONE) throw std::runtime_error("insert binding failed");
+      }
+      exec("COMMIT");
+    } catch (...) {
+      exec("ROLLBACK");
+      return make_error_code(Errc::kInvalidArgument);
+    }
+    return {};
+  }
+
+  std::vector<std::pair<std::string, std::string>> list_bindings() override {
+    Statement s(db_, "SELECT name, spec_json FROM bindings ORDER BY name");
+    std::vector<std::pair<std::string, std::string>> out;
+    while (s.step() == SQLITE_ROW) out.emplace_back(s.text(0), s.text(1));
+    return out;
+  }
+
+  Result<void> add_event(const EventRecord& e) override {
+    Statement s(db_,
+                "INSERT INTO events (at_ms, type, agent, tool, detail_json) VALUES (?, ?, ?, ?, ?)");
+    s.bind(1, e.at_ms ? e.at_ms : now_unix_ms()).bind(2, e.type).bind(3, e.agent);
+    s.bind(4, e.tool).bind(5, e.detail.empty() ? std::string("{}") : e.detail);
+    if (s.step() != SQLITE_DONE) return make_error_code(Errc::kInvalidArgument);
+    return {};
+  }
+
+  std::vector<EventRecord> list_events(const std::string& type, size_t limit) override {
+    Statement s(db_, type.empty()
+                         ? "SELECT id, at_ms, type, agent, tool, detail_json FROM events "
+                           "ORDER BY id DESC LIMIT ?"
+                         : "SELECT id, at_ms, type, agent, tool, detail_json FROM events "
+                           "WHERE type = ? ORDER BY id DESC LIMIT ?");
+    if (type.empty()) {
+      s.bind(1, static_cast<int64_t>(limit));
+    } else {
+      s.bind(1, type).bind(2, static_cast<int64_t>(limit));
+    }
+    std::vector<EventRecord> out;
+    while (s.step() == SQLITE_ROW) {
+      EventRecord e;
+      e.id = s.i64(0);
+      e.at_ms = s.i64(1);
+      e.type = s.text(2);
+      e.agent = s.text(3);
+      e.tool = s.text(4);
+      e.detail = s.text(5);
+      out.push_back(std::move(e));
+    }
+    return out;
+  }
+
   int schema_version() override {
     Statement s(db_, "PRAGMA user_version");
     return s.step() == SQLITE_ROW ? static_cast<int>(s.i64(0)) : -1;
   }
 
  private:
+  // Tool globs are stored as a JSON array of strings.
+  static std::string join_json(const std::vector<std::string>& v) {
+    boost::json::array a;
+    for (const auto& x : v) a.push_back(boost::json::string(x));
+    return boost::json::serialize(a);
+  }
+
+  static AgentRecord agent_row(Statement& s) {
+    AgentRecord a;
+    a.name = s.text(0);
+    boost::system::error_code ec;
+    auto v = boost::json::parse(s.text(1), ec);
+    if (!ec && v.is_array()) {
+      for (const auto& x : v.as_array()) {
+        if (x.is_string()) a.tools.emplace_back(x.as_string());
+      }
+    }
+    a.created_at_ms = s.i64(2);
+    return a;
+  }
+
   static ResourceRecord row(Statement& s) {
     ResourceRecord r;
     r.kind = s.text(0);

@@ -17,7 +17,7 @@ TEST(SqliteStore, MigratesAndPersists) {
   const std::string db = dir.path + "/a.db";
   {
     auto s = open_sqlite_store(db);
-    EXPECT_EQ(s->schema_version(), 1);
+    EXPECT_EQ(s->schema_version(), 2);
     ASSERT_TRUE(s->create_resource("tunnel", "sales"));
     EXPECT_EQ(s->create_resource("tunnel", "sales").error(), Errc::kAlreadyExists);
     ASSERT_TRUE(s->create_resource("sandbox", "sales"));  // names are per kind
@@ -26,7 +26,7 @@ TEST(SqliteStore, MigratesAndPersists) {
   }
   EXPECT_TRUE(fs::exists(db + "-wal") || fs::exists(db));
   auto s = open_sqlite_store(db);  // reopening runs no migration twice
-  EXPECT_EQ(s->schema_version(), 1);
+  EXPECT_EQ(s->schema_version(), 2);
   auto r = s->get_resource("tunnel", "sales");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->last_seen_ms, 1234);
@@ -69,6 +69,34 @@ TEST(SqliteStore, NewerSchemaIsRefused) {
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("newer than this airlockd"), std::string::npos);
   }
+}
+
+TEST(SqliteStore, AgentsBindingsAndEventsPersist) {
+  TempDir dir;
+  const std::string db = dir.path + "/b.db";
+  {
+    auto s = open_sqlite_store(db);
+    ASSERT_TRUE(s->create_agent({.name = "agent-a", .tools = {"crm_*", "echo"}}));
+    EXPECT_EQ(s->create_agent({.name = "agent-a", .tools = {"*"}}).error(), Errc::kAlreadyExists);
+    ASSERT_TRUE(s->replace_bindings({{"b1", R"({"name":"b1"})"}, {"b2", R"({"name":"b2"})"}}));
+    ASSERT_TRUE(s->replace_bindings({{"b3", R"({"name":"b3"})"}}));  // replaces, not merges
+    ASSERT_TRUE(s->add_event({.type = "tool_refused", .agent = "agent-a", .tool = "x"}));
+    ASSERT_TRUE(s->add_event({.type = "other", .agent = "agent-a", .tool = "y"}));
+  }
+  auto s = open_sqlite_store(db);
+  auto a = s->get_agent("agent-a");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->tools, (std::vector<std::string>{"crm_*", "echo"}));
+  EXPECT_EQ(s->get_agent("nobody").error(), Errc::kNotFound);
+  auto b = s->list_bindings();
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_EQ(b[0].first, "b3");
+  auto refused = s->list_events("tool_refused", 10);
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(refused[0].tool, "x");
+  EXPECT_EQ(refused[0].detail, "{}");
+  EXPECT_EQ(s->list_events("", 10).size(), 2u);
+  EXPECT_EQ(s->list_events("", 1)[0].tool, "y");  // newest first
 }
 
 }  // namespace

@@ -32,6 +32,23 @@ struct TokenRecord {
   bool revoked = false;
 };
 
+// An agent key's owner: the name agents are known by, and the tools its keys may use.
+struct AgentRecord {
+  std::string name;
+  std::vector<std::string> tools;  // globs over exposed tool (and prompt) names
+  int64_t created_at_ms = 0;
+};
+
+// Something airlockd keeps a record of for the audit log (refusals today).
+struct EventRecord {
+  int64_t id = 0;
+  int64_t at_ms = 0;
+  std::string type;    // e.g. "tool_refused"
+  std::string agent;
+  std::string tool;
+  std::string detail;  // JSON object
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -48,6 +65,19 @@ class Store {
   virtual Result<TokenRecord> find_token(const std::string& id) = 0;
   // Revokes every token of the resource; returns how many were live.
   virtual Result<int> revoke_tokens(const std::string& kind, const std::string& name) = 0;
+  virtual Result<void> create_agent(const AgentRecord& agent) = 0;
+  virtual Result<AgentRecord> get_agent(const std::string& name) = 0;
+  virtual std::vector<AgentRecord> list_agents() = 0;
+
+  // Tool bindings as (name, JSON spec). replace_bindings swaps the whole set atomically.
+  virtual Result<void> replace_bindings(
+      const std::vector<std::pair<std::string, std::string>>& bindings) = 0;
+  virtual std::vector<std::pair<std::string, std::string>> list_bindings() = 0;
+
+  virtual Result<void> add_event(const EventRecord& event) = 0;
+  // Newest first; `type` empty for every type.
+  virtual std::vector<EventRecord> list_events(const std::string& type, size_t limit) = 0;
+
   virtual int schema_version() = 0;
 };
 

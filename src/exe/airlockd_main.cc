@@ -1,4 +1,5 @@
 // airlockd: the Airlock control plane. Flags only; the daemon is ControlPlane.
+#include <csignal>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -14,6 +15,8 @@
 #include "controlplane/server.h"
 
 int main(int argc, char** argv) {
+  // A private server or agent that goes away must not kill the daemon mid-write.
+  ::signal(SIGPIPE, SIG_IGN);
   namespace asio = boost::asio;
   using namespace airlock;
   CLI::App app{"airlockd — the Airlock control plane: connectors dial in on /v1/connect, admins "

@@ -1,5 +1,6 @@
 // mcp-tunnel: the tunnel gateway that runs inside a private network and dials out to airlockd.
 // Flags only; the gateway is tunnel::Tunnel.
+#include <csignal>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -17,6 +18,8 @@
 #include "tunnel/tunnel.h"
 
 int main(int argc, char** argv) {
+  // A private server or agent that goes away must not kill the daemon mid-write.
+  ::signal(SIGPIPE, SIG_IGN);
   namespace asio = boost::asio;
   using namespace airlock;
   CLI::App app{"mcp-tunnel — forwards MCP calls from airlockd to private MCP servers; dials out, "

@@ -54,7 +54,9 @@ TunnelConfig parse_tunnel_config(const std::string& yaml_text, const std::string
     for (size_t i = 0; i < servers.size(); ++i) {
       const std::string path = "servers[" + std::to_string(i) + "]";
       const YAML::Node s = servers[i];
-      expect_keys(s, path, {"name", "url", "credentials"});
+      expect_keys(s, path,
+                  {"name", "url", "credentials", "args", "env", "cwd", "ca_file",
+                   "connect_timeout", "request_timeout", "max_message"});
       UpstreamServer u;
       if (!s["name"]) throw ConfigError(path + ".name is required");
       if (!s["url"]) throw ConfigError(path + ".url is required");
@@ -77,6 +79,49 @@ TunnelConfig parse_tunnel_config(const std::string& yaml_text, const std::string
           }
         }
       }
+      const bool is_stdio = u.url.rfind("stdio:", 0) == 0;
+      if (is_stdio) {
+        std::string words = u.url.substr(6);
+        size_t i0 = 0;
+        while (i0 < words.size()) {
+          const size_t sp = words.find(' ', i0);
+          const size_t end = sp == std::string::npos ? words.size() : sp;
+          if (end > i0) u.argv.push_back(words.substr(i0, end - i0));
+          i0 = end + 1;
+        }
+        if (u.argv.empty()) throw ConfigError(path + ".url 'stdio:' needs a command after the colon");
+      }
+      for (const char* key : {"args", "env", "cwd"}) {
+        if (s[key] && !is_stdio) {
+          throw ConfigError(path + "." + key + " applies only to stdio: servers");
+        }
+      }
+      if (auto args = s["args"]) {
+        if (!args.IsSequence()) throw ConfigError(path + ".args must be a list of strings");
+        for (size_t j = 0; j < args.size(); ++j) {
+          u.argv.push_back(read_string(args[j], path + ".args[" + std::to_string(j) + "]"));
+        }
+      }
+      if (auto env = s["env"]) {
+        if (!env.IsMap()) throw ConfigError(path + ".env must be a map of NAME: value");
+        for (const auto& kv : env) {
+          const std::string k = kv.first.as<std::string>();
+          if (k.empty() || k.find('=') != std::string::npos) {
+            throw ConfigError(path + ".env key '" + k + "' is not an environment variable name");
+          }
+          u.env[k] = read_string(kv.second, path + ".env." + k);
+        }
+      }
+      if (auto cwd = s["cwd"]) u.cwd = read_string(cwd, path + ".cwd");
+      if (auto ca = s["ca_file"]) {
+        if (u.url.rfind("https://", 0) != 0) {
+          throw ConfigError(path + ".ca_file applies only to https:// servers");
+        }
+        u.ca_file = read_string(ca, path + ".ca_file");
+      }
+      if (auto t = s["connect_timeout"]) u.connect_timeout = read_duration(t, path + ".connect_timeout");
+      if (auto t = s["request_timeout"]) u.request_timeout = read_duration(t, path + ".request_timeout");
+      if (auto m = s["max_message"]) u.max_message = read_byte_size(m, path + ".max_message");
       c.servers.push_back(std::move(u));
     }
   }

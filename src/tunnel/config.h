@@ -2,6 +2,8 @@
 // Parsed once at start-up, validated, then shared read-only. Reference: docs/configuration.md.
 #pragma once
 
+#include <chrono>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -14,6 +16,20 @@ struct UpstreamServer {
   std::string url;
   // Names of the credentials this server uses. Only names are ever reported to airlockd.
   std::vector<std::string> credentials;
+
+  // stdio: the program and its arguments: the words after "stdio:" (split on spaces), then
+  // `args`. Environment: mcp-tunnel's own plus `env`; working directory `cwd` (default: ours).
+  std::vector<std::string> argv;
+  std::map<std::string, std::string> env;
+  std::string cwd;
+  // https: trust only this CA (PEM) instead of the system store. Verification is always on.
+  std::string ca_file;
+  // Bound on spawning / dialing / initializing the upstream session.
+  std::chrono::milliseconds connect_timeout{10000};
+  // Bound on one request when airlockd gives none (airlockd normally sets the deadline).
+  std::chrono::milliseconds request_timeout{60000};
+  // Largest single JSON-RPC message accepted from the server.
+  size_t max_message = 4 * 1024 * 1024;
 };
 
 struct TunnelConfig {

@@ -1,14 +1,19 @@
 #include "tunnel/tunnel.h"
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/json.hpp>
 
 #include <spdlog/spdlog.h>
 
+#include <deque>
 #include <sstream>
 #include <stdexcept>
+
+#include "common/jsonrpc.h"
 
 namespace airlock::tunnel {
 
@@ -28,6 +33,12 @@ Tunnel::Tunnel(asio::any_io_executor ex, TunnelOptions options)
   hello.software = "mcp-tunnel/" AIRLOCK_VERSION;
   hello.inventory = inventory_of(options_.config);
   options_.connector.dial.user_agent = hello.software;
+  for (const auto& s : options_.config.servers) {
+    auto& st = servers_[s.name];
+    st.config = s;
+    st.refresh = std::make_unique<asio::steady_timer>(ex);
+  }
+  options_.connector.on_link_up = [this](std::shared_ptr<Link> link) { push_inventory(link); };
   connector_ = std::make_unique<Connector>(
       ex, options_.connector, [this](std::shared_ptr<LinkStream> s) { on_stream(std::move(s)); });
 }
@@ -68,12 +79,207 @@ asio::awaitable<void> Tunnel::run() {
                AIRLOCK_VERSION, options_.config.servers.size(),
                options_.connector.ha_connections, allowed);
   if (metrics_) asio::co_spawn(executor_, metrics_->serve(), asio::detached);
+  for (const auto& [name, st] : servers_) {
+    asio::co_spawn(executor_, inventory_loop(name), asio::detached);
+  }
   co_await connector_->run();
 }
 
 asio::awaitable<void> Tunnel::stop() {
+  stopping_ = true;
   if (metrics_) metrics_->stop();
+  for (auto& [name, st] : servers_) st.refresh->cancel();
   co_await connector_->stop();
+  for (auto& [name, st] : servers_) {
+    if (st.inventory) st.inventory->close();
+  }
+}
+
+std::string Tunnel::catalog_json() const {
+  json::array servers;
+  for (const auto& [name, st] : servers_) {
+    json::object o = st.catalog;
+    o["name"] = name;
+    o["status"] = st.status;
+    if (!st.error.empty()) o["error"] = st.error;
+    json::array creds;
+    for (const auto& c : st.config.credentials) creds.push_back(json::string(c));
+    o["credentials"] = std::move(creds);
+    servers.push_back(std::move(o));
+  }
+  return json::serialize(json::object{{"servers", std::move(servers)}});
+}
+
+void Tunnel::push_inventory(const std::shared_ptr<Link>& only) {
+  const std::string body = catalog_json();
+  const std::string meta = R"({"kind":"inventory"})";
+  auto push = [&](const std::shared_ptr<Link>& link) {
+    if (link->closed() || link->draining()) return;
+    auto s = link->open(meta, body, true);
+    if (!s) spdlog::warn("could not send the inventory to airlockd: {}", s.error().message());
+  };
+  if (only) {
+    push(only);
+  } else {
+    for (const auto& link : connector_->links()) push(link);
+  }
+}
+
+asio::awaitable<bool> Tunnel::fetch_catalog(ServerState& st, std::string& error) {
+  auto session = st.inventory;
+  // Every page of a paginated list.
+  auto list_all = [&](std::string method, std::string key,
+                      json::array& out) -> asio::awaitable<bool> {
+    std::string cursor;
+    for (int page = 0; page < 1000; ++page) {
+      json::object params;
+      if (!cursor.empty()) params["cursor"] = cursor;
+      auto r = co_await session->request(method, std::move(params), error);
+      if (!r || !r->is_object()) co_return false;
+      if (auto* items = r->as_object().if_contains(key); items && items->is_array()) {
+        for (auto& it : items->as_array()) out.push_back(it);
+      }
+      auto* next = r->as_object().if_contains("nextCursor");
+      if (!next || !next->is_string() || next->as_string().empty()) co_return true;
+      cursor = std::string(next->as_string());
+    }
+    error = method + " returned more than 1000 pages";
+    co_return false;
+  };
+  json::array tools, resources, templates, prompts;
+  // The first request also initializes the session, which tells us the capabilities.
+  auto ping = co_await session->request("ping", {}, error);
+  if (!ping) co_return false;
+  const json::object init = session->server_init();
+  json::object caps;
+  if (auto* c = init.if_contains("capabilities"); c && c->is_object()) caps = c->as_object();
+  if (caps.contains("tools") && !co_await list_all("tools/list", "tools", tools)) co_return false;
+  if (caps.contains("resources")) {
+    if (!co_await list_all("resources/list", "resources", resources)) co_return false;
+    if (!co_await list_all("resources/templates/list", "resourceTemplates", templates)) {
+      co_return false;
+    }
+  }
+  if (caps.contains("prompts") && !co_await list_all("prompts/list", "prompts", prompts)) {
+    co_return false;
+  }
+  json::object catalog;
+  catalog["capabilities"] = caps;
+  if (auto* si = init.if_contains("serverInfo")) catalog["serverInfo"] = *si;
+  if (auto* ins = init.if_contains("instructions")) catalog["instructions"] = *ins;
+  catalog["tools"] = std::move(tools);
+  catalog["resources"] = std::move(resources);
+  catalog["resourceTemplates"] = std::move(templates);
+  catalog["prompts"] = std::move(prompts);
+  st.catalog = std::move(catalog);
+  co_return true;
+}
+
+asio::awaitable<void> Tunnel::inventory_loop(std::string server) {
+  auto& st = servers_.at(server);
+  int failures = 0;
+  while (!stopping_) {
+    if (!st.inventory) {
+      // Every client capability, so that servers which offer some tools only to capable
+      // clients (sampling, elicitation, roots) list them all in the catalog.
+      json::object client{{"protocolVersion", "2025-11-25"},
+                          {"capabilities",
+                           json::object{{"sampling", json::object{}},
+                                        {"elicitation", json::object{{"form", json::object{}}}},
+                                        {"roots", json::object{{"listChanged", true}}}}},
+                          {"clientInfo", json::object{{"name", "mcp-tunnel-inventory"},
+                                                      {"version", AIRLOCK_VERSION}}}};
+      st.inventory = std::make_shared<UpstreamSession>(
+          executor_, st.config, std::move(client),
+          [this, server](json::object message, std::optional<json::value>) {
+            auto it = servers_.find(server);
+            if (it == servers_.end()) return;
+            std::string err;
+            auto m = jsonrpc::classify(json::value(std::move(message)), err);
+            if (!m) return;
+            if (m->kind == jsonrpc::Kind::kRequest && m->method() == "roots/list") {
+              it->second.inventory->send(
+                  jsonrpc::make_result(m->id(), json::object{{"roots", json::array{}}}));
+            } else if (m->kind == jsonrpc::Kind::kRequest) {
+              // The inventory session serves no sampling or elicitation.
+              it->second.inventory->send(jsonrpc::make_error(
+                  m->id(), jsonrpc::kMethodNotFound,
+                  "mcp-tunnel's inventory session does not handle " + std::string(m->method())));
+            } else if (m->method() == "notifications/tools/list_changed" ||
+                       m->method() == "notifications/resources/list_changed" ||
+                       m->method() == "notifications/prompts/list_changed") {
+              it->second.refresh->cancel();
+            }
+          });
+    }
+    std::string error;
+    const bool ok = co_await fetch_catalog(st, error);
+    if (stopping_) co_return;
+    const std::string old_status = st.status;
+    if (ok) {
+      failures = 0;
+      st.status = "ok";
+      st.error.clear();
+      size_t tools = 0;
+      if (auto* t = st.catalog.if_contains("tools"); t && t->is_array()) tools = t->as_array().size();
+      spdlog::info("server '{}': catalog fetched ({} tools)", server, tools);
+    } else {
+      ++failures;
+      st.status = "unavailable";
+      st.error = error;
+      if (old_status != "unavailable") spdlog::warn("server '{}' is unavailable: {}", server, error);
+    }
+    push_inventory();
+    // Wait for list_changed (the timer is cancelled), or retry / refresh later.
+    const auto wait = ok ? std::chrono::milliseconds(std::chrono::minutes(10))
+                         : std::min<std::chrono::milliseconds>(
+                               std::chrono::milliseconds(500) * (1 << std::min(failures, 6)),
+                               std::chrono::seconds(30));
+    st.refresh->expires_after(wait);
+    co_await st.refresh->async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+}
+
+
+asio::awaitable<void> Tunnel::serve_mcp(std::shared_ptr<LinkStream> stream, std::string server,
+                                        json::object meta) {
+  auto& st = servers_.at(server);
+  json::object client;
+  if (auto* c = meta.if_contains("client"); c && c->is_object()) client = c->as_object();
+  std::string agent = "(unknown)";
+  if (auto* a = meta.if_contains("agent"); a && a->is_string()) agent = std::string(a->as_string());
+  auto writer = std::make_shared<StreamWriter>(stream);
+  auto session = std::make_shared<UpstreamSession>(
+      executor_, st.config, std::move(client),
+      [writer](json::object message, std::optional<json::value> related) {
+        json::object env{{"message", std::move(message)}};
+        if (related) env["related"] = std::move(*related);
+        writer->push(json::serialize(env) + "\n");
+      });
+  ++mcp_streams_;
+  ++mcp_streams_open_;
+  spdlog::debug("stream {}: agent '{}' session with server '{}'", stream->id(), agent, server);
+  jsonrpc::LineSplitter lines(st.config.max_message);
+  for (;;) {
+    auto chunk = co_await stream->read();
+    if (!chunk || chunk->empty()) break;  // reset, link lost, or airlockd ended the session
+    if (!lines.feed(*chunk)) {
+      stream->reset(proto::ResetCode::kProtocolError, "a message exceeds the server's max_message");
+      break;
+    }
+    while (auto line = lines.next()) {
+      std::string error;
+      auto msg = jsonrpc::parse(*line, error);
+      if (!msg) {
+        spdlog::warn("stream {}: airlockd sent an invalid message ({}); ignored", stream->id(), error);
+        continue;
+      }
+      session->send(std::move(msg->body));
+    }
+  }
+  session->close();
+  --mcp_streams_open_;
+  writer->end();
 }
 
 void Tunnel::on_stream(std::shared_ptr<LinkStream> stream) {
@@ -84,6 +290,29 @@ void Tunnel::on_stream(std::shared_ptr<LinkStream> stream) {
     if (auto* k = meta.as_object().if_contains("kind"); k && k->is_string()) {
       kind = std::string(k->as_string());
     }
+  }
+  if (kind == "mcp") {
+    std::string server;
+    if (auto* s = meta.as_object().if_contains("server"); s && s->is_string()) {
+      server = std::string(s->as_string());
+    }
+    if (!servers_.count(server)) {
+      ++streams_refused_;
+      stream->reset(proto::ResetCode::kRefused,
+                    "mcp-tunnel has no server named '" + server + "' in its tunnel.yaml");
+      return;
+    }
+    asio::co_spawn(executor_, serve_mcp(stream, server, std::move(meta.as_object())),
+                   [stream](std::exception_ptr e) {
+                     if (!e) return;
+                     try {
+                       std::rethrow_exception(e);
+                     } catch (const std::exception& ex) {
+                       spdlog::error("stream {} failed: {}", stream->id(), ex.what());
+                       stream->reset(proto::ResetCode::kInternalError, "mcp-tunnel internal error");
+                     }
+                   });
+    return;
   }
   ++streams_refused_;
   spdlog::warn("refused stream {} of unsupported kind '{}'", stream->id(), kind);
@@ -111,7 +340,13 @@ asio::awaitable<HttpResponse> Tunnel::metrics_handler(HttpRequest req) {
       << "airlock_tunnel_dial_failures_total " << st.dial_failures << "\n"
       << "# HELP airlock_tunnel_streams_refused_total Streams of a kind this tunnel does not serve.\n"
       << "# TYPE airlock_tunnel_streams_refused_total counter\n"
-      << "airlock_tunnel_streams_refused_total " << streams_refused_ << "\n";
+      << "airlock_tunnel_streams_refused_total " << streams_refused_ << "\n"
+      << "# HELP airlock_tunnel_mcp_sessions_total Agent sessions served (one per server).\n"
+      << "# TYPE airlock_tunnel_mcp_sessions_total counter\n"
+      << "airlock_tunnel_mcp_sessions_total " << mcp_streams_ << "\n"
+      << "# HELP airlock_tunnel_mcp_sessions_open Agent sessions open now.\n"
+      << "# TYPE airlock_tunnel_mcp_sessions_open gauge\n"
+      << "airlock_tunnel_mcp_sessions_open " << mcp_streams_open_ << "\n";
     auto r = HttpResponse::json(200, m.str());
     r.content_type = "text/plain; version=0.0.4";
     co_return r;

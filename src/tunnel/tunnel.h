@@ -1,13 +1,21 @@
 // Tunnel: mcp-tunnel as a library. Builds the hello (kind "tunnel", inventory from
 // tunnel.yaml: server names, URLs and credential names — never values), runs a Connector,
-// and optionally serves /ready and /metrics on a loopback address. Streams airlockd opens are
-// answered by the stream handler; mcp-tunnel refuses stream kinds it does not serve.
+// and optionally serves /ready and /metrics on a loopback address.
+// Streams airlockd opens of kind "mcp" carry one agent session's traffic with one private
+// server (newline-delimited JSON-RPC, see docs/protocol.md); each gets its own
+// UpstreamSession. The tunnel keeps a catalog of every server's tools, resources and prompts
+// (its own inventory session per server, refreshed on list_changed) and pushes it to airlockd
+// on every link as an "inventory" stream. Other stream kinds are refused.
 // One executor; not thread-safe.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
+#include <boost/asio/steady_timer.hpp>
+#include <boost/json/object.hpp>
+
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -15,6 +23,7 @@
 #include "common/connector.h"
 #include "common/http_server.h"
 #include "tunnel/config.h"
+#include "tunnel/mcp_session.h"
 
 namespace airlock::tunnel {
 
@@ -36,16 +45,36 @@ class Tunnel {
   asio::awaitable<void> stop();
   uint16_t metrics_port() const;
   Connector& connector() { return *connector_; }
+  // The catalog as pushed to airlockd: {"servers": [{name, status, error, tools, …}]}.
+  std::string catalog_json() const;
 
  private:
+  struct ServerState {
+    UpstreamServer config;
+    std::shared_ptr<UpstreamSession> inventory;
+    json::object catalog;  // tools, resources, resourceTemplates, prompts, capabilities
+    std::string status = "pending";  // "pending" | "ok" | "unavailable"
+    std::string error;
+    std::unique_ptr<asio::steady_timer> refresh;  // cancelled to refetch now
+  };
+
   void on_stream(std::shared_ptr<LinkStream> stream);
+  asio::awaitable<void> serve_mcp(std::shared_ptr<LinkStream> stream, std::string server,
+                                  json::object meta);
+  asio::awaitable<void> inventory_loop(std::string server);
+  asio::awaitable<bool> fetch_catalog(ServerState& st, std::string& error);
+  void push_inventory(const std::shared_ptr<Link>& only = nullptr);
   asio::awaitable<HttpResponse> metrics_handler(HttpRequest req);
 
   asio::any_io_executor executor_;
   TunnelOptions options_;
   std::unique_ptr<Connector> connector_;
   std::unique_ptr<HttpServer> metrics_;
+  std::map<std::string, ServerState> servers_;
+  bool stopping_ = false;
   uint64_t streams_refused_ = 0;
+  uint64_t mcp_streams_ = 0;
+  size_t mcp_streams_open_ = 0;
 };
 
 // Hello inventory for a tunnel config.

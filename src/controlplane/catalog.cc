@@ -1,0 +1,359 @@
+#include "controlplane/catalog.h"
+
+#include <algorithm>
+#include <boost/json/serialize.hpp>
+#include <set>
+
+#include "common/config_util.h"
+#include "common/handshake.h"
+
+namespace airlock::controlplane {
+namespace {
+
+std::vector<std::string> read_string_list(const YAML::Node& n, const std::string& path) {
+  std::vector<std::string> out;
+  if (n.IsScalar()) {
+    out.push_back(read_string(n, path));
+    return out;
+  }
+  if (!n.IsSequence()) throw ConfigError(path + " must be a list of strings");
+  for (size_t i = 0; i < n.size(); ++i) {
+    out.push_back(read_string(n[i], path + "[" + std::to_string(i) + "]"));
+  }
+  return out;
+}
+
+std::string source_of(const Binding& b) {
+  return "binding '" + b.name + "' (tunnel '" + b.tunnel + "', server '" + b.server + "')";
+}
+
+std::string literal_prefix(std::string_view tmpl) {
+  return std::string(tmpl.substr(0, tmpl.find('{')));
+}
+
+json::array to_array(const std::vector<std::string>& v) {
+  json::array a;
+  for (const auto& s : v) a.push_back(json::string(s));
+  return a;
+}
+
+std::vector<std::string> from_array(const json::value* v) {
+  std::vector<std::string> out;
+  if (v && v->is_array()) {
+    for (const auto& s : v->as_array()) {
+      if (s.is_string()) out.emplace_back(s.as_string());
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+bool is_valid_tool_name(std::string_view name) {
+  if (name.empty() || name.size() > 128) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-' || c == '.';
+  });
+}
+
+bool glob_match(std::string_view p, std::string_view s) {
+  size_t pi = 0, si = 0, star = std::string_view::npos, mark = 0;
+  while (si < s.size()) {
+    if (pi < p.size() && (p[pi] == '?' || p[pi] == s[si])) {
+      ++pi;
+      ++si;
+    } else if (pi < p.size() && p[pi] == '*') {
+      star = pi++;
+      mark = si;
+    } else if (star != std::string_view::npos) {
+      pi = star + 1;
+      si = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (pi < p.size() && p[pi] == '*') ++pi;
+  return pi == p.size();
+}
+
+bool any_glob_match(const std::vector<std::string>& patterns, std::string_view name) {
+  return std::any_of(patterns.begin(), patterns.end(),
+                     [&](const std::string& p) { return glob_match(p, name); });
+}
+
+std::vector<Binding> parse_bindings_yaml(const std::string& text, const std::string& origin) {
+  YAML::Node root = load_yaml_string(text, origin);
+  if (!root || root.IsNull()) return {};
+  expect_keys(root, "", {"tools"});
+  auto tools = root["tools"];
+  if (!tools) return {};
+  return parse_bindings(tools, "tools");
+}
+
+std::vector<Binding> parse_bindings(const YAML::Node& tools, const std::string& list_path) {
+  std::vector<Binding> out;
+  if (tools.IsNull()) return out;
+  if (!tools.IsSequence()) throw ConfigError(list_path + " must be a list of bindings");
+  std::set<std::string> names;
+  for (size_t i = 0; i < tools.size(); ++i) {
+    const std::string path = list_path + "[" + std::to_string(i) + "]";
+    const YAML::Node n = tools[i];
+    expect_keys(n, path,
+                {"name", "mcp_tunnel", "server", "tool", "prefix", "rename", "allow", "deny",
+                 "timeout", "max_timeout"});
+    Binding b;
+    for (const char* req : {"name", "mcp_tunnel", "server"}) {
+      if (!n[req]) throw ConfigError(path + "." + req + " is required");
+    }
+    b.name = read_string(n["name"], path + ".name");
+    if (!is_valid_tool_name(b.name)) {
+      throw ConfigError(path + ".name '" + b.name +
+                        "' must be 1-128 characters of [A-Za-z0-9_.-] (MCP tool names)");
+    }
+    if (!names.insert(b.name).second) {
+      throw ConfigError(path + ".name '" + b.name + "' is used by another binding");
+    }
+    b.tunnel = read_string(n["mcp_tunnel"], path + ".mcp_tunnel");
+    if (!proto::is_valid_resource_name(b.tunnel)) {
+      throw ConfigError(path + ".mcp_tunnel '" + b.tunnel + "' is not a tunnel name");
+    }
+    b.server = read_string(n["server"], path + ".server");
+    if (b.server.empty()) throw ConfigError(path + ".server must not be empty");
+    if (auto t = n["tool"]) b.tool = read_string(t, path + ".tool");
+    if (auto p = n["prefix"]) {
+      b.prefix = read_string(p, path + ".prefix");
+      if (!b.prefix.empty() && !is_valid_tool_name(b.prefix)) {
+        throw ConfigError(path + ".prefix '" + b.prefix + "' may use only [A-Za-z0-9_.-]");
+      }
+    }
+    if (auto r = n["rename"]) {
+      if (!r.IsMap()) throw ConfigError(path + ".rename must map upstream names to new names");
+      for (const auto& kv : r) {
+        const std::string from = kv.first.as<std::string>();
+        const std::string to = read_string(kv.second, path + ".rename." + from);
+        if (!is_valid_tool_name(to)) {
+          throw ConfigError(path + ".rename." + from + " '" + to +
+                            "' must be 1-128 characters of [A-Za-z0-9_.-]");
+        }
+        b.rename[from] = to;
+      }
+    }
+    if (auto a = n["allow"]) b.allow = read_string_list(a, path + ".allow");
+    if (auto d = n["deny"]) b.deny = read_string_list(d, path + ".deny");
+    if (!b.tool.empty() &&
+        (!b.prefix.empty() || !b.rename.empty() || !b.allow.empty() || !b.deny.empty())) {
+      throw ConfigError(path +
+                        ": 'tool' selects one tool named after the binding; it cannot "
+                        "be combined with prefix, rename, allow or deny");
+    }
+    if (auto t = n["timeout"]) b.timeout = read_duration(t, path + ".timeout");
+    if (auto t = n["max_timeout"]) b.max_timeout = read_duration(t, path + ".max_timeout");
+    if (b.timeout.count() <= 0) throw ConfigError(path + ".timeout must be positive");
+    if (b.max_timeout < b.timeout) {
+      throw ConfigError(path + ".max_timeout must not be shorter than timeout");
+    }
+    out.push_back(std::move(b));
+  }
+  return out;
+}
+
+json::object binding_to_json(const Binding& b) {
+  json::object o{{"name", b.name}, {"mcp_tunnel", b.tunnel}, {"server", b.server}};
+  if (!b.tool.empty()) o["tool"] = b.tool;
+  if (!b.prefix.empty()) o["prefix"] = b.prefix;
+  if (!b.rename.empty()) {
+    json::object r;
+    for (const auto& [k, v] : b.rename) r[k] = v;
+    o["rename"] = std::move(r);
+  }
+  if (!b.allow.empty()) o["allow"] = to_array(b.allow);
+  if (!b.deny.empty()) o["deny"] = to_array(b.deny);
+  o["timeout_ms"] = b.timeout.count();
+  o["max_timeout_ms"] = b.max_timeout.count();
+  return o;
+}
+
+Binding binding_from_json(const json::object& o) {
+  Binding b;
+  auto str = [&](const char* k) -> std::string {
+    auto* v = o.if_contains(k);
+    return v && v->is_string() ? std::string(v->as_string()) : std::string();
+  };
+  b.name = str("name");
+  b.tunnel = str("mcp_tunnel");
+  b.server = str("server");
+  b.tool = str("tool");
+  b.prefix = str("prefix");
+  if (auto* r = o.if_contains("rename"); r && r->is_object()) {
+    for (const auto& kv : r->as_object()) {
+      if (kv.value().is_string())
+        b.rename[std::string(kv.key())] = std::string(kv.value().as_string());
+    }
+  }
+  b.allow = from_array(o.if_contains("allow"));
+  b.deny = from_array(o.if_contains("deny"));
+  if (auto* t = o.if_contains("timeout_ms"); t && t->is_int64()) {
+    b.timeout = std::chrono::milliseconds(t->as_int64());
+  }
+  if (auto* t = o.if_contains("max_timeout_ms"); t && t->is_int64()) {
+    b.max_timeout = std::chrono::milliseconds(t->as_int64());
+  }
+  return b;
+}
+
+Catalog Catalog::build(const std::vector<Binding>& bindings,
+                       const std::map<std::string, TunnelInventory>& inventories,
+                       std::vector<std::string>& conflicts) {
+  Catalog c;
+  std::vector<const Binding*> ordered;
+  for (const auto& b : bindings) ordered.push_back(&b);
+  std::sort(ordered.begin(), ordered.end(),
+            [](const Binding* a, const Binding* b) { return a->name < b->name; });
+  std::map<std::string, std::string> tool_src, prompt_src, resource_src;
+
+  auto add = [&](std::vector<ExposedItem>& list, std::map<std::string, size_t, std::less<>>& index,
+                 std::map<std::string, std::string>& src, const char* what, ExposedItem item) {
+    const std::string here = source_of(*item.route.binding);
+    auto [it, fresh] = src.emplace(item.name, here);
+    if (!fresh) {
+      if (it->second != here) {
+        conflicts.push_back(std::string(what) + " '" + item.name + "' from " + here +
+                            " collides with the same name from " + it->second);
+      }
+      return;
+    }
+    index.emplace(item.name, list.size());
+    list.push_back(std::move(item));
+  };
+
+  for (const Binding* b : ordered) {
+    auto inv = inventories.find(b->tunnel);
+    if (inv == inventories.end()) {
+      c.unavailable_[b->name] = "tunnel '" + b->tunnel + "' is not connected";
+      continue;
+    }
+    const json::object* server = nullptr;
+    for (const auto& s : inv->second.servers) {
+      auto* n = s.if_contains("name");
+      auto* u = s.if_contains("url");
+      if ((n && n->is_string() && n->as_string() == b->server) ||
+          (u && u->is_string() && u->as_string() == b->server)) {
+        server = &s;
+        break;
+      }
+    }
+    if (!server) {
+      c.unavailable_[b->name] =
+          "tunnel '" + b->tunnel + "' has no server named '" + b->server + "'";
+      continue;
+    }
+    const std::string server_name = std::string(server->at("name").as_string());
+    if (auto* st = server->if_contains("status");
+        st && st->is_string() && st->as_string() != "ok") {
+      std::string why = "server '" + server_name + "' on tunnel '" + b->tunnel + "' is " +
+                        std::string(st->as_string());
+      if (auto* e = server->if_contains("error"); e && e->is_string()) {
+        why += ": " + std::string(e->as_string());
+      }
+      c.unavailable_[b->name] = why;
+      continue;
+    }
+    const Route route{b, server_name};
+    auto exposed_name = [&](const std::string& upstream) {
+      if (auto r = b->rename.find(upstream); r != b->rename.end()) return r->second;
+      return b->prefix + upstream;
+    };
+    auto items = [&](const char* key) -> const json::array* {
+      auto* v = server->if_contains(key);
+      return v && v->is_array() ? &v->as_array() : nullptr;
+    };
+    if (auto* tools = items("tools")) {
+      for (const auto& t : *tools) {
+        if (!t.is_object()) continue;
+        auto* n = t.as_object().if_contains("name");
+        if (!n || !n->is_string()) continue;
+        const std::string up(n->as_string());
+        std::string name;
+        if (!b->tool.empty()) {
+          if (up != b->tool) continue;
+          name = b->name;
+        } else {
+          if (!b->allow.empty() && !any_glob_match(b->allow, up)) continue;
+          if (any_glob_match(b->deny, up)) continue;
+          name = exposed_name(up);
+        }
+        if (!is_valid_tool_name(name)) {
+          conflicts.push_back("tool '" + up + "' from " + source_of(*b) + " would be exposed as '" +
+                              name + "', which is not a valid name");
+          continue;
+        }
+        ExposedItem item{name, up, route, t.as_object()};
+        item.definition["name"] = name;
+        add(c.tools_, c.tool_index_, tool_src, "tool", std::move(item));
+      }
+      if (!b->tool.empty() && !c.tool_index_.count(b->name)) {
+        c.unavailable_[b->name] = "server '" + server_name + "' on tunnel '" + b->tunnel +
+                                  "' offers no tool named '" + b->tool + "'";
+      }
+    }
+    if (!b->tool.empty()) continue;  // a single-tool binding exposes nothing else
+    if (auto* prompts = items("prompts")) {
+      for (const auto& p : *prompts) {
+        if (!p.is_object()) continue;
+        auto* n = p.as_object().if_contains("name");
+        if (!n || !n->is_string()) continue;
+        const std::string up(n->as_string());
+        ExposedItem item{exposed_name(up), up, route, p.as_object()};
+        item.definition["name"] = item.name;
+        add(c.prompts_, c.prompt_index_, prompt_src, "prompt", std::move(item));
+      }
+    }
+    if (auto* resources = items("resources")) {
+      for (const auto& r : *resources) {
+        if (!r.is_object()) continue;
+        auto* u = r.as_object().if_contains("uri");
+        if (!u || !u->is_string()) continue;
+        const std::string uri(u->as_string());
+        ExposedItem item{uri, uri, route, r.as_object()};
+        add(c.resources_, c.resource_index_, resource_src, "resource", std::move(item));
+      }
+    }
+    if (auto* templates = items("resourceTemplates")) {
+      for (const auto& t : *templates) {
+        if (!t.is_object()) continue;
+        auto* u = t.as_object().if_contains("uriTemplate");
+        if (!u || !u->is_string()) continue;
+        c.templates_.push_back({literal_prefix(u->as_string()), route, t.as_object()});
+      }
+    }
+  }
+  return c;
+}
+
+const ExposedItem* Catalog::tool(std::string_view name) const {
+  auto it = tool_index_.find(name);
+  return it == tool_index_.end() ? nullptr : &tools_[it->second];
+}
+
+const ExposedItem* Catalog::prompt(std::string_view name) const {
+  auto it = prompt_index_.find(name);
+  return it == prompt_index_.end() ? nullptr : &prompts_[it->second];
+}
+
+std::optional<Route> Catalog::route_resource(std::string_view uri) const {
+  if (auto it = resource_index_.find(uri); it != resource_index_.end()) {
+    return resources_[it->second].route;
+  }
+  const ExposedTemplate* best = nullptr;
+  for (const auto& t : templates_) {
+    if (uri.substr(0, t.literal_prefix.size()) == t.literal_prefix &&
+        (!best || t.literal_prefix.size() > best->literal_prefix.size())) {
+      best = &t;
+    }
+  }
+  if (best) return best->route;
+  return std::nullopt;
+}
+
+}  // namespace airlock::controlplane

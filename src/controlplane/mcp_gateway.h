@@ -1,0 +1,71 @@
+// McpGateway: airlockd's /mcp endpoint — one MCP server (Streamable HTTP, revisions 2025-11-25,
+// 2025-06-18 and 2025-03-26) that offers each agent every tool its key allows, from every live
+// tunnel. It authenticates agent keys, keeps agent sessions, answers lists from the catalog
+// tunnels push, and routes calls to the right tunnel on a link stream per (session, server):
+// the tunnel holds the matching upstream session. Progress, logging, cancellation and
+// server-to-client requests (sampling, elicitation, roots) travel both ways on those streams
+// and reach the agent on the POST's SSE stream or the session's GET stream.
+// Session semantics are in docs/mcp-gateway.md. Runs on airlockd's executor; not thread-safe.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/json/object.hpp>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/http_server.h"
+#include "common/link.h"
+#include "controlplane/catalog.h"
+#include "controlplane/config.h"
+#include "controlplane/store.h"
+
+namespace airlock::controlplane {
+
+class McpGateway {
+ public:
+  struct Host {
+    Store* store = nullptr;
+    // Opens a stream to a live connection of tunnel `name`.
+    std::function<Result<std::shared_ptr<LinkStream>>(const std::string& name,
+                                                      std::string_view meta)>
+        open_stream;
+    // Whether tunnel `name` has a live link.
+    std::function<bool(const std::string& name)> is_live;
+  };
+
+  McpGateway(asio::any_io_executor ex, const AirlockdConfig& config, Host host);
+  ~McpGateway();
+
+  // Loads bindings from the store (after airlockd.yaml's `tools:` were applied) and starts
+  // the idle-session sweeper.
+  void start();
+  // Ends every session (their streams to tunnels close).
+  void stop();
+
+  asio::awaitable<HttpResponse> handle(HttpRequest req);
+
+  // A tunnel pushed its catalog ({"servers": [...]}).
+  void inventory_updated(const std::string& tunnel, const json::object& inventory);
+  // A tunnel's links came or went.
+  void connectors_changed();
+
+  // Validates `bindings` against each other and the current catalog; on success stores them
+  // (replacing all) and returns an empty string, otherwise the reasons, one per line.
+  std::string apply_bindings(const std::vector<Binding>& bindings);
+  std::vector<Binding> bindings() const;
+  // The catalog as the admin API shows it: bindings with their tools and availability.
+  json::object describe() const;
+
+  size_t session_count() const;
+  uint64_t calls_total() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace airlock::controlplane
