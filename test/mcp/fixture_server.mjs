@@ -1,0 +1,60 @@
+// A small MCP server (official SDK) used as a private server in Airlock's tests: over stdio
+// (`node fixture_server.mjs stdio`) or newline-delimited JSON-RPC on TCP
+// (`node fixture_server.mjs tcp PORT`, one session per connection).
+// Tools: echo, add, slow (sleeps ms, reporting progress), big (bytes of text), crash (ends the
+// process or the connection in the middle of the call).
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
+import net from "node:net";
+import { z } from "zod";
+
+function makeServer(onCrash) {
+  const server = new McpServer({ name: "airlock-fixture", version: "1.0.0" });
+  server.registerTool("echo", { description: "Echoes its input",
+                                inputSchema: { message: z.string() } },
+    async ({ message }) => ({ content: [{ type: "text", text: message }] }));
+  server.registerTool("add", { description: "Adds two numbers",
+                               inputSchema: { a: z.number(), b: z.number() } },
+    async ({ a, b }) => ({ content: [{ type: "text", text: String(a + b) }] }));
+  server.registerTool("slow", { description: "Answers after ms milliseconds",
+                                inputSchema: { ms: z.number(), progress: z.boolean().optional() } },
+    async ({ ms, progress }, extra) => {
+      const token = extra._meta?.progressToken;
+      const steps = 10;
+      for (let i = 1; i <= steps; i++) {
+        await new Promise((r) => setTimeout(r, ms / steps));
+        if (progress && token !== undefined) {
+          await extra.sendNotification({ method: "notifications/progress",
+                                         params: { progressToken: token, progress: i, total: steps } });
+        }
+      }
+      return { content: [{ type: "text", text: `slept ${ms} ms` }] };
+    });
+  server.registerTool("big", { description: "Returns bytes characters of text",
+                               inputSchema: { bytes: z.number() } },
+    async ({ bytes }) => ({ content: [{ type: "text", text: "x".repeat(bytes) }] }));
+  server.registerTool("crash", { description: "Dies in the middle of the call",
+                                 inputSchema: {} },
+    async () => {
+      setTimeout(onCrash, 50);
+      return await new Promise(() => {});
+    });
+  return server;
+}
+
+const mode = process.argv[2] ?? "stdio";
+if (mode === "stdio") {
+  const server = makeServer(() => process.exit(3));
+  await server.connect(new StdioServerTransport());
+} else if (mode === "tcp") {
+  const port = Number(process.argv[3]);
+  const srv = net.createServer((sock) => {
+    const server = makeServer(() => sock.destroy());
+    sock.on("error", () => {});
+    server.connect(new StdioServerTransport(sock, sock));
+  });
+  srv.listen(port, "127.0.0.1", () => console.error(`fixture listening on ${port}`));
+} else {
+  console.error(`usage: fixture_server.mjs stdio | tcp PORT`);
+  process.exit(2);
+}

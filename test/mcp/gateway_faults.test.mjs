@@ -1,0 +1,214 @@
+// Bad input and faults at airlockd's /mcp, each with its expected answer: raw HTTP for the
+// protocol errors, the official SDK client for upstream crash, connector loss and deadlines.
+// Private servers: the project's fixture server over stdio and over tcp:// (NDJSON).
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { spawn } from "node:child_process";
+import path from "node:path";
+import { Stack, Checks, assert, freePort, waitFor, PEERS } from "./lib/stack.mjs";
+
+const checks = new Checks("gateway faults");
+const stack = new Stack();
+const FIXTURE = path.join(PEERS, "fixture_server.mjs");
+let tcpServer;
+
+async function post(body, { key, session, version, origin, raw, headers = {} } = {}) {
+  const h = { "Content-Type": "application/json", Accept: "application/json, text/event-stream",
+              ...headers };
+  if (key) h.Authorization = `Bearer ${key}`;
+  if (session) h["Mcp-Session-Id"] = session;
+  if (version) h["MCP-Protocol-Version"] = version;
+  if (origin) h.Origin = origin;
+  const r = await fetch(stack.mcpUrl, { method: "POST", headers: h,
+                                        body: raw ?? JSON.stringify(body) });
+  const text = await r.text();
+  let json;
+  try { json = JSON.parse(text); } catch { json = undefined; }
+  return { status: r.status, headers: r.headers, text, json };
+}
+
+const init = (id = 1) => ({ jsonrpc: "2.0", id, method: "initialize",
+  params: { protocolVersion: "2025-11-25", capabilities: {},
+            clientInfo: { name: "faults", version: "1" } } });
+
+async function connect(key) {
+  const client = new Client({ name: "faults", version: "1" });
+  await client.connect(new StreamableHTTPClientTransport(new URL(stack.mcpUrl), {
+    requestInit: { headers: { Authorization: `Bearer ${key}` } } }));
+  return client;
+}
+
+const text = (r) => r.content.map((c) => c.text).join("");
+
+try {
+  await stack.startAirlockd("max_request_body: 1MiB\nmcp:\n  allowed_origins: [\"https://console.example\"]\n  page_size: 3\n");
+  const tcpPort = await freePort();
+  tcpServer = spawn(process.execPath, [FIXTURE, "tcp", String(tcpPort)], { stdio: "ignore" });
+  const tunnel = stack.startTunnel("faults", `servers:
+  - name: fx-stdio
+    url: stdio:${process.execPath}
+    args: ["${FIXTURE}", "stdio"]
+  - name: fx-tcp
+    url: tcp://127.0.0.1:${tcpPort}
+`);
+  stack.applyTools(`tools:
+  - {name: s, mcp_tunnel: faults, server: fx-stdio, prefix: s_, timeout: 1500ms, max_timeout: 4s}
+  - {name: t, mcp_tunnel: faults, server: fx-tcp, prefix: t_}
+`);
+  await stack.waitAvailable("s");
+  await stack.waitAvailable("t");
+  const key = stack.agentKey("agent-f", "s_*,t_*");
+  const narrow = stack.agentKey("agent-narrow", "s_echo");
+
+  await checks.check("no credentials: 401 with WWW-Authenticate", async () => {
+    const r = await post(init());
+    assert(r.status === 401, r.status);
+    assert(/Bearer/.test(r.headers.get("www-authenticate") ?? ""), "no WWW-Authenticate");
+    const bad = await post(init(), { key: "alk_000000000000_notavalidkeyatall" });
+    assert(bad.status === 401, bad.status);
+  });
+  const initR = await post(init(), { key });
+  const session = initR.headers.get("mcp-session-id");
+  await checks.check("initialize: a random session id, 202 for initialized", async () => {
+    assert(initR.status === 200 && initR.json.result.protocolVersion === "2025-11-25", initR.text);
+    assert(/^[0-9a-f]{64}$/.test(session ?? ""), `session id ${session}`);
+    const r = await post({ jsonrpc: "2.0", method: "notifications/initialized" },
+                         { key, session });
+    assert(r.status === 202, r.status);
+  });
+  await checks.check("malformed JSON: 400, parse error", async () => {
+    const r = await post(null, { key, session, raw: "{\"jsonrpc\": \"2.0\", " });
+    assert(r.status === 400 && r.json.error.code === -32700, r.text);
+  });
+  await checks.check("a batch: 400 naming batches", async () => {
+    const r = await post([{ jsonrpc: "2.0", id: 5, method: "ping" }], { key, session });
+    assert(r.status === 400 && /batch/i.test(r.json.error.message), r.text);
+  });
+  await checks.check("unknown method: -32601", async () => {
+    const r = await post({ jsonrpc: "2.0", id: 6, method: "tools/frobnicate" }, { key, session });
+    assert(r.status === 200 && r.json.error.code === -32601, r.text);
+  });
+  await checks.check("wrong session id: 404; missing: 400", async () => {
+    const r = await post({ jsonrpc: "2.0", id: 7, method: "ping" }, { key, session: "f".repeat(64) });
+    assert(r.status === 404, r.status);
+    const m = await post({ jsonrpc: "2.0", id: 8, method: "ping" }, { key });
+    assert(m.status === 400 && /Mcp-Session-Id/.test(m.json.error.message), m.text);
+  });
+  await checks.check("a session is bound to its agent key", async () => {
+    const r = await post({ jsonrpc: "2.0", id: 9, method: "ping" }, { key: narrow, session });
+    assert(r.status === 404, r.status);
+  });
+  await checks.check("unsupported MCP-Protocol-Version: 400", async () => {
+    const r = await post({ jsonrpc: "2.0", id: 10, method: "ping" },
+                         { key, session, version: "1999-01-01" });
+    assert(r.status === 400 && /1999-01-01/.test(r.json.error.message), r.text);
+    const ok = await post({ jsonrpc: "2.0", id: 11, method: "ping" },
+                          { key, session, version: "2025-06-18" });
+    assert(ok.status === 200, ok.text);
+  });
+  await checks.check("Origin not allowed: 403; allowed: served", async () => {
+    const r = await post({ jsonrpc: "2.0", id: 12, method: "ping" },
+                         { key, session, origin: "https://evil.example" });
+    assert(r.status === 403, r.status);
+    const ok = await post({ jsonrpc: "2.0", id: 13, method: "ping" },
+                          { key, session, origin: "https://console.example" });
+    assert(ok.status === 200, ok.status);
+  });
+  await checks.check("a method /mcp does not offer: 405 with Allow", async () => {
+    const r = await fetch(stack.mcpUrl, { method: "PUT", headers: { Authorization: `Bearer ${key}` } });
+    assert(r.status === 405 && /POST/.test(r.headers.get("allow") ?? ""), r.status);
+  });
+  await checks.check("body over the limit: 413", async () => {
+    const r = await post({ jsonrpc: "2.0", id: 14, method: "tools/call",
+                           params: { name: "s_echo", arguments: { message: "x".repeat(1100000) } } },
+                         { key, session });
+    assert(r.status === 413, r.status);
+  });
+  await checks.check("out-of-scope tool: refused and recorded", async () => {
+    const init2 = await post(init(), { key: narrow });
+    const s2 = init2.headers.get("mcp-session-id");
+    const list = await post({ jsonrpc: "2.0", id: 2, method: "tools/list" }, { key: narrow, session: s2 });
+    const names = list.json.result.tools.map((t) => t.name);
+    assert(names.length === 1 && names[0] === "s_echo", names.join(","));
+    const r = await post({ jsonrpc: "2.0", id: 3, method: "tools/call",
+                           params: { name: "t_add", arguments: { a: 1, b: 2 } } },
+                         { key: narrow, session: s2 });
+    assert(r.json.error && /not available to this agent key/.test(r.json.error.message), r.text);
+    const ev = JSON.parse(stack.cli("--json", "events", "--type", "tool_refused"));
+    assert(ev.events.some((e) => e.agent === "agent-narrow" && e.tool === "t_add"), "no event");
+  });
+  await checks.check("DELETE ends the session; it is then 404", async () => {
+    const i = await post(init(), { key });
+    const s = i.headers.get("mcp-session-id");
+    const d = await fetch(stack.mcpUrl, { method: "DELETE",
+      headers: { Authorization: `Bearer ${key}`, "Mcp-Session-Id": s } });
+    assert(d.status === 200, d.status);
+    const r = await post({ jsonrpc: "2.0", id: 1, method: "ping" }, { key, session: s });
+    assert(r.status === 404, r.status);
+  });
+
+  const client = await connect(key);
+  await checks.check("tcp:// and stdio upstreams answer", async () => {
+    assert(text(await client.callTool({ name: "t_add", arguments: { a: 20, b: 22 } })) === "42");
+    assert(text(await client.callTool({ name: "s_echo", arguments: { message: "hi" } })) === "hi");
+  });
+  await checks.check("pagination: opaque cursors cover every tool once", async () => {
+    const all = [];
+    let cursor;
+    do {
+      const r = await client.listTools(cursor ? { cursor } : {});
+      all.push(...r.tools.map((t) => t.name));
+      cursor = r.nextCursor;
+    } while (cursor);
+    assert(new Set(all).size === all.length && all.length === 10, all.join(","));
+    const bad = await client.listTools({ cursor: "not-a-cursor" }).catch((e) => e);
+    assert(bad instanceof Error && /cursor/.test(bad.message), String(bad));
+  });
+  await checks.check("upstream crash mid-call: a clear error, not replayed; next call works", async () => {
+    const r = await client.callTool({ name: "s_crash", arguments: {} }).catch((e) => e);
+    assert(r instanceof Error && /ended its session while tools\/call was in flight/.test(r.message) &&
+           /not retried/.test(r.message), String(r.message ?? JSON.stringify(r)));
+    const after = await client.callTool({ name: "s_echo", arguments: { message: "again" } });
+    assert(text(after) === "again", JSON.stringify(after));
+    const tr = await client.callTool({ name: "t_crash", arguments: {} }).catch((e) => e);
+    assert(tr instanceof Error && /not retried/.test(tr.message), String(tr.message));
+    assert(text(await client.callTool({ name: "t_add", arguments: { a: 1, b: 1 } })) === "2");
+  });
+  await checks.check("deadline: timeout error, and progress extends the deadline", async () => {
+    const r = await client.callTool({ name: "s_slow", arguments: { ms: 3000 } }).catch((e) => e);
+    assert(r instanceof Error && /timed out after 1500 ms/.test(r.message), String(r.message));
+    const p = await client.callTool({ name: "s_slow", arguments: { ms: 3000, progress: true } },
+                                    undefined, { onprogress: () => {}, timeout: 20000 });
+    assert(text(p) === "slept 3000 ms", JSON.stringify(p));
+    const capped = await client.callTool({ name: "s_slow", arguments: { ms: 8000, progress: true } },
+                                         undefined, { onprogress: () => {}, timeout: 20000 })
+      .catch((e) => e);
+    assert(capped instanceof Error && /timed out/.test(capped.message), "max_timeout not enforced");
+  });
+  await checks.check("connector gone mid-call: fails fast, says so; tools disappear", async () => {
+    const pending = client.callTool({ name: "s_slow", arguments: { ms: 1400 } }).catch((e) => e);
+    await new Promise((r) => setTimeout(r, 300));
+    tunnel.kill("SIGKILL");
+    const t0 = Date.now();
+    const r = await pending;
+    assert(r instanceof Error && /disconnected while tools\/call/.test(r.message),
+           String(r.message ?? JSON.stringify(r)));
+    assert(Date.now() - t0 < 1200, "did not fail fast");
+    await waitFor("tools gone", async () => (await client.listTools()).tools.length === 0, 10000);
+    const after = await client.callTool({ name: "s_echo", arguments: { message: "x" } }).catch((e) => e);
+    assert(after instanceof Error && /is unavailable: tunnel 'faults' is not connected/.test(after.message),
+           String(after.message));
+  });
+  await client.close();
+} catch (e) {
+  checks.failed++;
+  console.log(`not ok - setup: ${e.stack ?? e}`);
+} finally {
+  if (checks.failed) {
+    console.log("--- airlockd.log ---\n" + stack.log("airlockd").slice(-3000));
+    console.log("--- faults.log ---\n" + stack.log("faults").slice(-3000));
+  }
+  await stack.stop();
+  if (tcpServer) tcpServer.kill("SIGTERM");
+}
+process.exit(checks.done());
