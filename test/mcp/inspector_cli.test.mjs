@@ -1,0 +1,52 @@
+// The MCP Inspector's CLI (npx @modelcontextprotocol/inspector --cli) against airlockd's /mcp
+// with an agent key in a header: tools/list and tools/call, through a tunnel to the fixture
+// server over stdio.
+import { execFile } from "node:child_process";
+import path from "node:path";
+import { promisify } from "node:util";
+import { Stack, Checks, assert, PEERS } from "./lib/stack.mjs";
+
+const run = promisify(execFile);
+const checks = new Checks("inspector cli");
+const stack = new Stack();
+
+async function inspector(key, ...args) {
+  const { stdout } = await run("npx", ["--no-install", "@modelcontextprotocol/inspector", "--cli",
+                                       stack.mcpUrl, "--transport", "http",
+                                       "--header", `Authorization: Bearer ${key}`, ...args],
+                               { cwd: PEERS, timeout: 60000 });
+  return JSON.parse(stdout);
+}
+
+try {
+  await stack.startAirlockd();
+  stack.startTunnel("inspected", `servers:
+  - name: fixture
+    url: stdio:${process.execPath}
+    args: ["${path.join(PEERS, "fixture_server.mjs")}", "stdio"]
+`);
+  stack.applyTools("tools:\n  - {name: fx, mcp_tunnel: inspected, server: fixture}\n");
+  await stack.waitAvailable("fx");
+  const key = stack.agentKey("inspector", "*");
+  await checks.check("inspector --method tools/list", async () => {
+    const r = await inspector(key, "--method", "tools/list");
+    const names = r.tools.map((t) => t.name);
+    assert(names.includes("echo") && names.includes("add"), names.join(","));
+  });
+  await checks.check("inspector --method tools/call", async () => {
+    const r = await inspector(key, "--method", "tools/call", "--tool-name", "add",
+                              "--tool-arg", "a=40", "b=2");
+    assert(r.content[0].text === "42", JSON.stringify(r));
+  });
+  await checks.check("inspector with a wrong key fails", async () => {
+    const r = await inspector("alk_000000000000_wrong", "--method", "tools/list").catch((e) => e);
+    assert(r instanceof Error, "a wrong key was accepted");
+  });
+} catch (e) {
+  checks.failed++;
+  console.log(`not ok - setup: ${e.stack ?? e}`);
+} finally {
+  if (checks.failed) console.log("--- airlockd.log ---\n" + stack.log("airlockd").slice(-3000));
+  await stack.stop();
+}
+process.exit(checks.done());
