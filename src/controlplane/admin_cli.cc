@@ -283,7 +283,7 @@ int run(int argc, char** argv) {
   }
   if (mode == "tools-apply" || mode == "tools-list") {
     std::cout << std::left << std::setw(24) << "BINDING" << std::setw(20) << "TUNNEL"
-              << std::setw(20) << "SERVER" << std::setw(13) << "STATUS" << "TOOLS\n";
+              << std::setw(30) << "SERVER" << std::setw(13) << "STATUS" << "TOOLS\n";
     for (const auto& b : v.as_object().at("bindings").as_array()) {
       const auto& o = b.as_object();
       std::string names;
@@ -292,7 +292,7 @@ int run(int argc, char** argv) {
       }
       if (o.contains("reason")) names = "(" + str(o, "reason") + ")";
       std::cout << std::left << std::setw(24) << str(o, "name") << std::setw(20)
-                << str(o, "mcp_tunnel") << std::setw(20) << str(o, "server") << std::setw(13)
+                << str(o, "mcp_tunnel") << std::setw(30) << (str(o, "server") + " ") << std::setw(13)
                 << str(o, "status") << names << "\n";
     }
     return 0;

@@ -168,6 +168,7 @@ asio::awaitable<void> UpstreamSession::connect(
                         std::chrono::milliseconds(250) * (1 << std::min(failures_, 7)),
                         std::chrono::seconds(30));
     spdlog::warn("server '{}': cannot start an upstream session: {}", server_.name, error);
+    last_error_ = error;
     state_ = State::kIdle;
     // Everything waiting for this session fails now; later requests try again after backoff.
     auto pending = std::move(pending_);
@@ -326,7 +327,8 @@ asio::awaitable<std::optional<json::value>> UpstreamSession::request(std::string
     error = state_ == State::kClosed ? "session closed"
             : transport_             ? "no answer to " + method + " within " +
                                std::to_string(server_.request_timeout.count()) + " ms"
-                         : "upstream server '" + server_.name + "' is unavailable";
+                         : last_error_.empty() ? "upstream server '" + server_.name + "' is unavailable"
+                                               : last_error_;
     co_return std::nullopt;
   }
   if (auto* e = (*reply)->if_contains("error")) {

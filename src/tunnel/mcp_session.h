@@ -89,6 +89,7 @@ class UpstreamSession : public std::enable_shared_from_this<UpstreamSession> {
   int failures_ = 0;  // consecutive failed starts, for the restart backoff
   std::chrono::steady_clock::time_point next_attempt_{};
   uint64_t restarts_ = 0;
+  std::string last_error_;  // why the last start failed
   bool ever_ready_ = false;
 };
 

@@ -100,6 +100,7 @@ std::string Tunnel::catalog_json() const {
   for (const auto& [name, st] : servers_) {
     json::object o = st.catalog;
     o["name"] = name;
+    o["url"] = st.config.url;
     o["status"] = st.status;
     if (!st.error.empty()) o["error"] = st.error;
     json::array creds;
