@@ -3,6 +3,7 @@
 // Private servers: the project's fixture server over stdio and over tcp:// (NDJSON).
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import { spawn } from "node:child_process";
 import path from "node:path";
 import { Stack, Checks, assert, freePort, waitFor, PEERS } from "./lib/stack.mjs";
@@ -148,6 +149,8 @@ try {
   });
 
   const client = await connect(key);
+  let listChanged = 0;
+  client.setNotificationHandler(ToolListChangedNotificationSchema, () => { listChanged++; });
   await checks.check("tcp:// and stdio upstreams answer", async () => {
     assert(text(await client.callTool({ name: "t_add", arguments: { a: 20, b: 22 } })) === "42");
     assert(text(await client.callTool({ name: "s_echo", arguments: { message: "hi" } })) === "hi");
@@ -195,6 +198,7 @@ try {
            String(r.message ?? JSON.stringify(r)));
     assert(Date.now() - t0 < 1200, "did not fail fast");
     await waitFor("tools gone", async () => (await client.listTools()).tools.length === 0, 10000);
+    await waitFor("notifications/tools/list_changed on the GET stream", () => listChanged > 0, 10000);
     const after = await client.callTool({ name: "s_echo", arguments: { message: "x" } }).catch((e) => e);
     assert(after instanceof Error && /is unavailable: tunnel 'faults' is not connected/.test(after.message),
            String(after.message));
