@@ -1,15 +1,16 @@
 // A small MCP server (official SDK) used as a private server in Airlock's tests: over stdio
 // (`node fixture_server.mjs stdio`) or newline-delimited JSON-RPC on TCP
 // (`node fixture_server.mjs tcp PORT`, one session per connection).
-// Tools: echo, add, slow (sleeps ms, reporting progress), big (bytes of text), crash (ends the
-// process or the connection in the middle of the call).
+// Tools: echo, add, slow (sleeps ms, reporting progress), big (bytes of text), notify (logs a
+// message after answering), crash (ends the process or the connection in the middle of the call).
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import net from "node:net";
 import { z } from "zod";
 
 function makeServer(onCrash) {
-  const server = new McpServer({ name: "airlock-fixture", version: "1.0.0" });
+  const server = new McpServer({ name: "airlock-fixture", version: "1.0.0" },
+                               { capabilities: { logging: {} } });
   server.registerTool("echo", { description: "Echoes its input",
                                 inputSchema: { message: z.string() } },
     async ({ message }) => ({ content: [{ type: "text", text: message }] }));
@@ -33,6 +34,12 @@ function makeServer(onCrash) {
   server.registerTool("big", { description: "Returns bytes characters of text",
                                inputSchema: { bytes: z.number() } },
     async ({ bytes }) => ({ content: [{ type: "text", text: "x".repeat(bytes) }] }));
+  server.registerTool("notify", { description: "Answers, then logs `text` 100 ms later",
+                                  inputSchema: { text: z.string() } },
+    async ({ text }) => {
+      setTimeout(() => server.sendLoggingMessage({ level: "info", data: text }).catch(() => {}), 100);
+      return { content: [{ type: "text", text: "will notify" }] };
+    });
   server.registerTool("crash", { description: "Dies in the middle of the call",
                                  inputSchema: {} },
     async () => {

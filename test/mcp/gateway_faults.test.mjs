@@ -148,6 +148,44 @@ try {
     assert(r.status === 404, r.status);
   });
 
+  await checks.check("GET stream: priming event with id and retry, resumable with Last-Event-ID", async () => {
+    const i = await post(init(), { key });
+    const s = i.headers.get("mcp-session-id");
+    await post({ jsonrpc: "2.0", method: "notifications/initialized" }, { key, session: s });
+    const get = async (lastEventId, until) => {
+      const ac = new AbortController();
+      const headers = { Authorization: `Bearer ${key}`, "Mcp-Session-Id": s,
+                        Accept: "text/event-stream" };
+      if (lastEventId) headers["Last-Event-ID"] = lastEventId;
+      const r = await fetch(stack.mcpUrl, { headers, signal: ac.signal });
+      assert(r.status === 200 && r.headers.get("content-type").startsWith("text/event-stream"),
+             `GET answered ${r.status}`);
+      const reader = r.body.getReader();
+      let text = "";
+      const deadline = Date.now() + 10000;
+      while (!until(text) && Date.now() < deadline) {
+        const { value, done } = await Promise.race([
+          reader.read(), new Promise((res) => setTimeout(() => res({ value: undefined }), 500))]);
+        if (done) break;
+        if (value) text += new TextDecoder().decode(value);
+      }
+      ac.abort();
+      return text;
+    };
+    const first = await get(undefined, (t) => t.includes("\n\n"));
+    assert(/^id: g-0\nretry: \d+\ndata: \n\n/.test(first), `priming event: ${JSON.stringify(first)}`);
+    // While no GET stream is open, a server message with no call in flight arrives.
+    const call = await post({ jsonrpc: "2.0", id: 2, method: "tools/call",
+                              params: { name: "s_notify", arguments: { text: "while-away" } } },
+                            { key, session: s });
+    assert(call.status === 200, call.text);
+    await new Promise((r) => setTimeout(r, 600));
+    const resumed = await get("g-0", (t) => t.includes("while-away"));
+    assert(/id: g-1\ndata: .*while-away/.test(resumed), `resumed: ${JSON.stringify(resumed)}`);
+    const again = await get("g-1", (t) => t.includes("\n\n"));
+    assert(!again.includes("while-away"), "an event was replayed twice");
+  });
+
   const client = await connect(key);
   let listChanged = 0;
   client.setNotificationHandler(ToolListChangedNotificationSchema, () => { listChanged++; });
@@ -163,7 +201,7 @@ try {
       all.push(...r.tools.map((t) => t.name));
       cursor = r.nextCursor;
     } while (cursor);
-    assert(new Set(all).size === all.length && all.length === 10, all.join(","));
+    assert(new Set(all).size === all.length && all.length === 12, all.join(","));
     const bad = await client.listTools({ cursor: "not-a-cursor" }).catch((e) => e);
     assert(bad instanceof Error && /cursor/.test(bad.message), String(bad));
   });
