@@ -116,6 +116,21 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     co_return ec;
   }
 
+  // After refusing a request whose body is still arriving: read and drop the rest (bounded in
+  // time and bytes) so that the client gets to read the answer instead of a connection reset
+  // (closing a socket with unread input sends RST).
+  template <class Stream>
+  static asio::awaitable<void> discard_input(Stream& stream) {
+    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(2));
+    std::vector<char> scratch(64 * 1024);
+    size_t total = 0;
+    while (total < 64 * 1024 * 1024) {
+      auto [ec, n] = co_await stream.async_read_some(asio::buffer(scratch), kUseTuple);
+      if (ec) break;
+      total += n;
+    }
+  }
+
   template <class Stream>
   asio::awaitable<void> session(Stream stream, std::string remote) {
     auto self = shared_from_this();
@@ -138,6 +153,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
                                                         std::to_string(options.body_limit) +
                                                         " bytes"),
                                 false);
+        co_await discard_input(stream);
         break;
       }
       if (ec) {

@@ -1,10 +1,15 @@
-// A small MCP server (official SDK) used as a private server in Airlock's tests: over stdio
-// (`node fixture_server.mjs stdio`) or newline-delimited JSON-RPC on TCP
-// (`node fixture_server.mjs tcp PORT`, one session per connection).
+// A small MCP server (official SDK) used as a private server in Airlock's tests and benchmark:
+// over stdio (`node fixture_server.mjs stdio`), newline-delimited JSON-RPC on TCP
+// (`node fixture_server.mjs tcp PORT`, one session per connection) or Streamable HTTP with JSON
+// answers (`node fixture_server.mjs http PORT`).
 // Tools: echo, add, slow (sleeps ms, reporting progress), big (bytes of text), notify (logs a
 // message after answering), crash (ends the process or the connection in the middle of the call).
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
+import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
+import { randomUUID } from "node:crypto";
+import http from "node:http";
 import net from "node:net";
 import { z } from "zod";
 
@@ -61,7 +66,30 @@ if (mode === "stdio") {
     server.connect(new StdioServerTransport(sock, sock));
   });
   srv.listen(port, "127.0.0.1", () => console.error(`fixture listening on ${port}`));
+} else if (mode === "http") {
+  // Streamable HTTP with JSON answers, one session per initialize.
+  const port = Number(process.argv[3]);
+  const transports = new Map();
+  http.createServer(async (req, res) => {
+    let body = "";
+    for await (const chunk of req) body += chunk;
+    const parsed = body ? JSON.parse(body) : undefined;
+    const sid = req.headers["mcp-session-id"];
+    let transport = sid ? transports.get(sid) : undefined;
+    if (!transport && parsed && isInitializeRequest(parsed)) {
+      transport = new StreamableHTTPServerTransport({
+        sessionIdGenerator: () => randomUUID(), enableJsonResponse: true,
+        onsessioninitialized: (id) => transports.set(id, transport) });
+      transport.onclose = () => transports.delete(transport.sessionId);
+      await makeServer(() => {}).connect(transport);
+    }
+    if (!transport) {
+      res.writeHead(sid ? 404 : 400).end();
+      return;
+    }
+    await transport.handleRequest(req, res, parsed);
+  }).listen(port, "127.0.0.1", () => console.error(`fixture listening on ${port}`));
 } else {
-  console.error(`usage: fixture_server.mjs stdio | tcp PORT`);
+  console.error(`usage: fixture_server.mjs stdio | tcp PORT | http PORT`);
   process.exit(2);
 }
