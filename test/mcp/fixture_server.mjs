@@ -61,6 +61,7 @@ if (mode === "stdio") {
 } else if (mode === "tcp") {
   const port = Number(process.argv[3]);
   const srv = net.createServer((sock) => {
+    sock.setNoDelay(true);
     const server = makeServer(() => sock.destroy());
     sock.on("error", () => {});
     server.connect(new StdioServerTransport(sock, sock));
