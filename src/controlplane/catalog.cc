@@ -298,6 +298,14 @@ Catalog Catalog::build(const std::vector<Binding>& bindings,
       }
     }
     if (!b->tool.empty()) continue;  // a single-tool binding exposes nothing else
+    // Resources keep their URIs (servers and tools refer to them by URI, and rewriting would
+    // break those references); their names carry the binding's prefix like tools and prompts.
+    auto prefix_name = [&](json::object& def) {
+      if (b->prefix.empty()) return;
+      if (auto* n = def.if_contains("name"); n && n->is_string()) {
+        *n = b->prefix + std::string(n->as_string());
+      }
+    };
     if (auto* prompts = items("prompts")) {
       for (const auto& p : *prompts) {
         if (!p.is_object()) continue;
@@ -316,6 +324,7 @@ Catalog Catalog::build(const std::vector<Binding>& bindings,
         if (!u || !u->is_string()) continue;
         const std::string uri(u->as_string());
         ExposedItem item{uri, uri, route, r.as_object()};
+        prefix_name(item.definition);
         add(c.resources_, c.resource_index_, resource_src, "resource", std::move(item));
       }
     }
@@ -324,7 +333,9 @@ Catalog Catalog::build(const std::vector<Binding>& bindings,
         if (!t.is_object()) continue;
         auto* u = t.as_object().if_contains("uriTemplate");
         if (!u || !u->is_string()) continue;
-        c.templates_.push_back({literal_prefix(u->as_string()), route, t.as_object()});
+        ExposedTemplate tmpl{literal_prefix(u->as_string()), route, t.as_object()};
+        prefix_name(tmpl.definition);
+        c.templates_.push_back(std::move(tmpl));
       }
     }
   }

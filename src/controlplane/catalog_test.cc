@@ -82,6 +82,10 @@ TEST(Catalog, ExposesRenamesPrefixesAndFilters) {
   ASSERT_TRUE(c.prompt("crm_summary"));
   EXPECT_EQ(c.prompt("crm_summary")->upstream_name, "summary");
   EXPECT_EQ(c.route_resource("crm://accounts")->server, "crm");
+  ASSERT_EQ(c.resources().size(), 1u);
+  EXPECT_EQ(c.resources()[0].definition.at("name").as_string(), "crm_accounts");
+  EXPECT_EQ(c.resources()[0].definition.at("uri").as_string(), "crm://accounts");
+  EXPECT_EQ(c.templates()[0].definition.at("name").as_string(), "crm_account");
   EXPECT_EQ(c.route_resource("crm://accounts/42")->binding->name, "crm");
   EXPECT_FALSE(c.route_resource("other://x"));
 }

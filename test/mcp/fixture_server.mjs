@@ -9,7 +9,9 @@ import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js"
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import { randomUUID } from "node:crypto";
+import fs from "node:fs";
 import http from "node:http";
+import https from "node:https";
 import net from "node:net";
 import { z } from "zod";
 
@@ -45,6 +47,9 @@ function makeServer(onCrash) {
       setTimeout(() => server.sendLoggingMessage({ level: "info", data: text }).catch(() => {}), 100);
       return { content: [{ type: "text", text: "will notify" }] };
     });
+  server.registerResource("status", "fixture://status", { description: "The fixture's status",
+                                                         mimeType: "text/plain" },
+    async (uri) => ({ contents: [{ uri: uri.href, mimeType: "text/plain", text: "fixture ok" }] }));
   server.registerTool("crash", { description: "Dies in the middle of the call",
                                  inputSchema: {} },
     async () => {
@@ -67,11 +72,13 @@ if (mode === "stdio") {
     server.connect(new StdioServerTransport(sock, sock));
   });
   srv.listen(port, "127.0.0.1", () => console.error(`fixture listening on ${port}`));
-} else if (mode === "http") {
-  // Streamable HTTP with JSON answers, one session per initialize.
+} else if (mode === "http" || mode === "https") {
+  // Streamable HTTP with JSON answers, one session per initialize. https: PORT CERT KEY.
   const port = Number(process.argv[3]);
   const transports = new Map();
-  http.createServer(async (req, res) => {
+  const tls = mode === "https" ? { cert: fs.readFileSync(process.argv[4]),
+                                   key: fs.readFileSync(process.argv[5]) } : null;
+  (tls ? (h) => https.createServer(tls, h) : (h) => http.createServer(h))(async (req, res) => {
     let body = "";
     for await (const chunk of req) body += chunk;
     const parsed = body ? JSON.parse(body) : undefined;
@@ -91,6 +98,6 @@ if (mode === "stdio") {
     await transport.handleRequest(req, res, parsed);
   }).listen(port, "127.0.0.1", () => console.error(`fixture listening on ${port}`));
 } else {
-  console.error(`usage: fixture_server.mjs stdio | tcp PORT | http PORT`);
+  console.error(`usage: fixture_server.mjs stdio | tcp PORT | http PORT | https PORT CERT KEY`);
   process.exit(2);
 }
