@@ -15,6 +15,10 @@ import https from "node:https";
 import net from "node:net";
 import { z } from "zod";
 
+// Every live server instance of this process: `add-tool` adds a tool to all of them, as a
+// server whose tool set changes would, so each session gets notifications/tools/list_changed.
+const live = new Set();
+
 function makeServer(onCrash) {
   const server = new McpServer({ name: "airlock-fixture", version: "1.0.0" },
                                { capabilities: { logging: {} } });
@@ -50,6 +54,22 @@ function makeServer(onCrash) {
   server.registerResource("status", "fixture://status", { description: "The fixture's status",
                                                          mimeType: "text/plain" },
     async (uri) => ({ contents: [{ uri: uri.href, mimeType: "text/plain", text: "fixture ok" }] }));
+  server.registerTool("add-tool", { description: "Adds an echo-like tool to every session",
+                                    inputSchema: { name: z.string() } },
+    async ({ name }) => {
+      for (const s of live) {
+        try {
+          s.registerTool(name, { description: `added at run time`,
+                                 inputSchema: { message: z.string() } },
+            async ({ message }) => ({ content: [{ type: "text", text: `${name}: ${message}` }] }));
+        } catch {
+          // already there
+        }
+      }
+      return { content: [{ type: "text", text: `added ${name}` }] };
+    });
+  live.add(server);
+  server.server.onclose = () => live.delete(server);
   server.registerTool("crash", { description: "Dies in the middle of the call",
                                  inputSchema: {} },
     async () => {

@@ -41,6 +41,18 @@ async function connect(key) {
 
 const text = (r) => r.content.map((c) => c.text).join("");
 
+// Every tool name, over all pages (this test runs with mcp.page_size 3).
+async function allTools(client) {
+  const names = [];
+  let cursor;
+  do {
+    const r = await client.listTools(cursor ? { cursor } : {});
+    names.push(...r.tools.map((t) => t.name));
+    cursor = r.nextCursor;
+  } while (cursor);
+  return names;
+}
+
 try {
   await stack.startAirlockd("max_request_body: 1MiB\nmcp:\n  allowed_origins: [\"https://console.example\"]\n  page_size: 3\n");
   const tcpPort = await freePort();
@@ -194,14 +206,8 @@ try {
     assert(text(await client.callTool({ name: "s_echo", arguments: { message: "hi" } })) === "hi");
   });
   await checks.check("pagination: opaque cursors cover every tool once", async () => {
-    const all = [];
-    let cursor;
-    do {
-      const r = await client.listTools(cursor ? { cursor } : {});
-      all.push(...r.tools.map((t) => t.name));
-      cursor = r.nextCursor;
-    } while (cursor);
-    assert(new Set(all).size === all.length && all.length === 12, all.join(","));
+    const all = await allTools(client);
+    assert(new Set(all).size === all.length && all.length === 14, all.join(","));
     const bad = await client.listTools({ cursor: "not-a-cursor" }).catch((e) => e);
     assert(bad instanceof Error && /cursor/.test(bad.message), String(bad));
   });
@@ -226,6 +232,16 @@ try {
       .catch((e) => e);
     assert(capped instanceof Error && /timed out/.test(capped.message), "max_timeout not enforced");
   });
+  await checks.check("a server's list_changed refreshes the catalog and reaches the agent", async () => {
+    const before = listChanged;
+    const r = await client.callTool({ name: "t_add-tool", arguments: { name: "late" } });
+    assert(text(r) === "added late", JSON.stringify(r));
+    await waitFor("t_late in tools/list", async () => (await allTools(client)).includes("t_late"),
+                  15000);
+    await waitFor("notifications/tools/list_changed", () => listChanged > before, 10000);
+    const late = await client.callTool({ name: "t_late", arguments: { message: "hi" } });
+    assert(text(late) === "late: hi", JSON.stringify(late));
+  });
   await checks.check("connector gone mid-call: fails fast, says so; tools disappear", async () => {
     const pending = client.callTool({ name: "s_slow", arguments: { ms: 1400 } }).catch((e) => e);
     await new Promise((r) => setTimeout(r, 300));
@@ -235,7 +251,7 @@ try {
     const r = await pending;
     assert(r instanceof Error && /disconnected while tools\/call/.test(r.message),
            String(r.message ?? JSON.stringify(r)));
-    await waitFor("tools gone", async () => (await client.listTools()).tools.length === 0, 10000);
+    await waitFor("tools gone", async () => (await allTools(client)).length === 0, 10000);
     await waitFor("notifications/tools/list_changed on the GET stream", () => listChanged > 0, 10000);
     const after = await client.callTool({ name: "s_echo", arguments: { message: "x" } }).catch((e) => e);
     assert(after instanceof Error && /is unavailable: tunnel 'faults' is not connected/.test(after.message),
