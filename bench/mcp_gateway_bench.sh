@@ -14,7 +14,9 @@ fixture=$peers/fixture_server.mjs
 work=$(mktemp -d)
 pids=()
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  # Each component runs in its own process group (setsid), so that the servers the bridges
+  # spawn go too.
+  for p in "${pids[@]}"; do kill -- "-$p" 2>/dev/null || kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$work"
 }
@@ -23,12 +25,12 @@ free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
 
 tcp_port=$(free_port); http_port=$(free_port); proxy_port=$(free_port); sg_port=$(free_port)
-node "$fixture" tcp "$tcp_port" 2>/dev/null & pids+=($!)
-node "$fixture" http "$http_port" 2>/dev/null & pids+=($!)
+setsid node "$fixture" tcp "$tcp_port" 2>/dev/null & pids+=($!)
+setsid node "$fixture" http "$http_port" 2>/dev/null & pids+=($!)
 
 state=$work/state
 printf 'listen: 127.0.0.1:0\nstate_dir: %s\ntls: {plaintext: true}\nlog_level: warn\n' "$state" > "$work/airlockd.yaml"
-build/airlockd --config "$work/airlockd.yaml" 2>"$work/airlockd.log" & pids+=($!)
+setsid build/airlockd --config "$work/airlockd.yaml" 2>"$work/airlockd.log" & pids+=($!)
 for _ in $(seq 100); do [ -f "$state/airlockd.url" ] && break; sleep 0.1; done
 url=$(cat "$state/airlockd.url")
 airlock() { build/airlock --state-dir "$state" "$@"; }
@@ -36,15 +38,15 @@ airlock --json tunnel create bench | sed -E 's/.*"token":"([^"]+)".*/\1/' > "$wo
 key=$(airlock --json agent-key create bench --tools '*' | sed -E 's/.*"key":"([^"]+)".*/\1/')
 printf 'servers:\n  - {name: fx-tcp, url: "tcp://127.0.0.1:%s"}\n  - {name: fx-http, url: "http://127.0.0.1:%s/mcp"}\n' \
   "$tcp_port" "$http_port" > "$work/tunnel.yaml"
-build/mcp-tunnel start --endpoint "${url/http/ws}/v1/connect" --token-file "$work/token" \
+setsid build/mcp-tunnel start --endpoint "${url/http/ws}/v1/connect" --token-file "$work/token" \
   --config "$work/tunnel.yaml" --log-level warn 2>"$work/tunnel.log" & pids+=($!)
 printf 'tools:\n  - {name: t, mcp_tunnel: bench, server: fx-tcp, prefix: tcp_}\n  - {name: h, mcp_tunnel: bench, server: fx-http, prefix: http_}\n' > "$work/tools.yaml"
 airlock tools apply -f "$work/tools.yaml" >/dev/null
 for _ in $(seq 100); do [ "$(airlock tools list | grep -c ' available')" = 2 ] && break; sleep 0.2; done
 
-(cd "$peers" && exec npx --no-install mcp-proxy --host 127.0.0.1 --port "$proxy_port" --server stream \
-   -- node "$fixture" stdio) >"$work/mcp-proxy.log" 2>&1 & pids+=($!)
-(cd "$peers" && exec npx --no-install supergateway --stdio "node $fixture stdio" \
+(cd "$peers" && exec setsid npx --no-install mcp-proxy --host 127.0.0.1 --port "$proxy_port" \
+   --server stream -- node "$fixture" stdio) >"$work/mcp-proxy.log" 2>&1 & pids+=($!)
+(cd "$peers" && exec setsid npx --no-install supergateway --stdio "node $fixture stdio" \
    --outputTransport streamableHttp --stateful --port "$sg_port" --logLevel none) \
    >"$work/supergateway.log" 2>&1 & pids+=($!)
 wait_port "$proxy_port"; wait_port "$sg_port"; wait_port "$tcp_port"; wait_port "$http_port"
