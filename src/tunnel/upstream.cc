@@ -151,14 +151,51 @@ asio::awaitable<void> stop_child(std::shared_ptr<Child> child, std::string serve
   co_await wait_for(std::chrono::seconds(5));
 }
 
-class StdioTransport final : public UpstreamTransport {
+// What the stdio and tcp transports share: one line writer, the inbox, and the flag that
+// tells their detached reader and writer coroutines the transport is gone.
+template <class Stream>
+class LineTransport : public UpstreamTransport {
+ public:
+  bool send(const json::object& message, std::string& error) override {
+    if (closed_ || inbox_.failed()) {
+      error = inbox_.failed() ? inbox_.why() : "session closed";
+      return false;
+    }
+    Inbox* inbox = &inbox_;
+    auto alive = alive_;
+    const std::string who = kind_ + " server '" + server_.name + "': ";
+    writer_->push(line_of(message), [inbox, alive, who](std::string why) {
+      if (*alive) inbox->fail(who + why);
+    });
+    return true;
+  }
+
+  asio::awaitable<std::optional<Inbound>> receive(std::string& error) override {
+    co_return co_await inbox_.receive(error);
+  }
+
+  bool closed() const override { return closed_ || inbox_.failed(); }
+
+ protected:
+  LineTransport(asio::any_io_executor ex, const UpstreamServer& s, std::string kind)
+      : ex_(ex), server_(s), inbox_(ex), alive_(std::make_shared<bool>(true)),
+        kind_(std::move(kind)) {}
+
+  asio::any_io_executor ex_;
+  UpstreamServer server_;
+  Inbox inbox_;
+  std::shared_ptr<bool> alive_;
+  std::shared_ptr<LineWriter<Stream>> writer_;
+  bool closed_ = false;
+
+ private:
+  std::string kind_;  // "stdio" | "tcp", for messages
+};
+
+class StdioTransport final : public LineTransport<asio::posix::stream_descriptor> {
  public:
   StdioTransport(asio::any_io_executor ex, const UpstreamServer& s)
-      : ex_(ex),
-        server_(s),
-        inbox_(ex),
-        child_(std::make_shared<Child>()),
-        alive_(std::make_shared<bool>(true)) {}
+      : LineTransport(ex, s, "stdio"), child_(std::make_shared<Child>()) {}
 
   ~StdioTransport() override { close(); }
 
@@ -254,24 +291,6 @@ class StdioTransport final : public UpstreamTransport {
     co_return true;
   }
 
-  bool send(const json::object& message, std::string& error) override {
-    if (closed_ || inbox_.failed()) {
-      error = inbox_.failed() ? inbox_.why() : "session closed";
-      return false;
-    }
-    Inbox* inbox = &inbox_;
-    auto alive = alive_;
-    const std::string name = server_.name;
-    writer_->push(line_of(message), [inbox, alive, name](std::string why) {
-      if (*alive) inbox->fail("stdio server '" + name + "': " + why);
-    });
-    return true;
-  }
-
-  asio::awaitable<std::optional<Inbound>> receive(std::string& error) override {
-    co_return co_await inbox_.receive(error);
-  }
-
   void close() override {
     if (closed_) return;
     closed_ = true;
@@ -285,8 +304,6 @@ class StdioTransport final : public UpstreamTransport {
       asio::co_spawn(ex_, stop_child(child_, server_.name), asio::detached);
     }
   }
-  bool closed() const override { return closed_ || inbox_.failed(); }
-
  private:
   static asio::awaitable<void> forward_stderr(std::shared_ptr<asio::posix::stream_descriptor> err,
                                               std::string name) {
@@ -304,23 +321,17 @@ class StdioTransport final : public UpstreamTransport {
     }
   }
 
-  asio::any_io_executor ex_;
-  UpstreamServer server_;
-  Inbox inbox_;
   std::shared_ptr<Child> child_;
-  std::shared_ptr<bool> alive_;
   std::shared_ptr<asio::posix::stream_descriptor> stdin_, stdout_, stderr_;
-  std::shared_ptr<LineWriter<asio::posix::stream_descriptor>> writer_;
-  bool closed_ = false;
 };
 
 // ---------------------------------------------------------------------------------------------
 // tcp: one connection per session, newline-delimited JSON-RPC.
 
-class TcpTransport final : public UpstreamTransport {
+class TcpTransport final : public LineTransport<tcp::socket> {
  public:
   TcpTransport(asio::any_io_executor ex, const UpstreamServer& s)
-      : ex_(ex), server_(s), inbox_(ex), alive_(std::make_shared<bool>(true)) {}
+      : LineTransport(ex, s, "tcp") {}
   ~TcpTransport() override { close(); }
 
   asio::awaitable<bool> open(std::string& error) override {
@@ -373,24 +384,6 @@ class TcpTransport final : public UpstreamTransport {
     co_return true;
   }
 
-  bool send(const json::object& message, std::string& error) override {
-    if (closed_ || inbox_.failed()) {
-      error = inbox_.failed() ? inbox_.why() : "session closed";
-      return false;
-    }
-    Inbox* inbox = &inbox_;
-    auto alive = alive_;
-    const std::string name = server_.name;
-    writer_->push(line_of(message), [inbox, alive, name](std::string why) {
-      if (*alive) inbox->fail("tcp server '" + name + "': " + why);
-    });
-    return true;
-  }
-
-  asio::awaitable<std::optional<Inbound>> receive(std::string& error) override {
-    co_return co_await inbox_.receive(error);
-  }
-
   void close() override {
     if (closed_) return;
     closed_ = true;
@@ -402,16 +395,8 @@ class TcpTransport final : public UpstreamTransport {
     }
     inbox_.fail("session closed");
   }
-  bool closed() const override { return closed_ || inbox_.failed(); }
-
  private:
-  asio::any_io_executor ex_;
-  UpstreamServer server_;
-  Inbox inbox_;
-  std::shared_ptr<bool> alive_;
   std::shared_ptr<tcp::socket> socket_;
-  std::shared_ptr<LineWriter<tcp::socket>> writer_;
-  bool closed_ = false;
 };
 
 }  // namespace
