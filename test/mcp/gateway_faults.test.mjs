@@ -198,6 +198,16 @@ try {
     assert(!again.includes("while-away"), "an event was replayed twice");
   });
 
+  await checks.check("a revoked agent key is refused on its next request", async () => {
+    const k = stack.agentKey("agent-revoked", "*");
+    const i = await post(init(), { key: k });
+    assert(i.status === 200, i.text);
+    const s = i.headers.get("mcp-session-id");
+    stack.cli("agent-key", "revoke", "agent-revoked");
+    const r = await post({ jsonrpc: "2.0", id: 2, method: "ping" }, { key: k, session: s });
+    assert(r.status === 401 && /revoked/.test(r.json.error.message), r.text);
+  });
+
   const client = await connect(key);
   let listChanged = 0;
   client.setNotificationHandler(ToolListChangedNotificationSchema, () => { listChanged++; });
