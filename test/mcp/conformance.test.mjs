@@ -100,12 +100,7 @@ try {
     }
   });
 } catch (e) {
-  checks.failed++;
-  console.log(`not ok - setup: ${e.stack ?? e}`);
+  checks.setupFailed(e);
 } finally {
-  if (checks.failed) console.log("--- airlockd.log ---\n" + stack.log("airlockd").slice(-3000));
-  if (proxy) proxy.close();
-  await stack.stop();
-  if (direct) direct.kill("SIGTERM");
+  await stack.finish(checks, ["airlockd"], () => { proxy?.close(); direct?.kill("SIGTERM"); });
 }
-process.exit(checks.done());

@@ -4,10 +4,7 @@
 // the results compared. Usage: node conformance_server.mjs stdio | http PORT
 import { McpServer, ResourceTemplate } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
-import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
-import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
-import { randomUUID } from "node:crypto";
-import http from "node:http";
+import { serveStreamableHttp } from "./lib/serve_http.mjs";
 import { z } from "zod";
 
 // 1x1 red PNG and a minimal WAV (44-byte header, no samples).
@@ -190,31 +187,10 @@ if (mode === "stdio") {
   await makeServer().connect(new StdioServerTransport());
 } else if (mode === "http") {
   const port = Number(process.argv[3]);
-  const transports = new Map();
-  http.createServer(async (req, res) => {
-    let body = "";
-    for await (const chunk of req) body += chunk;
-    const parsed = body ? JSON.parse(body) : undefined;
-    const sid = req.headers["mcp-session-id"];
-    let transport = sid ? transports.get(sid) : undefined;
-    if (!transport && parsed && isInitializeRequest(parsed)) {
-      transport = new StreamableHTTPServerTransport({
-        sessionIdGenerator: () => randomUUID(),
-        onsessioninitialized: (id) => transports.set(id, transport),
-        allowedHosts: [`127.0.0.1:${port}`, `localhost:${port}`],
-        allowedOrigins: [`http://127.0.0.1:${port}`, `http://localhost:${port}`],
-        enableDnsRebindingProtection: true,
-      });
-      await makeServer().connect(transport);
-    }
-    if (!transport) {
-      res.writeHead(sid ? 404 : 400, { "Content-Type": "application/json" });
-      res.end(JSON.stringify({ jsonrpc: "2.0", id: null,
-                               error: { code: -32000, message: "no valid session" } }));
-      return;
-    }
-    await transport.handleRequest(req, res, parsed);
-  }).listen(port, "127.0.0.1", () => console.error(`conformance fixture on ${port}`));
+  serveStreamableHttp({ port, makeServer, label: "conformance fixture", transport: {
+    allowedHosts: [`127.0.0.1:${port}`, `localhost:${port}`],
+    allowedOrigins: [`http://127.0.0.1:${port}`, `http://localhost:${port}`],
+    enableDnsRebindingProtection: true } });
 } else {
   console.error("usage: conformance_server.mjs stdio | http PORT");
   process.exit(2);

@@ -6,14 +6,10 @@
 // message after answering), crash (ends the process or the connection in the middle of the call).
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
-import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
-import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
-import { randomUUID } from "node:crypto";
 import fs from "node:fs";
-import http from "node:http";
-import https from "node:https";
 import net from "node:net";
 import { z } from "zod";
+import { serveStreamableHttp } from "./lib/serve_http.mjs";
 
 // Every live server instance of this process: `add-tool` adds a tool to all of them, as a
 // server whose tool set changes would, so each session gets notifications/tools/list_changed.
@@ -94,29 +90,10 @@ if (mode === "stdio") {
   srv.listen(port, "127.0.0.1", () => console.error(`fixture listening on ${port}`));
 } else if (mode === "http" || mode === "https") {
   // Streamable HTTP with JSON answers, one session per initialize. https: PORT CERT KEY.
-  const port = Number(process.argv[3]);
-  const transports = new Map();
   const tls = mode === "https" ? { cert: fs.readFileSync(process.argv[4]),
                                    key: fs.readFileSync(process.argv[5]) } : null;
-  (tls ? (h) => https.createServer(tls, h) : (h) => http.createServer(h))(async (req, res) => {
-    let body = "";
-    for await (const chunk of req) body += chunk;
-    const parsed = body ? JSON.parse(body) : undefined;
-    const sid = req.headers["mcp-session-id"];
-    let transport = sid ? transports.get(sid) : undefined;
-    if (!transport && parsed && isInitializeRequest(parsed)) {
-      transport = new StreamableHTTPServerTransport({
-        sessionIdGenerator: () => randomUUID(), enableJsonResponse: true,
-        onsessioninitialized: (id) => transports.set(id, transport) });
-      transport.onclose = () => transports.delete(transport.sessionId);
-      await makeServer(() => {}).connect(transport);
-    }
-    if (!transport) {
-      res.writeHead(sid ? 404 : 400).end();
-      return;
-    }
-    await transport.handleRequest(req, res, parsed);
-  }).listen(port, "127.0.0.1", () => console.error(`fixture listening on ${port}`));
+  serveStreamableHttp({ port: Number(process.argv[3]), makeServer: () => makeServer(() => {}),
+                        tls, label: "fixture", transport: { enableJsonResponse: true } });
 } else {
   console.error(`usage: fixture_server.mjs stdio | tcp PORT | http PORT | https PORT CERT KEY`);
   process.exit(2);

@@ -269,14 +269,7 @@ try {
   });
   await client.close();
 } catch (e) {
-  checks.failed++;
-  console.log(`not ok - setup: ${e.stack ?? e}`);
+  checks.setupFailed(e);
 } finally {
-  if (checks.failed) {
-    console.log("--- airlockd.log ---\n" + stack.log("airlockd").slice(-3000));
-    console.log("--- faults.log ---\n" + stack.log("faults").slice(-3000));
-  }
-  await stack.stop();
-  if (tcpServer) tcpServer.kill("SIGTERM");
+  await stack.finish(checks, ["airlockd", "faults"], () => tcpServer?.kill("SIGTERM"));
 }
-process.exit(checks.done());

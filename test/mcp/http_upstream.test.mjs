@@ -103,15 +103,8 @@ try {
   });
   await client.close();
 } catch (e) {
-  checks.failed++;
-  console.log(`not ok - setup: ${e.stack ?? e}`);
+  checks.setupFailed(e);
 } finally {
-  if (checks.failed) {
-    console.log("--- airlockd.log ---\n" + stack.log("airlockd").slice(-3000));
-    console.log("--- web.log ---\n" + stack.log("web").slice(-3000));
-  }
-  await stack.stop();
-  for (const p of procs) p.kill("SIGKILL");
+  await stack.finish(checks, ["airlockd", "web"], () => procs.forEach((p) => p.kill("SIGKILL")));
 }
-process.exit(checks.done());
 

@@ -43,10 +43,7 @@ try {
     assert(r instanceof Error, "a wrong key was accepted");
   });
 } catch (e) {
-  checks.failed++;
-  console.log(`not ok - setup: ${e.stack ?? e}`);
+  checks.setupFailed(e);
 } finally {
-  if (checks.failed) console.log("--- airlockd.log ---\n" + stack.log("airlockd").slice(-3000));
-  await stack.stop();
+  await stack.finish(checks, ["airlockd"]);
 }
-process.exit(checks.done());

@@ -214,14 +214,7 @@ try {
   });
   await client.close();
 } catch (e) {
-  checks.failed++;
-  console.log(`not ok - setup: ${e.stack ?? e}`);
+  checks.setupFailed(e);
 } finally {
-  if (checks.failed) {
-    console.log("--- airlockd.log ---\n" + stack.log("airlockd").slice(-4000));
-    console.log("--- private-tools.log ---\n" + stack.log("private-tools").slice(-4000));
-  }
-  await stack.stop();
-  if (upstream) upstream.kill("SIGTERM");
+  await stack.finish(checks, ["airlockd", "private-tools"], () => upstream?.kill("SIGTERM"));
 }
-process.exit(checks.done());

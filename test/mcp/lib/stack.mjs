@@ -115,6 +115,17 @@ export class Stack {
     return fs.existsSync(f) ? fs.readFileSync(f, "utf8") : "";
   }
 
+  // Ends a test script: when anything failed, prints the tail of the named logs; then stops
+  // the stack, runs `cleanup` (for processes the test started itself) and exits with the result.
+  async finish(checks, logs, cleanup = () => {}) {
+    if (checks.failed) {
+      for (const name of logs) console.log(`--- ${name}.log ---\n` + this.log(name).slice(-4000));
+    }
+    await this.stop();
+    await cleanup();
+    process.exit(checks.done());
+  }
+
   async stop() {
     for (const p of this.procs.reverse()) {
       if (p.exitCode === null) p.kill("SIGTERM");
@@ -143,6 +154,10 @@ export class Checks {
       this.failed++;
       console.log(`not ok - ${name}: ${e.stack ?? e}`);
     }
+  }
+  setupFailed(e) {
+    this.failed++;
+    console.log(`not ok - setup: ${e.stack ?? e}`);
   }
   done() {
     console.log(`${this.title}: ${this.passed} passed, ${this.failed} failed`);
