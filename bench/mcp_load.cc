@@ -102,16 +102,19 @@ bool answered_ok(const std::string& body) {
   return body.find("\"result\"") != std::string::npos && body.find("\"isError\":true") == std::string::npos;
 }
 
+// A caller that fails during set-up still counts at the barrier, so the others do not wait.
+struct LeaveUnlessArrived {
+  Barrier& barrier;
+  bool& arrived;
+  ~LeaveUnlessArrived() {
+    if (!arrived) barrier.leave();
+  }
+};
+
 asio::awaitable<void> http_caller(const Options& o, tcp::endpoint ep, Barrier& barrier,
                                   Stats& st, int index, SharedSessions& shared) {
   bool arrived = false;
-  struct Arrive {  // every exit before the loop still arrives at the barrier
-    Barrier& b;
-    bool& done;
-    ~Arrive() {
-      if (!done) b.leave();
-    }
-  } guard{barrier, arrived};
+  LeaveUnlessArrived guard{barrier, arrived};
   beast::tcp_stream s(co_await asio::this_coro::executor);
   if (auto [ec] = co_await s.async_connect(ep, kUseTuple); ec) {
     st.error("connect: " + ec.message());
@@ -183,13 +186,7 @@ asio::awaitable<void> http_caller(const Options& o, tcp::endpoint ep, Barrier& b
 asio::awaitable<void> tcp_caller(const Options& o, tcp::endpoint ep, Barrier& barrier,
                                  Stats& st) {
   bool arrived = false;
-  struct Arrive {
-    Barrier& b;
-    bool& done;
-    ~Arrive() {
-      if (!done) b.leave();
-    }
-  } guard{barrier, arrived};
+  LeaveUnlessArrived guard{barrier, arrived};
   tcp::socket s(co_await asio::this_coro::executor);
   if (auto [ec] = co_await s.async_connect(ep, kUseTuple); ec) {
     st.error("connect: " + ec.message());
