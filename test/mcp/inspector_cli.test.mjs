@@ -19,7 +19,7 @@ async function inspector(key, ...args) {
 }
 
 try {
-  await stack.startAirlockd();
+  await stack.startAirlockd("mcp:\n  session_idle_timeout: 1s\n");
   stack.startTunnel("inspected", `servers:
   - name: fixture
     url: stdio:${process.execPath}
@@ -41,6 +41,22 @@ try {
   await checks.check("inspector with a wrong key fails", async () => {
     const r = await inspector("alk_000000000000_wrong", "--method", "tools/list").catch((e) => e);
     assert(r instanceof Error, "a wrong key was accepted");
+  });
+  await checks.check("an idle session ends after mcp.session_idle_timeout", async () => {
+    const headers = { "Content-Type": "application/json", Accept: "application/json, text/event-stream",
+                      Authorization: `Bearer ${key}` };
+    const init = await fetch(stack.mcpUrl, { method: "POST", headers, body: JSON.stringify({
+      jsonrpc: "2.0", id: 1, method: "initialize",
+      params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "idle", version: "1" } } }) });
+    const session = init.headers.get("mcp-session-id");
+    const ping = async () => (await fetch(stack.mcpUrl, { method: "POST",
+      headers: { ...headers, "Mcp-Session-Id": session },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "ping" }) })).status;
+    assert(await ping() === 200, "the new session does not answer");
+    // Any request would keep the session alive, so this waits without asking: the timeout
+    // (1 s) plus one sweep of the idle-session sweeper (every 5 s) plus slack.
+    await new Promise((r) => setTimeout(r, 7500));
+    assert(await ping() === 404, "the idle session still answers");
   });
 } catch (e) {
   checks.setupFailed(e);
