@@ -1,5 +1,6 @@
 #include "common/config_util.h"
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <fstream>
@@ -136,6 +137,31 @@ uint64_t read_byte_size(const YAML::Node& node, const std::string& path) {
   auto d = parse_byte_size(node.IsScalar() ? node.as<std::string>() : "");
   if (!d) throw ConfigError(path + " must be a size such as 65536, 64KiB or 4Mi" + where(node));
   return *d;
+}
+
+bool glob_match(std::string_view p, std::string_view s) {
+  size_t pi = 0, si = 0, star = std::string_view::npos, mark = 0;
+  while (si < s.size()) {
+    if (pi < p.size() && (p[pi] == '?' || p[pi] == s[si])) {
+      ++pi;
+      ++si;
+    } else if (pi < p.size() && p[pi] == '*') {
+      star = pi++;
+      mark = si;
+    } else if (star != std::string_view::npos) {
+      pi = star + 1;
+      si = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (pi < p.size() && p[pi] == '*') ++pi;
+  return pi == p.size();
+}
+
+bool any_glob_match(const std::vector<std::string>& patterns, std::string_view name) {
+  return std::any_of(patterns.begin(), patterns.end(),
+                     [&](const std::string& p) { return glob_match(p, name); });
 }
 
 }  // namespace airlock

@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "airlock/error.h"
 
@@ -44,5 +45,9 @@ Result<std::chrono::milliseconds> parse_duration(std::string_view text);
 Result<uint64_t> parse_byte_size(std::string_view text);
 std::chrono::milliseconds read_duration(const YAML::Node& node, const std::string& path);
 uint64_t read_byte_size(const YAML::Node& node, const std::string& path);
+
+// Shell-style glob: '*' any run, '?' one character; everything else literal.
+bool glob_match(std::string_view pattern, std::string_view name);
+bool any_glob_match(const std::vector<std::string>& patterns, std::string_view name);
 
 }  // namespace airlock

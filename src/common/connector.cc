@@ -73,6 +73,8 @@ asio::awaitable<void> Connector::connection_loop(int index) {
       LinkOptions lo;
       lo.role = proto::Role::kConnector;
       lo.limits = options_.hello.limits;
+      lo.redaction = options_.redaction;
+      lo.on_redacted = options_.on_redacted;
       link = std::make_shared<Link>(std::move(r.transport), lo);
       auto accepted = co_await link->connect_handshake(options_.hello, error);
       if (accepted) {

@@ -31,6 +31,9 @@ struct ConnectorOptions {
   std::chrono::milliseconds drain_timeout{30000};
   // Called for every newly established link, once it runs (mcp-tunnel pushes its inventory).
   std::function<void(std::shared_ptr<Link>)> on_link_up;
+  // What every link must keep out of the bytes it sends (see LinkOptions::redaction).
+  std::function<std::shared_ptr<const redact::Patterns>()> redaction;
+  std::function<void(uint32_t stream, const std::string& secret, uint64_t count)> on_redacted;
 };
 
 struct ConnectorStats {

@@ -89,6 +89,63 @@ asio::awaitable<Result<std::string>> LinkStream::read_all(size_t limit) {
 }
 
 asio::awaitable<error_code> LinkStream::write(std::string_view data, bool end) {
+  auto link = link_.lock();
+  if (link && link->options_.redaction) {
+    const std::string out = redact_out(data, end);
+    co_return co_await write_raw(out, end);
+  }
+  co_return co_await write_raw(data, end);
+}
+
+bool LinkStream::redacting() const {
+  auto link = link_.lock();
+  return link && link->options_.redaction;
+}
+
+std::string LinkStream::redact_out(std::string_view data, bool flush) {
+  auto link = link_.lock();
+  if (!link || !link->options_.redaction) return std::string(data);
+  std::string out;
+  auto patterns = link->options_.redaction();
+  if (patterns != patterns_) {
+    // A reloaded set: the bytes the old redactor held back are examined by the new one,
+    // which knows every secret the old one did (earlier values stay in it).
+    std::string held = redactor_ ? redactor_->take_held() : std::string();
+    patterns_ = std::move(patterns);
+    redactor_ = patterns_ ? std::make_unique<redact::StreamRedactor>(patterns_) : nullptr;
+    reported_.assign(patterns_ ? patterns_->secret_count() : 0, 0);
+    reported_total_ = 0;
+    if (redactor_) {
+      redactor_->write(held, out);
+    } else {
+      out += held;
+    }
+  }
+  if (!redactor_) {
+    out.append(data);
+    return out;
+  }
+  redactor_->write(data, out);
+  if (flush) redactor_->finish(out);
+  const uint64_t total = redactor_->total();
+  if (total != reported_total_) {
+    reported_total_ = total;
+    const auto& counts = redactor_->counts();
+    for (size_t i = 0; i < counts.size(); ++i) {
+      if (counts[i] == reported_[i]) continue;
+      const uint64_t delta = counts[i] - reported_[i];
+      reported_[i] = counts[i];
+      if (observer_) {
+        observer_(patterns_->name(i), delta);
+      } else if (link->options_.on_redacted) {
+        link->options_.on_redacted(id_, patterns_->name(i), delta);
+      }
+    }
+  }
+  return out;
+}
+
+asio::awaitable<error_code> LinkStream::write_raw(std::string_view data, bool end) {
   size_t off = 0;
   for (;;) {
     auto link = link_.lock();
@@ -112,7 +169,7 @@ asio::awaitable<error_code> LinkStream::write(std::string_view data, bool end) {
 
 void LinkStream::reset(ResetCode code, std::string_view reason) {
   if (auto link = link_.lock()) {
-    link->core_.reset(id_, code, reason);
+    link->core_.reset(id_, code, link->redact_text(reason, id_));
     link->streams_.erase(id_);
     link->wake_writer();
   }
@@ -137,7 +194,7 @@ void Link::set_close_reason(std::string reason) {
 
 asio::awaitable<Result<proto::Accept>> Link::connect_handshake(const proto::Hello& hello,
                                                                std::string& error) {
-  core_.send_hello(proto::serialize(hello));
+  core_.send_hello(redact_text(proto::serialize(hello), 0));
   const std::string out = core_.take_output(options_.max_message);
   auto w = co_await with_timeout(transport_->write(out), options_.handshake_timeout);
   if (!w || *w) {
@@ -212,7 +269,22 @@ void Link::accept(const proto::Accept& accept, const proto::LinkLimits& connecto
   options_.dead_peer_timeout = accept.dead_peer_timeout;
 }
 
+std::string Link::redact_text(std::string_view text, uint32_t stream) {
+  if (!options_.redaction) return std::string(text);
+  auto patterns = options_.redaction();
+  if (!patterns) return std::string(text);
+  std::vector<uint64_t> counts;
+  std::string out = redact::redact(patterns, text, &counts);
+  for (size_t i = 0; i < counts.size(); ++i) {
+    if (counts[i] > 0 && options_.on_redacted) {
+      options_.on_redacted(stream, patterns->name(i), counts[i]);
+    }
+  }
+  return out;
+}
+
 asio::awaitable<void> Link::refuse(ResetCode code, std::string reason) {
+  reason = redact_text(reason, 0);
   if (!core_.failed()) core_.goaway(code, reason);
   const std::string out = core_.take_output(options_.max_message);
   co_await with_timeout(transport_->write(out), options_.handshake_timeout);
@@ -223,10 +295,24 @@ asio::awaitable<void> Link::refuse(ResetCode code, std::string reason) {
 Result<std::shared_ptr<LinkStream>> Link::open(std::string_view meta, std::string_view data,
                                                bool end) {
   if (closed_ || closing_) return make_error_code(Errc::kGoingAway);
+  // With redaction, the stream exists before its first bytes are examined, so that its
+  // redactor (and what it holds back) carries on into later writes.
+  std::shared_ptr<LinkStream> stream;
+  std::string redacted;
+  if (options_.redaction) {
+    stream = std::make_shared<LinkStream>(executor(), weak_from_this(), 0, std::string());
+    redacted = stream->redact_out(data, end);
+    data = redacted;
+  }
   auto first = data.substr(0, std::min(data.size(), LinkStream::kWriteBuffer));
-  auto id = core_.open_stream(meta, first, end && first.size() == data.size());
+  auto id = core_.open_stream(options_.redaction ? redact_text(meta, 0) : std::string(meta),
+                              first, end && first.size() == data.size());
   if (!id) return id.error();
-  auto stream = std::make_shared<LinkStream>(executor(), weak_from_this(), *id, std::string());
+  if (stream) {
+    stream->id_ = *id;
+  } else {
+    stream = std::make_shared<LinkStream>(executor(), weak_from_this(), *id, std::string());
+  }
   streams_[*id] = stream;
   wake_writer();
   if (first.size() < data.size()) {
@@ -235,7 +321,7 @@ Result<std::shared_ptr<LinkStream>> Link::open(std::string_view meta, std::strin
     asio::co_spawn(
         executor(),
         [stream, rest = std::string(data.substr(first.size())), end]() -> asio::awaitable<void> {
-          co_await stream->write(rest, end);
+          co_await stream->write_raw(rest, end);
         },
         asio::detached);
   }
@@ -244,6 +330,7 @@ Result<std::shared_ptr<LinkStream>> Link::open(std::string_view meta, std::strin
 
 void Link::shutdown(ResetCode code, std::string reason) {
   if (closing_ || closed_) return;
+  reason = redact_text(reason, 0);
   core_.goaway(code, reason);
   set_close_reason(std::move(reason));
   closing_ = true;
@@ -253,6 +340,7 @@ void Link::shutdown(ResetCode code, std::string reason) {
 asio::awaitable<void> Link::drain(std::chrono::milliseconds grace, std::string reason) {
   auto self = shared_from_this();  // callers often spawn this and drop their reference
   if (!closed_) {
+    reason = redact_text(reason, 0);
     core_.goaway(ResetCode::kShutdown, reason);
     wake_writer();
     const auto deadline = Clock::now() + grace;
@@ -424,6 +512,7 @@ asio::awaitable<std::string> Link::run(StreamHandler on_stream) {
 
 void StreamWriter::push(std::string data) {
   if (failed_ || end_) return;
+  if (stream_->redacting()) data = stream_->redact_out(data, /*flush=*/true);
   queue_.push_back(std::move(data));
   if (writing_) return;
   writing_ = true;
@@ -441,7 +530,7 @@ void StreamWriter::end() {
 asio::awaitable<void> StreamWriter::run([[maybe_unused]] std::shared_ptr<StreamWriter> self) {
   for (;;) {
     if (queue_.empty()) {
-      if (end_) co_await stream_->write("", true);
+      if (end_) co_await stream_->write_raw("", true);
       break;
     }
     std::string chunk = std::move(queue_.front());
@@ -451,7 +540,7 @@ asio::awaitable<void> StreamWriter::run([[maybe_unused]] std::shared_ptr<StreamW
       queue_.pop_front();
     }
     const bool last = end_ && queue_.empty();
-    if (auto ec = co_await stream_->write(chunk, last)) {
+    if (auto ec = co_await stream_->write_raw(chunk, last)) {
       failed_ = true;
       queue_.clear();
       break;

@@ -17,10 +17,12 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "airlock/error.h"
 #include "common/handshake.h"
 #include "common/link_core.h"
+#include "common/redactor.h"
 
 namespace airlock {
 namespace asio = boost::asio;
@@ -66,6 +68,12 @@ class LinkStream {
   asio::awaitable<boost::system::error_code> write(std::string_view data, bool end);
   // Aborts the stream both ways; pending reads and writes end with kStreamClosed.
   void reset(proto::ResetCode code, std::string_view reason);
+  // Connector side: hears of each secret the egress redactor replaced in this stream's bytes,
+  // synchronously inside write() or StreamWriter::push(). Without one, the link's
+  // on_redacted hears of them.
+  void set_redaction_observer(std::function<void(const std::string& secret, uint64_t count)> f) {
+    observer_ = std::move(f);
+  }
 
   proto::ResetCode reset_code() const { return reset_code_; }
   const std::string& reset_reason() const { return reset_reason_; }
@@ -74,6 +82,12 @@ class LinkStream {
 
  private:
   friend class Link;
+  friend class StreamWriter;
+  // Egress redaction (when the link has any): bytes held back stay in the redactor until
+  // more arrive or `flush`.
+  std::string redact_out(std::string_view data, bool flush);
+  bool redacting() const;
+  asio::awaitable<boost::system::error_code> write_raw(std::string_view data, bool end);
   void deliver(std::string data, bool end);
   void fail(boost::system::error_code ec, proto::ResetCode code, std::string reason);
   void wake() { signal_.cancel(); }
@@ -87,11 +101,17 @@ class LinkStream {
   proto::ResetCode reset_code_ = proto::ResetCode::kNoError;
   std::string reset_reason_;
   asio::steady_timer signal_;
+  std::function<void(const std::string&, uint64_t)> observer_;
+  std::shared_ptr<const redact::Patterns> patterns_;
+  std::unique_ptr<redact::StreamRedactor> redactor_;
+  uint64_t reported_total_ = 0;
+  std::vector<uint64_t> reported_;
 };
 
 // Queues data for one stream and writes it in order from a coroutine of its own, with the
 // stream's back-pressure, so that synchronous code (message routing) can send without waiting.
 // Small pieces queued together go out as one write. After a failed write it drops everything.
+// Each push() is one whole message: the egress redactor examines and flushes it at once.
 class StreamWriter : public std::enable_shared_from_this<StreamWriter> {
  public:
   explicit StreamWriter(std::shared_ptr<LinkStream> stream) : stream_(std::move(stream)) {}
@@ -116,6 +136,14 @@ struct LinkOptions {
   std::chrono::milliseconds dead_peer_timeout{30000};
   std::chrono::milliseconds handshake_timeout{10000};
   size_t max_message = 256 * 1024;  // coalesce frames into messages of about this size
+  // Connector side: the secrets this side must never send, in any encoding the redactor
+  // knows. Everything outgoing passes it before it is framed: stream bytes (a streaming
+  // redactor per stream, so an occurrence split across writes is caught), stream metadata,
+  // RESET and GOAWAY reasons, and the hello. Asked on every write, so a reloaded set takes
+  // over at once (bytes held back move to it). Unset, or returning null: nothing to redact.
+  std::function<std::shared_ptr<const redact::Patterns>()> redaction;
+  // Hears of redactions that no stream observer claimed (stream 0: hello and GOAWAY).
+  std::function<void(uint32_t stream, const std::string& secret, uint64_t count)> on_redacted;
 };
 
 class Link : public std::enable_shared_from_this<Link> {
@@ -173,6 +201,8 @@ class Link : public std::enable_shared_from_this<Link> {
   void set_close_reason(std::string reason);
   void wake_writer() { writer_signal_.cancel(); }
   void forget_if_closed(uint32_t id);
+  // One-shot redaction of a whole piece of text (metadata, reasons, the hello).
+  std::string redact_text(std::string_view text, uint32_t stream);
 
   std::unique_ptr<MessageTransport> transport_;
   LinkOptions options_;

@@ -88,14 +88,10 @@ std::vector<std::string> encoded_forms(std::string_view value) {
 std::shared_ptr<const Patterns> Patterns::build(const std::vector<Secret>& secrets,
                                                 size_t dense_budget_bytes) {
   std::shared_ptr<Patterns> p(new Patterns());
-  std::set<std::string> names;
   p->nodes_.emplace_back();
   for (uint32_t s = 0; s < secrets.size(); ++s) {
     const Secret& secret = secrets[s];
     if (secret.name.empty()) throw std::invalid_argument("a secret has an empty name");
-    if (!names.insert(secret.name).second) {
-      throw std::invalid_argument("secret name '" + secret.name + "' is used twice");
-    }
     if (secret.value.size() < kMinSecretSize) {
       throw std::invalid_argument("secret '" + secret.name + "' is " +
                                   std::to_string(secret.value.size()) + " bytes; at least " +
@@ -293,6 +289,12 @@ void StreamRedactor::write(std::string_view in, std::string& out) {
 }
 
 void StreamRedactor::finish(std::string& out) { emit(out, /*final=*/true); }
+
+std::string StreamRedactor::take_held() {
+  std::string held = std::move(pending_);
+  pending_.clear();
+  return held;
+}
 
 void StreamRedactor::emit(std::string& out, bool final) {
   // Every occurrence that starts before `safe` lies wholly inside pending_ (no pattern is

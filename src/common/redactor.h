@@ -31,7 +31,7 @@ std::vector<std::string> encoded_forms(std::string_view value);
 class Patterns {
  public:
   // Throws std::invalid_argument naming the secret when a value is shorter than
-  // kMinSecretSize or a name is empty or repeated.
+  // kMinSecretSize or a name is empty. A name may repeat: a secret's earlier values share it.
   static std::shared_ptr<const Patterns> build(const std::vector<Secret>& secrets,
                                                size_t dense_budget_bytes = kDenseBudget);
   static constexpr size_t kDenseBudget = 64 * 1024 * 1024;
@@ -84,8 +84,12 @@ class StreamRedactor {
 
   // Consumes `in`; appends to `out` whatever is final (redacted where needed).
   void write(std::string_view in, std::string& out);
-  // End of stream: appends everything still held back.
+  // End of stream, or of a message: appends everything still held back. Writing may go on
+  // afterwards (an occurrence split across the flush point is then not caught).
   void finish(std::string& out);
+  // Hands over the bytes held back, unexamined, and forgets them: for moving a stream to a
+  // new set of patterns (feed them to the new redactor first).
+  std::string take_held();
 
   // Occurrences replaced so far, per secret index (see Patterns::name()).
   const std::vector<uint64_t>& counts() const { return counts_; }

@@ -1,5 +1,7 @@
 #include "controlplane/catalog.h"
 
+#include <cctype>
+
 #include <algorithm>
 #include <boost/json/serialize.hpp>
 #include <set>
@@ -57,31 +59,6 @@ bool is_valid_tool_name(std::string_view name) {
   });
 }
 
-bool glob_match(std::string_view p, std::string_view s) {
-  size_t pi = 0, si = 0, star = std::string_view::npos, mark = 0;
-  while (si < s.size()) {
-    if (pi < p.size() && (p[pi] == '?' || p[pi] == s[si])) {
-      ++pi;
-      ++si;
-    } else if (pi < p.size() && p[pi] == '*') {
-      star = pi++;
-      mark = si;
-    } else if (star != std::string_view::npos) {
-      pi = star + 1;
-      si = ++mark;
-    } else {
-      return false;
-    }
-  }
-  while (pi < p.size() && p[pi] == '*') ++pi;
-  return pi == p.size();
-}
-
-bool any_glob_match(const std::vector<std::string>& patterns, std::string_view name) {
-  return std::any_of(patterns.begin(), patterns.end(),
-                     [&](const std::string& p) { return glob_match(p, name); });
-}
-
 std::vector<Binding> parse_bindings_yaml(const std::string& text, const std::string& origin) {
   YAML::Node root = load_yaml_string(text, origin);
   if (!root || root.IsNull()) return {};
@@ -101,7 +78,7 @@ std::vector<Binding> parse_bindings(const YAML::Node& tools, const std::string& 
     const YAML::Node n = tools[i];
     expect_keys(n, path,
                 {"name", "mcp_tunnel", "server", "tool", "prefix", "rename", "allow", "deny",
-                 "timeout", "max_timeout"});
+                 "timeout", "max_timeout", "agent_credential"});
     Binding b;
     for (const char* req : {"name", "mcp_tunnel", "server"}) {
       if (!n[req]) throw ConfigError(path + "." + req + " is required");
@@ -153,9 +130,76 @@ std::vector<Binding> parse_bindings(const YAML::Node& tools, const std::string& 
     if (b.max_timeout < b.timeout) {
       throw ConfigError(path + ".max_timeout must not be shorter than timeout");
     }
+    if (auto ac = n["agent_credential"]) {
+      const std::string apath = path + ".agent_credential";
+      auto valid_name = [](std::string_view v) {
+        return !v.empty() && v.size() <= 128 &&
+               std::all_of(v.begin(), v.end(), [](char c) {
+                 return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' ||
+                        c == '.';
+               });
+      };
+      if (ac.IsMap()) {
+        for (const auto& kv : ac) {
+          const std::string agent = kv.first.as<std::string>();
+          const std::string cred = read_string(kv.second, apath + "." + agent);
+          if (!valid_name(agent)) throw ConfigError(apath + ": '" + agent + "' is not an agent name");
+          if (!valid_name(cred)) {
+            throw ConfigError(apath + "." + agent + ": '" + cred +
+                              "' is not a credential name ([A-Za-z0-9_.-], 1-128)");
+          }
+          b.agent_credentials[agent] = cred;
+        }
+        if (b.agent_credentials.empty()) throw ConfigError(apath + " maps no agent");
+      } else if (ac.IsScalar()) {
+        b.agent_credential_template = read_string(ac, apath);
+        const auto at = b.agent_credential_template.find("${agent}");
+        std::string rest = b.agent_credential_template;
+        if (at != std::string::npos) rest.erase(at, 8);
+        if (at == std::string::npos || rest.find("${") != std::string::npos ||
+            (!rest.empty() && !valid_name(rest))) {
+          throw ConfigError(apath + " '" + b.agent_credential_template +
+                            "' must be a credential name with one ${agent} in it, such as "
+                            "crm-${agent}, or a map of agent: credential");
+        }
+      } else {
+        throw ConfigError(apath + " must be a template such as crm-${agent} or a map of "
+                          "agent: credential");
+      }
+    }
     out.push_back(std::move(b));
   }
+  // One agent session has one upstream session per server, so every binding that reaches a
+  // server must choose the same credential for an agent.
+  std::map<std::string, const Binding*> by_server;
+  for (const auto& b : out) {
+    auto [it, fresh] = by_server.emplace(b.tunnel + "/" + b.server, &b);
+    if (!fresh && it->second->agent_mapping_key() != b.agent_mapping_key()) {
+      throw ConfigError("bindings '" + it->second->name + "' and '" + b.name + "' both reach "
+                        "server '" + b.server + "' of tunnel '" + b.tunnel +
+                        "' but map agents to credentials differently; give them the same "
+                        "agent_credential");
+    }
+  }
   return out;
+}
+
+std::optional<std::string> Binding::credential_for(const std::string& agent) const {
+  if (!agent_credential_template.empty()) {
+    std::string name = agent_credential_template;
+    name.replace(name.find("${agent}"), 8, agent);
+    return name;
+  }
+  if (agent_credentials.empty()) return std::string();
+  auto it = agent_credentials.find(agent);
+  if (it == agent_credentials.end()) return std::nullopt;
+  return it->second;
+}
+
+std::string Binding::agent_mapping_key() const {
+  std::string key = agent_credential_template;
+  for (const auto& [a, c] : agent_credentials) key += "|" + a + "=" + c;
+  return key;
 }
 
 json::object binding_to_json(const Binding& b) {
@@ -171,6 +215,12 @@ json::object binding_to_json(const Binding& b) {
   if (!b.deny.empty()) o["deny"] = to_array(b.deny);
   o["timeout_ms"] = b.timeout.count();
   o["max_timeout_ms"] = b.max_timeout.count();
+  if (!b.agent_credential_template.empty()) o["agent_credential"] = b.agent_credential_template;
+  if (!b.agent_credentials.empty()) {
+    json::object m;
+    for (const auto& [a, c] : b.agent_credentials) m[a] = c;
+    o["agent_credential"] = std::move(m);
+  }
   return o;
 }
 
@@ -198,6 +248,16 @@ Binding binding_from_json(const json::object& o) {
   }
   if (auto* t = o.if_contains("max_timeout_ms"); t && t->is_int64()) {
     b.max_timeout = std::chrono::milliseconds(t->as_int64());
+  }
+  if (auto* ac = o.if_contains("agent_credential")) {
+    if (ac->is_string()) b.agent_credential_template = std::string(ac->as_string());
+    if (ac->is_object()) {
+      for (const auto& kv : ac->as_object()) {
+        if (kv.value().is_string()) {
+          b.agent_credentials[std::string(kv.key())] = std::string(kv.value().as_string());
+        }
+      }
+    }
   }
   return b;
 }

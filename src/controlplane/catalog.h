@@ -17,6 +17,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/config_util.h"
+
 namespace airlock::controlplane {
 namespace json = boost::json;
 
@@ -31,6 +33,18 @@ struct Binding {
   std::vector<std::string> deny;                  // globs over upstream tool names
   std::chrono::milliseconds timeout{60000};       // a call's deadline
   std::chrono::milliseconds max_timeout{600000};  // progress extends it up to this
+  // Per-agent credential (`agent_credential:` in YAML): a table from agent name to credential
+  // name, or a template such as "crm-${agent}". Names only: the tunnel holds the values and
+  // refuses names outside the server's own agent_credentials.
+  std::map<std::string, std::string> agent_credentials;
+  std::string agent_credential_template;
+
+  bool maps_agents() const { return !agent_credentials.empty() || !agent_credential_template.empty(); }
+  // The credential name for `agent`; nullopt when the binding maps agents but not this one.
+  // Empty when the binding maps no agents at all.
+  std::optional<std::string> credential_for(const std::string& agent) const;
+  // The mapping in a comparable form (bindings that reach one server must agree on it).
+  std::string agent_mapping_key() const;
 };
 
 // Parses the `tools:` list of a tools.yaml document (the whole document is {tools: [...]}).
@@ -45,9 +59,6 @@ Binding binding_from_json(const json::object& o);
 
 // Tool/prompt names valid per the MCP spec: 1-128 characters of [A-Za-z0-9_.-].
 bool is_valid_tool_name(std::string_view name);
-// Shell-style glob: '*' any run, '?' one character; everything else literal.
-bool glob_match(std::string_view pattern, std::string_view name);
-bool any_glob_match(const std::vector<std::string>& patterns, std::string_view name);
 
 // What one tunnel reported: its servers, each {name, url, status, tools, prompts, …}.
 struct TunnelInventory {

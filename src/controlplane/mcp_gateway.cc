@@ -390,14 +390,25 @@ struct McpGateway::Impl {
     if (auto it = s->upstreams.find(key); it != s->upstreams.end() && it->second->alive) {
       return it->second;
     }
+    // A per-agent credential is chosen here by name; the tunnel holds and injects the value.
+    const auto credential = r.binding->credential_for(s->agent);
+    if (!credential) {
+      std::string mapped;
+      for (const auto& [a, c] : r.binding->agent_credentials) mapped += (mapped.empty() ? "" : ", ") + a;
+      error = "binding '" + r.binding->name + "' maps no credential to agent '" + s->agent +
+              "' (it maps: " + mapped + ")";
+      record_refusal(*s, r.binding->name, error);
+      return nullptr;
+    }
     json::object client{{"protocolVersion", s->version}};
     if (auto* c = s->client.if_contains("capabilities")) client["capabilities"] = *c;
     if (auto* c = s->client.if_contains("clientInfo")) client["clientInfo"] = *c;
-    const json::object meta{{"kind", "mcp"},
-                            {"server", r.server},
-                            {"agent", s->agent},
-                            {"session", s->tag},
-                            {"client", std::move(client)}};
+    json::object meta{{"kind", "mcp"},
+                      {"server", r.server},
+                      {"agent", s->agent},
+                      {"session", s->tag},
+                      {"client", std::move(client)}};
+    if (!credential->empty()) meta["credential"] = *credential;
     auto stream = host.open_stream(r.binding->tunnel, json::serialize(meta));
     if (!stream) {
       error = stream.error() == make_error_code(Errc::kNotFound)

@@ -207,8 +207,13 @@ void ControlPlane::on_connector_stream(const std::string& tunnel,
   boost::system::error_code ec;
   auto meta = json::parse(stream->meta(), ec);
   const json::value* kind = !ec && meta.is_object() ? meta.as_object().if_contains("kind") : nullptr;
+  if (kind && kind->is_string() && kind->as_string() == "events") {
+    asio::co_spawn(executor_, receive_events(tunnel, stream), asio::detached);
+    return;
+  }
   if (!kind || !kind->is_string() || kind->as_string() != "inventory") {
-    stream->reset(ResetCode::kRefused, "airlockd accepts only 'inventory' streams from tunnels");
+    stream->reset(ResetCode::kRefused,
+                  "airlockd accepts only 'inventory' and 'events' streams from tunnels");
     return;
   }
   asio::co_spawn(
@@ -230,6 +235,57 @@ void ControlPlane::on_connector_stream(const std::string& tunnel,
         co_await stream->write("", true);
       },
       asio::detached);
+}
+
+// Leak events from a tunnel: one JSON object per line, names and counts only (the tunnel's
+// redactor ran over these bytes too). Kept for the audit log.
+asio::awaitable<void> ControlPlane::receive_events(std::string tunnel,
+                                                   std::shared_ptr<LinkStream> stream) {
+  auto body = co_await stream->read_all(1024 * 1024);
+  if (!body) {
+    spdlog::warn("tunnel '{}': events not received: {}", tunnel, body.error().message());
+    co_return;
+  }
+  size_t stored = 0, bad = 0;
+  size_t from = 0;
+  while (from < body->size()) {
+    size_t nl = body->find('\n', from);
+    if (nl == std::string::npos) nl = body->size();
+    const std::string_view line(body->data() + from, nl - from);
+    from = nl + 1;
+    if (line.empty()) continue;
+    boost::system::error_code pec;
+    auto v = json::parse(line, pec);
+    const json::object* o = !pec && v.is_object() ? &v.as_object() : nullptr;
+    auto str = [&](const char* key) -> std::optional<std::string> {
+      const json::value* f = o ? o->if_contains(key) : nullptr;
+      if (!f || !f->is_string() || f->as_string().size() > 256) return std::nullopt;
+      return std::string(f->as_string());
+    };
+    const json::value* count = o ? o->if_contains("count") : nullptr;
+    auto type = str("type"), secret = str("secret"), server = str("server"), tool = str("tool"),
+         agent = str("agent");
+    if (!type || *type != "secret_redacted" || !secret || !server || !tool || !agent || !count ||
+        !(count->is_uint64() || (count->is_int64() && count->as_int64() > 0))) {
+      ++bad;
+      continue;
+    }
+    EventRecord e;
+    e.type = "secret_redacted";
+    e.agent = *agent;
+    e.tool = *tool;
+    e.detail = json::serialize(json::object{{"secret", *secret},
+                                            {"server", *server},
+                                            {"tunnel", tunnel},
+                                            {"count", *count}});
+    if (store_->add_event(e)) ++stored;
+    spdlog::warn("tunnel '{}' redacted secret '{}' {} time(s) in what server '{}' returned{}{}",
+                 tunnel, *secret, json::serialize(*count), *server,
+                 tool->empty() ? "" : " for '" + *tool + "'",
+                 agent->empty() ? "" : " to agent '" + *agent + "'");
+  }
+  if (bad) spdlog::warn("tunnel '{}' sent {} malformed event line(s); ignored", tunnel, bad);
+  co_await stream->write("", true);
 }
 
 Result<TokenRecord> ControlPlane::authenticate(const HttpRequest& req, bool admin) {

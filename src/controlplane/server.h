@@ -64,6 +64,7 @@ class ControlPlane {
   HttpResponse events_api(const HttpRequest& req);
   HttpResponse mint_agent_key(const std::string& name);
   void on_connector_stream(const std::string& tunnel, std::shared_ptr<LinkStream> stream);
+  asio::awaitable<void> receive_events(std::string tunnel, std::shared_ptr<LinkStream> stream);
   void ensure_admin_token();
 
   asio::any_io_executor executor_;

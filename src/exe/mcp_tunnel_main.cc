@@ -1,5 +1,7 @@
 // mcp-tunnel: the tunnel gateway that runs inside a private network and dials out to airlockd.
 // Flags only; the gateway is tunnel::Tunnel.
+#include <sys/prctl.h>
+
 #include <csignal>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -20,6 +22,9 @@
 int main(int argc, char** argv) {
   // A private server or agent that goes away must not kill the daemon mid-write.
   ::signal(SIGPIPE, SIG_IGN);
+  // Holding secrets: no core dumps, and no ptrace or /proc/PID/mem from other processes of the
+  // same user.
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   namespace asio = boost::asio;
   using namespace airlock;
   CLI::App app{"mcp-tunnel — forwards MCP calls from airlockd to private MCP servers; dials out, "
@@ -43,8 +48,8 @@ int main(int argc, char** argv) {
   start->add_flag("--insecure-skip-tls-verify", insecure,
                   "accept any server certificate (experiments only; logged loudly)");
   start->add_option("--allowed-credentials", allowed,
-                    "glob patterns of credential names this tunnel may use (repeatable); "
-                    "recorded and logged — this version injects no credentials yet")
+                    "glob patterns of credential names this tunnel may inject (repeatable); "
+                    "a server that needs any other is reported unavailable")
       ->capture_default_str();
   start->add_option("--config", config_path, "tunnel.yaml: the private MCP servers")
       ->check(CLI::ExistingFile);
@@ -108,6 +113,22 @@ int main(int argc, char** argv) {
     }
     options.allowed_credentials = allowed;
     options.metrics_addr = metrics_addr;
+    // Secrets are read before anything else runs and stay in this process only.
+    options.secrets = std::make_shared<secrets::SecretStore>(options.config.secrets);
+    options.secrets->load();
+    set_log_redaction([store = options.secrets] {
+      auto set = store->current();
+      return set ? set->patterns : nullptr;
+    });
+    if (auto set = options.secrets->current(); set && !set->values.empty()) {
+      size_t unlocked = 0;
+      for (const auto& [n, v] : set->values) unlocked += !v->locked();
+      spdlog::info("{} secret(s) loaded{}", set->values.size(),
+                   unlocked ? " (" + std::to_string(unlocked) +
+                                  " not locked in memory: mlock needs CAP_IPC_LOCK or a larger "
+                                  "RLIMIT_MEMLOCK)"
+                            : "");
+    }
   } catch (const std::exception& e) {
     std::cerr << "mcp-tunnel: " << e.what() << "\n";
     return 2;

@@ -5,7 +5,10 @@
 #include <chrono>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include "common/secrets.h"
 
 namespace airlock::tunnel {
 
@@ -14,11 +17,24 @@ struct UpstreamServer {
   // tcp://HOST:PORT (newline-delimited JSON-RPC), http(s)://HOST[:PORT]/PATH (Streamable
   // HTTP) or stdio:COMMAND. Never carries credentials itself.
   std::string url;
-  // Names of the credentials this server uses. Only names are ever reported to airlockd.
+  // Names of the secrets this server's templates refer to (computed from `headers` and
+  // `env`, plus inventory_credential). Only names are ever reported to airlockd.
   std::vector<std::string> credentials;
 
+  // http(s): extra request headers, values templated with ${secret:NAME} / ${agent_secret}.
+  std::vector<std::pair<std::string, std::string>> headers;
+  // ${agent_secret}: the credential airlockd's binding chose for the calling agent. Allowed
+  // only with `agent_credentials`, the globs such a credential must match (so that airlockd
+  // cannot point a server at an unrelated secret).
+  bool uses_agent_secret = false;
+  std::vector<std::string> agent_credentials;
+  // The credential the tunnel's own inventory session uses for ${agent_secret}; without it
+  // the inventory session leaves out whatever refers to ${agent_secret}.
+  std::string inventory_credential;
+
   // stdio: the program and its arguments: the words after "stdio:" (split on spaces), then
-  // `args`. Environment: mcp-tunnel's own plus `env`; working directory `cwd` (default: ours).
+  // `args`. Environment: mcp-tunnel's own (minus env: secrets, which it removes at load)
+  // plus `env`, whose values may be templates; working directory `cwd` (default: ours).
   std::vector<std::string> argv;
   std::map<std::string, std::string> env;
   std::string cwd;
@@ -34,6 +50,7 @@ struct UpstreamServer {
 
 struct TunnelConfig {
   std::string name;  // optional; the token already names the tunnel
+  std::vector<secrets::SourceSpec> secrets;
   std::vector<UpstreamServer> servers;
 };
 

@@ -16,6 +16,7 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/url/parse.hpp>
+#include <cstring>
 #include <set>
 
 #include "common/jsonrpc.h"
@@ -42,10 +43,12 @@ struct Conn {
 };
 
 struct State : std::enable_shared_from_this<State> {
-  State(asio::any_io_executor e, const UpstreamServer& s) : ex(e), server(s), inbox(e) {}
+  State(asio::any_io_executor e, const UpstreamServer& s, Injection i)
+      : ex(e), server(s), injection(std::move(i)), inbox(e) {}
 
   asio::any_io_executor ex;
   UpstreamServer server;
+  Injection injection;
   Inbox inbox;
   bool use_tls = false;
   std::string host, port, target, host_header;
@@ -97,6 +100,21 @@ struct State : std::enable_shared_from_this<State> {
       co_return nullptr;
     }
     co_return c;
+  }
+
+  // The server's configured headers, with the secrets loaded now. False with `error` when a
+  // secret is missing: the request is not sent at all.
+  bool add_credentials(http::request<http::string_body>& req, std::string& error) {
+    std::vector<std::pair<std::string, std::string>> values;
+    if (!injection.expand(server.headers, values, error)) {
+      error = "cannot send to " + where() + ": headers." + error;
+      return false;
+    }
+    for (auto& [name, value] : values) {
+      req.set(name, value);
+      explicit_bzero(value.data(), value.size());
+    }
+    return true;
   }
 
   http::request<http::string_body> make_request(http::verb verb, std::string body) {
@@ -218,6 +236,15 @@ struct State : std::enable_shared_from_this<State> {
       }
       active.insert(c.get());
       auto req = make_request(http::verb::post, body);
+      if (std::string cerr; !add_credentials(req, cerr)) {
+        active.erase(c.get());
+        idle.push_back(std::move(c));
+        if (id)
+          answer_error(*id, cerr);
+        else
+          spdlog::warn("{}: dropped a {} message: {}", where(), method, cerr);
+        co_return;
+      }
       http::response_parser<http::empty_body> parser;
       parser.body_limit(boost::none);
       // No co_await inside ?: — GCC 12 destroys the temporary twice.
@@ -330,6 +357,12 @@ struct State : std::enable_shared_from_this<State> {
       active.insert(c.get());
       auto req = make_request(http::verb::get, "");
       if (!last_id.empty()) req.set("Last-Event-ID", last_id);
+      if (std::string cerr; !add_credentials(req, cerr)) {
+        active.erase(c.get());
+        if (related) answer_error(*related, cerr);
+        spdlog::warn("{}", cerr);
+        co_return;
+      }
       http::response_parser<http::empty_body> parser;
       boost::system::error_code ec;
       if (c->tls)
@@ -380,6 +413,7 @@ struct State : std::enable_shared_from_this<State> {
     if (!c) co_return;
     auto req = make_request(http::verb::delete_, "");
     req.set("Mcp-Session-Id", sid);
+    if (std::string cerr; !add_credentials(req, cerr)) co_return;
     http::response_parser<http::empty_body> parser;
     if (c->tls)
       co_await exchange(*c->tls, *c, req, parser, std::chrono::seconds(2));
@@ -391,8 +425,8 @@ struct State : std::enable_shared_from_this<State> {
 
 class HttpTransport final : public UpstreamTransport {
  public:
-  HttpTransport(asio::any_io_executor ex, const UpstreamServer& s)
-      : state_(std::make_shared<State>(ex, s)) {}
+  HttpTransport(asio::any_io_executor ex, const UpstreamServer& s, const Injection& injection)
+      : state_(std::make_shared<State>(ex, s, injection)) {}
   ~HttpTransport() override { close(); }
 
   asio::awaitable<bool> open(std::string& error) override {
@@ -463,8 +497,9 @@ class HttpTransport final : public UpstreamTransport {
 }  // namespace
 
 std::unique_ptr<UpstreamTransport> make_http_transport(asio::any_io_executor ex,
-                                                       const UpstreamServer& server) {
-  return std::make_unique<HttpTransport>(ex, server);
+                                                       const UpstreamServer& server,
+                                                       const Injection& injection) {
+  return std::make_unique<HttpTransport>(ex, server, injection);
 }
 
 }  // namespace airlock::tunnel

@@ -23,8 +23,12 @@ bool is_idempotent(std::string_view m) {
 }
 
 UpstreamSession::UpstreamSession(asio::any_io_executor ex, const UpstreamServer& server,
-                                 json::object client, Deliver deliver)
-    : ex_(ex), server_(server), client_(std::move(client)), deliver_(std::move(deliver)) {}
+                                 json::object client, Deliver deliver, Injection injection)
+    : ex_(ex),
+      server_(server),
+      injection_(std::move(injection)),
+      client_(std::move(client)),
+      deliver_(std::move(deliver)) {}
 
 UpstreamSession::~UpstreamSession() {
   if (transport_) transport_->close();
@@ -102,7 +106,7 @@ asio::awaitable<void> UpstreamSession::connect(
     co_await t.async_wait(kUseTuple);
     if (state_ == State::kClosed) co_return;
   }
-  auto transport = std::shared_ptr<UpstreamTransport>(make_transport(ex_, server_));
+  auto transport = std::shared_ptr<UpstreamTransport>(make_transport(ex_, server_, injection_));
   transport_ = transport;
   std::string error;
   bool ok = false;

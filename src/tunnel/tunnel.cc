@@ -13,6 +13,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "common/config_util.h"
 #include "common/jsonrpc.h"
 
 namespace airlock::tunnel {
@@ -27,6 +28,19 @@ std::vector<proto::InventoryServer> inventory_of(const TunnelConfig& config) {
 
 Tunnel::Tunnel(asio::any_io_executor ex, TunnelOptions options)
     : executor_(ex), options_(std::move(options)) {
+  if (!options_.secrets) {
+    options_.secrets = std::make_shared<secrets::SecretStore>(options_.config.secrets);
+    options_.secrets->load();
+  }
+  leak_timer_ = std::make_unique<asio::steady_timer>(ex);
+  // Every byte for airlockd passes the redactor on the link; what it catches is reported.
+  options_.connector.redaction = [store = options_.secrets] {
+    auto set = store->current();
+    return set ? set->patterns : nullptr;
+  };
+  options_.connector.on_redacted = [this](uint32_t, const std::string& secret, uint64_t n) {
+    record_leak(secret, "", "", "", n);
+  };
   auto& hello = options_.connector.hello;
   hello.kind = proto::ConnectorKind::kTunnel;
   hello.name = options_.config.name;
@@ -46,6 +60,10 @@ Tunnel::Tunnel(asio::any_io_executor ex, TunnelOptions options)
 Tunnel::~Tunnel() = default;
 
 void Tunnel::start() {
+  watcher_ = std::make_unique<secrets::SecretWatcher>(
+      executor_, options_.secrets,
+      [this](const std::vector<std::string>&) { on_secrets_reloaded(); });
+  watcher_->start();
   if (options_.metrics_addr.empty()) return;
   const auto colon = options_.metrics_addr.rfind(':');
   HttpServerOptions http;
@@ -87,6 +105,8 @@ asio::awaitable<void> Tunnel::run() {
 
 asio::awaitable<void> Tunnel::stop() {
   stopping_ = true;
+  if (watcher_) watcher_->stop();
+  flush_leaks();
   if (metrics_) metrics_->stop();
   for (auto& [name, st] : servers_) st.refresh->cancel();
   co_await connector_->stop();
@@ -106,6 +126,11 @@ std::string Tunnel::catalog_json() const {
     json::array creds;
     for (const auto& c : st.config.credentials) creds.push_back(json::string(c));
     o["credentials"] = std::move(creds);
+    if (st.config.uses_agent_secret) {
+      json::array globs;
+      for (const auto& g : st.config.agent_credentials) globs.push_back(json::string(g));
+      o["agent_credentials"] = std::move(globs);
+    }
     servers.push_back(std::move(o));
   }
   return json::serialize(json::object{{"servers", std::move(servers)}});
@@ -180,6 +205,24 @@ asio::awaitable<void> Tunnel::inventory_loop(std::string server) {
   auto& st = servers_.at(server);
   int failures = 0;
   while (!stopping_) {
+    // A server whose credentials are not allowed or not loaded is reported, not dialed.
+    if (std::string problem = credential_problem(st.config, "", st.config.inventory_credential);
+        !problem.empty()) {
+      if (st.status != "unavailable" || st.error != problem) {
+        spdlog::warn("server '{}' is unavailable: {}", server, problem);
+        st.status = "unavailable";
+        st.error = problem;
+        st.catalog = {};
+        push_inventory();
+      }
+      if (st.inventory) {
+        st.inventory->close();
+        st.inventory.reset();
+      }
+      st.refresh->expires_after(std::chrono::hours(24));  // until the secrets change
+      co_await st.refresh->async_wait(asio::as_tuple(asio::use_awaitable));
+      continue;
+    }
     if (!st.inventory) {
       // Every client capability, so that servers which offer some tools only to capable
       // clients (sampling, elicitation, roots) list them all in the catalog.
@@ -211,7 +254,10 @@ asio::awaitable<void> Tunnel::inventory_loop(std::string server) {
                        m->method() == "notifications/prompts/list_changed") {
               it->second.refresh->cancel();
             }
-          });
+          },
+          Injection{.store = options_.secrets,
+                    .agent_credential = st.config.inventory_credential,
+                    .inventory = true});
     }
     std::string error;
     const bool ok = co_await fetch_catalog(st, error);
@@ -249,14 +295,48 @@ asio::awaitable<void> Tunnel::serve_mcp(std::shared_ptr<LinkStream> stream, std:
   if (auto* c = meta.if_contains("client"); c && c->is_object()) client = c->as_object();
   std::string agent = "(unknown)";
   if (auto* a = meta.if_contains("agent"); a && a->is_string()) agent = std::string(a->as_string());
+  std::string credential;
+  if (auto* c = meta.if_contains("credential"); c && c->is_string()) {
+    credential = std::string(c->as_string());
+  }
+  // What the bytes being written belong to, for leak events: the stream's redaction
+  // observer runs inside writer->push(), right after `current_tool` is set.
+  struct Context {
+    std::string server, agent, current_tool;
+    std::map<std::string, std::string> tool_of;  // downstream request id -> tool (or method)
+  };
+  auto ctx = std::make_shared<Context>(Context{server, agent, "", {}});
+  stream->set_redaction_observer([this, ctx](const std::string& secret, uint64_t n) {
+    record_leak(secret, ctx->server, ctx->current_tool, ctx->agent, n);
+  });
   auto writer = std::make_shared<StreamWriter>(stream);
-  auto session = std::make_shared<UpstreamSession>(
-      executor_, st.config, std::move(client),
-      [writer](json::object message, std::optional<json::value> related) {
-        json::object env{{"message", std::move(message)}};
-        if (related) env["related"] = std::move(*related);
-        writer->push(json::serialize(env) + "\n");
-      });
+  auto write_message = [writer, ctx](json::object message, std::optional<json::value> related) {
+    ctx->current_tool.clear();
+    const json::value* id = related ? &*related : nullptr;
+    if (!id && !message.contains("method")) id = message.if_contains("id");
+    if (id) {
+      auto it = ctx->tool_of.find(jsonrpc::id_key(*id));
+      if (it != ctx->tool_of.end()) {
+        ctx->current_tool = it->second;
+        if (!related && !message.contains("method")) ctx->tool_of.erase(it);  // answered
+      }
+    }
+    json::object env{{"message", std::move(message)}};
+    if (related) env["related"] = std::move(*related);
+    writer->push(json::serialize(env) + "\n");
+  };
+  // Credentials are checked once per agent session: the server's own, and the one the
+  // binding chose for this agent.
+  const std::string problem = credential_problem(st.config, agent, credential);
+  std::shared_ptr<UpstreamSession> session;
+  if (problem.empty()) {
+    session = std::make_shared<UpstreamSession>(
+        executor_, st.config, std::move(client), write_message,
+        Injection{.store = options_.secrets, .agent_credential = credential});
+  } else {
+    spdlog::warn("stream {}: agent '{}' refused server '{}': {}", stream->id(), agent, server,
+                 problem);
+  }
   ++mcp_streams_;
   ++mcp_streams_open_;
   spdlog::debug("stream {}: agent '{}' session with server '{}'", stream->id(), agent, server);
@@ -275,12 +355,115 @@ asio::awaitable<void> Tunnel::serve_mcp(std::shared_ptr<LinkStream> stream, std:
         spdlog::warn("stream {}: airlockd sent an invalid message ({}); ignored", stream->id(), error);
         continue;
       }
-      session->send(std::move(msg->body));
+      if (msg->kind == jsonrpc::Kind::kRequest) {
+        std::string label(msg->method());
+        if (const auto* params = msg->params(); params && msg->method() == "tools/call") {
+          if (auto* n = params->if_contains("name"); n && n->is_string()) {
+            label = std::string(n->as_string());
+          }
+        }
+        ctx->tool_of[jsonrpc::id_key(msg->id())] = std::move(label);
+        if (!session) {
+          write_message(jsonrpc::make_error(msg->id(), jsonrpc::kUpstreamUnavailable, problem),
+                        std::nullopt);
+          continue;
+        }
+      }
+      if (session) session->send(std::move(msg->body));
     }
   }
-  session->close();
+  if (session) session->close();
   --mcp_streams_open_;
   writer->end();
+}
+
+std::string Tunnel::credential_problem(const UpstreamServer& s, const std::string& agent,
+                                       const std::string& agent_credential) const {
+  const auto set = options_.secrets->current();
+  std::string allowed;
+  for (const auto& p : options_.allowed_credentials) allowed += (allowed.empty() ? "" : ", ") + p;
+  auto check = [&](const std::string& name, const std::string& role) -> std::string {
+    if (!any_glob_match(options_.allowed_credentials, name)) {
+      return "server '" + s.name + "' uses " + role + "credential '" + name +
+             "', which this tunnel's --allowed-credentials (" + allowed + ") does not allow";
+    }
+    if (!set || !set->find(name)) {
+      return "server '" + s.name + "' uses " + role + "credential '" + name +
+             "', which is not loaded: no entry under 'secrets' in tunnel.yaml provides it";
+    }
+    return "";
+  };
+  for (const auto& name : s.credentials) {
+    if (name == s.inventory_credential && agent_credential != name) continue;  // below
+    if (auto p = check(name, ""); !p.empty()) return p;
+  }
+  if (!s.uses_agent_secret) return "";
+  if (agent_credential.empty()) {
+    if (agent.empty()) return "";  // the inventory session leaves ${agent_secret} out
+    return "server '" + s.name + "' needs a per-agent credential (${agent_secret}), and "
+           "airlockd's binding maps none to agent '" + agent + "'";
+  }
+  if (agent.empty()) return check(agent_credential, "inventory ");
+  if (!any_glob_match(s.agent_credentials, agent_credential)) {
+    std::string globs;
+    for (const auto& g : s.agent_credentials) globs += (globs.empty() ? "" : ", ") + g;
+    return "credential '" + agent_credential + "'" +
+           (agent.empty() ? "" : " chosen for agent '" + agent + "'") +
+           " is not among the agent_credentials of server '" + s.name + "' (" + globs + ")";
+  }
+  std::string p = check(agent_credential, "the per-agent ");
+  return p.empty() ? p : p + " (chosen for agent '" + agent + "')";
+}
+
+void Tunnel::record_leak(const std::string& secret, const std::string& server,
+                         const std::string& tool, const std::string& agent, uint64_t count) {
+  redactions_total_ += count;
+  spdlog::warn("redacted {} occurrence(s) of secret '{}' from what {} sent{}{}", count, secret,
+               server.empty() ? std::string("mcp-tunnel") : "server '" + server + "'",
+               tool.empty() ? "" : " (" + tool + ")",
+               agent.empty() ? "" : " to agent '" + agent + "'");
+  if (leaks_.size() < 10000) leaks_[{secret, server, tool, agent}] += count;
+  if (leak_flush_scheduled_) return;
+  leak_flush_scheduled_ = true;
+  leak_timer_->expires_after(std::chrono::milliseconds(200));
+  leak_timer_->async_wait([this](const boost::system::error_code&) {
+    leak_flush_scheduled_ = false;
+    flush_leaks();
+  });
+}
+
+void Tunnel::flush_leaks() {
+  if (leaks_.empty()) return;
+  std::shared_ptr<Link> link;
+  for (const auto& l : connector_->links()) {
+    if (!l->closed() && !l->draining()) {
+      link = l;
+      break;
+    }
+  }
+  if (!link) return;  // kept (and merged) until a link is up
+  std::string body;
+  for (const auto& [key, count] : leaks_) {
+    const auto& [secret, server, tool, agent] = key;
+    body += json::serialize(json::object{{"type", "secret_redacted"},
+                                         {"secret", secret},
+                                         {"server", server},
+                                         {"tool", tool},
+                                         {"agent", agent},
+                                         {"count", count}});
+    body += "\n";
+  }
+  auto s = link->open(R"({"kind":"events"})", body, true);
+  if (!s) {
+    spdlog::warn("could not send leak events to airlockd: {}", s.error().message());
+    return;
+  }
+  leaks_.clear();
+}
+
+void Tunnel::on_secrets_reloaded() {
+  // Availability may have changed either way; every inventory loop looks again.
+  for (auto& [name, st] : servers_) st.refresh->cancel();
 }
 
 void Tunnel::on_stream(std::shared_ptr<LinkStream> stream) {
@@ -347,7 +530,17 @@ asio::awaitable<HttpResponse> Tunnel::metrics_handler(HttpRequest req) {
       << "airlock_tunnel_mcp_sessions_total " << mcp_streams_ << "\n"
       << "# HELP airlock_tunnel_mcp_sessions_open Agent sessions open now.\n"
       << "# TYPE airlock_tunnel_mcp_sessions_open gauge\n"
-      << "airlock_tunnel_mcp_sessions_open " << mcp_streams_open_ << "\n";
+      << "airlock_tunnel_mcp_sessions_open " << mcp_streams_open_ << "\n"
+      << "# HELP airlock_tunnel_redactions_total Secret occurrences redacted from what was sent.\n"
+      << "# TYPE airlock_tunnel_redactions_total counter\n"
+      << "airlock_tunnel_redactions_total " << redactions_total_ << "\n"
+      << "# HELP airlock_tunnel_secret_reloads_total Successful secret reloads.\n"
+      << "# TYPE airlock_tunnel_secret_reloads_total counter\n"
+      << "airlock_tunnel_secret_reloads_total " << (watcher_ ? watcher_->reloads() : 0) << "\n"
+      << "# HELP airlock_tunnel_secret_reload_failures_total Reloads that kept the old secrets.\n"
+      << "# TYPE airlock_tunnel_secret_reload_failures_total counter\n"
+      << "airlock_tunnel_secret_reload_failures_total " << (watcher_ ? watcher_->failures() : 0)
+      << "\n";
     auto r = HttpResponse::json(200, m.str());
     r.content_type = "text/plain; version=0.0.4";
     co_return r;

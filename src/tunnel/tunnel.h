@@ -18,10 +18,13 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "common/connector.h"
 #include "common/http_server.h"
+#include "common/secrets.h"
+#include "common/secrets_watcher.h"
 #include "tunnel/config.h"
 #include "tunnel/mcp_session.h"
 
@@ -31,6 +34,9 @@ struct TunnelOptions {
   ConnectorOptions connector;  // endpoint, token, TLS, HA links, drain
   TunnelConfig config;
   std::vector<std::string> allowed_credentials{"*"};
+  // Loaded secrets (loaded before the tunnel starts; it reloads them on SIGHUP and when
+  // their files change). Null: a store with no sources.
+  std::shared_ptr<secrets::SecretStore> secrets;
   std::string metrics_addr;  // "127.0.0.1:PORT"; empty: no listener at all
 };
 
@@ -47,6 +53,11 @@ class Tunnel {
   Connector& connector() { return *connector_; }
   // The catalog as pushed to airlockd: {"servers": [{name, status, error, tools, …}]}.
   std::string catalog_json() const;
+  // Why `server` cannot be used with `agent_credential` (empty: none chosen) given the
+  // secrets loaded now and --allowed-credentials; empty when it can.
+  std::string credential_problem(const UpstreamServer& server, const std::string& agent,
+                                 const std::string& agent_credential) const;
+  secrets::SecretWatcher* secret_watcher() { return watcher_.get(); }
 
  private:
   struct ServerState {
@@ -65,12 +76,23 @@ class Tunnel {
   asio::awaitable<bool> fetch_catalog(ServerState& st, std::string& error);
   void push_inventory(const std::shared_ptr<Link>& only = nullptr);
   asio::awaitable<HttpResponse> metrics_handler(HttpRequest req);
+  // A redaction in bytes bound for airlockd: logged now, sent to airlockd as an event soon.
+  void record_leak(const std::string& secret, const std::string& server, const std::string& tool,
+                   const std::string& agent, uint64_t count);
+  void flush_leaks();
+  void on_secrets_reloaded();
 
   asio::any_io_executor executor_;
   TunnelOptions options_;
   std::unique_ptr<Connector> connector_;
   std::unique_ptr<HttpServer> metrics_;
   std::map<std::string, ServerState> servers_;
+  std::unique_ptr<secrets::SecretWatcher> watcher_;
+  // Leak events not yet sent: (secret, server, tool, agent) -> count.
+  std::map<std::tuple<std::string, std::string, std::string, std::string>, uint64_t> leaks_;
+  std::unique_ptr<asio::steady_timer> leak_timer_;
+  bool leak_flush_scheduled_ = false;
+  uint64_t redactions_total_ = 0;
   bool stopping_ = false;
   uint64_t streams_refused_ = 0;
   uint64_t mcp_streams_ = 0;

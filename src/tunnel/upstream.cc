@@ -194,12 +194,21 @@ class LineTransport : public UpstreamTransport {
 
 class StdioTransport final : public LineTransport<asio::posix::stream_descriptor> {
  public:
-  StdioTransport(asio::any_io_executor ex, const UpstreamServer& s)
-      : LineTransport(ex, s, "stdio"), child_(std::make_shared<Child>()) {}
+  StdioTransport(asio::any_io_executor ex, const UpstreamServer& s, Injection injection)
+      : LineTransport(ex, s, "stdio"),
+        child_(std::make_shared<Child>()),
+        injection_(std::move(injection)) {}
 
   ~StdioTransport() override { close(); }
 
   asio::awaitable<bool> open(std::string& error) override {
+    // The environment's templates are expanded now, from the secrets loaded now.
+    std::vector<std::pair<std::string, std::string>> env(server_.env.begin(), server_.env.end());
+    std::vector<std::pair<std::string, std::string>> env_values;
+    if (!injection_.expand(env, env_values, error)) {
+      error = "env." + error;
+      co_return false;
+    }
     int in[2], out[2], err[2], status_pipe[2];
     if (::pipe2(in, O_CLOEXEC) || ::pipe2(out, O_CLOEXEC) || ::pipe2(err, O_CLOEXEC) ||
         ::pipe2(status_pipe, O_CLOEXEC)) {
@@ -215,7 +224,10 @@ class StdioTransport final : public LineTransport<asio::posix::stream_descriptor
       if (eq != std::string::npos && server_.env.count(kv.substr(0, eq))) continue;
       env_store.push_back(std::move(kv));
     }
-    for (const auto& [k, v] : server_.env) env_store.push_back(k + "=" + v);
+    for (auto& [k, v] : env_values) {
+      env_store.push_back(k + "=" + v);
+      explicit_bzero(v.data(), v.size());
+    }
     std::vector<char*> envp, argv;
     for (auto& e : env_store) envp.push_back(e.data());
     envp.push_back(nullptr);
@@ -254,6 +266,7 @@ class StdioTransport final : public LineTransport<asio::posix::stream_descriptor
     ::close(err[1]);
     ::close(status_pipe[1]);
     child_->pid = pid;
+    for (auto& e : env_store) explicit_bzero(e.data(), e.size());  // the child has its copy
     // The status pipe closes on a successful exec (CLOEXEC); otherwise it carries errno.
     char tag = 0;
     int child_errno = 0;
@@ -322,6 +335,7 @@ class StdioTransport final : public LineTransport<asio::posix::stream_descriptor
   }
 
   std::shared_ptr<Child> child_;
+  Injection injection_;
   std::shared_ptr<asio::posix::stream_descriptor> stdin_, stdout_, stderr_;
 };
 
@@ -438,8 +452,9 @@ asio::awaitable<std::optional<Inbound>> Inbox::receive(std::string& error) {
 }
 
 std::unique_ptr<UpstreamTransport> make_stdio_transport(asio::any_io_executor ex,
-                                                        const UpstreamServer& server) {
-  return std::make_unique<StdioTransport>(ex, server);
+                                                        const UpstreamServer& server,
+                                                        const Injection& injection) {
+  return std::make_unique<StdioTransport>(ex, server, injection);
 }
 
 std::unique_ptr<UpstreamTransport> make_tcp_transport(asio::any_io_executor ex,
@@ -448,10 +463,39 @@ std::unique_ptr<UpstreamTransport> make_tcp_transport(asio::any_io_executor ex,
 }
 
 std::unique_ptr<UpstreamTransport> make_transport(asio::any_io_executor ex,
-                                                  const UpstreamServer& server) {
-  if (server.url.rfind("stdio:", 0) == 0) return make_stdio_transport(ex, server);
+                                                  const UpstreamServer& server,
+                                                  const Injection& injection) {
+  if (server.url.rfind("stdio:", 0) == 0) return make_stdio_transport(ex, server, injection);
   if (server.url.rfind("tcp://", 0) == 0) return make_tcp_transport(ex, server);
-  return make_http_transport(ex, server);
+  return make_http_transport(ex, server, injection);
+}
+
+bool Injection::expand(const std::vector<std::pair<std::string, std::string>>& templates,
+                       std::vector<std::pair<std::string, std::string>>& out,
+                       std::string& error) const {
+  out.clear();
+  if (templates.empty()) return true;
+  std::shared_ptr<const secrets::SecretSet> set = store ? store->current() : nullptr;
+  static const secrets::SecretSet kEmpty;
+  const secrets::SecretSet& secrets = set ? *set : kEmpty;
+  const secrets::SecretValue* agent = nullptr;
+  if (!agent_credential.empty()) {
+    agent = secrets.find(agent_credential);
+    if (!agent) {
+      error = "credential '" + agent_credential + "' is not loaded in this tunnel";
+      return false;
+    }
+  }
+  for (const auto& [name, text] : templates) {
+    if (!agent && inventory && text.find("${agent_secret}") != std::string::npos) continue;
+    std::string value;
+    if (!secrets::expand(text, secrets, agent, value, error)) {
+      error = name + ": " + error;
+      return false;
+    }
+    out.emplace_back(name, std::move(value));
+  }
+  return true;
 }
 
 }  // namespace airlock::tunnel

@@ -18,11 +18,27 @@
 #include <string>
 #include <vector>
 
+#include "common/secrets.h"
 #include "tunnel/config.h"
 
 namespace airlock::tunnel {
 namespace asio = boost::asio;
 namespace json = boost::json;
+
+// The credentials a transport injects into one upstream session, resolved from the tunnel's
+// current secrets each time they are needed: an HTTP server's headers on every request, a
+// stdio server's environment at every spawn (so a reload applies from the next one).
+struct Injection {
+  std::shared_ptr<const secrets::SecretStore> store;  // null: no secrets configured
+  std::string agent_credential;  // the per-agent credential chosen for this session, if any
+  // The tunnel's own inventory session: without an agent credential, entries that refer to
+  // ${agent_secret} are left out instead of failing.
+  bool inventory = false;
+
+  // Expands every template; false with `error` naming what is missing.
+  bool expand(const std::vector<std::pair<std::string, std::string>>& templates,
+              std::vector<std::pair<std::string, std::string>>& out, std::string& error) const;
+};
 
 // One message from the server, and — when the transport knows it — the id of the request it
 // belongs to (HTTP: the POST whose SSE stream carried it).
@@ -71,12 +87,15 @@ class Inbox {
 };
 
 std::unique_ptr<UpstreamTransport> make_stdio_transport(asio::any_io_executor ex,
-                                                        const UpstreamServer& server);
+                                                        const UpstreamServer& server,
+                                                        const Injection& injection);
 std::unique_ptr<UpstreamTransport> make_tcp_transport(asio::any_io_executor ex,
                                                       const UpstreamServer& server);
 std::unique_ptr<UpstreamTransport> make_http_transport(asio::any_io_executor ex,
-                                                       const UpstreamServer& server);
+                                                       const UpstreamServer& server,
+                                                       const Injection& injection);
 std::unique_ptr<UpstreamTransport> make_transport(asio::any_io_executor ex,
-                                                  const UpstreamServer& server);
+                                                  const UpstreamServer& server,
+                                                  const Injection& injection);
 
 }  // namespace airlock::tunnel

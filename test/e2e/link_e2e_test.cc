@@ -13,11 +13,13 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <atomic>
 
 #include "common/config_util.h"
 #include "common/dialer.h"
 #include "common/http_server.h"
 #include "common/frame_codec.h"
+#include "common/redactor.h"
 #include "test/e2e/harness.h"
 
 namespace airlock::test {
@@ -80,6 +82,56 @@ TEST(LinkE2E, ThousandConcurrentStreamsOverOneLinkArriveIntactAndInOrder) {
   auto size_of = [](int i) -> size_t { return i % 100 == 99 ? (1u << 20) : (1u << (i % 17)); };
   Tally t = a.thread().run(exchange_many(&a.cp(), "t", 1000, size_of), 240s);
   EXPECT_EQ(t.ok, 1000) << t.first_failure;
+}
+
+// Everything a connector sends passes its redactor: here an echo connector sends back every
+// encoded form of a secret, each split at every offset across two writes (so across two
+// DATA frames and two redactor calls), and none of it may reach airlockd.
+TEST(LinkE2E, ConnectorRedactsEverySecretItSendsEvenSplitAcrossWrites) {
+  InProcessAirlockd a;
+  const std::string token = a.create("tunnel", "t");
+  const std::string secret = "S3cr3t/Value+0123456789=\"q\"";
+  auto patterns = redact::Patterns::build({{"api-key", secret}});
+  auto options = connector_options(a, token, 1);
+  std::atomic<uint64_t> reported{0};
+  options.redaction = [patterns] { return patterns; };
+  options.on_redacted = [&](uint32_t, const std::string& name, uint64_t n) {
+    if (name == "api-key") reported += n;
+  };
+  InProcessConnector conn(options, test_handler());
+  ASSERT_TRUE(a.wait_status("tunnel", "t", "Active", 1, 10s));
+  const auto forms = redact::encoded_forms(secret);
+  size_t occurrences = 0;
+  for (const auto& f : forms) occurrences += f.size() - 1;
+  auto back = a.thread().run([&]() -> asio::awaitable<Result<std::string>> {
+    auto s = a.cp().open_stream("tunnel", "t", R"({"kind":"echo"})", "", false);
+    if (!s) co_return s.error();
+    auto stream = *s;
+    auto ex = co_await asio::this_coro::executor;
+    asio::co_spawn(ex, [stream, forms]() -> asio::awaitable<void> {
+      for (const auto& f : forms) {
+        for (size_t k = 1; k < f.size(); ++k) {
+          co_await stream->write("<" + f.substr(0, k), false);
+          co_await sleep_for(1ms);  // the echo sends the first piece back on its own
+          co_await stream->write(f.substr(k) + ">", false);
+        }
+      }
+      co_await stream->write("", true);
+    }, asio::detached);
+    co_return co_await stream->read_all(16 << 20);
+  }(), 120s);
+  ASSERT_TRUE(back.has_value()) << back.error().message();
+  for (const auto& f : forms) {
+    EXPECT_EQ(back->find(f), std::string::npos) << "leaked form " << f;
+  }
+  size_t markers = 0;
+  for (size_t at = back->find("<[REDACTED:api-key]>"); at != std::string::npos;
+       at = back->find("<[REDACTED:api-key]>", at + 1)) {
+    ++markers;
+  }
+  EXPECT_EQ(markers, occurrences);
+  EXPECT_EQ(back->size(), occurrences * std::string("<[REDACTED:api-key]>").size());
+  EXPECT_TRUE(eventually([&] { return reported.load() == occurrences; }, 5s)) << reported.load();
 }
 
 TEST(LinkE2E, OpenCarryingMoreThanTheWriteBufferDeliversEveryByte) {
