@@ -76,6 +76,10 @@ std::vector<std::string> encoded_forms(std::string_view value) {
   forms.push_back(percent(value, false));
   forms.push_back(json_escaped(value, false));
   forms.push_back(json_escaped(value, true));
+  // Any of these as the content of a JSON string is JSON-escaped once more on the wire (a
+  // tool returning JSON text, or an upstream that sends an escaped form as text).
+  const size_t plain_forms = forms.size();
+  for (size_t i = 0; i < plain_forms; ++i) forms.push_back(json_escaped(forms[i], false));
   std::vector<std::string> unique;
   for (auto& f : forms) {
     if (!f.empty() && std::find(unique.begin(), unique.end(), f) == unique.end()) {

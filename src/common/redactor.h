@@ -1,6 +1,8 @@
 // Redaction of secrets from byte streams, in any of the encodings the product promises to catch
 // (docs/security.md): raw; base64 and base64url at byte offsets 0, 1 and 2 (padded or not);
-// hex, lower and upper case; percent-encoded (upper and lower case hex); JSON-escaped.
+// hex, lower and upper case; percent-encoded (upper and lower case hex); JSON-escaped (with or
+// without "\/") — and each of those JSON-escaped once more, as it appears on the wire when it is
+// the content of a JSON string.
 //
 // Patterns: the immutable set of encoded forms of every loaded secret, compiled into an
 // Aho–Corasick automaton. Build once per set of secrets; share freely between threads.

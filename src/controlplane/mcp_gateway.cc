@@ -1075,7 +1075,9 @@ struct McpGateway::Impl {
 
   std::string unknown_tool_message(const std::string& name) {
     for (const auto& b : *catalog_bindings) {
-      if (b.tool == name || (!b.prefix.empty() && name.rfind(b.prefix, 0) == 0)) {
+      // A single-tool binding exposes its upstream tool under the binding's own name.
+      if ((!b.tool.empty() && b.name == name) ||
+          (!b.prefix.empty() && name.rfind(b.prefix, 0) == 0)) {
         if (auto it = catalog->unavailable().find(b.name); it != catalog->unavailable().end()) {
           return "Tool '" + name + "' is unavailable: " + it->second;
         }

@@ -52,7 +52,10 @@ Tunnel::Tunnel(asio::any_io_executor ex, TunnelOptions options)
     st.config = s;
     st.refresh = std::make_unique<asio::steady_timer>(ex);
   }
-  options_.connector.on_link_up = [this](std::shared_ptr<Link> link) { push_inventory(link); };
+  options_.connector.on_link_up = [this](std::shared_ptr<Link> link) {
+    push_inventory(link);
+    flush_leaks();
+  };
   connector_ = std::make_unique<Connector>(
       ex, options_.connector, [this](std::shared_ptr<LinkStream> s) { on_stream(std::move(s)); });
 }
@@ -418,22 +421,30 @@ std::string Tunnel::credential_problem(const UpstreamServer& s, const std::strin
 void Tunnel::record_leak(const std::string& secret, const std::string& server,
                          const std::string& tool, const std::string& agent, uint64_t count) {
   redactions_total_ += count;
-  spdlog::warn("redacted {} occurrence(s) of secret '{}' from what {} sent{}{}", count, secret,
-               server.empty() ? std::string("mcp-tunnel") : "server '" + server + "'",
-               tool.empty() ? "" : " (" + tool + ")",
-               agent.empty() ? "" : " to agent '" + agent + "'");
   if (leaks_.size() < 10000) leaks_[{secret, server, tool, agent}] += count;
   if (leak_flush_scheduled_) return;
   leak_flush_scheduled_ = true;
   leak_timer_->expires_after(std::chrono::milliseconds(200));
-  leak_timer_->async_wait([this](const boost::system::error_code&) {
+  leak_timer_->async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;  // the tunnel is going away; stop() flushed
     leak_flush_scheduled_ = false;
     flush_leaks();
   });
 }
 
 void Tunnel::flush_leaks() {
-  if (leaks_.empty()) return;
+  // Logged once per batch (a server echoing a secret in every message must not flood the
+  // log), then sent; what cannot be sent yet waits, merged, for a link.
+  for (const auto& [key, count] : leaks_) {
+    const auto& [secret, server, tool, agent] = key;
+    spdlog::warn("redacted {} occurrence(s) of secret '{}' from what {} sent{}{}", count, secret,
+                 server.empty() ? std::string("mcp-tunnel") : "server '" + server + "'",
+                 tool.empty() ? "" : " (" + tool + ")",
+                 agent.empty() ? "" : " to agent '" + agent + "'");
+    if (unsent_leaks_.size() < 10000 || unsent_leaks_.count(key)) unsent_leaks_[key] += count;
+  }
+  leaks_.clear();
+  if (unsent_leaks_.empty()) return;
   std::shared_ptr<Link> link;
   for (const auto& l : connector_->links()) {
     if (!l->closed() && !l->draining()) {
@@ -441,9 +452,9 @@ void Tunnel::flush_leaks() {
       break;
     }
   }
-  if (!link) return;  // kept (and merged) until a link is up
+  if (!link) return;
   std::string body;
-  for (const auto& [key, count] : leaks_) {
+  for (const auto& [key, count] : unsent_leaks_) {
     const auto& [secret, server, tool, agent] = key;
     body += json::serialize(json::object{{"type", "secret_redacted"},
                                          {"secret", secret},
@@ -458,7 +469,7 @@ void Tunnel::flush_leaks() {
     spdlog::warn("could not send leak events to airlockd: {}", s.error().message());
     return;
   }
-  leaks_.clear();
+  unsent_leaks_.clear();
 }
 
 void Tunnel::on_secrets_reloaded() {

@@ -89,7 +89,9 @@ class Tunnel {
   std::map<std::string, ServerState> servers_;
   std::unique_ptr<secrets::SecretWatcher> watcher_;
   // Leak events not yet sent: (secret, server, tool, agent) -> count.
-  std::map<std::tuple<std::string, std::string, std::string, std::string>, uint64_t> leaks_;
+  using LeakKey = std::tuple<std::string, std::string, std::string, std::string>;
+  std::map<LeakKey, uint64_t> leaks_;         // this batch, not yet logged
+  std::map<LeakKey, uint64_t> unsent_leaks_;  // logged, waiting for a link
   std::unique_ptr<asio::steady_timer> leak_timer_;
   bool leak_flush_scheduled_ = false;
   uint64_t redactions_total_ = 0;

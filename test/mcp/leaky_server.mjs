@@ -24,6 +24,9 @@ async function writeSplit(write, line, needle, k) {
   await write(line.slice(at + k));
 }
 
+const resourceUri = (secret) =>
+  "leak://" + crypto.createHash("sha256").update(secret ?? "").digest("hex").slice(0, 12) + "/secret";
+
 const TOOLS = [
   { name: "leak", description: "Echoes the credential in every encoding, split at every offset",
     inputSchema: { type: "object" } },
@@ -52,13 +55,14 @@ async function handle(msg, secret, send) {
     case "tools/list":
       return reply({ tools: TOOLS });
     case "resources/list":
-      return reply({ resources: [{ uri: "leak://secret", name: "secret", mimeType: "text/plain" }] });
+      // One URI per credential, so that several servers of this kind can be bound at once.
+      return reply({ resources: [{ uri: resourceUri(secret), name: "secret", mimeType: "text/plain" }] });
     case "resources/templates/list":
       return reply({ resourceTemplates: [] });
     case "resources/read":
       return reply({ contents: [
-        { uri: "leak://secret", mimeType: "text/plain", text: "forms: " + forms.join(" | ") },
-        { uri: "leak://secret.bin", mimeType: "application/octet-stream",
+        { uri: resourceUri(secret), mimeType: "text/plain", text: "forms: " + forms.join(" | ") },
+        { uri: resourceUri(secret) + ".bin", mimeType: "application/octet-stream",
           blob: Buffer.from(secret ?? "").toString("base64") }] });
     case "logging/setLevel":
       return reply({});
@@ -67,10 +71,11 @@ async function handle(msg, secret, send) {
       const token = params?._meta?.progressToken;
       switch (params?.name) {
         case "leak": {
+          let step = 0;
           for (const f of forms) {
             if (token !== undefined) {
               await send({ jsonrpc: "2.0", method: "notifications/progress",
-                           params: { progressToken: token, progress: 1, message: `progress ${f}` } },
+                           params: { progressToken: token, progress: ++step, message: `progress ${f}` } },
                          f, Math.floor(f.length / 2));
             }
             for (let k = 1; k < f.length; k++) {

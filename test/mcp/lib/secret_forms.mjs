@@ -20,8 +20,9 @@ export function emittedForms(secret) {
   return [...new Set(forms)];
 }
 
-// What must never be found in captured bytes: the forms, with base64 cut to the characters that
-// depend on the secret alone (the first and last may mix in neighbouring bytes).
+// What must never be found, in decoded text or in the bytes on the wire: the forms, with base64
+// cut to the characters that depend on the secret alone (the first and last may mix in
+// neighbouring bytes), and each form JSON-escaped as it is on the wire inside a JSON string.
 export function searchForms(secret) {
   const s = Buffer.from(secret, "utf8");
   const out = [s.toString("utf8"), s.toString("hex"), s.toString("hex").toUpperCase(),
@@ -34,6 +35,7 @@ export function searchForms(secret) {
     const core = std.slice(first, last);
     out.push(core, core.replace(/\+/g, "-").replace(/\//g, "_"));
   }
+  for (const f of [...out]) out.push(JSON.stringify(f).slice(1, -1));
   return [...new Set(out)];
 }
 

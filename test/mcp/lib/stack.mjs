@@ -79,15 +79,18 @@ export class Stack {
     return file;
   }
 
-  startTunnel(name, tunnelYaml) {
+  // `endpoint` overrides airlockd's (a capture proxy in between); `allowed` replaces "*" as
+  // --allowed-credentials; `env` is added to the tunnel's environment.
+  startTunnel(name, tunnelYaml, { endpoint, allowed = ["*"], env = {} } = {}) {
     const tokenFile = this.createTunnel(name);
     const cfg = path.join(this.dir, `${name}.yaml`);
     fs.writeFileSync(cfg, tunnelYaml);
-    const endpoint = this.url.replace(/^http/, "ws") + "/v1/connect";
+    endpoint ??= this.url.replace(/^http/, "ws") + "/v1/connect";
     const p = startProcess("mcp-tunnel", path.join(BIN, "mcp-tunnel"),
                            ["start", "--endpoint", endpoint, "--token-file", tokenFile,
-                            "--config", cfg, "--allowed-credentials", "*", "--log-level", process.env.AIRLOCK_TEST_LOG_LEVEL ?? "info"],
-                           path.join(this.dir, `${name}.log`));
+                            "--config", cfg, ...allowed.flatMap((a) => ["--allowed-credentials", a]),
+                            "--log-level", process.env.AIRLOCK_TEST_LOG_LEVEL ?? "info"],
+                           path.join(this.dir, `${name}.log`), env);
     this.procs.push(p);
     return p;
   }
