@@ -1,6 +1,7 @@
 #include "common/redactor.h"
 
 #include <algorithm>
+#include <cstring>
 #include <deque>
 #include <set>
 #include <stdexcept>
@@ -9,6 +10,13 @@
 
 namespace airlock::redact {
 namespace {
+
+inline uint32_t load_gram(const char* p) {
+  uint32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline uint32_t filter_hash(uint32_t gram, uint32_t shift) { return (gram * 0x9E3779B1u) >> shift; }
 
 // The characters of base64(prefix of k bytes + value + anything) that depend on `value` alone:
 // output character i covers bits [6i, 6i+6) and the value occupies bits [8k, 8k + 8n). This
@@ -121,10 +129,12 @@ std::shared_ptr<const Patterns> Patterns::build(const std::vector<Secret>& secre
         p->nodes_[cur].output = static_cast<int32_t>(p->pattern_secret_.size());
         p->pattern_secret_.push_back(s);
         p->pattern_length_.push_back(static_cast<uint32_t>(form.size()));
+        p->pattern_bytes_.push_back(form);
         p->max_length_ = std::max(p->max_length_, form.size());
       }
     }
   }
+  p->build_prefilter();
   // Failure links, breadth first.
   std::fill(std::begin(p->root_next_), std::end(p->root_next_), 0);
   std::deque<int32_t> queue;
@@ -193,8 +203,33 @@ std::shared_ptr<const Patterns> Patterns::build(const std::vector<Secret>& secre
   return p;
 }
 
+void Patterns::build_prefilter() {
+  size_t min_length = SIZE_MAX;
+  for (uint32_t len : pattern_length_) min_length = std::min<size_t>(min_length, len);
+  // kMinSecretSize makes every form longer than a gram; an empty set needs no filter.
+  if (pattern_length_.empty() || min_length < kGram + 1) return;
+  // Every occurrence must contain a probe position at which a whole gram lies inside it.
+  stride_ = std::min<size_t>(min_length - kGram + 1, 16);
+  size_t entries = 0;
+  for (size_t pi = 0; pi < pattern_bytes_.size(); ++pi) entries += stride_;
+  // About 32 bits per gram keeps false hits near 3% of probes.
+  uint32_t log2_bits = 15;
+  while (log2_bits < 26 && (size_t{1} << log2_bits) < entries * 32) ++log2_bits;
+  filter_shift_ = 32 - log2_bits;
+  filter_.assign((size_t{1} << log2_bits) / 64, 0);
+  for (const auto& pat : pattern_bytes_) {
+    for (size_t j = 0; j < stride_; ++j) {
+      const uint32_t f = filter_hash(load_gram(pat.data() + j), filter_shift_);
+      filter_[f >> 6] |= uint64_t{1} << (f & 63);
+    }
+  }
+  pattern_bytes_.clear();
+  pattern_bytes_.shrink_to_fit();
+}
+
 size_t Patterns::memory_bytes() const {
-  size_t bytes = dfa_.size() * sizeof(int32_t) + nodes_.size() * sizeof(Node);
+  size_t bytes = dfa_.size() * sizeof(int32_t) + nodes_.size() * sizeof(Node) +
+                 filter_.size() * sizeof(uint64_t);
   for (const auto& n : nodes_) bytes += n.next.capacity() * sizeof(n.next[0]);
   return bytes;
 }
@@ -225,56 +260,40 @@ void Patterns::find_all(std::string_view text, std::vector<Match>& out) const {
   if (max_length_ == 0) return;  // no patterns
   const auto* bytes = reinterpret_cast<const uint8_t*>(text.data());
   const size_t n = text.size();
-  if (dfa_.empty()) {
-    int32_t state = 0;
-    for (size_t i = 0; i < n; ++i) {
-      state = step(state, bytes[i]);
-      if (reports_[state]) report(state, i + 1, out);
-    }
-    return;
-  }
-  // A table walk is one dependent load per byte. Walking kLanes slices of the text at once
-  // gives the CPU independent chains to overlap. Each lane starts max_length - 1 bytes before
-  // its slice (so it is in the right state for any occurrence that ends inside the slice) and
-  // reports only occurrences that end inside its slice: each is reported exactly once.
-  constexpr size_t kLanes = 4;
+  if (n < kGram) return;  // every pattern is longer
+  // The automaton runs only near probes that hit, and never over a byte twice: `scanned` is
+  // how far it has read, `state` where it stands there. A run that starts afresh starts in
+  // the root state, which finds every occurrence starting at or after that point.
+  size_t scanned = 0;
+  int32_t state = 0;   // sparse form: node; dense form: row offset
+  bool running = false;
+  const uint64_t* filter = filter_.data();
   const int32_t* table = dfa_.data();
-  const size_t warm = max_length_ - 1;
-  const size_t slice = n / kLanes;
-  if (slice < 4 * max_length_) {
-    int32_t offset = 0;
-    for (size_t i = 0; i < n; ++i) {
-      const int32_t cell = table[offset + class_of_[bytes[i]]];
-      offset = cell >= 0 ? cell : ~cell;
-      if (cell < 0) report(offset / static_cast<int32_t>(classes_), i + 1, out);
+  const int32_t classes = static_cast<int32_t>(classes_);
+  for (size_t q = 0; q + kGram <= n; q += stride_) {
+    const uint32_t f = filter_hash(load_gram(text.data() + q), filter_shift_);
+    if (!(filter[f >> 6] & (uint64_t{1} << (f & 63)))) [[likely]] continue;
+    // An occurrence this probe may belong to starts within the stride before it and ends
+    // within the longest pattern after its start.
+    const size_t from = q + 1 >= stride_ ? q + 1 - stride_ : 0;
+    const size_t to = std::min(n, q + max_length_);
+    if (!running || from > scanned) {
+      scanned = from;
+      state = 0;
+      running = true;
     }
-    return;
-  }
-  size_t pos[kLanes], stop[kLanes], first_end[kLanes];
-  int32_t offset[kLanes] = {};
-  for (size_t j = 0; j < kLanes; ++j) {
-    first_end[j] = j * slice + 1;  // smallest end this lane reports
-    pos[j] = j == 0 ? 0 : j * slice - warm;
-    stop[j] = j + 1 == kLanes ? n : (j + 1) * slice;
-  }
-  // All lanes but the last have the same length; run them together, then finish the last.
-  const size_t common = slice + warm;
-  for (size_t i = 0; i < common; ++i) {
-    for (size_t j = 0; j < kLanes; ++j) {
-      const size_t at = pos[j] + i;
-      if (at >= stop[j]) continue;
-      const int32_t cell = table[offset[j] + class_of_[bytes[at]]];
-      offset[j] = cell >= 0 ? cell : ~cell;
-      if (cell < 0 && at + 1 >= first_end[j]) {
-        report(offset[j] / static_cast<int32_t>(classes_), at + 1, out);
+    if (!dfa_.empty()) {
+      for (; scanned < to; ++scanned) {
+        const int32_t cell = table[state + class_of_[bytes[scanned]]];
+        state = cell >= 0 ? cell : ~cell;
+        if (cell < 0) report(state / classes, scanned + 1, out);
+      }
+    } else {
+      for (; scanned < to; ++scanned) {
+        state = step(state, bytes[scanned]);
+        if (reports_[state]) report(state, scanned + 1, out);
       }
     }
-  }
-  constexpr size_t last = kLanes - 1;
-  for (size_t at = pos[last] + common; at < stop[last]; ++at) {
-    const int32_t cell = table[offset[last] + class_of_[bytes[at]]];
-    offset[last] = cell >= 0 ? cell : ~cell;
-    if (cell < 0) report(offset[last] / static_cast<int32_t>(classes_), at + 1, out);
   }
 }
 

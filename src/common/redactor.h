@@ -76,6 +76,18 @@ class Patterns {
   std::vector<uint8_t> reports_;  // state has an output or a dictionary suffix
   std::vector<uint32_t> pattern_secret_;
   std::vector<uint32_t> pattern_length_;
+  // Sampled prefilter: the text is probed every stride_ bytes; a probe looks up the kGram
+  // bytes there in a bitset of every pattern's grams at offsets 0 .. stride_-1. Each
+  // occurrence covers exactly one probe position with one of those grams, so a miss proves
+  // that no occurrence starts in the stride_ bytes up to the probe; the automaton then runs
+  // only around probes that hit. Probes do not depend on each other (unlike automaton
+  // steps), and ordinary text hits rarely, so most bytes are never looked at one by one.
+  static constexpr size_t kGram = 4;
+  void build_prefilter();
+  size_t stride_ = 1;
+  uint32_t filter_shift_ = 0;
+  std::vector<uint64_t> filter_;
+  std::vector<std::string> pattern_bytes_;  // only while building
   std::vector<std::string> names_;
   size_t max_length_ = 0;
 };
