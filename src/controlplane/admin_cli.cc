@@ -189,8 +189,8 @@ int run(int argc, char** argv) {
   keys->add_subcommand("list", "list agents and their tool scopes")->callback([&] {
     mode = "key-list";
   });
-  auto* events = app.add_subcommand("events", "show recorded events (refusals), newest first");
-  events->add_option("--type", event_type, "only this type, e.g. tool_refused");
+  auto* events = app.add_subcommand("events", "show recorded events (refusals, secret redactions), newest first");
+  events->add_option("--type", event_type, "only this type: tool_refused or secret_redacted");
   events->add_option("--limit", event_limit, "at most this many (default 50)");
   events->callback([&] { mode = "events"; });
   CLI11_PARSE(app, argc, argv);

@@ -209,6 +209,10 @@ Link::StreamHandler test_handler(std::chrono::milliseconds delay) {
       }, asio::detached);
       return;
     }
+    if (s->meta().find("\"reset\"") != std::string::npos) {
+      s->reset(proto::ResetCode::kRefused, "refused: " + s->meta());  // echoes the meta back
+      return;
+    }
     if (s->meta().find("\"sink\"") != std::string::npos) {
       asio::co_spawn(ex, sink(s), asio::detached);
       return;

@@ -104,7 +104,8 @@ class InProcessConnector {
 };
 
 // Stream handler for tests, run on the stream's own executor. Meta kind "stall": never reads;
-// "sink": reads to the end, answers with the byte count; anything else: echo every byte back,
+// "sink": reads to the end, answers with the byte count; "reset": resets the stream with a
+// reason that quotes the metadata; anything else: echo every byte back,
 // then end — after `delay` (for drain tests).
 Link::StreamHandler test_handler(std::chrono::milliseconds delay = 0ms);
 

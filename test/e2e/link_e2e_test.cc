@@ -134,6 +134,32 @@ TEST(LinkE2E, ConnectorRedactsEverySecretItSendsEvenSplitAcrossWrites) {
   EXPECT_TRUE(eventually([&] { return reported.load() == occurrences; }, 5s)) << reported.load();
 }
 
+// The connector's words outside stream data pass the redactor too: its hello (here the
+// software string) and the reasons it gives for a RESET.
+TEST(LinkE2E, ConnectorRedactsItsHelloAndResetReasons) {
+  InProcessAirlockd a;
+  const std::string token = a.create("tunnel", "t");
+  const std::string secret = "hello-and-reset-secret-99";
+  auto patterns = redact::Patterns::build({{"api-key", secret}});
+  auto options = connector_options(a, token, 1);
+  options.hello.software = "test-connector/" + secret;
+  options.redaction = [patterns] { return patterns; };
+  InProcessConnector conn(options, test_handler());
+  ASSERT_TRUE(a.wait_status("tunnel", "t", "Active", 1, 10s));
+  const std::string status = json::serialize(a.status("tunnel", "t"));
+  EXPECT_EQ(status.find(secret), std::string::npos) << status;
+  EXPECT_NE(status.find("test-connector/[REDACTED:api-key]"), std::string::npos) << status;
+  auto reason = a.thread().run([&]() -> asio::awaitable<std::string> {
+    auto s = a.cp().open_stream("tunnel", "t", R"({"kind":"reset","note":")" + secret + "\"}",
+                                "", false);
+    if (!s) co_return "open failed";
+    auto r = co_await (*s)->read();
+    co_return r ? std::string("not reset") : (*s)->reset_reason();
+  }());
+  EXPECT_EQ(reason.find(secret), std::string::npos) << reason;
+  EXPECT_NE(reason.find("[REDACTED:api-key]"), std::string::npos) << reason;
+}
+
 TEST(LinkE2E, OpenCarryingMoreThanTheWriteBufferDeliversEveryByte) {
   InProcessAirlockd a;
   const std::string token = a.create("tunnel", "t");
