@@ -68,8 +68,9 @@ void SecretWatcher::read_events() {
           settling_ = true;
           settle_.expires_after(std::chrono::milliseconds(100));
           settle_.async_wait([this](const boost::system::error_code& tec) {
+            if (tec) return;  // cancelled: the watcher may be gone
             settling_ = false;
-            if (tec || stopped_) return;
+            if (stopped_) return;
             reload("a secret file changed");
           });
         }

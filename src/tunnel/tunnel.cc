@@ -421,7 +421,11 @@ std::string Tunnel::credential_problem(const UpstreamServer& s, const std::strin
 void Tunnel::record_leak(const std::string& secret, const std::string& server,
                          const std::string& tool, const std::string& agent, uint64_t count) {
   redactions_total_ += count;
-  if (leaks_.size() < 10000) leaks_[{secret, server, tool, agent}] += count;
+  // Bounded: past kMaxLeakKeys distinct (secret, server, tool, agent) keys in one batch,
+  // counts are kept per secret only.
+  LeakKey key{secret, server, tool, agent};
+  if (leaks_.size() >= kMaxLeakKeys && !leaks_.count(key)) key = {secret, "(many)", "", ""};
+  leaks_[key] += count;
   if (leak_flush_scheduled_) return;
   leak_flush_scheduled_ = true;
   leak_timer_->expires_after(std::chrono::milliseconds(200));
@@ -441,7 +445,11 @@ void Tunnel::flush_leaks() {
                  server.empty() ? std::string("mcp-tunnel") : "server '" + server + "'",
                  tool.empty() ? "" : " (" + tool + ")",
                  agent.empty() ? "" : " to agent '" + agent + "'");
-    if (unsent_leaks_.size() < 10000 || unsent_leaks_.count(key)) unsent_leaks_[key] += count;
+    if (unsent_leaks_.size() < kMaxLeakKeys || unsent_leaks_.count(key)) {
+      unsent_leaks_[key] += count;
+    } else {
+      unsent_leaks_[{secret, "(many)", "", ""}] += count;
+    }
   }
   leaks_.clear();
   if (unsent_leaks_.empty()) return;

@@ -90,6 +90,8 @@ class Tunnel {
   std::unique_ptr<secrets::SecretWatcher> watcher_;
   // Leak events not yet sent: (secret, server, tool, agent) -> count.
   using LeakKey = std::tuple<std::string, std::string, std::string, std::string>;
+  // Keeps one events body well under airlockd's 1 MiB limit (names are at most 128 bytes).
+  static constexpr size_t kMaxLeakKeys = 1000;
   std::map<LeakKey, uint64_t> leaks_;         // this batch, not yet logged
   std::map<LeakKey, uint64_t> unsent_leaks_;  // logged, waiting for a link
   std::unique_ptr<asio::steady_timer> leak_timer_;

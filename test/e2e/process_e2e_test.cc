@@ -333,5 +333,30 @@ TEST(ProcessE2E, AirlockdRefusesBadConfigWithThePath) {
   EXPECT_NE(out.find("loopback"), std::string::npos) << out;
 }
 
+TEST(ProcessE2E, TunnelRefusesSecretsItCannotLoadWithTheReason) {
+  TempDir d;
+  std::ofstream(d.path + "/short") << "1234567\n";
+  std::ofstream(d.path + "/tunnel.yaml")
+      << "secrets:\n  - {name: api, from: 'file:" << d.path << "/short'}\n";
+  std::ofstream(d.path + "/token") << "alk_unused\n";
+  const std::vector<std::string> start{"start", "--endpoint", "wss://127.0.0.1:1/v1/connect",
+                                       "--token-file", d.path + "/token", "--config",
+                                       d.path + "/tunnel.yaml"};
+  auto [code, out] = run_program(bin("mcp-tunnel"), start);
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(out.find("secret 'api'"), std::string::npos) << out;
+  EXPECT_NE(out.find("7 bytes"), std::string::npos) << out;
+  std::ofstream(d.path + "/tunnel.yaml", std::ios::trunc)
+      << "secrets:\n  - {name: api, from: 'env:AIRLOCK_TEST_NOT_SET'}\n";
+  std::tie(code, out) = run_program(bin("mcp-tunnel"), start);
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(out.find("AIRLOCK_TEST_NOT_SET is not set"), std::string::npos) << out;
+  std::ofstream(d.path + "/tunnel.yaml", std::ios::trunc)
+      << "servers:\n  - {name: s, url: 'tcp://127.0.0.1:9', headers: {Authorization: x}}\n";
+  std::tie(code, out) = run_program(bin("mcp-tunnel"), start);
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(out.find("no headers or environment to carry a credential"), std::string::npos) << out;
+}
+
 }  // namespace
 }  // namespace airlock::test
