@@ -161,6 +161,15 @@ servers:
   const bob = await connect(stack.agentKey("bob", "*"));
   const carol = await connect(stack.agentKey("carol", "*"));
 
+  await checks.check("the catalog (the tunnel's inventory) reaches agents redacted", async () => {
+    const tools = (await alice.listTools()).tools;
+    for (const via of ["stdio", "tcp", "http"]) {
+      const t = tools.find((x) => x.name === `${via}.describe`);
+      assert(t && t.description === `Calls the API with key [REDACTED:leak-${via}]`,
+             `${via}: ${JSON.stringify(t)}`);
+    }
+  });
+
   for (const via of ["stdio", "tcp", "http"]) {
     const name = `leak-${via}`;
     await checks.check(`${via}: every encoding, split at every offset, is redacted in results, progress and logs`, async () => {
