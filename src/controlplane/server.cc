@@ -145,7 +145,10 @@ void ControlPlane::start() {
         return serve_connector(std::move(r), std::move(t));
       });
   http_->listen();
-  std::ofstream(config_.state_dir + "/airlockd.url", std::ios::trunc) << url() << "\n";
+  // Written aside and renamed into place: whoever sees the file (the CLI, scripts) sees it whole.
+  const std::string url_file = config_.state_dir + "/airlockd.url";
+  std::ofstream(url_file + ".tmp", std::ios::trunc) << url() << "\n";
+  std::filesystem::rename(url_file + ".tmp", url_file);
   spdlog::info("airlockd {} listening on {}", AIRLOCK_VERSION, url());
 }
 
