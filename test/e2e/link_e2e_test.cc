@@ -160,6 +160,41 @@ TEST(LinkE2E, ConnectorRedactsItsHelloAndResetReasons) {
   EXPECT_NE(reason.find("[REDACTED:api-key]"), std::string::npos) << reason;
 }
 
+// Leak events from a tunnel are stored for the audit log; lines that are not well-formed
+// events are skipped, and the well-formed ones around them are kept.
+TEST(LinkE2E, LeakEventsAreStoredAndMalformedLinesSkipped) {
+  InProcessAirlockd a;
+  const std::string token = a.create("tunnel", "t");
+  InProcessConnector conn(connector_options(a, token, 1), test_handler());
+  ASSERT_TRUE(a.wait_status("tunnel", "t", "Active", 1, 10s));
+  const std::string body =
+      R"({"type":"secret_redacted","secret":"api","server":"s","tool":"find","agent":"bot","count":3})"
+      "\nnot json\n"
+      R"({"type":"secret_redacted","secret":"api","server":"s","tool":"find","agent":"bot","count":-1})"
+      "\n"
+      R"({"type":"other","secret":"api","server":"s","tool":"t","agent":"a","count":1})"
+      "\n"
+      R"({"type":"secret_redacted","secret":"key2","server":"s2","tool":"","agent":"","count":1})"
+      "\n";
+  conn.thread().run([&]() -> asio::awaitable<void> {
+    auto links = conn.connector().links();
+    if (!links.empty()) (void)links.front()->open(R"({"kind":"events"})", body, true);
+    co_return;
+  }());
+  json::array events;
+  ASSERT_TRUE(eventually([&] {
+    auto r = http_call(a.admin(), "GET", "/v1/events?type=secret_redacted&limit=10");
+    if (r.status != 200) return false;
+    events = json::parse(r.body).at("events").as_array();
+    return events.size() >= 2;
+  }, 5s));
+  ASSERT_EQ(events.size(), 2u) << json::serialize(events);
+  const std::string all = json::serialize(events);
+  EXPECT_NE(all.find(R"("count":3)"), std::string::npos) << all;
+  EXPECT_NE(all.find(R"("tunnel":"t")"), std::string::npos) << all;
+  EXPECT_NE(all.find("key2"), std::string::npos) << all;
+}
+
 TEST(LinkE2E, OpenCarryingMoreThanTheWriteBufferDeliversEveryByte) {
   InProcessAirlockd a;
   const std::string token = a.create("tunnel", "t");

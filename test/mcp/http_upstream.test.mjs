@@ -92,12 +92,16 @@ try {
     assert(r.contents[0].text === "fixture ok", JSON.stringify(r));
     assert(text(await client.callTool({ name: "pl_echo", arguments: { message: "b" } })) === "b");
   });
-  await checks.check("upstream restart: a tools/call is not replayed", async () => {
+  await checks.check("upstream restart: a tools/call in flight is not replayed", async () => {
+    // The call is in flight when the server dies; a replay would run it again on the new
+    // server and succeed.
+    const inflight = client.callTool({ name: "pl_slow", arguments: { ms: 2000 } }).catch((e) => e);
+    await new Promise((r) => setTimeout(r, 300));
     plain.kill("SIGKILL");
     await new Promise((r) => plain.on("exit", r));
     plain = startFixture("http", String(httpPort));
     await listening(httpPort);
-    const r = await client.callTool({ name: "pl_echo", arguments: { message: "c" } }).catch((e) => e);
+    const r = await inflight;
     assert(r instanceof Error && /not retried/.test(r.message), String(r.message ?? JSON.stringify(r)));
     assert(text(await client.callTool({ name: "pl_echo", arguments: { message: "d" } })) === "d");
   });
