@@ -58,7 +58,7 @@ run() {  # label target tool sessions concurrency [header]
     --concurrency "$c" --sessions "$sessions" --duration "${secs}s" "$@" || true
 }
 results=$work/results.jsonl
-for c in 1 16 64 256; do
+for c in ${CALLERS:-1 16 64 256}; do  # CALLERS="1 16" runs a subset
   s=$(( c < 16 ? c : 16 ))
   run direct-tcp   "tcp://127.0.0.1:$tcp_port"        echo      "$s" "$c"                >> "$results"
   run direct-http  "http://127.0.0.1:$http_port/mcp"  echo      "$s" "$c"                >> "$results"

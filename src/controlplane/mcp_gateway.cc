@@ -11,6 +11,7 @@
 #include <boost/json/serialize.hpp>
 #include <deque>
 #include <set>
+#include <unordered_map>
 
 #include "common/jsonrpc.h"
 #include "common/token.h"
@@ -257,6 +258,17 @@ struct McpGateway::Impl {
   asio::any_io_executor ex;
   const AirlockdConfig& config;
   Host host;
+  // Agent keys found valid, by key id: the stored salted hash (every request is still
+  // verified against it) and the agent. Saves two database reads per request; cleared when
+  // keys are revoked, and re-read after kKeyCacheTtl in any case.
+  struct CachedKey {
+    StoredTokenHash hash;
+    AgentRecord agent;
+    Clock::time_point loaded;
+  };
+  static constexpr auto kKeyCacheTtl = std::chrono::seconds(30);
+  static constexpr size_t kKeyCacheMax = 10000;
+  std::unordered_map<std::string, CachedKey> key_cache;
   std::vector<Binding> bindings;
   std::map<std::string, TunnelInventory> inventories;  // latest pushed, per tunnel
   std::shared_ptr<const Catalog> catalog = std::make_shared<Catalog>();
@@ -636,17 +648,27 @@ struct McpGateway::Impl {
       why = "the agent key is malformed";
       return std::nullopt;
     }
-    auto rec = host.store->find_token(*id);
-    if (!rec || rec->revoked || rec->kind != "agent" || !verify_token(token, rec->hash)) {
+    auto it = key_cache.find(*id);
+    if (it == key_cache.end() || Clock::now() - it->second.loaded > kKeyCacheTtl) {
+      if (it != key_cache.end()) key_cache.erase(it);
+      auto rec = host.store->find_token(*id);
+      if (!rec || rec->revoked || rec->kind != "agent") {
+        why = "the agent key is invalid or revoked";
+        return std::nullopt;
+      }
+      auto agent = host.store->get_agent(rec->name);
+      if (!agent) {
+        why = "the agent key's agent no longer exists";
+        return std::nullopt;
+      }
+      if (key_cache.size() >= kKeyCacheMax) key_cache.clear();
+      it = key_cache.emplace(*id, CachedKey{rec->hash, *agent, Clock::now()}).first;
+    }
+    if (!verify_token(token, it->second.hash)) {
       why = "the agent key is invalid or revoked";
       return std::nullopt;
     }
-    auto agent = host.store->get_agent(rec->name);
-    if (!agent) {
-      why = "the agent key's agent no longer exists";
-      return std::nullopt;
-    }
-    return *agent;
+    return it->second.agent;
   }
 
   asio::awaitable<HttpResponse> handle(HttpRequest req) {
@@ -1121,6 +1143,8 @@ struct McpGateway::Impl {
 
 McpGateway::McpGateway(asio::any_io_executor ex, const AirlockdConfig& config, Host host)
     : impl_(std::make_unique<Impl>(ex, config, std::move(host))) {}
+
+void McpGateway::forget_agent_keys() { impl_->key_cache.clear(); }
 
 McpGateway::~McpGateway() { stop(); }
 

@@ -60,6 +60,9 @@ class McpGateway {
   // The catalog as the admin API shows it: bindings with their tools and availability.
   json::object describe() const;
 
+  // Agent keys were revoked: the next request of every agent reads its key from the store.
+  void forget_agent_keys();
+
   size_t session_count() const;
   uint64_t calls_total() const;
 

@@ -689,6 +689,7 @@ HttpResponse ControlPlane::agents_api(const HttpRequest& req, const std::string&
   if (action == "keys") return mint_agent_key(name);
   if (action == "revoke") {
     auto n = store_->revoke_tokens("agent", name);
+    gateway_->forget_agent_keys();
     spdlog::info("revoked {} key(s) of agent '{}'", n ? *n : 0, name);
     return HttpResponse::json(
         200, json::serialize(json::object{{"name", name}, {"revoked_keys", n ? *n : 0}}));
