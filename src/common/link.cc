@@ -89,60 +89,40 @@ asio::awaitable<Result<std::string>> LinkStream::read_all(size_t limit) {
 }
 
 asio::awaitable<error_code> LinkStream::write(std::string_view data, bool end) {
-  auto link = link_.lock();
-  if (link && link->options_.redaction) {
-    const std::string out = redact_out(data, end);
-    co_return co_await write_raw(out, end);
-  }
+  std::string out;
+  if (redact_out(data, end, out)) co_return co_await write_raw(out, end);
   co_return co_await write_raw(data, end);
 }
 
-bool LinkStream::redacting() const {
+bool LinkStream::redact_out(std::string_view data, bool flush, std::string& out) {
   auto link = link_.lock();
-  return link && link->options_.redaction;
-}
-
-std::string LinkStream::redact_out(std::string_view data, bool flush) {
-  auto link = link_.lock();
-  if (!link || !link->options_.redaction) return std::string(data);
-  std::string out;
+  if (!link || !link->options_.redaction) return false;
   auto patterns = link->options_.redaction();
+  if (patterns == patterns_ && !redactor_) return false;  // no secrets, nothing held
+  out.clear();
   if (patterns != patterns_) {
     // A reloaded set: the bytes the old redactor held back are examined by the new one,
     // which knows every secret the old one did (earlier values stay in it).
     std::string held = redactor_ ? redactor_->take_held() : std::string();
     patterns_ = std::move(patterns);
     redactor_ = patterns_ ? std::make_unique<redact::StreamRedactor>(patterns_) : nullptr;
-    reported_.assign(patterns_ ? patterns_->secret_count() : 0, 0);
-    reported_total_ = 0;
-    if (redactor_) {
-      redactor_->write(held, out);
-    } else {
-      out += held;
+    if (!redactor_) {
+      out = std::move(held);
+      out.append(data);
+      return true;
     }
-  }
-  if (!redactor_) {
-    out.append(data);
-    return out;
+    redactor_->write(held, out);
   }
   redactor_->write(data, out);
   if (flush) redactor_->finish(out);
-  const uint64_t total = redactor_->total();
-  if (total != reported_total_) {
-    reported_total_ = total;
-    const auto& counts = redactor_->counts();
-    for (size_t i = 0; i < counts.size(); ++i) {
-      if (counts[i] == reported_[i]) continue;
-      const uint64_t delta = counts[i] - reported_[i];
-      reported_[i] = counts[i];
-      if (observer_) {
-        observer_(patterns_->name(i), delta);
-      } else if (link->options_.on_redacted) {
-        link->options_.on_redacted(id_, patterns_->name(i), delta);
-      }
+  redactor_->take_new_counts([&](size_t secret, uint64_t n) {
+    if (observer_) {
+      observer_(patterns_->name(secret), n);
+    } else if (link->options_.on_redacted) {
+      link->options_.on_redacted(id_, patterns_->name(secret), n);
     }
-  }
-  return out;
+  });
+  return true;
 }
 
 asio::awaitable<error_code> LinkStream::write_raw(std::string_view data, bool end) {
@@ -270,16 +250,15 @@ void Link::accept(const proto::Accept& accept, const proto::LinkLimits& connecto
 }
 
 std::string Link::redact_text(std::string_view text, uint32_t stream) {
-  if (!options_.redaction) return std::string(text);
-  auto patterns = options_.redaction();
+  auto patterns = options_.redaction ? options_.redaction() : nullptr;
   if (!patterns) return std::string(text);
-  std::vector<uint64_t> counts;
-  std::string out = redact::redact(patterns, text, &counts);
-  for (size_t i = 0; i < counts.size(); ++i) {
-    if (counts[i] > 0 && options_.on_redacted) {
-      options_.on_redacted(stream, patterns->name(i), counts[i]);
-    }
-  }
+  redact::StreamRedactor r(patterns);
+  std::string out;
+  r.write(text, out);
+  r.finish(out);
+  r.take_new_counts([&](size_t secret, uint64_t n) {
+    if (options_.on_redacted) options_.on_redacted(stream, patterns->name(secret), n);
+  });
   return out;
 }
 
@@ -301,8 +280,7 @@ Result<std::shared_ptr<LinkStream>> Link::open(std::string_view meta, std::strin
   std::string redacted;
   if (options_.redaction) {
     stream = std::make_shared<LinkStream>(executor(), weak_from_this(), 0, std::string());
-    redacted = stream->redact_out(data, end);
-    data = redacted;
+    if (stream->redact_out(data, end, redacted)) data = redacted;
   }
   auto first = data.substr(0, std::min(data.size(), LinkStream::kWriteBuffer));
   auto id = core_.open_stream(options_.redaction ? redact_text(meta, 0) : std::string(meta),
@@ -512,7 +490,8 @@ asio::awaitable<std::string> Link::run(StreamHandler on_stream) {
 
 void StreamWriter::push(std::string data) {
   if (failed_ || end_) return;
-  if (stream_->redacting()) data = stream_->redact_out(data, /*flush=*/true);
+  std::string redacted;
+  if (stream_->redact_out(data, /*flush=*/true, redacted)) data = std::move(redacted);
   queue_.push_back(std::move(data));
   if (writing_) return;
   writing_ = true;

@@ -83,10 +83,10 @@ class LinkStream {
  private:
   friend class Link;
   friend class StreamWriter;
-  // Egress redaction (when the link has any): bytes held back stay in the redactor until
-  // more arrive or `flush`.
-  std::string redact_out(std::string_view data, bool flush);
-  bool redacting() const;
+  // Egress redaction: false when there is nothing to redact (send `data` as it is);
+  // otherwise `out` is what to send. Bytes held back stay in the redactor until more
+  // arrive or `flush`.
+  bool redact_out(std::string_view data, bool flush, std::string& out);
   asio::awaitable<boost::system::error_code> write_raw(std::string_view data, bool end);
   void deliver(std::string data, bool end);
   void fail(boost::system::error_code ec, proto::ResetCode code, std::string reason);
@@ -104,8 +104,6 @@ class LinkStream {
   std::function<void(const std::string&, uint64_t)> observer_;
   std::shared_ptr<const redact::Patterns> patterns_;
   std::unique_ptr<redact::StreamRedactor> redactor_;
-  uint64_t reported_total_ = 0;
-  std::vector<uint64_t> reported_;
 };
 
 // Queues data for one stream and writes it in order from a coroutine of its own, with the

@@ -298,7 +298,9 @@ void Patterns::find_all(std::string_view text, std::vector<Match>& out) const {
 }
 
 StreamRedactor::StreamRedactor(std::shared_ptr<const Patterns> patterns)
-    : patterns_(std::move(patterns)), counts_(patterns_->secret_count(), 0) {}
+    : patterns_(std::move(patterns)),
+      counts_(patterns_->secret_count(), 0),
+      reported_(counts_.size(), 0) {}
 
 uint64_t StreamRedactor::total() const {
   uint64_t n = 0;
@@ -356,6 +358,7 @@ void StreamRedactor::emit(std::string& out, bool final) {
       out += ']';
     }
     for (size_t k = i; k < j; ++k) ++counts_[matches_[k].secret];
+    unreported_ = true;
     done = end;
     i = j;
   }

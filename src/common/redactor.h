@@ -107,6 +107,16 @@ class StreamRedactor {
 
   // Occurrences replaced so far, per secret index (see Patterns::name()).
   const std::vector<uint64_t>& counts() const { return counts_; }
+  // Calls `f(secret index, n)` for every secret replaced n > 0 times since the last call.
+  template <class F>
+  void take_new_counts(F&& f) {
+    if (!unreported_) return;
+    unreported_ = false;
+    for (size_t i = 0; i < counts_.size(); ++i) {
+      if (counts_[i] != reported_[i]) f(i, counts_[i] - reported_[i]);
+      reported_[i] = counts_[i];
+    }
+  }
   uint64_t total() const;
   size_t held() const { return pending_.size(); }
 
@@ -117,6 +127,8 @@ class StreamRedactor {
   std::string pending_;
   std::vector<Patterns::Match> matches_;
   std::vector<uint64_t> counts_;
+  std::vector<uint64_t> reported_;  // counts_ as of the last take_new_counts()
+  bool unreported_ = false;
 };
 
 // The pieces of redacted output that lie between the "[REDACTED:…]" markers the redactor
