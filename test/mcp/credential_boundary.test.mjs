@@ -279,6 +279,17 @@ servers:
     assert(text(await alice.callTool({ name: "http.whoami", arguments: {} })) === sha(secrets["leak-http"]), "after SIGHUP");
   });
 
+  await checks.check("rotation by file reaches a stdio server when it next starts", async () => {
+    retired["leak-stdio"] = secrets["leak-stdio"];
+    secrets["leak-stdio"] = mint("stdio-rotated");
+    put(path.join(sdir, "leak-stdio"), secrets["leak-stdio"]);
+    await waitFor("reload", () => /secrets reloaded \(a secret file changed\): leak-stdio changed/.test(stack.log("leak")));
+    const dave = await connect(stack.agentKey("dave", "*"));  // a new session: a new process
+    const who = text(await dave.callTool({ name: "stdio.whoami", arguments: {} }));
+    await dave.close();
+    assert(who === sha(secrets["leak-stdio"]), "the new stdio server was given the old value");
+  });
+
   await checks.check("zero hits: every byte that crossed the connector link", async () => {
     await new Promise((r) => setTimeout(r, 500));  // leak events flushed
     assert(capture.frames > 100 && capture.bytes() > 100000,
