@@ -1,0 +1,162 @@
+#include "sandbox/agent_run.h"
+
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <csignal>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+
+#include "common/config_util.h"
+#include "common/log.h"
+#include "common/secrets.h"
+#include "sandbox/image.h"
+#include "sandbox/sandbox.h"
+
+namespace airlock::sandbox {
+namespace {
+
+void write_out(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // our reader went away: the run goes on, its output is lost
+    bytes.remove_prefix(static_cast<size_t>(n));
+  }
+}
+
+std::string unique_run_id(const std::string& name) {
+  static std::atomic<unsigned> counter{0};
+  return "airlock-" + name + "-" + std::to_string(::getpid()) + "-" +
+         std::to_string(counter.fetch_add(1));
+}
+
+void write_report(const std::string& path, const RunResult& r) {
+  boost::json::object o;
+  o["exit_code"] = r.exit_code;
+  o["error"] = r.error;
+  o["limit"] = r.limit;
+  o["setup_failed"] = r.setup_failed;
+  o["cgroup"] = r.cgroup;
+  o["elapsed_ms"] = r.elapsed.count();
+  o["oom_kills"] = r.usage.oom_kills;
+  o["pids_refused"] = r.usage.pids_refused;
+  o["cpu_throttled"] = r.usage.cpu_throttled;
+  o["memory_peak"] = r.usage.memory_peak;
+  o["stdout_bytes"] = r.output_bytes[1];
+  o["stderr_bytes"] = r.output_bytes[2];
+  o["stdout_truncated"] = r.truncated[1];
+  o["stderr_truncated"] = r.truncated[2];
+  boost::json::object red;
+  for (const auto& [name, n] : r.redacted) red[name] = n;
+  o["redacted"] = std::move(red);
+  std::ofstream(path) << boost::json::serialize(o) << "\n";
+}
+
+}  // namespace
+
+int run_command(const RunCommandOptions& options) {
+  SandboxConfig config;
+  std::shared_ptr<secrets::SecretStore> store;
+  RunSpec spec;
+  try {
+    config = load_sandbox_config(options.config_path);
+    store = std::make_shared<secrets::SecretStore>(config.secrets);
+    store->load();
+    set_log_redaction([store] {
+      auto set = store->current();
+      return set ? set->patterns : nullptr;
+    });
+    if (options.argv.empty()) throw ConfigError("no command: give it after '--'");
+    if (!options.workspace.empty()) {
+      struct stat st {};
+      char real[PATH_MAX];
+      if (::stat(options.workspace.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) ||
+          !::realpath(options.workspace.c_str(), real)) {
+        throw ConfigError("--workspace '" + options.workspace + "' is not a directory");
+      }
+      spec.root.workspace = real;
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "sandbox-agent: " << e.what() << "\n";
+    return 2;
+  }
+  std::string error;
+  auto image = resolve_image(config.image, error);
+  if (!image) {
+    std::cerr << "sandbox-agent: " << error << "\n";
+    return 2;
+  }
+  spec.name = config.name;
+  spec.root.host = image->host;
+  spec.root.image_dir = image->dir;
+  spec.root.tmp_size = config.resources.tmp_size;
+  spec.limits = config.resources;
+  spec.argv = options.argv;
+  spec.run_id = unique_run_id(config.name);
+  if (const char* t = std::getenv("TMPDIR"); t && *t) spec.runtime_dir = t;
+
+  // The tool's whole environment: nothing of ours leaks in.
+  spec.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+              "HOME=/workspace", "HOSTNAME=" + config.name, "TMPDIR=/tmp", "LANG=C.UTF-8"};
+  for (const auto& [k, v] : config.env) {
+    std::erase_if(spec.env, [&](const std::string& e) { return e.rfind(k + "=", 0) == 0; });
+    spec.env.push_back(k + "=" + v);
+  }
+  auto set = store->current();
+  for (const auto& c : config.credentials) {
+    const secrets::SecretValue* value = set ? set->find(c.secret) : nullptr;
+    if (!value) {
+      std::cerr << "sandbox-agent: credential '" << c.secret << "' (for " << c.env_var
+                << ") is not loaded; check 'secrets:'\n";
+      return 2;
+    }
+    spec.env.push_back(c.env_var + "=" + std::string(value->view()));
+  }
+  spec.redaction = set ? set->patterns : nullptr;
+  spec.output = [](int stream, std::string_view bytes) { write_out(stream, bytes); };
+
+  const CgroupRoots roots = CgroupRoots::detect();
+  // SIGINT/SIGTERM stop the run (forwarded to the tool, then killed after a grace period).
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGHUP);
+  ::sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
+  spec.stop_fd = ::signalfd(-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK);
+
+  spdlog::debug("run {}: image {}, limits cpu={} memory={} pids={} wall_time={}ms", spec.run_id,
+                image->description,
+                config.resources.cpu_millis ? format_cpu(config.resources.cpu_millis) : "none",
+                config.resources.memory_bytes ? format_bytes(config.resources.memory_bytes) : "none",
+                config.resources.pids, config.resources.wall_time.count());
+  RunResult result = run_sandboxed(spec, roots);
+  // Values copied into the tool's environment are not needed any more.
+  for (auto& e : spec.env) std::fill(e.begin(), e.end(), '\0');
+  if (spec.stop_fd >= 0) ::close(spec.stop_fd);
+  if (!result.cgroup.empty()) spdlog::debug("run {}: limits enforced by {}", spec.run_id, result.cgroup);
+  for (const auto& [name, n] : result.redacted) {
+    spdlog::warn("run {}: secret '{}' redacted from the output {} time(s)", spec.run_id, name, n);
+  }
+  if (!result.error.empty()) {
+    if (result.setup_failed) {
+      spdlog::error("run {}: sandbox set-up failed: {}", spec.run_id, result.error);
+    } else {
+      spdlog::error("run {}: {}", spec.run_id, result.error);
+    }
+  }
+  if (!options.report_path.empty()) write_report(options.report_path, result);
+  return result.exit_code;
+}
+
+}  // namespace airlock::sandbox

@@ -1,0 +1,21 @@
+// `sandbox-agent run`: one command, isolated per sandbox.yaml, from load to exit status. The
+// connected agent (which takes tool calls from airlockd) builds on the same pieces.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace airlock::sandbox {
+
+struct RunCommandOptions {
+  std::string config_path;
+  std::string workspace;      // bound at /workspace; empty: a private tmpfs
+  std::string report_path;    // when set, a JSON summary of the run is written there
+  std::vector<std::string> argv;
+};
+
+// Returns the process exit status: the tool's, or 124 (wall time), 125 (set-up failed),
+// 126/127 (not executable / not found), 2 (bad config or secrets).
+int run_command(const RunCommandOptions& options);
+
+}  // namespace airlock::sandbox

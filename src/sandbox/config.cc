@@ -1,0 +1,255 @@
+#include "sandbox/config.h"
+
+#include <cctype>
+#include <cmath>
+#include <set>
+
+#include "common/config_util.h"
+#include "sandbox/allowlist.h"
+
+namespace airlock::sandbox {
+namespace {
+
+// A decimal number with an optional fraction and exponent; the rest of `text` is the suffix.
+std::optional<long double> leading_number(std::string_view text, std::string_view& suffix) {
+  size_t i = 0;
+  bool digits = false;
+  while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i, digits = true;
+  if (i < text.size() && text[i] == '.') {
+    ++i;
+    while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i, digits = true;
+  }
+  if (!digits) return std::nullopt;
+  // An exponent ("1e9") but not the suffix "E" (exa) alone.
+  if (i + 1 < text.size() && (text[i] == 'e' || text[i] == 'E') &&
+      (std::isdigit(static_cast<unsigned char>(text[i + 1])) || text[i + 1] == '+' ||
+       text[i + 1] == '-')) {
+    size_t j = i + 1;
+    if (text[j] == '+' || text[j] == '-') ++j;
+    const size_t exp_start = j;
+    while (j < text.size() && std::isdigit(static_cast<unsigned char>(text[j]))) ++j;
+    if (j > exp_start) i = j;
+  }
+  const std::string number(text.substr(0, i));
+  suffix = text.substr(i);
+  try {
+    return std::stold(number);
+  } catch (...) {
+    return std::nullopt;
+  }
+}
+
+std::optional<uint64_t> to_whole(long double v) {
+  if (!(v >= 0) || v > 1.8e19L) return std::nullopt;
+  const auto rounded = static_cast<uint64_t>(std::ceil(v));
+  if (rounded == 0) return std::nullopt;
+  return rounded;
+}
+
+bool is_hostname_label(std::string_view name) {
+  if (name.empty() || name.size() > 63 || name.front() == '-' || name.back() == '-') return false;
+  for (char c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-') return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<uint64_t> parse_cpu_quantity(std::string_view text) {
+  std::string_view suffix;
+  auto v = leading_number(text, suffix);
+  if (!v) return std::nullopt;
+  if (suffix.empty()) return to_whole(*v * 1000);
+  if (suffix == "m") return to_whole(*v);
+  return std::nullopt;
+}
+
+std::optional<uint64_t> parse_memory_quantity(std::string_view text) {
+  std::string_view suffix;
+  auto v = leading_number(text, suffix);
+  if (!v) return std::nullopt;
+  static const std::pair<std::string_view, long double> kSuffixes[] = {
+      {"", 1},
+      {"k", 1e3L},  {"M", 1e6L},  {"G", 1e9L},  {"T", 1e12L},  {"P", 1e15L},  {"E", 1e18L},
+      {"Ki", 1024.0L},
+      {"Mi", 1024.0L * 1024},
+      {"Gi", 1024.0L * 1024 * 1024},
+      {"Ti", 1024.0L * 1024 * 1024 * 1024},
+      {"Pi", 1024.0L * 1024 * 1024 * 1024 * 1024},
+      {"Ei", 1024.0L * 1024 * 1024 * 1024 * 1024 * 1024},
+  };
+  for (const auto& [s, factor] : kSuffixes) {
+    if (suffix == s) return to_whole(*v * factor);
+  }
+  return std::nullopt;
+}
+
+std::string format_cpu(uint64_t millis) {
+  if (millis % 1000 == 0) return std::to_string(millis / 1000);
+  return std::to_string(millis) + "m";
+}
+
+std::string format_bytes(uint64_t bytes) {
+  static const char* kUnits[] = {"Ei", "Pi", "Ti", "Gi", "Mi", "Ki"};
+  for (int i = 0; i < 6; ++i) {
+    const uint64_t unit = uint64_t{1} << (10 * (6 - i));
+    if (bytes >= unit && bytes % unit == 0) return std::to_string(bytes / unit) + kUnits[i];
+  }
+  return std::to_string(bytes);
+}
+
+SandboxConfig parse_sandbox_config(const std::string& yaml_text, const std::string& origin) {
+  SandboxConfig c;
+  YAML::Node root = load_yaml_string(yaml_text, origin);
+  if (!root || root.IsNull() || !root.IsMap()) {
+    throw ConfigError(origin + ": expected a map with a 'sandbox:' key");
+  }
+  expect_keys(root, "", {"sandbox", "secrets"});
+  if (auto sec = root["secrets"]) c.secrets = secrets::parse_sources(sec, "secrets");
+  const YAML::Node s = root["sandbox"];
+  if (!s) throw ConfigError("sandbox is required");
+  expect_keys(s, "sandbox",
+              {"type", "name", "image", "resources", "network", "credentials", "env"});
+  if (auto t = s["type"]) {
+    const std::string type = read_string(t, "sandbox.type");
+    if (type != "self-hosted") {
+      throw ConfigError("sandbox.type '" + type + "' is not supported; sandbox-agent runs "
+                        "'self-hosted' sandboxes");
+    }
+  }
+  if (auto n = s["name"]) {
+    c.name = read_string(n, "sandbox.name");
+    if (!is_hostname_label(c.name)) {
+      throw ConfigError("sandbox.name '" + c.name + "' must be a hostname label: 1-63 "
+                        "characters of [A-Za-z0-9-], not starting or ending with '-'");
+    }
+  }
+  if (auto i = s["image"]) {
+    c.image = read_string(i, "sandbox.image");
+    if (c.image.empty()) throw ConfigError("sandbox.image must not be empty");
+  }
+  if (auto r = s["resources"]) {
+    expect_keys(r, "sandbox.resources",
+                {"cpu", "memory", "pids", "wall_time", "output_limit", "tmp_size"});
+    if (auto v = r["cpu"]) {
+      const std::string text = read_string(v, "sandbox.resources.cpu");
+      auto q = parse_cpu_quantity(text);
+      if (!q) {
+        throw ConfigError("sandbox.resources.cpu '" + text + "' is not a CPU quantity; write "
+                          "cores (\"2\", \"0.5\") or millicores (\"500m\")");
+      }
+      c.resources.cpu_millis = *q;
+    }
+    if (auto v = r["memory"]) {
+      const std::string text = read_string(v, "sandbox.resources.memory");
+      auto q = parse_memory_quantity(text);
+      if (!q) {
+        throw ConfigError("sandbox.resources.memory '" + text + "' is not a memory quantity; "
+                          "write e.g. \"4Gi\", \"512Mi\", \"1G\" or a number of bytes");
+      }
+      if (*q < 4 * 1024 * 1024) {
+        throw ConfigError("sandbox.resources.memory '" + text + "' is below 4Mi, too little to "
+                          "start a process");
+      }
+      c.resources.memory_bytes = *q;
+    }
+    if (auto v = r["pids"]) {
+      c.resources.pids = read_uint(v, "sandbox.resources.pids");
+      if (c.resources.pids < 2) {
+        throw ConfigError("sandbox.resources.pids must be at least 2 (the sandbox's init and "
+                          "the tool)");
+      }
+    }
+    if (auto v = r["wall_time"]) {
+      c.resources.wall_time = read_duration(v, "sandbox.resources.wall_time");
+      if (c.resources.wall_time.count() <= 0) {
+        throw ConfigError("sandbox.resources.wall_time must be positive");
+      }
+    }
+    if (auto v = r["output_limit"]) {
+      c.resources.output_limit = read_byte_size(v, "sandbox.resources.output_limit");
+    }
+    if (auto v = r["tmp_size"]) {
+      c.resources.tmp_size = read_byte_size(v, "sandbox.resources.tmp_size");
+      if (c.resources.tmp_size == 0) throw ConfigError("sandbox.resources.tmp_size must be positive");
+    }
+  }
+  if (auto n = s["network"]) {
+    expect_keys(n, "sandbox.network", {"allowed_outbound"});
+    if (auto a = n["allowed_outbound"]) {
+      if (!a.IsSequence()) throw ConfigError("sandbox.network.allowed_outbound must be a list");
+      for (size_t i = 0; i < a.size(); ++i) {
+        const std::string path = "sandbox.network.allowed_outbound[" + std::to_string(i) + "]";
+        std::string pattern = read_string(a[i], path);
+        std::string error;
+        if (!parse_allow_entry(pattern, error)) throw ConfigError(path + ": " + error);
+        c.allowed_outbound.push_back(std::move(pattern));
+      }
+    }
+  }
+  std::set<std::string> env_names;
+  if (auto cr = s["credentials"]) {
+    if (!cr.IsSequence()) throw ConfigError("sandbox.credentials must be a list");
+    for (size_t i = 0; i < cr.size(); ++i) {
+      const std::string path = "sandbox.credentials[" + std::to_string(i) + "]";
+      expect_keys(cr[i], path, {"secret", "env_var"});
+      if (!cr[i]["secret"]) throw ConfigError(path + ".secret is required");
+      if (!cr[i]["env_var"]) throw ConfigError(path + ".env_var is required");
+      Credential cred{read_string(cr[i]["secret"], path + ".secret"),
+                      read_string(cr[i]["env_var"], path + ".env_var")};
+      if (!secrets::is_valid_secret_name(cred.secret)) {
+        throw ConfigError(path + ".secret '" + cred.secret + "' is not a secret name");
+      }
+      if (cred.env_var.empty() || cred.env_var.find('=') != std::string::npos ||
+          std::isdigit(static_cast<unsigned char>(cred.env_var[0]))) {
+        throw ConfigError(path + ".env_var '" + cred.env_var +
+                          "' is not an environment variable name");
+      }
+      if (!env_names.insert(cred.env_var).second) {
+        throw ConfigError(path + ".env_var '" + cred.env_var + "' is set twice");
+      }
+      c.credentials.push_back(std::move(cred));
+    }
+  }
+  if (auto e = s["env"]) {
+    if (!e.IsMap()) throw ConfigError("sandbox.env must be a map of NAME: value");
+    for (const auto& kv : e) {
+      const std::string k = kv.first.as<std::string>();
+      if (k.empty() || k.find('=') != std::string::npos) {
+        throw ConfigError("sandbox.env key '" + k + "' is not an environment variable name");
+      }
+      if (!env_names.insert(k).second) {
+        throw ConfigError("sandbox.env." + k + " is also a credential's env_var");
+      }
+      const std::string v = read_string(kv.second, "sandbox.env." + k);
+      if (v.find("${") != std::string::npos) {
+        throw ConfigError("sandbox.env." + k + " must not refer to a secret; give it under "
+                          "'credentials' so that the run's output is redacted");
+      }
+      c.env.emplace_back(k, v);
+    }
+  }
+  // Every credential must name a secret some source can provide: dir: sources name their
+  // own, so only the named ones can be checked here (the rest at load).
+  bool has_dir = false;
+  std::set<std::string> named;
+  for (const auto& src : c.secrets) {
+    if (src.name.empty()) has_dir = true;
+    named.insert(src.name);
+  }
+  for (size_t i = 0; i < c.credentials.size(); ++i) {
+    if (!has_dir && !named.count(c.credentials[i].secret)) {
+      throw ConfigError("sandbox.credentials[" + std::to_string(i) + "].secret '" +
+                        c.credentials[i].secret + "' is not among 'secrets:'; add "
+                        "{name: " + c.credentials[i].secret + ", from: env:VAR | file:/path}");
+    }
+  }
+  return c;
+}
+
+SandboxConfig load_sandbox_config(const std::string& path) {
+  return parse_sandbox_config(YAML::Dump(load_yaml_file(path)), path);
+}
+
+}  // namespace airlock::sandbox

@@ -1,0 +1,459 @@
+// Containment: the ordered steps that turn a cloned child into a sandboxed tool, and the parent
+// side that sets up, watches and ends a run. The order is the security argument:
+//
+//   parent  clone(NEWUSER|NEWNS|NEWPID|NEWNET|NEWIPC|NEWUTS)   namespaces exist before any step
+//   parent  write uid/gid maps; place the child in the run's cgroup; release it
+//   child   1. become root of its user namespace (capabilities inside it only)
+//           2. cgroup namespace, rooted at the run's cgroup (it cannot see or leave it)
+//           3. hostname                                    (UTS)
+//           4. loopback up; the egress proxy's socket      (NET) — before the root changes
+//           5. read-only root, /workspace, /tmp, /proc, /dev; pivot_root   (MOUNT, IPC)
+//           6. become the run's init: no dumping; signals taken synchronously  (PID)
+//           7. fork the tool, then reap and forward signals until it exits
+//   tool    8. new session (no controlling terminal: TIOCSTI has no target)
+//           9. stdin /dev/null, stdout/stderr to the parent's pipes; every other descriptor
+//              closed; working directory /workspace
+//          10. rlimits; every capability dropped; no_new_privs
+//          11. seccomp deny list — last, because the steps above need mount, unshare, …
+//          12. exec the tool
+//
+// Any failure ends the run before the tool starts; the failing step's message (syscall,
+// arguments, errno) reaches the parent through a close-on-exec pipe, whose EOF with nothing
+// in it means the tool is running.
+#include "sandbox/sandbox.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+
+extern char** environ;
+
+namespace airlock::sandbox {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// What the child needs, prepared by the parent before clone (the child copies it).
+struct ChildPlan {
+  const RunSpec* spec;
+  RootPlan root;
+  std::vector<char*> argv;
+  std::vector<char*> envp;
+  int sync_read = -1;     // parent -> child: maps and cgroup are in place
+  int error_write = -1;   // child -> parent: set-up failure text; EOF at exec
+  int out_write = -1, err_write = -1;
+  int fd_socket = -1;     // child -> parent: the proxy's listening socket (SCM_RIGHTS)
+};
+
+void write_all(int fd, std::string_view text) {
+  while (!text.empty()) {
+    const ssize_t n = ::write(fd, text.data(), text.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    text.remove_prefix(static_cast<size_t>(n));
+  }
+}
+
+[[noreturn]] void fail(int error_fd, std::string_view step, const Status& s, int code) {
+  std::string msg(step);
+  msg += ": ";
+  msg += s.error;
+  write_all(error_fd, msg);
+  ::_exit(code);
+}
+
+Status send_fd(int channel, int fd) {
+  char byte = 'F';
+  iovec iov{&byte, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  if (::sendmsg(channel, &msg, MSG_NOSIGNAL) != 1) return Status::Sys("sendmsg", "SCM_RIGHTS", errno);
+  return Status::Ok();
+}
+
+int receive_fd(int channel) {
+  char byte = 0;
+  iovec iov{&byte, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  if (::recvmsg(channel, &msg, MSG_CMSG_CLOEXEC) != 1) return -1;
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  if (!c || c->cmsg_type != SCM_RIGHTS) return -1;
+  int fd = -1;
+  std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+  return fd;
+}
+
+// Steps 8-12, in the tool process.
+[[noreturn]] void tool_main(const ChildPlan& p) {
+  const int err = p.error_write;
+  if (::setsid() < 0) fail(err, "setsid", Status::Sys("setsid", "", errno), kExitSetupFailed);
+  const int devnull = ::open("/dev/null", O_RDONLY);
+  if (devnull < 0) fail(err, "stdin", Status::Sys("open", "/dev/null", errno), kExitSetupFailed);
+  if (::dup2(devnull, 0) < 0 || ::dup2(p.out_write, 1) < 0 || ::dup2(p.err_write, 2) < 0) {
+    fail(err, "stdio", Status::Sys("dup2", "0, 1, 2", errno), kExitSetupFailed);
+  }
+  // Keep only 0-2 and the error pipe (moved to 3, close-on-exec).
+  if (::dup3(err, 3, O_CLOEXEC) < 0) fail(err, "fds", Status::Sys("dup3", "3", errno), kExitSetupFailed);
+  if (::syscall(SYS_close_range, 4u, ~0u, 0u) != 0) {
+    fail(3, "fds", Status::Sys("close_range", "4, ~0", errno), kExitSetupFailed);
+  }
+  if (::chdir("/workspace") != 0) fail(3, "chdir", Status::Sys("chdir", "/workspace", errno), kExitSetupFailed);
+  if (auto s = apply_rlimits(); !s.ok()) fail(3, "rlimits", s, kExitSetupFailed);
+  if (auto s = drop_capabilities(); !s.ok()) fail(3, "capabilities", s, kExitSetupFailed);
+  if (auto s = set_no_new_privs(); !s.ok()) fail(3, "no_new_privs", s, kExitSetupFailed);
+  for (int sig = 1; sig < NSIG; ++sig) ::signal(sig, SIG_DFL);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  if (auto s = install_seccomp_filter(); !s.ok()) fail(3, "seccomp", s, kExitSetupFailed);
+  environ = const_cast<char**>(p.envp.data());
+  ::execvp(p.argv[0], p.argv.data());
+  const int e = errno;
+  const int code = (e == ENOENT || e == ENOTDIR) ? kExitNotFound : kExitNotExecutable;
+  fail(3, "exec", Status::Sys("execvp", p.argv[0], e), code);
+}
+
+// Steps 1-7, in the cloned child (PID 1 of the new namespace).
+[[noreturn]] void child_main(const ChildPlan& p) {
+  const int err = p.error_write;
+  // The agent's death ends the run.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  char go = 0;
+  if (::read(p.sync_read, &go, 1) != 1) ::_exit(kExitSetupFailed);  // the parent gave up
+  ::close(p.sync_read);
+  if (auto s = become_namespace_root(); !s.ok()) fail(err, "user namespace", s, kExitSetupFailed);
+  if (auto s = enter_cgroup_namespace(); !s.ok()) fail(err, "cgroup namespace", s, kExitSetupFailed);
+  if (auto s = set_hostname(p.spec->name); !s.ok()) fail(err, "hostname", s, kExitSetupFailed);
+  if (auto s = bring_up_loopback(); !s.ok()) fail(err, "network", s, kExitSetupFailed);
+  if (p.fd_socket >= 0) {
+    Status s;
+    const int listener = listen_on_loopback(p.spec->proxy_port, s);
+    if (listener < 0) fail(err, "egress proxy socket", s, kExitSetupFailed);
+    if (s = send_fd(p.fd_socket, listener); !s.ok()) fail(err, "egress proxy socket", s, kExitSetupFailed);
+    ::close(listener);
+    ::close(p.fd_socket);
+  }
+  if (auto s = build_root(p.root); !s.ok()) fail(err, "root filesystem", s, kExitSetupFailed);
+  if (auto s = prepare_init(); !s.ok()) fail(err, "init", s, kExitSetupFailed);
+  const pid_t tool = ::fork();
+  if (tool < 0) fail(err, "fork", Status::Sys("fork", "tool", errno), kExitSetupFailed);
+  if (tool == 0) tool_main(p);
+  ::close(err);
+  ::close(p.out_write);
+  ::close(p.err_write);
+  ::_exit(run_init(tool));
+}
+
+struct Pipe {
+  int r = -1, w = -1;
+  bool open(int flags) {
+    int fds[2];
+    if (::pipe2(fds, flags) != 0) return false;
+    r = fds[0], w = fds[1];
+    return true;
+  }
+  void close_r() { if (r >= 0) ::close(r), r = -1; }
+  void close_w() { if (w >= 0) ::close(w), w = -1; }
+  ~Pipe() { close_r(), close_w(); }
+};
+
+// One output stream of the tool: cap, redaction, delivery.
+class OutputPump {
+ public:
+  OutputPump(int stream, const RunSpec& spec, RunResult& result)
+      : stream_(stream), spec_(spec), result_(result) {
+    if (spec.redaction) redactor_ = std::make_unique<redact::StreamRedactor>(spec.redaction);
+  }
+  void feed(std::string_view bytes) {
+    result_.output_bytes[stream_] += bytes.size();
+    if (result_.truncated[stream_]) return;
+    const uint64_t room = spec_.limits.output_limit - kept_;
+    const bool over = bytes.size() > room;
+    if (over) bytes = bytes.substr(0, room);
+    kept_ += bytes.size();
+    deliver(bytes);
+    if (over) {
+      result_.truncated[stream_] = true;
+      finish();
+      spec_.output(stream_, "\n[airlock: output truncated at " +
+                                format_bytes(spec_.limits.output_limit) + " (" +
+                                (stream_ == 1 ? "stdout" : "stderr") +
+                                "); raise sandbox.resources.output_limit to keep more]\n");
+    }
+  }
+  void finish() {
+    if (!redactor_) return;
+    std::string out;
+    redactor_->finish(out);
+    if (!out.empty()) spec_.output(stream_, out);
+    redactor_->take_new_counts([&](size_t secret, uint64_t n) {
+      result_.redacted[spec_.redaction->name(secret)] += n;
+    });
+  }
+
+ private:
+  void deliver(std::string_view bytes) {
+    if (bytes.empty()) return;
+    if (!redactor_) {
+      spec_.output(stream_, bytes);
+      return;
+    }
+    std::string out;
+    redactor_->write(bytes, out);
+    if (!out.empty()) spec_.output(stream_, out);
+  }
+
+  int stream_;
+  const RunSpec& spec_;
+  RunResult& result_;
+  std::unique_ptr<redact::StreamRedactor> redactor_;
+  uint64_t kept_ = 0;
+};
+
+std::string plural(uint64_t n, const char* one, const char* many) {
+  return std::to_string(n) + " " + (n == 1 ? one : many);
+}
+
+}  // namespace
+
+RunResult run_sandboxed(const RunSpec& spec, const CgroupRoots& cgroup_roots) {
+  RunResult result;
+  const auto started = Clock::now();
+  auto setup_error = [&](std::string message) {
+    result.setup_failed = true;
+    result.exit_code = kExitSetupFailed;
+    result.error = std::move(message);
+    return result;
+  };
+  if (spec.argv.empty()) return setup_error("no command to run");
+
+  std::string staging = spec.runtime_dir + "/airlock-root-XXXXXX";
+  if (!::mkdtemp(staging.data())) {
+    return setup_error(Status::Sys("mkdtemp", staging, errno).error);
+  }
+  struct RemoveDir {
+    std::string path;
+    ~RemoveDir() { ::rmdir(path.c_str()); }
+  } remove_staging{staging};
+
+  Status status;
+  auto cgroup = Cgroup::create(cgroup_roots, spec.run_id, spec.limits, status);
+  if (!cgroup) return setup_error("cgroup: " + status.error);
+  result.cgroup = cgroup->describe();
+
+  ChildPlan plan;
+  plan.spec = &spec;
+  plan.root = spec.root;
+  plan.root.staging = staging;
+  for (const auto& a : spec.argv) plan.argv.push_back(const_cast<char*>(a.c_str()));
+  plan.argv.push_back(nullptr);
+  for (const auto& e : spec.env) plan.envp.push_back(const_cast<char*>(e.c_str()));
+  plan.envp.push_back(nullptr);
+
+  Pipe sync, error, out, err;
+  if (!sync.open(O_CLOEXEC) || !error.open(O_CLOEXEC) || !out.open(O_CLOEXEC) ||
+      !err.open(O_CLOEXEC)) {
+    return setup_error(Status::Sys("pipe2", "O_CLOEXEC", errno).error);
+  }
+  int fd_channel[2] = {-1, -1};
+  if (spec.on_proxy_socket) {
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fd_channel) != 0) {
+      return setup_error(Status::Sys("socketpair", "AF_UNIX, SOCK_SEQPACKET", errno).error);
+    }
+  }
+  plan.sync_read = sync.r;
+  plan.error_write = error.w;
+  plan.out_write = out.w;
+  plan.err_write = err.w;
+  plan.fd_socket = fd_channel[1];
+
+  const unsigned long flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET |
+                              CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD;
+  const long pid = ::syscall(SYS_clone, flags, nullptr, nullptr, nullptr, 0);
+  if (pid < 0) {
+    const int e = errno;
+    if (fd_channel[0] >= 0) ::close(fd_channel[0]), ::close(fd_channel[1]);
+    return setup_error(Status::Sys("clone", "NEWUSER|NEWNS|NEWPID|NEWNET|NEWIPC|NEWUTS", e).error);
+  }
+  if (pid == 0) {
+    ::close(sync.w), ::close(error.r), ::close(out.r), ::close(err.r);
+    if (fd_channel[0] >= 0) ::close(fd_channel[0]);
+    child_main(plan);
+  }
+  const pid_t init = static_cast<pid_t>(pid);
+  sync.close_r(), error.close_w(), out.close_w(), err.close_w();
+  if (fd_channel[1] >= 0) ::close(fd_channel[1]);
+
+  auto abandon = [&](std::string message) {
+    ::kill(init, SIGKILL);
+    int st;
+    ::waitpid(init, &st, 0);
+    if (fd_channel[0] >= 0) ::close(fd_channel[0]);
+    return setup_error(std::move(message));
+  };
+  if (auto s = write_id_maps(init, ::getuid(), ::getgid()); !s.ok()) {
+    return abandon("user namespace: " + s.error);
+  }
+  if (auto s = cgroup->add(init); !s.ok()) return abandon("cgroup: " + s.error);
+  if (::write(sync.w, "g", 1) != 1) return abandon(Status::Sys("write", "sync pipe", errno).error);
+  sync.close_w();
+
+  if (fd_channel[0] >= 0) {
+    // The child sends the socket before building its root, or fails (then the channel closes).
+    const int listener = receive_fd(fd_channel[0]);
+    ::close(fd_channel[0]);
+    if (listener >= 0) spec.on_proxy_socket(listener);
+  }
+
+  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, init, 0));
+  if (pidfd < 0) return abandon(Status::Sys("pidfd_open", std::to_string(init), errno).error);
+
+  OutputPump pumps[3] = {{0, spec, result}, {1, spec, result}, {2, spec, result}};
+  std::string setup_message;
+  const auto deadline = started + spec.limits.wall_time;
+  constexpr auto kNever = Clock::time_point::max();
+  auto kill_at = kNever;  // after a stop request: when to kill
+  bool init_done = false, wall_time_hit = false;
+  int init_status = 0;
+  char buf[64 * 1024];
+  auto drain_until = kNever;
+  bool stopping = false;
+  while (true) {
+    pollfd fds[5];
+    int n = 0;
+    auto add = [&](int fd) {
+      if (fd >= 0) fds[n++] = {fd, POLLIN, 0};
+    };
+    add(out.r), add(err.r), add(error.r);
+    if (!init_done) add(pidfd);
+    if (!init_done && !stopping && spec.stop_fd >= 0) add(spec.stop_fd);
+    if (init_done && out.r < 0 && err.r < 0 && error.r < 0) break;
+    const auto now = Clock::now();
+    auto next = kNever;
+    if (!init_done && !wall_time_hit) next = deadline;
+    next = std::min(next, kill_at);
+    if (init_done) next = std::min(next, drain_until);
+    if (now >= next) {
+      // Output still open after the run's init is gone cannot happen (the namespace dies with
+      // it); the drain bound is a backstop.
+      if (init_done) break;
+      if (now >= kill_at) {
+        cgroup->kill_all();
+        ::kill(init, SIGKILL);
+        kill_at = kNever;
+        continue;
+      }
+      wall_time_hit = true;
+      cgroup->kill_all();
+      ::kill(init, SIGKILL);
+      continue;  // the pidfd reports the end
+    }
+    const int timeout =
+        next == kNever
+            ? -1
+            : static_cast<int>(
+                  std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count()) + 1;
+    const int ready = ::poll(fds, n, timeout);
+    if (ready < 0 && errno != EINTR) break;
+    for (int i = 0; i < n && ready > 0; ++i) {
+      if (!fds[i].revents) continue;
+      const int fd = fds[i].fd;
+      if (fd == pidfd) {
+        ::waitpid(init, &init_status, 0);
+        init_done = true;
+        drain_until = Clock::now() + std::chrono::seconds(2);
+        continue;
+      }
+      if (fd == spec.stop_fd) {
+        char consumed[256];
+        [[maybe_unused]] auto ignored = ::read(fd, consumed, sizeof consumed);
+        stopping = true;
+        ::kill(init, SIGTERM);
+        kill_at = Clock::now() + spec.stop_grace;
+        continue;
+      }
+      const ssize_t got = ::read(fd, buf, sizeof buf);
+      if (got > 0) {
+        if (fd == error.r) {
+          setup_message.append(buf, static_cast<size_t>(std::min<ssize_t>(got, 4096)));
+        } else {
+          pumps[fd == out.r ? 1 : 2].feed({buf, static_cast<size_t>(got)});
+        }
+        continue;
+      }
+      if (got < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+      if (fd == out.r) out.close_r();
+      else if (fd == err.r) err.close_r();
+      else if (fd == error.r) error.close_r();
+    }
+  }
+  ::close(pidfd);
+  pumps[1].finish();
+  pumps[2].finish();
+  result.usage = cgroup->usage();
+  result.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
+
+  result.exit_code = WIFEXITED(init_status) ? WEXITSTATUS(init_status)
+                     : WIFSIGNALED(init_status) ? 128 + WTERMSIG(init_status)
+                                                : kExitSetupFailed;
+  if (!setup_message.empty()) {
+    // A set-up step or exec failed: the message says which and why.
+    result.error = setup_message;
+    result.setup_failed = result.exit_code == kExitSetupFailed;
+    return result;
+  }
+  if (wall_time_hit) {
+    result.exit_code = kExitWallTime;
+    result.limit = "wall_time";
+    result.error = "wall-time limit of " + std::to_string(spec.limits.wall_time.count()) +
+                   " ms exceeded: every process of the run was killed";
+    return result;
+  }
+  if (result.usage.oom_kills) {
+    result.limit = "memory";
+    result.error = "memory limit of " + format_bytes(spec.limits.memory_bytes) +
+                   " exceeded: the kernel killed " +
+                   plural(result.usage.oom_kills, "process", "processes") + " of the run";
+    return result;
+  }
+  if (result.usage.pids_refused) {
+    result.limit = "pids";
+    result.error = "pids limit of " + std::to_string(spec.limits.pids) + " reached: " +
+                   plural(result.usage.pids_refused, "fork was", "forks were") + " refused";
+    return result;
+  }
+  if (result.truncated[1] || result.truncated[2]) {
+    result.limit = "output";
+    result.error = "output limit of " + format_bytes(spec.limits.output_limit) +
+                   " per stream reached: the rest was dropped";
+  }
+  return result;
+}
+
+}  // namespace airlock::sandbox

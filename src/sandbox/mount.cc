@@ -1,0 +1,240 @@
+// Mount namespace and the root filesystem. The new root is a small tmpfs (so that mount points
+// can be made without touching the image) holding read-only binds of the image's top-level
+// directories — or of the host's system directories for image "host" — plus /workspace
+// (read-write), /tmp (tmpfs), a fresh /proc for the run's PID namespace, and a minimal /dev.
+// The tmpfs is then made read-only and becomes / through pivot_root; the old root is detached,
+// so nothing of the host outside these binds is reachable by any path.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <string_view>
+
+#include "sandbox/steps.h"
+
+namespace airlock::sandbox {
+namespace {
+
+// Top-level names the sandbox provides itself, whatever the image has there.
+constexpr std::string_view kOwnEntries[] = {"proc", "dev", "tmp", "workspace", "sys", "run"};
+// The host's directories for image "host"; /etc is added entry by entry (below).
+constexpr const char* kHostDirs[] = {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32"};
+// /etc entries a program commonly needs; the rest of /etc (shadow, ssh host keys, the
+// machine's configuration) stays out of reach.
+constexpr const char* kHostEtc[] = {
+    "passwd",  "group",     "nsswitch.conf", "ld.so.cache", "ld.so.conf", "ld.so.conf.d",
+    "ssl",     "ca-certificates", "ca-certificates.conf", "alternatives", "localtime",
+    "timezone", "mime.types", "profile", "bash.bashrc", "inputrc", "terminfo", "services",
+    "protocols", "os-release", "debian_version", "login.defs", "magic", "mailcap",
+};
+constexpr const char* kDevices[] = {"null", "zero", "full", "random", "urandom"};
+
+// The source's mount flags that a user namespace may not clear (the kernel locks them), kept
+// on every remount; MS_NOSUID | MS_NODEV added.
+unsigned long locked_flags(const std::string& source) {
+  struct statvfs st {};
+  unsigned long flags = MS_NOSUID | MS_NODEV;
+  if (::statvfs(source.c_str(), &st) != 0) return flags;
+  if (st.f_flag & ST_NOEXEC) flags |= MS_NOEXEC;
+  if (st.f_flag & ST_NOATIME) flags |= MS_NOATIME;
+  if (st.f_flag & ST_NODIRATIME) flags |= MS_NODIRATIME;
+  if (st.f_flag & ST_RELATIME) flags |= MS_RELATIME;
+  return flags;
+}
+
+Status do_mount(const char* source, const std::string& target, const char* fstype,
+                unsigned long flags, const char* data, std::string_view what) {
+  if (::mount(source, target.c_str(), fstype, flags, data) != 0) {
+    return Status::Sys("mount", std::string(what) + " -> " + target, errno);
+  }
+  return Status::Ok();
+}
+
+Status bind(const std::string& source, const std::string& target, bool read_only) {
+  if (auto s = do_mount(source.c_str(), target, nullptr, MS_BIND, nullptr, "bind " + source);
+      !s.ok()) {
+    return s;
+  }
+  const unsigned long flags =
+      MS_REMOUNT | MS_BIND | locked_flags(source) | (read_only ? MS_RDONLY : 0);
+  return do_mount(nullptr, target, nullptr, flags, nullptr,
+                  std::string("remount ") + (read_only ? "ro" : "rw") + ",nosuid,nodev");
+}
+
+Status make_dir(const std::string& path, mode_t mode = 0755) {
+  if (::mkdir(path.c_str(), mode) != 0 && errno != EEXIST) return Status::Sys("mkdir", path, errno);
+  return Status::Ok();
+}
+
+Status make_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd < 0) return Status::Sys("open", path + ", O_CREAT", errno);
+  ::close(fd);
+  return Status::Ok();
+}
+
+// Places `source` (a directory, file or symlink) at `target`: directories and files as
+// bind mounts, symlinks recreated with the same text (resolved later inside the new root).
+// Anything else (device nodes, sockets, fifos) is left out.
+Status place(const std::string& source, const std::string& target, bool read_only,
+             bool& placed) {
+  placed = false;
+  struct stat st {};
+  if (::lstat(source.c_str(), &st) != 0) {
+    if (errno == ENOENT) return Status::Ok();
+    return Status::Sys("lstat", source, errno);
+  }
+  if (S_ISLNK(st.st_mode)) {
+    char buf[PATH_MAX];
+    const ssize_t n = ::readlink(source.c_str(), buf, sizeof buf - 1);
+    if (n < 0) return Status::Sys("readlink", source, errno);
+    if (::symlink(std::string(buf, n).c_str(), target.c_str()) != 0) {
+      return Status::Sys("symlink", target, errno);
+    }
+    placed = true;
+    return Status::Ok();
+  }
+  if (S_ISDIR(st.st_mode)) {
+    if (auto s = make_dir(target); !s.ok()) return s;
+  } else if (S_ISREG(st.st_mode)) {
+    if (auto s = make_file(target); !s.ok()) return s;
+  } else {
+    return Status::Ok();
+  }
+  placed = true;
+  return bind(source, target, read_only);
+}
+
+Status populate_from_image(const std::string& image, const std::string& root) {
+  DIR* dir = ::opendir(image.c_str());
+  if (!dir) return Status::Sys("opendir", image, errno);
+  Status result;
+  while (dirent* e = ::readdir(dir)) {
+    const std::string_view name = e->d_name;
+    if (name == "." || name == "..") continue;
+    bool own = false;
+    for (auto o : kOwnEntries) own = own || name == o;
+    if (own) continue;
+    bool placed = false;
+    result = place(image + "/" + std::string(name), root + "/" + std::string(name), true, placed);
+    if (!result.ok()) break;
+  }
+  ::closedir(dir);
+  return result;
+}
+
+Status populate_from_host(const std::string& root) {
+  bool placed = false;
+  for (const char* d : kHostDirs) {
+    if (auto s = place(std::string("/") + d, root + "/" + d, true, placed); !s.ok()) return s;
+  }
+  if (auto s = make_dir(root + "/etc"); !s.ok()) return s;
+  for (const char* e : kHostEtc) {
+    if (auto s = place(std::string("/etc/") + e, root + "/etc/" + e, true, placed); !s.ok()) {
+      return s;
+    }
+  }
+  return Status::Ok();
+}
+
+Status populate_dev(const std::string& dev) {
+  if (auto s = make_dir(dev); !s.ok()) return s;
+  if (auto s = do_mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k",
+                        "tmpfs");
+      !s.ok()) {
+    return s;
+  }
+  for (const char* d : kDevices) {
+    const std::string target = dev + "/" + d;
+    if (auto s = make_file(target); !s.ok()) return s;
+    if (auto s = do_mount((std::string("/dev/") + d).c_str(), target, nullptr, MS_BIND, nullptr,
+                          std::string("bind /dev/") + d);
+        !s.ok()) {
+      return s;
+    }
+  }
+  const std::pair<const char*, const char*> links[] = {
+      {"fd", "/proc/self/fd"},
+      {"stdin", "/proc/self/fd/0"},
+      {"stdout", "/proc/self/fd/1"},
+      {"stderr", "/proc/self/fd/2"},
+  };
+  for (const auto& [name, to] : links) {
+    if (::symlink(to, (dev + "/" + name).c_str()) != 0) {
+      return Status::Sys("symlink", dev + "/" + name, errno);
+    }
+  }
+  if (auto s = make_dir(dev + "/shm", 01777); !s.ok()) return s;
+  if (auto s = do_mount("tmpfs", dev + "/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                        "mode=1777,size=64m", "tmpfs");
+      !s.ok()) {
+    return s;
+  }
+  if (auto s = mount_mqueue(dev + "/mqueue"); !s.ok()) return s;
+  // Nothing may be created in /dev itself.
+  return do_mount(nullptr, dev, nullptr, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC,
+                  "mode=0755,size=64k", "remount ro");
+}
+
+}  // namespace
+
+Status build_root(const RootPlan& plan) {
+  // Nothing mounted from here on reaches the host's namespace, and nothing the host mounts
+  // later appears here.
+  if (auto s = do_mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr, "make-rprivate");
+      !s.ok()) {
+    return s;
+  }
+  const std::string& root = plan.staging;
+  if (auto s = do_mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m",
+                        "tmpfs (new root)");
+      !s.ok()) {
+    return s;
+  }
+  if (auto s = plan.host ? populate_from_host(root) : populate_from_image(plan.image_dir, root);
+      !s.ok()) {
+    return s;
+  }
+  const std::string ws = root + "/workspace";
+  if (auto s = make_dir(ws); !s.ok()) return s;
+  if (!plan.workspace.empty()) {
+    if (auto s = bind(plan.workspace, ws, false); !s.ok()) return s;
+  } else if (auto s = do_mount("tmpfs", ws, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64m",
+                               "tmpfs");
+             !s.ok()) {
+    return s;
+  }
+  const std::string tmp = root + "/tmp";
+  if (auto s = make_dir(tmp, 01777); !s.ok()) return s;
+  const std::string tmp_opts = "mode=1777,size=" + std::to_string(plan.tmp_size);
+  if (auto s = do_mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, tmp_opts.c_str(), "tmpfs");
+      !s.ok()) {
+    return s;
+  }
+  const std::string proc = root + "/proc";
+  if (auto s = make_dir(proc); !s.ok()) return s;
+  if (auto s = do_mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr, "proc");
+      !s.ok()) {
+    return s;
+  }
+  if (auto s = populate_dev(root + "/dev"); !s.ok()) return s;
+  // The root itself becomes read-only; only /workspace, /tmp and /dev/shm stay writable.
+  if (auto s = do_mount(nullptr, root, nullptr, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,
+                        "mode=0755,size=1m", "remount ro (new root)");
+      !s.ok()) {
+    return s;
+  }
+  if (::chdir(root.c_str()) != 0) return Status::Sys("chdir", root, errno);
+  if (::syscall(SYS_pivot_root, ".", ".") != 0) return Status::Sys("pivot_root", ". , .", errno);
+  if (::umount2(".", MNT_DETACH) != 0) return Status::Sys("umount2", "old root, MNT_DETACH", errno);
+  if (::chdir("/") != 0) return Status::Sys("chdir", "/", errno);
+  return Status::Ok();
+}
+
+}  // namespace airlock::sandbox

@@ -1,0 +1,72 @@
+// run_sandboxed: runs one command isolated — its own user, mount, PID, network, IPC, UTS and
+// cgroup namespaces, a read-only root from an image, no capabilities, no_new_privs, a seccomp
+// deny list — held to cpu, memory, pids, wall-time and output limits, with its output redacted.
+// Used by `sandbox-agent run` and by the connected agent. Blocking: call it from a thread that
+// may wait for the whole run. The calling process must be single-threaded or call it from a
+// thread that owns no lock another thread could hold at fork (the child allocates).
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/redactor.h"
+#include "sandbox/cgroup.h"
+#include "sandbox/config.h"
+#include "sandbox/steps.h"
+
+namespace airlock::sandbox {
+
+// Exit codes of a run that did not end by the tool's own exit (else the tool's code, or
+// 128 + signal when it was killed), like timeout(1) and container runtimes.
+inline constexpr int kExitWallTime = 124;
+inline constexpr int kExitSetupFailed = 125;
+inline constexpr int kExitNotExecutable = 126;
+inline constexpr int kExitNotFound = 127;
+
+struct RunSpec {
+  std::string name = "sandbox";  // hostname inside
+  RootPlan root;                 // `staging` is filled in by run_sandboxed
+  Resources limits;
+  std::vector<std::string> argv;  // argv[0] is looked up in the tool's PATH
+  std::vector<std::string> env;   // "NAME=value": the tool's whole environment
+  // Applied to stdout and stderr (null: nothing to redact).
+  std::shared_ptr<const redact::Patterns> redaction;
+  // Receives the tool's output after the cap and redaction: stream 1 or 2.
+  std::function<void(int stream, std::string_view bytes)> output;
+  // Egress: when set, a listening socket on 127.0.0.1:proxy_port inside the run's network
+  // namespace is created and handed over (the callee owns the descriptor) before the tool
+  // starts.
+  uint16_t proxy_port = 0;
+  std::function<void(int listen_fd)> on_proxy_socket;
+  // Readable when the run should stop (e.g. a signalfd for SIGINT/SIGTERM): the tool gets
+  // SIGTERM, and is killed `stop_grace` later if still running. -1: none.
+  int stop_fd = -1;
+  std::chrono::milliseconds stop_grace{5000};
+  std::string runtime_dir = "/tmp";  // where the new root's mount point is made
+  std::string run_id;                // cgroup name; unique per run
+};
+
+struct RunResult {
+  int exit_code = 0;
+  // Empty when the tool ran and ended on its own within its limits; else what happened, e.g.
+  // "memory limit of 64Mi exceeded: the kernel killed 1 process".
+  std::string error;
+  // The limit that ended or hindered the run: "memory", "wall_time", "pids", "output" or "".
+  std::string limit;
+  bool setup_failed = false;
+  CgroupUsage usage;
+  std::string cgroup;  // which version and where, for the log
+  std::chrono::milliseconds elapsed{0};
+  uint64_t output_bytes[3] = {0, 0, 0};  // per stream as produced, before the cap
+  bool truncated[3] = {false, false, false};
+  std::map<std::string, uint64_t> redacted;  // secret name -> occurrences replaced
+};
+
+RunResult run_sandboxed(const RunSpec& spec, const CgroupRoots& cgroups);
+
+}  // namespace airlock::sandbox

@@ -1,0 +1,373 @@
+// The sandbox's escape battery: sandbox-agent as a process, running a small image built from
+// Debian's busybox-static plus sandbox_probe (test/sandbox/probe.cc), and tools that try to get
+// out — and must fail — or to use what they are given — and must succeed. Needs root (CI is).
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <pty.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/json/parse.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "test/e2e/harness.h"
+
+namespace airlock::test {
+namespace {
+namespace fs = std::filesystem;
+namespace json = boost::json;
+
+struct Outcome {
+  int code = -1;
+  std::string output;  // stdout and stderr of sandbox-agent, interleaved
+  json::object report;
+  bool has(const std::string& s) const { return output.find(s) != std::string::npos; }
+  int64_t num(const char* key) const { return report.at(key).to_number<int64_t>(); }
+  std::string str(const char* key) const { return std::string(report.at(key).as_string()); }
+};
+
+class Sandbox : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (::geteuid() != 0) return;
+    image_ = new TempDir();
+    const std::string bin_dir = image_->path + "/bin";
+    fs::create_directories(bin_dir);
+    fs::copy_file("/bin/busybox", bin_dir + "/busybox");
+    auto [code, list] = run_program("/bin/busybox", {"--list"});
+    ASSERT_EQ(code, 0);
+    std::istringstream in(list);
+    for (std::string applet; std::getline(in, applet);) {
+      if (!applet.empty() && applet != "busybox") fs::create_symlink("busybox", bin_dir + "/" + applet);
+    }
+    fs::copy_file(bin("sandbox_probe"), bin_dir + "/probe");
+    // A setuid-root copy: executing it must gain nothing.
+    fs::copy_file(bin("sandbox_probe"), bin_dir + "/probe-suid");
+    ::chmod((bin_dir + "/probe-suid").c_str(), 04755);
+    fs::create_directories(image_->path + "/etc");
+    std::ofstream(image_->path + "/etc/passwd") << "root:x:0:0:root:/workspace:/bin/sh\n";
+  }
+  static void TearDownTestSuite() {
+    delete image_;
+    image_ = nullptr;
+  }
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "the sandbox tests need root (CI runs them as root)";
+  }
+
+  // sandbox.yaml with the busybox image (or `image`) and `extra` under sandbox:.
+  std::string config(const std::string& extra = "", const std::string& image = "",
+                     const std::string& top = "") {
+    const std::string path = dir_.path + "/sandbox-" + std::to_string(configs_++) + ".yaml";
+    std::ofstream(path) << top << "sandbox:\n  type: self-hosted\n  name: battery\n  image: "
+                        << (image.empty() ? image_->path : image) << "\n"
+                        << extra;
+    return path;
+  }
+
+  Outcome run(const std::string& config_path, const std::string& script,
+              const std::string& workspace = "") {
+    const std::string report = dir_.path + "/report-" + std::to_string(runs_++) + ".json";
+    std::vector<std::string> args = {"run", "--config", config_path, "--report", report};
+    if (!workspace.empty()) args.insert(args.end(), {"--workspace", workspace});
+    args.insert(args.end(), {"--", "sh", "-c", script});
+    auto [code, output] = run_program(bin("sandbox-agent"), args);
+    Outcome o{code, output, {}};
+    std::ifstream in(report);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    if (!ss.str().empty()) o.report = json::parse(ss.str()).as_object();
+    return o;
+  }
+
+  static TempDir* image_;
+  TempDir dir_;
+  int configs_ = 0, runs_ = 0;
+};
+TempDir* Sandbox::image_ = nullptr;
+
+// find(1) over the whole root except /proc and /dev (whose files never end, like /dev/zero).
+const std::string kFindOutsideProcAndDev =
+    "find / \\( -path /proc -o -path /dev \\) -prune -o ";
+
+size_t count_lines_with(const std::string& text, const std::string& needle) {
+  size_t n = 0;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) n += line.find(needle) != std::string::npos;
+  return n;
+}
+
+TEST_F(Sandbox, ToolRunsWithoutPrivilegesInItsOwnNamespaces) {
+  // A descriptor the agent inherits without close-on-exec must not reach the tool.
+  const int leaked = ::open("/dev/null", O_RDONLY);
+  ASSERT_GE(leaked, 3);
+  auto o = run(config(), "probe caps; probe fds; hostname; ls /proc | grep -c '^[0-9]'; "
+                         "cat /proc/self/cgroup; ip route; cat /proc/self/status | grep PPid");
+  ::close(leaked);
+  EXPECT_EQ(o.code, 0) << o.output;
+  for (const char* set : {"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"}) {
+    EXPECT_TRUE(o.has(std::string(set) + ":\t0000000000000000")) << set << "\n" << o.output;
+  }
+  EXPECT_TRUE(o.has("NoNewPrivs:\t1")) << o.output;
+  EXPECT_TRUE(o.has("Seccomp:\t2")) << o.output;
+  EXPECT_EQ(count_lines_with(o.output, "open fd "), 3u) << o.output;
+  EXPECT_TRUE(o.has("battery\n")) << "hostname is the sandbox's name\n" << o.output;
+  // init, sh, ls, grep — nothing of the host's.
+  EXPECT_TRUE(o.has("\n4\n") || o.has("\n3\n")) << o.output;
+  EXPECT_TRUE(o.has("0::/\n")) << "cgroup namespace rooted at the run's cgroup\n" << o.output;
+  EXPECT_EQ(o.str("limit"), "");
+  EXPECT_TRUE(o.str("cgroup").find("cgroup v") == 0) << o.str("cgroup");
+}
+
+TEST_F(Sandbox, DeniedSyscallsFailWithEperm) {
+  auto o = run(config(), "probe syscalls");
+  EXPECT_EQ(o.code, 0) << o.output;
+  EXPECT_EQ(count_lines_with(o.output, ": DENIED"), 24u) << o.output;
+  EXPECT_EQ(count_lines_with(o.output, ": ALLOWED"), 0u) << o.output;
+}
+
+TEST_F(Sandbox, CannotPtraceASiblingOrReadTheInit) {
+  auto o = run(config(), "sleep 5 & probe ptrace $!; kill $!");
+  EXPECT_TRUE(o.has("ptrace(PTRACE_ATTACH): DENIED EPERM")) << o.output;
+  EXPECT_TRUE(o.has("ptrace(PTRACE_SEIZE): DENIED EPERM")) << o.output;
+  EXPECT_TRUE(o.has("open(/proc/1/mem): DENIED")) << o.output;
+  EXPECT_TRUE(o.has("open(/proc/1/environ): DENIED")) << o.output;
+}
+
+TEST_F(Sandbox, HostEnvironmentAndProcessesStayOutOfSight) {
+  const std::string canary = "AIRLOCK_HOST_CANARY_" + std::to_string(::getpid());
+  ::setenv("AIRLOCK_TEST_HOST_SECRET", canary.c_str(), 1);
+  auto o = run(config(), "env; cat /proc/*/environ 2>/dev/null; ps -o pid,comm");
+  ::unsetenv("AIRLOCK_TEST_HOST_SECRET");
+  EXPECT_EQ(o.code, 0) << o.output;
+  EXPECT_FALSE(o.has(canary)) << o.output;
+  EXPECT_TRUE(o.has("HOME=/workspace")) << o.output;
+  EXPECT_FALSE(o.has("sshd") || o.has("systemd") || o.has("sandbox_e2e")) << o.output;
+}
+
+TEST_F(Sandbox, TerminalInjectionHasNoTarget) {
+  // sandbox-agent started on a terminal (its stdin, stdout and controlling tty): the tool
+  // must not be able to push input into it.
+  int master = -1;
+  const pid_t pid = ::forkpty(&master, nullptr, nullptr, nullptr);
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const std::string agent = bin("sandbox-agent");
+    const std::string cfg = config();
+    ::execl(agent.c_str(), agent.c_str(), "run", "--config", cfg.c_str(), "--", "probe", "tiocsti",
+            static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  std::string seen;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::read(master, buf, sizeof buf);
+    if (n <= 0) break;
+    seen.append(buf, static_cast<size_t>(n));
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ::close(master);
+  EXPECT_EQ(count_lines_with(seen, "TIOCSTI): DENIED"), 3u) << seen;
+  EXPECT_TRUE(seen.find("open(/dev/tty): DENIED") != std::string::npos) << seen;
+  // An injected 'X' would be echoed back by the terminal as input.
+  EXPECT_EQ(seen.find("X"), std::string::npos) << seen;
+}
+
+TEST_F(Sandbox, NoNetworkButLoopbackAndNoHostSockets) {
+  // Listeners on the host's loopback (IPv4, IPv6) and a host abstract unix socket.
+  const int v4 = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a4{};
+  a4.sin_family = AF_INET;
+  a4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(v4, reinterpret_cast<sockaddr*>(&a4), sizeof a4), 0);
+  ASSERT_EQ(::listen(v4, 4), 0);
+  socklen_t len = sizeof a4;
+  ::getsockname(v4, reinterpret_cast<sockaddr*>(&a4), &len);
+  const std::string port = std::to_string(ntohs(a4.sin_port));
+  const int v6 = ::socket(AF_INET6, SOCK_STREAM, 0);
+  sockaddr_in6 a6{};
+  a6.sin6_family = AF_INET6;
+  a6.sin6_addr = in6addr_loopback;
+  a6.sin6_port = a4.sin_port;
+  const bool have_v6 = ::bind(v6, reinterpret_cast<sockaddr*>(&a6), sizeof a6) == 0 &&
+                       ::listen(v6, 4) == 0;
+  const std::string abstract_name = "airlock-battery-" + std::to_string(::getpid());
+  const int ux = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un au{};
+  au.sun_family = AF_UNIX;
+  std::memcpy(au.sun_path + 1, abstract_name.data(), abstract_name.size());
+  ASSERT_EQ(::bind(ux, reinterpret_cast<sockaddr*>(&au),
+                   offsetof(sockaddr_un, sun_path) + 1 + abstract_name.size()), 0);
+  ASSERT_EQ(::listen(ux, 4), 0);
+
+  // Documentation addresses (RFC 5737): the namespace has no route, so nothing is sent.
+  auto o = run(config(), "probe connect 127.0.0.1 " + port + "; probe connect ::1 " + port +
+                             "; probe udp 192.0.2.53 53; probe udp 127.0.0.53 53; "
+                             "probe abstract " + abstract_name + "; ip route; ip -6 route; "
+                             "cat /etc/resolv.conf; nslookup example.com 2>&1 | tail -1");
+  ::close(v4), ::close(v6), ::close(ux);
+  EXPECT_TRUE(o.has("connect(127.0.0.1 port " + port + "): DENIED ECONNREFUSED")) << o.output;
+  if (have_v6) {
+    EXPECT_TRUE(o.has("connect(::1 port " + port + "): DENIED ECONNREFUSED")) << o.output;
+  }
+  EXPECT_TRUE(o.has("sendto(udp 192.0.2.53:53): DENIED ENETUNREACH")) << o.output;
+  EXPECT_TRUE(o.has("connect(abstract unix socket): DENIED ECONNREFUSED")) << o.output;
+  EXPECT_TRUE(o.has("can't open '/etc/resolv.conf'")) << o.output;
+  EXPECT_FALSE(o.has("default")) << "a route out exists\n" << o.output;
+}
+
+TEST_F(Sandbox, FilesOutsideTheRootAndWorkspaceAreUnreachable) {
+  TempDir outside, ws;
+  const std::string canary = outside.path + "/canary";
+  std::ofstream(canary) << "HOST-CANARY-CONTENT";
+  fs::create_symlink(canary, ws.path + "/escape-file");
+  fs::create_symlink("/", ws.path + "/escape-root");
+  fs::create_symlink("../../../../../../" + canary, ws.path + "/escape-relative");
+  const std::string script =
+      "cat " + canary + "; cat /workspace/escape-file; cat /workspace/escape-relative; "
+      "cat /workspace/escape-root" + canary + "; " + kFindOutsideProcAndDev + "-name canary -print; "
+      "touch /x; touch /bin/x; echo y > /etc/passwd; mkdir /dev/x; "
+      "echo written > /workspace/out && echo tmp > /tmp/t && cat /tmp/t";
+  for (const std::string& image : {std::string(), std::string("host")}) {
+    auto o = run(config("", image), script, ws.path);
+    EXPECT_EQ(o.code, 0) << image << "\n" << o.output;
+    EXPECT_FALSE(o.has("HOST-CANARY-CONTENT")) << image << "\n" << o.output;
+    EXPECT_GE(count_lines_with(o.output, "Read-only file system"), 4u) << image << "\n" << o.output;
+    EXPECT_TRUE(o.has("tmp\n")) << o.output;
+    std::ifstream out(ws.path + "/out");
+    std::string line;
+    std::getline(out, line);
+    EXPECT_EQ(line, "written") << image;
+    fs::remove(ws.path + "/out");
+  }
+  // The host image leaves out the host's secrets and homes.
+  auto o = run(config("", "host"), "ls /etc/shadow /root /home /var 2>&1; cat /etc/shadow");
+  EXPECT_FALSE(o.has("root:")) << o.output;
+  EXPECT_EQ(count_lines_with(o.output, "No such file or directory"), 5u) << o.output;
+}
+
+TEST_F(Sandbox, AnotherRunsWorkspaceIsInvisible) {
+  TempDir ws_a, ws_b;
+  std::ofstream(ws_a.path + "/their-file") << "RUN-A-PRIVATE";
+  const std::string cfg = config();
+  Process a(bin("sandbox-agent"), {"run", "--config", cfg, "--workspace", ws_a.path, "--", "sh",
+                                   "-c", "echo started; sleep 30"});
+  ASSERT_TRUE(a.wait_output("started", 20s)) << a.output();
+  auto b = run(cfg, "cat " + ws_a.path + "/their-file; ls /proc/*/root/workspace 2>&1; " +
+                    kFindOutsideProcAndDev + "-name their-file -print; ps -o pid,args", ws_b.path);
+  a.signal(SIGTERM);
+  EXPECT_EQ(a.wait(20s), 128 + SIGTERM) << a.output();
+  EXPECT_FALSE(b.has("RUN-A-PRIVATE")) << b.output;
+  EXPECT_TRUE(b.has(ws_a.path + "/their-file': No such file or directory")) << b.output;
+  // find prints what it finds on a line of its own.
+  EXPECT_FALSE(b.has("\n/workspace/their-file\n")) << b.output;
+  EXPECT_FALSE(b.has("sleep 30")) << b.output;
+}
+
+TEST_F(Sandbox, SetuidBinaryGainsNothing) {
+  auto o = run(config(), "ls -l /bin/probe-suid; probe-suid caps");
+  EXPECT_TRUE(o.has("-rwsr-xr-x")) << "the image keeps the setuid bit\n" << o.output;
+  EXPECT_TRUE(o.has("CapEff:\t0000000000000000")) << o.output;
+  EXPECT_TRUE(o.has("CapPrm:\t0000000000000000")) << o.output;
+}
+
+TEST_F(Sandbox, ForkBombIsHeldByThePidsLimit) {
+  auto o = run(config("  resources:\n    pids: 40\n    wall_time: 20s\n"),
+               "bomb() { bomb | bomb & }; bomb; sleep 2; echo survived");
+  EXPECT_GT(o.num("pids_refused"), 0) << o.output;
+  EXPECT_TRUE(o.has("pids limit of 40 reached")) << o.output;
+  EXPECT_EQ(o.str("limit"), "pids") << o.output;
+  // Nothing of the run is left: its cgroup is gone.
+  std::istringstream dirs(o.str("cgroup"));
+  std::string word;
+  dirs >> word >> word;  // "cgroup", "v1"/"v2"
+  for (std::string d; dirs >> d;) {
+    if (d.front() == '/') {
+      EXPECT_FALSE(fs::exists(d)) << d;
+    }
+  }
+}
+
+TEST_F(Sandbox, MemoryBombIsKilledWithAClearError) {
+  auto o = run(config("  resources:\n    memory: 48Mi\n"), "probe alloc 512");
+  EXPECT_EQ(o.code, 128 + SIGKILL) << o.output;
+  EXPECT_EQ(o.str("limit"), "memory") << o.output;
+  EXPECT_TRUE(o.has("memory limit of 48Mi exceeded")) << o.output;
+  EXPECT_FALSE(o.has("allocated 512 MiB")) << o.output;
+}
+
+TEST_F(Sandbox, CpuBurnIsThrottledAndKilledAtTheWallTime) {
+  auto o = run(config("  resources:\n    cpu: 100m\n    wall_time: 1500ms\n"),
+               "while :; do :; done");
+  EXPECT_EQ(o.code, 124) << o.output;
+  EXPECT_EQ(o.str("limit"), "wall_time") << o.output;
+  EXPECT_TRUE(o.has("wall-time limit of 1500 ms exceeded")) << o.output;
+  EXPECT_GT(o.num("cpu_throttled"), 0) << o.output;
+}
+
+TEST_F(Sandbox, OutputIsCappedPerStreamWithAMarker) {
+  auto o = run(config("  resources:\n    output_limit: 1KiB\n"),
+               "yes stdout-line | head -c 100000; yes stderr-line | head -c 50 >&2");
+  EXPECT_EQ(o.code, 0) << o.output;
+  EXPECT_TRUE(o.has("[airlock: output truncated at 1Ki (stdout)")) << o.output.substr(0, 300);
+  EXPECT_EQ(o.num("stdout_bytes"), 100000);
+  EXPECT_TRUE(o.report.at("stdout_truncated").as_bool());
+  EXPECT_FALSE(o.report.at("stderr_truncated").as_bool());
+  // 85 whole 12-byte lines fit in 1 KiB, then 4 bytes of the next.
+  EXPECT_EQ(count_lines_with(o.output, "stdout-line"), 1024u / 12) << o.output.size();
+  EXPECT_EQ(o.str("limit"), "output");
+}
+
+TEST_F(Sandbox, CredentialArrivesAsEnvAndNeverLeavesInOutput) {
+  const std::string value = "sk-live-" + std::to_string(::getpid()) + "-f00dfeedcafe";
+  std::ofstream(dir_.path + "/api-key") << value << "\n";
+  const std::string cfg = config("  credentials:\n    - secret: my-api-key\n      env_var: API_KEY\n",
+                                 "", "secrets:\n  - name: my-api-key\n    from: file:" +
+                                         dir_.path + "/api-key\n");
+  auto o = run(cfg, "[ \"$API_KEY\" = '" + value + "' ] && echo credential-arrived; "
+                    "echo $API_KEY; printf %s \"$API_KEY\" | base64; echo $API_KEY >&2; "
+                    "printf %s \"$API_KEY\" | od -An -tx1 | tr -d ' \\n'; echo");
+  EXPECT_EQ(o.code, 0) << o.output;
+  EXPECT_TRUE(o.has("credential-arrived")) << o.output;
+  EXPECT_FALSE(o.has(value)) << o.output;
+  EXPECT_EQ(count_lines_with(o.output, "[REDACTED:my-api-key]"), 4u) << o.output;
+  EXPECT_EQ(o.report.at("redacted").as_object().at("my-api-key").to_number<int64_t>(), 4);
+  // The value never reached the sandbox's script text either: it is only in the environment.
+  EXPECT_FALSE(o.has("sk-live-")) << o.output;
+}
+
+TEST_F(Sandbox, ExitStatusSignalsAndSetupErrors) {
+  EXPECT_EQ(run(config(), "exit 7").code, 7);
+  auto missing = run_program(bin("sandbox-agent"), {"run", "--config", config(), "--",
+                                                    "no-such-tool"});
+  EXPECT_EQ(missing.first, 127) << missing.second;
+  EXPECT_NE(missing.second.find("execvp(no-such-tool): No such file or directory"),
+            std::string::npos) << missing.second;
+  auto bad_image = run_program(bin("sandbox-agent"),
+                               {"run", "--config", config("", "my-registry/tool-executor:latest"),
+                                "--", "true"});
+  EXPECT_EQ(bad_image.first, 2);
+  EXPECT_NE(bad_image.second.find("my-registry/tool-executor:latest"), std::string::npos)
+      << bad_image.second;
+  // SIGTERM to the agent reaches the tool (its trap runs) and the run ends with its status.
+  const std::string cfg = config();
+  Process p(bin("sandbox-agent"), {"run", "--config", cfg, "--", "sh", "-c",
+                                   "trap 'echo got-term; exit 3' TERM; echo ready; "
+                                   "while :; do sleep 1; done"});
+  ASSERT_TRUE(p.wait_output("ready", 20s)) << p.output();
+  p.signal(SIGTERM);
+  EXPECT_EQ(p.wait(20s), 3) << p.output();
+  EXPECT_NE(p.output().find("got-term"), std::string::npos) << p.output();
+}
+
+}  // namespace
+}  // namespace airlock::test
