@@ -125,6 +125,13 @@ int run_command(const RunCommandOptions& options) {
   spec.redaction = set ? set->patterns : nullptr;
   spec.output = [](int stream, std::string_view bytes) { write_out(stream, bytes); };
 
+  if (!config.allowed_outbound.empty()) {
+    // The allowlist is parsed and checked, but the proxy that would apply it is not built
+    // yet: fail closed, and say so.
+    spdlog::warn("sandbox.network.allowed_outbound is not applied by this build (the egress "
+                 "proxy is not implemented yet): the run has no network access beyond its own "
+                 "loopback");
+  }
   const CgroupRoots roots = CgroupRoots::detect();
   // SIGINT/SIGTERM stop the run (forwarded to the tool, then killed after a grace period).
   sigset_t stop_signals;

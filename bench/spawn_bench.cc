@@ -1,0 +1,56 @@
+// spawn_bench: start-to-exit latency of a command run N times in a row, and the largest
+// resident set of the process it starts (ru_maxrss from wait4). Used by
+// bench/sandbox_bench.sh to compare `sandbox-agent run` with bubblewrap on the same command.
+//   spawn_bench RUNS -- PROGRAM ARGS...
+// Prints one line: runs, p50 and p99 and max in microseconds, failures, max RSS in KiB.
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+extern char** environ;
+
+int main(int argc, char** argv) {
+  if (argc < 4 || std::strcmp(argv[2], "--") != 0) {
+    std::fprintf(stderr, "usage: spawn_bench RUNS -- PROGRAM ARGS...\n");
+    return 2;
+  }
+  const int runs = std::atoi(argv[1]);
+  if (runs < 1 || runs > 100000) {
+    std::fprintf(stderr, "spawn_bench: RUNS must be 1-100000\n");
+    return 2;
+  }
+  std::vector<double> us;
+  long max_rss = 0;
+  int failures = 0;
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  for (int i = 0; i < runs; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    pid_t pid = 0;
+    if (posix_spawn(&pid, argv[3], &actions, nullptr, argv + 3, environ) != 0) {
+      std::perror("posix_spawn");
+      return 1;
+    }
+    int status = 0;
+    rusage ru{};
+    wait4(pid, &status, 0, &ru);
+    const auto t1 = std::chrono::steady_clock::now();
+    us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+    max_rss = std::max(max_rss, ru.ru_maxrss);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) ++failures;
+  }
+  std::sort(us.begin(), us.end());
+  auto pct = [&](double p) { return us[std::min(us.size() - 1, static_cast<size_t>(p * us.size()))]; };
+  std::printf("runs=%d p50_us=%.0f p99_us=%.0f max_us=%.0f failures=%d max_rss_kib=%ld\n", runs,
+              pct(0.50), pct(0.99), us.back(), failures, max_rss);
+  return failures ? 1 : 0;
+}
