@@ -15,8 +15,9 @@ int main(int argc, char** argv) {
   // Holds secrets: no core dumps, no ptrace or /proc/PID/mem from other processes of the user.
   ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   using namespace airlock;
-  CLI::App app{"sandbox-agent — runs tool commands isolated: namespaces, cgroup limits, seccomp, "
-               "an egress allowlist, credentials as environment variables, output redacted"};
+  CLI::App app{"sandbox-agent — runs tool commands isolated: namespaces, a read-only root, cgroup "
+               "limits, seccomp, credentials as environment variables, output redacted. Runs "
+               "have no network access (the egress proxy for allowed_outbound is not built yet)."};
   app.require_subcommand(1);
   sandbox::RunCommandOptions run_options;
   std::string log_level = "info";

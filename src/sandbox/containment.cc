@@ -264,7 +264,13 @@ RunResult run_sandboxed(const RunSpec& spec, const CgroupRoots& cgroup_roots) {
 
   Status status;
   auto cgroup = Cgroup::create(cgroup_roots, spec.run_id, spec.limits, status);
-  if (!cgroup) return setup_error("cgroup: " + status.error);
+  if (!cgroup) {
+    if (status.error.find("errno 13") != std::string::npos) {
+      status.error += "; sandbox-agent needs a cgroup it may write: run it as root, or delegate "
+                      "its cgroup to the user it runs as";
+    }
+    return setup_error("cgroup: " + status.error);
+  }
   result.cgroup = cgroup->describe();
 
   ChildPlan plan;
