@@ -16,8 +16,8 @@ int main(int argc, char** argv) {
   ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   using namespace airlock;
   CLI::App app{"sandbox-agent — runs tool commands isolated: namespaces, a read-only root, cgroup "
-               "limits, seccomp, credentials as environment variables, output redacted. Runs "
-               "have no network access (the egress proxy for allowed_outbound is not built yet)."};
+               "limits, seccomp, egress only to allowed_outbound through its proxy, credentials "
+               "as environment variables, output redacted"};
   app.require_subcommand(1);
   sandbox::RunCommandOptions run_options;
   std::string log_level = "info";

@@ -19,6 +19,7 @@
 #include "common/config_util.h"
 #include "common/log.h"
 #include "common/secrets.h"
+#include "sandbox/egress_proxy.h"
 #include "sandbox/image.h"
 #include "sandbox/sandbox.h"
 
@@ -34,13 +35,16 @@ void write_out(int fd, std::string_view bytes) {
   }
 }
 
+// Where the egress proxy listens inside every run (its own network namespace: no conflicts).
+constexpr uint16_t kProxyPort = 3128;
+
 std::string unique_run_id(const std::string& name) {
   static std::atomic<unsigned> counter{0};
   return "airlock-" + name + "-" + std::to_string(::getpid()) + "-" +
          std::to_string(counter.fetch_add(1));
 }
 
-void write_report(const std::string& path, const RunResult& r) {
+void write_report(const std::string& path, const RunResult& r, const EgressStats& egress) {
   boost::json::object o;
   o["exit_code"] = r.exit_code;
   o["error"] = r.error;
@@ -59,6 +63,8 @@ void write_report(const std::string& path, const RunResult& r) {
   boost::json::object red;
   for (const auto& [name, n] : r.redacted) red[name] = n;
   o["redacted"] = std::move(red);
+  o["egress_allowed"] = egress.allowed;
+  o["egress_denied"] = egress.denied;
   std::ofstream(path) << boost::json::serialize(o) << "\n";
 }
 
@@ -125,12 +131,26 @@ int run_command(const RunCommandOptions& options) {
   spec.redaction = set ? set->patterns : nullptr;
   spec.output = [](int stream, std::string_view bytes) { write_out(stream, bytes); };
 
+  // Egress: only through the proxy, and only when something is allowed; otherwise the run's
+  // network namespace has nothing but its loopback.
+  std::unique_ptr<EgressProxy> proxy;
   if (!config.allowed_outbound.empty()) {
-    // The allowlist is parsed and checked, but the proxy that would apply it is not built
-    // yet: fail closed, and say so.
-    spdlog::warn("sandbox.network.allowed_outbound is not applied by this build (the egress "
-                 "proxy is not implemented yet): the run has no network access beyond its own "
-                 "loopback");
+    EgressOptions eo;
+    eo.allowlist = Allowlist(config.allowed_outbound);
+    eo.allowlist.set_host_addresses(local_addresses());
+    eo.proxy_port = kProxyPort;
+    eo.on_denied = [id = spec.run_id](const std::string& host, const std::string& reason) {
+      spdlog::warn("run {}: egress denied{}: {}", id, host.empty() ? "" : " for '" + host + "'",
+                   reason);
+    };
+    proxy = std::make_unique<EgressProxy>(std::move(eo));
+    spec.proxy_port = kProxyPort;
+    spec.on_proxy_socket = [&proxy](int fd) { proxy->start(fd); };
+    const std::string url = "http://127.0.0.1:" + std::to_string(kProxyPort);
+    for (const char* var : {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy",
+                            "https_proxy", "all_proxy"}) {
+      spec.env.push_back(std::string(var) + "=" + url);
+    }
   }
   const CgroupRoots roots = CgroupRoots::detect();
   // SIGINT/SIGTERM stop the run (forwarded to the tool, then killed after a grace period).
@@ -148,6 +168,11 @@ int run_command(const RunCommandOptions& options) {
                 config.resources.memory_bytes ? format_bytes(config.resources.memory_bytes) : "none",
                 config.resources.pids, config.resources.wall_time.count());
   RunResult result = run_sandboxed(spec, roots);
+  EgressStats egress;
+  if (proxy) {
+    proxy->stop();
+    egress = proxy->stats();
+  }
   // Values copied into the tool's environment are not needed any more.
   for (auto& e : spec.env) std::fill(e.begin(), e.end(), '\0');
   if (spec.stop_fd >= 0) ::close(spec.stop_fd);
@@ -162,7 +187,7 @@ int run_command(const RunCommandOptions& options) {
       spdlog::error("run {}: {}", spec.run_id, result.error);
     }
   }
-  if (!options.report_path.empty()) write_report(options.report_path, result);
+  if (!options.report_path.empty()) write_report(options.report_path, result, egress);
   return result.exit_code;
 }
 

@@ -18,6 +18,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/tls.h"
 #include "test/e2e/harness.h"
 
 namespace airlock::test {
@@ -367,6 +368,153 @@ TEST_F(Sandbox, ExitStatusSignalsAndSetupErrors) {
   p.signal(SIGTERM);
   EXPECT_EQ(p.wait(20s), 3) << p.output();
   EXPECT_NE(p.output().find("got-term"), std::string::npos) << p.output();
+}
+
+
+// --- Egress: the proxy and its allowlist ----------------------------------------------------
+//
+// A private API (test/sandbox/upstream_server.mjs: HTTPS and HTTP) on 127.0.0.2, and names
+// resolved by a resolver the test controls: sandbox-agent runs in a mount namespace of the
+// test's own where /etc/hosts maps
+//   api.internal.test    -> 127.0.0.2        (allowed: "*.internal.test" and "127.0.0.2")
+//   rebind.internal.test -> 127.0.0.1        (an allowed name rebound to loopback)
+//   meta.internal.test   -> 169.254.169.254  (… and to the cloud metadata address)
+// The tool is curl / openssl / bash from the host image.
+class Egress : public Sandbox {
+ protected:
+  void SetUp() override {
+    Sandbox::SetUp();
+    if (IsSkipped()) return;
+    certs_ = tls::ensure_self_managed_certs(certs_dir_.path, {"api.internal.test"});
+    fs::copy_file(certs_.ca_file, ws_.path + "/ca.pem");
+    std::ofstream(dir_.path + "/hosts") << "127.0.0.2 api.internal.test\n"
+                                        << "127.0.0.1 rebind.internal.test\n"
+                                        << "169.254.169.254 meta.internal.test\n";
+    log_ = dir_.path + "/upstream.log";
+    server_ = std::make_unique<Process>(
+        "/usr/bin/node", std::vector<std::string>{std::string(AIRLOCK_SOURCE_DIR) +
+                                                      "/test/sandbox/upstream_server.mjs",
+                                                  "127.0.0.2", certs_.cert_file, certs_.key_file,
+                                                  log_});
+    ASSERT_TRUE(server_->wait_output("listening ", 20s)) << server_->output();
+    std::istringstream in(server_->output().substr(server_->output().find("listening ") + 10));
+    in >> https_port_ >> http_port_;
+    ASSERT_FALSE(https_port_.empty());
+  }
+
+  // Runs `script` in the host image with the allowlist, via the test's /etc/hosts.
+  Outcome egress(const std::string& script, const std::string& extra = "",
+                 const std::string& top = "") {
+    const std::string cfg = config("  network:\n    allowed_outbound: [\"*.internal.test\", "
+                                   "\"127.0.0.2\"]\n" + extra, "host", top);
+    const std::string report = dir_.path + "/egress-report.json";
+    auto [code, output] = run_program(
+        "/usr/bin/unshare",
+        {"-m", "sh", "-c", "mount --bind \"$0\" /etc/hosts && exec \"$@\"", dir_.path + "/hosts",
+         bin("sandbox-agent"), "run", "--config", cfg, "--report", report, "--workspace",
+         ws_.path, "--", "bash", "-c", script});
+    Outcome o{code, output, {}};
+    std::ifstream r(report);
+    std::stringstream ss;
+    ss << r.rdbuf();
+    if (!ss.str().empty()) o.report = json::parse(ss.str()).as_object();
+    return o;
+  }
+  std::string upstream_log() const {
+    std::ifstream in(log_);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+
+  TempDir certs_dir_, ws_;
+  tls::ServerCertFiles certs_;
+  std::string log_, https_port_, http_port_;
+  std::unique_ptr<Process> server_;
+};
+
+TEST_F(Egress, AnAllowedHostIsReachableAndTheCredentialArrives) {
+  const std::string key = "tok-" + std::to_string(::getpid()) + "-8c1d2e3f4a5b";
+  std::ofstream(dir_.path + "/key") << key;
+  auto o = egress(
+      "curl -sS --cacert ca.pem -H \"Authorization: Bearer $API_KEY\" "
+      "https://api.internal.test:" + https_port_ + "/tls; "
+      "curl -sS -d payload-body http://api.internal.test:" + http_port_ + "/plain",
+      "  credentials:\n    - secret: api-key\n      env_var: API_KEY\n",
+      "secrets:\n  - name: api-key\n    from: file:" + dir_.path + "/key\n");
+  EXPECT_EQ(o.code, 0) << o.output;
+  const std::string seen = upstream_log();
+  // The credential reached the private API over TLS; the plain request went in origin form
+  // with its body.
+  EXPECT_NE(seen.find("\"url\":\"/tls\",\"host\":\"api.internal.test:" + https_port_ +
+                      "\",\"authorization\":\"Bearer " + key + "\""),
+            std::string::npos) << seen;
+  EXPECT_NE(seen.find("\"method\":\"POST\",\"url\":\"/plain\""), std::string::npos) << seen;
+  EXPECT_NE(seen.find("\"body\":\"payload-body\""), std::string::npos) << seen;
+  // The API echoed it; the run's output carries the marker instead.
+  EXPECT_FALSE(o.has(key)) << o.output;
+  EXPECT_TRUE(o.has("Bearer [REDACTED:api-key]")) << o.output;
+  EXPECT_EQ(o.num("egress_allowed"), 2) << o.output;
+  EXPECT_EQ(o.num("egress_denied"), 0) << o.output;
+}
+
+TEST_F(Egress, EveryOtherWayOutIsRefusedAndLogged) {
+  const std::string api = "https://api.internal.test:" + https_port_;
+  auto o = egress(
+      // Not listed: a name, the apex of "*.internal.test", IPv4 and IPv6 literals.
+      "curl -sS https://evil.test/ ; curl -sS https://internal.test/ ; "
+      "curl -sS https://127.0.0.3:" + https_port_ + "/ ; curl -sS 'https://[::1]:" + https_port_ +
+      "/' ; "
+      // Allowed names rebound to loopback and to the metadata address.
+      "curl -sS https://rebind.internal.test:" + https_port_ + "/ ; "
+      "curl -sS http://meta.internal.test/latest/meta-data/ ; "
+      // The proxy itself, by CONNECT and by absolute URI.
+      "curl -sS https://127.0.0.1:3128/ ; curl -sS http://127.0.0.1:3128/ ; "
+      // A Host header naming another host than the URL.
+      "curl -sS -H 'Host: evil.test' http://api.internal.test:" + http_port_ + "/ ; "
+      // A ClientHello whose SNI is not the CONNECT host.
+      "openssl s_client -proxy 127.0.0.1:3128 -connect api.internal.test:" + https_port_ +
+      " -servername evil.test -CAfile ca.pem </dev/null 2>&1 | grep -c 'BEGIN CERTIFICATE' ; "
+      // A CONNECT tunnel carrying plain text instead of TLS.
+      "exec 3<>/dev/tcp/127.0.0.1/3128; printf 'CONNECT api.internal.test:" + http_port_ +
+      " HTTP/1.1\\r\\n\\r\\nGET / HTTP/1.1\\r\\nHost: api.internal.test\\r\\n\\r\\n' >&3; "
+      "cat <&3; exec 3<&-; "
+      // Around the proxy: no resolver, no route.
+      "getent hosts api.internal.test || echo no-resolution; "
+      "curl -sS --noproxy '*' --max-time 5 http://127.0.0.2:" + http_port_ + "/ ; "
+      // And the allowed way still works in the same run.
+      "curl -sS --cacert ca.pem " + api + "/ok");
+  for (const std::string& refused :
+       {std::string("egress denied for 'evil.test': 'evil.test' is not in allowed_outbound"),
+        std::string("egress denied for 'internal.test'"),
+        "egress denied for '127.0.0.3': the address 127.0.0.3 (port " + https_port_ + ")",
+        std::string("egress denied for '::1': the address ::1"),
+        std::string("egress denied for 'rebind.internal.test': 'rebind.internal.test' resolved: "
+                    "127.0.0.1 is loopback"),
+        std::string("egress denied for 'meta.internal.test': 'meta.internal.test' resolved: "
+                    "169.254.169.254 is a cloud metadata address"),
+        std::string("egress denied for '127.0.0.1': that is the proxy itself"),
+        std::string("the Host header 'evil.test' names another host"),
+        std::string("the TLS server name (SNI) 'evil.test' differs from the CONNECT host "
+                    "'api.internal.test'"),
+        std::string("the CONNECT tunnel must carry TLS")}) {
+    EXPECT_TRUE(o.has(refused)) << refused << "\n" << o.output;
+  }
+  EXPECT_EQ(count_lines_with(o.output, "CONNECT tunnel failed, response 403"), 6u) << o.output;
+  EXPECT_TRUE(o.has("\n0\n")) << "no certificate came back through a mismatched SNI\n" << o.output;
+  EXPECT_TRUE(o.has("no-resolution")) << o.output;
+  EXPECT_TRUE(o.has("Couldn't connect to server") || o.has("Network is unreachable") ||
+              o.has("Failed to connect")) << o.output;
+  EXPECT_TRUE(o.has("\"url\":\"/ok\"")) << o.output;
+  EXPECT_EQ(o.num("egress_denied"), 11) << o.output;
+  // Nothing but the final allowed request reached the private API.
+  EXPECT_EQ(count_lines_with(upstream_log(), "\"method\""), 1u) << upstream_log();
+}
+
+TEST_F(Sandbox, WithoutAnAllowlistThereIsNoProxyAndNoNetwork) {
+  auto o = run(config("", "host"), "env | grep -ci proxy; curl -sS --max-time 5 http://127.0.0.1:3128/");
+  EXPECT_TRUE(o.has("0\n")) << o.output;
+  EXPECT_TRUE(o.has("Couldn't connect to server") || o.has("Failed to connect")) << o.output;
 }
 
 }  // namespace
