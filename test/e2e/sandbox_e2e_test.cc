@@ -392,7 +392,7 @@ class Egress : public Sandbox {
                                         << "169.254.169.254 meta.internal.test\n";
     log_ = dir_.path + "/upstream.log";
     server_ = std::make_unique<Process>(
-        "/usr/bin/node", std::vector<std::string>{std::string(AIRLOCK_SOURCE_DIR) +
+        "/usr/bin/env", std::vector<std::string>{"node", std::string(AIRLOCK_SOURCE_DIR) +
                                                       "/test/sandbox/upstream_server.mjs",
                                                   "127.0.0.2", certs_.cert_file, certs_.key_file,
                                                   log_});
