@@ -9,6 +9,7 @@
 
 #include "common/log.h"
 #include "sandbox/agent_run.h"
+#include "sandbox/image.h"
 
 int main(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
@@ -32,8 +33,26 @@ int main(int argc, char** argv) {
                   "write a JSON summary of the run (exit code, limits hit, usage) to this file");
   run->add_option("--log-level", log_level, "trace, debug, info, warn or error")
       ->capture_default_str();
+  run_options.image_store = sandbox::kDefaultImageStore;
+  run->add_option("--image-store", run_options.image_store,
+                  "where layered images are unpacked and image references are looked up")
+      ->capture_default_str();
   run->add_option("command", run_options.argv, "the command and its arguments, after '--'")
       ->required();
+  auto* image = app.add_subcommand("image", "the local image store (no registry pulls)");
+  image->require_subcommand(1);
+  std::string source, tag;
+  auto* import = image->add_subcommand(
+      "import", "unpack an OCI layout directory, an OCI archive or a `docker save` tarball into "
+                "the store and tag it (then `image: TAG` in sandbox.yaml)");
+  import->add_option("source", source, "the directory or tarball")->required();
+  import->add_option("--tag", tag, "reference to record, e.g. my-registry/tool-executor:latest")
+      ->required();
+  auto* list = image->add_subcommand("list", "tags and digests in the store");
+  std::string store = sandbox::kDefaultImageStore;
+  for (auto* sub : {import, list}) {
+    sub->add_option("--image-store", store, "the image store directory")->capture_default_str();
+  }
   app.set_version_flag("--version", std::string("sandbox-agent ") + AIRLOCK_VERSION);
   CLI11_PARSE(app, argc, argv);
   try {
@@ -42,5 +61,7 @@ int main(int argc, char** argv) {
     std::cerr << "sandbox-agent: " << e.what() << "\n";
     return 2;
   }
+  if (*import) return sandbox::image_import_command(source, tag, store);
+  if (*list) return sandbox::image_list_command(store);
   return sandbox::run_command(run_options);
 }

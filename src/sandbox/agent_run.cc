@@ -97,7 +97,7 @@ int run_command(const RunCommandOptions& options) {
     return 2;
   }
   std::string error;
-  auto image = resolve_image(config.image, error);
+  auto image = resolve_image(config.image, options.image_store, error);
   if (!image) {
     std::cerr << "sandbox-agent: " << error << "\n";
     return 2;
@@ -189,6 +189,23 @@ int run_command(const RunCommandOptions& options) {
   }
   if (!options.report_path.empty()) write_report(options.report_path, result, egress);
   return result.exit_code;
+}
+
+int image_import_command(const std::string& source, const std::string& tag,
+                         const std::string& store) {
+  std::string error;
+  auto digest = import_image(source, tag, store, error);
+  if (!digest) {
+    std::cerr << "sandbox-agent: " << error << "\n";
+    return 1;
+  }
+  std::cout << normalize_reference(tag) << " " << *digest << "\n";
+  return 0;
+}
+
+int image_list_command(const std::string& store) {
+  for (const auto& i : list_images(store)) std::cout << i.tag << " " << i.digest << "\n";
+  return 0;
 }
 
 }  // namespace airlock::sandbox

@@ -11,11 +11,18 @@ struct RunCommandOptions {
   std::string config_path;
   std::string workspace;      // bound at /workspace; empty: a private tmpfs
   std::string report_path;    // when set, a JSON summary of the run is written there
+  std::string image_store;    // where layered images are unpacked and references resolved
   std::vector<std::string> argv;
 };
 
 // Returns the process exit status: the tool's, or 124 (wall time), 125 (set-up failed),
 // 126/127 (not executable / not found), 2 (bad config or secrets).
 int run_command(const RunCommandOptions& options);
+
+// `sandbox-agent image import SOURCE --tag REF` and `image list`: exit status 0, or 1 with the
+// reason on stderr.
+int image_import_command(const std::string& source, const std::string& tag,
+                         const std::string& store);
+int image_list_command(const std::string& store);
 
 }  // namespace airlock::sandbox

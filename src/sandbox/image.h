@@ -1,14 +1,23 @@
 // Images: what a sandbox's `image:` names becomes a root directory to build the run's root from.
-//   "host"                 the host's system directories, read-only (mount.cc picks which)
-//   /path/to/rootfs        a directory holding an unpacked root filesystem
-// Anything else is refused with a message saying what is accepted. Resolution happens once per
-// run, before the sandbox is built; the directory is only read.
+//   "host"                      the host's system directories, read-only (mount.cc picks which)
+//   /path/to/rootfs             a directory holding an unpacked root filesystem
+//   /path/to/oci-layout         an OCI image layout directory (oci-layout, index.json, blobs/)
+//   /path/to/image.tar          an OCI archive or a `docker save` tarball
+//   name[:tag] (a reference)    an image imported into the local store with
+//                               `sandbox-agent image import FILE --tag REF`
+// Layered images are unpacked once — layers applied in order, whiteouts honoured, every blob's
+// digest verified — into the store, keyed by the image's digest, and reused by later runs.
+// Pulling from a registry is not supported. Blocking file work; one caller at a time per store
+// (concurrent imports of the same image are safe: the result is renamed into place).
 #pragma once
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace airlock::sandbox {
+
+inline constexpr const char* kDefaultImageStore = "/var/lib/airlock/images";
 
 struct ImageRoot {
   bool host = false;
@@ -16,6 +25,30 @@ struct ImageRoot {
   std::string description;  // for the log
 };
 
-std::optional<ImageRoot> resolve_image(const std::string& image, std::string& error);
+// Resolves `image` to a root; unpacks layered images into `store` first. nullopt with `error`
+// saying what was wrong and what to do.
+std::optional<ImageRoot> resolve_image(const std::string& image, const std::string& store,
+                                       std::string& error);
+
+// Unpacks an OCI layout directory or tarball / docker-save tarball into `store` and records
+// `tag` for it. Returns the image's digest ("sha256:…"), or nullopt with `error`.
+std::optional<std::string> import_image(const std::string& source, const std::string& tag,
+                                        const std::string& store, std::string& error);
+
+struct StoredImage {
+  std::string tag;
+  std::string digest;
+};
+std::vector<StoredImage> list_images(const std::string& store);
+
+// Applies one layer (a tar, optionally gzip/zstd/xz-compressed) onto `root`: whiteouts
+// (".wh.NAME" removes NAME from lower layers, ".wh..wh..opq" empties its directory of lower
+// layers' entries), then the entries. Refuses absolute paths, "..", and writing through a
+// symlink; leaves out device nodes. Empty on success, else the error.
+std::string apply_layer(const std::string& layer_file, const std::string& root);
+
+// A reference's tag name for the store: "my-registry/tool-executor:latest"; a name without
+// ":tag" gets ":latest". Empty if `ref` is not a valid reference.
+std::string normalize_reference(const std::string& ref);
 
 }  // namespace airlock::sandbox

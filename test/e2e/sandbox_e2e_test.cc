@@ -77,7 +77,8 @@ class Sandbox : public ::testing::Test {
   Outcome run(const std::string& config_path, const std::string& script,
               const std::string& workspace = "") {
     const std::string report = dir_.path + "/report-" + std::to_string(runs_++) + ".json";
-    std::vector<std::string> args = {"run", "--config", config_path, "--report", report};
+    std::vector<std::string> args = {"run", "--config", config_path, "--report", report,
+                                     "--image-store", dir_.path + "/images"};
     if (!workspace.empty()) args.insert(args.end(), {"--workspace", workspace});
     args.insert(args.end(), {"--", "sh", "-c", script});
     auto [code, output] = run_program(bin("sandbox-agent"), args);
@@ -346,6 +347,30 @@ TEST_F(Sandbox, CredentialArrivesAsEnvAndNeverLeavesInOutput) {
   EXPECT_FALSE(o.has("sk-live-")) << o.output;
 }
 
+TEST_F(Sandbox, LayeredImagesRunFromAnArchiveAndFromTheStore) {
+  TempDir work;
+  const std::string make = std::string(AIRLOCK_SOURCE_DIR) + "/test/sandbox/make_images.sh";
+  auto [made, made_out] = run_program("/bin/bash", {make, work.path, image_->path});
+  ASSERT_EQ(made, 0) << made_out;
+  const std::string store = dir_.path + "/images";
+  auto [imported, import_out] = run_program(
+      bin("sandbox-agent"), {"image", "import", work.path + "/docker-save.tar", "--tag",
+                             "battery/tools:1", "--image-store", store});
+  ASSERT_EQ(imported, 0) << import_out;
+  EXPECT_NE(import_out.find("battery/tools:1 sha256:"), std::string::npos) << import_out;
+  const std::string script = "ls /data /opq; cat /added.txt; probe caps | grep CapEff";
+  for (const std::string& image : {std::string("battery/tools:1"), work.path + "/oci-archive.tar"}) {
+    auto o = run(config("", image), script);
+    EXPECT_EQ(o.code, 0) << image << "\n" << o.output;
+    EXPECT_TRUE(o.has("keep.txt")) << o.output;
+    EXPECT_FALSE(o.has("gone.txt")) << o.output;
+    EXPECT_FALSE(o.has("old.txt")) << o.output;
+    EXPECT_TRUE(o.has("new.txt")) << o.output;
+    EXPECT_TRUE(o.has("added\n")) << o.output;
+    EXPECT_TRUE(o.has("CapEff:\t0000000000000000")) << o.output;
+  }
+}
+
 TEST_F(Sandbox, ExitStatusSignalsAndSetupErrors) {
   EXPECT_EQ(run(config(), "exit 7").code, 7);
   auto missing = run_program(bin("sandbox-agent"), {"run", "--config", config(), "--",
@@ -355,10 +380,11 @@ TEST_F(Sandbox, ExitStatusSignalsAndSetupErrors) {
             std::string::npos) << missing.second;
   auto bad_image = run_program(bin("sandbox-agent"),
                                {"run", "--config", config("", "my-registry/tool-executor:latest"),
-                                "--", "true"});
+                                "--image-store", dir_.path + "/images", "--", "true"});
   EXPECT_EQ(bad_image.first, 2);
-  EXPECT_NE(bad_image.second.find("my-registry/tool-executor:latest"), std::string::npos)
-      << bad_image.second;
+  EXPECT_NE(bad_image.second.find("sandbox-agent image import FILE --tag "
+                                   "my-registry/tool-executor:latest"),
+            std::string::npos) << bad_image.second;
   // SIGTERM to the agent reaches the tool (its trap runs) and the run ends with its status.
   const std::string cfg = config();
   Process p(bin("sandbox-agent"), {"run", "--config", cfg, "--", "sh", "-c",

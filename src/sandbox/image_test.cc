@@ -1,0 +1,126 @@
+// Image unpacking against fixtures built by test/sandbox/make_images.sh with tar(1): layer
+// order and whiteouts, the three formats, digests, references, and hostile layers.
+#include "sandbox/image.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "test/e2e/temp_dir.h"
+
+namespace airlock::sandbox {
+namespace {
+namespace fs = std::filesystem;
+
+class Images : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fs::create_directories(base_.path + "/bin");
+    fs::create_directories(base_.path + "/etc");
+    std::ofstream(base_.path + "/bin/tool") << "#!/bin/sh\necho tool\n";
+    std::ofstream(base_.path + "/etc/passwd") << "root:x:0:0::/:/bin/sh\n";
+    const std::string cmd = std::string("bash ") + AIRLOCK_SOURCE_DIR +
+                            "/test/sandbox/make_images.sh " + work_.path + " " + base_.path +
+                            " >/dev/null 2>&1";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  }
+  static std::string slurp(const std::string& p) {
+    std::ifstream in(p);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+  void expect_layered_root(const std::string& dir) {
+    EXPECT_EQ(slurp(dir + "/bin/tool"), "#!/bin/sh\necho tool\n");
+    EXPECT_TRUE(fs::exists(dir + "/data/keep.txt"));
+    EXPECT_FALSE(fs::exists(dir + "/data/gone.txt")) << "whiteout of a lower layer's file";
+    EXPECT_FALSE(fs::exists(dir + "/opq/old.txt")) << "opaque directory hides the lower layer";
+    EXPECT_TRUE(fs::exists(dir + "/opq/new.txt")) << "… but keeps its own layer's entries";
+    EXPECT_EQ(slurp(dir + "/added.txt"), "added\n");
+    for (const auto& e : fs::recursive_directory_iterator(dir)) {
+      EXPECT_EQ(e.path().filename().string().rfind(".wh.", 0), std::string::npos) << e.path();
+    }
+  }
+  test::TempDir base_, work_, store_;
+};
+
+TEST_F(Images, OciLayoutArchiveAndDockerSaveUnpackTheSameWay) {
+  std::string error;
+  auto layout = resolve_image(work_.path + "/oci", store_.path, error);
+  ASSERT_TRUE(layout) << error;
+  EXPECT_FALSE(layout->host);
+  expect_layered_root(layout->dir);
+  // The archive of the same layout is the same image: same digest, same directory.
+  auto archive = resolve_image(work_.path + "/oci-archive.tar", store_.path, error);
+  ASSERT_TRUE(archive) << error;
+  EXPECT_EQ(archive->dir, layout->dir);
+  auto tagged = import_image(work_.path + "/docker-save.tar", "tools:1", store_.path, error);
+  ASSERT_TRUE(tagged) << error;
+  auto by_ref = resolve_image("tools:1", store_.path, error);
+  ASSERT_TRUE(by_ref) << error;
+  expect_layered_root(by_ref->dir);
+  const auto listed = list_images(store_.path);
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].tag, "tools:1");
+  EXPECT_EQ(listed[0].digest, *tagged);
+  // A second resolution reuses the unpacked root (cached by digest).
+  const auto before = fs::last_write_time(layout->dir);
+  auto again = resolve_image(work_.path + "/oci", store_.path, error);
+  ASSERT_TRUE(again) << error;
+  EXPECT_EQ(fs::last_write_time(again->dir), before);
+}
+
+TEST_F(Images, UnknownReferencesSayHowToImport) {
+  std::string error;
+  EXPECT_FALSE(resolve_image("my-registry/tool-executor:latest", store_.path, error));
+  EXPECT_NE(error.find("sandbox-agent image import FILE --tag my-registry/tool-executor:latest"),
+            std::string::npos) << error;
+  EXPECT_NE(error.find("not supported"), std::string::npos) << error;
+  EXPECT_FALSE(resolve_image("bad ref!", store_.path, error));
+  EXPECT_FALSE(import_image(work_.path + "/oci", "Bad Tag", store_.path, error));
+  EXPECT_EQ(normalize_reference("tools"), "tools:latest");
+  EXPECT_EQ(normalize_reference("reg.example:5000/team/tools"), "reg.example:5000/team/tools:latest");
+  EXPECT_EQ(normalize_reference("reg.example:5000/tools:1.2"), "reg.example:5000/tools:1.2");
+  EXPECT_EQ(normalize_reference("../etc"), "");
+}
+
+TEST_F(Images, ACorruptedBlobIsRefused) {
+  const std::string blobs = work_.path + "/oci/blobs/sha256";
+  for (const auto& b : fs::directory_iterator(blobs)) {
+    if (fs::file_size(b.path()) > 1000) std::ofstream(b.path(), std::ios::app) << "tampered";
+  }
+  std::string error;
+  EXPECT_FALSE(resolve_image(work_.path + "/oci", store_.path, error));
+  EXPECT_NE(error.find("does not match its digest"), std::string::npos) << error;
+}
+
+TEST_F(Images, HostileLayersCannotWriteOrDeleteOutsideTheRoot) {
+  test::TempDir root;
+  const std::string nested = root.path + "/a/b";
+  fs::create_directories(nested);
+  std::string e = apply_layer(work_.path + "/evil-dotdot.tar", nested);
+  EXPECT_NE(e.find("leaves the image root"), std::string::npos) << e;
+  EXPECT_FALSE(fs::exists(root.path + "/escaped.txt"));
+  EXPECT_FALSE(fs::exists(root.path + "/a/escaped.txt"));
+
+  // A lower layer's symlink to a host directory, then a write below it: the symlink is
+  // replaced by a directory of the image (libarchive's secure extraction), never followed.
+  ASSERT_EQ(apply_layer(work_.path + "/evil-link.tar", root.path), "");
+  ASSERT_TRUE(fs::is_symlink(root.path + "/etc"));
+  e = apply_layer(work_.path + "/evil-write.tar", root.path);
+  EXPECT_FALSE(fs::exists(work_.path + "/host-target/pwned")) << e;
+  EXPECT_TRUE(!e.empty() || (!fs::is_symlink(root.path + "/etc") &&
+                             fs::exists(root.path + "/etc/pwned"))) << e;
+  // … and a whiteout below it is refused.
+  test::TempDir root2;
+  ASSERT_EQ(apply_layer(work_.path + "/evil-link.tar", root2.path), "");
+  e = apply_layer(work_.path + "/evil-whiteout.tar", root2.path);
+  EXPECT_NE(e.find("goes through a symlink"), std::string::npos) << e;
+  EXPECT_TRUE(fs::exists(work_.path + "/host-target/victim"));
+}
+
+}  // namespace
+}  // namespace airlock::sandbox
