@@ -399,13 +399,14 @@ TEST_F(Sandbox, ExitStatusSignalsAndSetupErrors) {
 
 // --- Egress: the proxy and its allowlist ----------------------------------------------------
 //
-// A private API (test/sandbox/upstream_server.mjs: HTTPS and HTTP) on 127.0.0.2, and names
-// resolved by a resolver the test controls: sandbox-agent runs in a mount namespace of the
-// test's own where /etc/hosts maps
-//   api.internal.test    -> 127.0.0.2        (allowed: "*.internal.test" and "127.0.0.2")
-//   rebind.internal.test -> 127.0.0.1        (an allowed name rebound to loopback)
-//   meta.internal.test   -> 169.254.169.254  (… and to the cloud metadata address)
-// The tool is curl / openssl / bash from the host image.
+// A private API (test/sandbox/upstream_server.mjs: HTTPS and HTTP) on 127.0.0.2, and a DNS
+// server the test controls (Debian's dnsmasq on a loopback address of its own) answering
+//   api.internal.test    A 127.0.0.2        (allowed: "*.internal.test" and "127.0.0.2")
+//   rebind.internal.test A 127.0.0.1        (an allowed name rebound to loopback)
+//   meta.internal.test   A 169.254.169.254  (… and to the cloud metadata address)
+// sandbox-agent runs in a mount namespace of the test's own whose /etc/resolv.conf names that
+// server (and whose /etc/hosts is empty), so the proxy's getaddrinfo asks it. The tool is
+// curl / openssl / bash from the host image.
 class Egress : public Sandbox {
  protected:
   void SetUp() override {
@@ -413,9 +414,20 @@ class Egress : public Sandbox {
     if (IsSkipped()) return;
     certs_ = tls::ensure_self_managed_certs(certs_dir_.path, {"api.internal.test"});
     fs::copy_file(certs_.ca_file, ws_.path + "/ca.pem");
-    std::ofstream(dir_.path + "/hosts") << "127.0.0.2 api.internal.test\n"
-                                        << "127.0.0.1 rebind.internal.test\n"
-                                        << "169.254.169.254 meta.internal.test\n";
+    // A loopback address per test process, so that parallel tests do not share a resolver.
+    const unsigned pid = static_cast<unsigned>(::getpid());
+    dns_ = "127." + std::to_string(1 + pid % 250) + "." + std::to_string(pid / 250 % 250) + ".53";
+    dns_server_ = std::make_unique<Process>(
+        "/usr/sbin/dnsmasq",
+        std::vector<std::string>{"--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv",
+                                 "--no-hosts", "--bind-interfaces", "--listen-address=" + dns_,
+                                 "--port=53", "--log-facility=-", "--pid-file=",
+                                 "--address=/api.internal.test/127.0.0.2",
+                                 "--address=/rebind.internal.test/127.0.0.1",
+                                 "--address=/meta.internal.test/169.254.169.254"});
+    ASSERT_TRUE(dns_server_->wait_output("started", 20s)) << dns_server_->output();
+    std::ofstream(dir_.path + "/resolv.conf") << "nameserver " << dns_ << "\noptions timeout:2\n";
+    std::ofstream(dir_.path + "/hosts") << "127.0.0.1 localhost\n";
     log_ = dir_.path + "/upstream.log";
     server_ = std::make_unique<Process>(
         "/usr/bin/env", std::vector<std::string>{"node", std::string(AIRLOCK_SOURCE_DIR) +
@@ -428,7 +440,7 @@ class Egress : public Sandbox {
     ASSERT_FALSE(https_port_.empty());
   }
 
-  // Runs `script` in the host image with the allowlist, via the test's /etc/hosts.
+  // Runs `script` in the host image with the allowlist, names resolved by the test's server.
   Outcome egress(const std::string& script, const std::string& extra = "",
                  const std::string& top = "") {
     const std::string cfg = config("  network:\n    allowed_outbound: [\"*.internal.test\", "
@@ -436,8 +448,10 @@ class Egress : public Sandbox {
     const std::string report = dir_.path + "/egress-report.json";
     auto [code, output] = run_program(
         "/usr/bin/unshare",
-        {"-m", "sh", "-c", "mount --bind \"$0\" /etc/hosts && exec \"$@\"", dir_.path + "/hosts",
-         bin("sandbox-agent"), "run", "--config", cfg, "--report", report, "--workspace",
+        {"-m", "sh", "-c",
+         "mount --bind \"$0/hosts\" /etc/hosts && mount --bind \"$0/resolv.conf\" "
+         "/etc/resolv.conf && exec \"$@\"",
+         dir_.path, bin("sandbox-agent"), "run", "--config", cfg, "--report", report, "--workspace",
          ws_.path, "--", "bash", "-c", script});
     Outcome o{code, output, {}};
     std::ifstream r(report);
@@ -455,8 +469,8 @@ class Egress : public Sandbox {
 
   TempDir certs_dir_, ws_;
   tls::ServerCertFiles certs_;
-  std::string log_, https_port_, http_port_;
-  std::unique_ptr<Process> server_;
+  std::string log_, https_port_, http_port_, dns_;
+  std::unique_ptr<Process> server_, dns_server_;
 };
 
 TEST_F(Egress, AnAllowedHostIsReachableAndTheCredentialArrives) {
