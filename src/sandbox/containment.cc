@@ -37,6 +37,8 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 
 extern char** environ;
 
@@ -253,7 +255,8 @@ RunResult run_sandboxed(const RunSpec& spec, const CgroupRoots& cgroup_roots) {
   };
   if (spec.argv.empty()) return setup_error("no command to run");
 
-  std::string staging = spec.runtime_dir + "/airlock-root-XXXXXX";
+  std::string staging =
+      spec.runtime_dir + "/airlock-root-" + std::to_string(::getpid()) + "-XXXXXX";
   if (!::mkdtemp(staging.data())) {
     return setup_error(Status::Sys("mkdtemp", staging, errno).error);
   }
@@ -460,6 +463,60 @@ RunResult run_sandboxed(const RunSpec& spec, const CgroupRoots& cgroup_roots) {
                    " per stream reached: the rest was dropped";
   }
   return result;
+}
+
+namespace {
+
+// The PID in "PREFIX…-PID-SUFFIX" (the second-to-last dash-separated field), if it names a
+// process that is gone.
+bool owner_is_gone(const std::string& name) {
+  const size_t last = name.rfind('-');
+  if (last == std::string::npos || last == 0) return false;
+  const size_t before = name.rfind('-', last - 1);
+  if (before == std::string::npos) return false;
+  const std::string pid_text = name.substr(before + 1, last - before - 1);
+  if (pid_text.empty() || pid_text.find_first_not_of("0123456789") != std::string::npos ||
+      pid_text.size() > 9) {
+    return false;
+  }
+  const pid_t pid = static_cast<pid_t>(std::stol(pid_text));
+  return pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH;
+}
+
+}  // namespace
+
+size_t remove_leftovers(const CgroupRoots& cgroups, const std::string& runtime_dir) {
+  namespace fs = std::filesystem;
+  size_t removed = 0;
+  std::error_code ec;
+  for (const std::string* base : {&cgroups.v2, &cgroups.v1_memory, &cgroups.v1_cpu, &cgroups.v1_pids}) {
+    if (base->empty()) continue;
+    for (const auto& e : fs::directory_iterator(*base, ec)) {
+      const std::string name = e.path().filename().string();
+      if (name.rfind("airlock-", 0) != 0 || name.rfind("airlock-root-", 0) == 0 ||
+          !e.is_directory(ec) || !owner_is_gone(name)) {
+        continue;
+      }
+      std::ifstream procs(e.path() / "cgroup.procs");
+      for (pid_t pid; procs >> pid;) ::kill(pid, SIGKILL);
+      for (int i = 0; i < 100; ++i) {
+        if (::rmdir(e.path().c_str()) == 0) {
+          ++removed;
+          break;
+        }
+        if (errno != EBUSY) break;
+        ::usleep(5000);
+      }
+    }
+  }
+  for (const auto& e : fs::directory_iterator(runtime_dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("airlock-root-", 0) == 0 && owner_is_gone(name) &&
+        ::rmdir(e.path().c_str()) == 0) {
+      ++removed;
+    }
+  }
+  return removed;
 }
 
 }  // namespace airlock::sandbox

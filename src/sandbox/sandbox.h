@@ -69,4 +69,10 @@ struct RunResult {
 
 RunResult run_sandboxed(const RunSpec& spec, const CgroupRoots& cgroups);
 
+// Removes what runs of agents that are gone left behind (killed with SIGKILL, say): their
+// cgroups ("airlock-NAME-PID-N", processes killed first) and root mount points
+// ("airlock-root-PID-*" in `runtime_dir`). Only entries whose PID is no longer alive are
+// touched, so runs of other live agents are safe. Returns how many were removed.
+size_t remove_leftovers(const CgroupRoots& cgroups, const std::string& runtime_dir);
+
 }  // namespace airlock::sandbox

@@ -299,6 +299,42 @@ TEST_F(Sandbox, ForkBombIsHeldByThePidsLimit) {
   }
 }
 
+TEST_F(Sandbox, LeftoversOfAKilledAgentAreRemovedByTheNextRun) {
+  auto first = run(config(), "true");
+  ASSERT_EQ(first.code, 0) << first.output;
+  // A PID that was alive a moment ago and is gone now, as an agent killed with SIGKILL.
+  const pid_t gone = ::fork();
+  if (gone == 0) ::_exit(0);
+  ::waitpid(gone, nullptr, 0);
+  std::vector<std::string> planted;
+  std::istringstream dirs(first.str("cgroup"));
+  std::string word;
+  dirs >> word >> word;  // "cgroup", "v1"/"v2"
+  for (std::string d; dirs >> d;) {
+    if (d.front() != '/') continue;
+    const std::string stale = fs::path(d).parent_path().string() + "/airlock-battery-" +
+                              std::to_string(gone) + "-0";
+    ASSERT_TRUE(fs::create_directory(stale)) << stale;
+    planted.push_back(stale);
+  }
+  const char* tmp = std::getenv("TMPDIR");
+  const std::string staging = std::string(tmp && *tmp ? tmp : "/tmp") + "/airlock-root-" +
+                              std::to_string(gone) + "-AbCdEf";
+  ASSERT_TRUE(fs::create_directory(staging));
+  planted.push_back(staging);
+  // A live agent's run dir is not touched (this test process's PID stands for one).
+  const std::string alive = std::string(tmp && *tmp ? tmp : "/tmp") + "/airlock-root-" +
+                            std::to_string(::getpid()) + "-AbCdEf";
+  ASSERT_TRUE(fs::create_directory(alive));
+
+  auto second = run(config(), "true");
+  EXPECT_EQ(second.code, 0) << second.output;
+  for (const auto& p : planted) EXPECT_FALSE(fs::exists(p)) << p;
+  EXPECT_TRUE(fs::exists(alive));
+  fs::remove(alive);
+  EXPECT_TRUE(second.has("removed " + std::to_string(planted.size()) + " leftover(s)")) << second.output;
+}
+
 TEST_F(Sandbox, MemoryBombIsKilledWithAClearError) {
   auto o = run(config("  resources:\n    memory: 48Mi\n"), "probe alloc 512");
   EXPECT_EQ(o.code, 128 + SIGKILL) << o.output;
