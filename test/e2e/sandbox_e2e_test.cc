@@ -112,7 +112,9 @@ TEST_F(Sandbox, ToolRunsWithoutPrivilegesInItsOwnNamespaces) {
   const int leaked = ::open("/dev/null", O_RDONLY);
   ASSERT_GE(leaked, 3);
   auto o = run(config(), "probe caps; probe fds; hostname; ls /proc | grep -c '^[0-9]'; "
-                         "cat /proc/self/cgroup; ip route; cat /proc/self/status | grep PPid");
+                         "cat /proc/self/cgroup; ip route; cat /proc/self/status | grep PPid; "
+                         "echo core=$(ulimit -c) files=$(ulimit -n); "
+                         "readlink /proc/self/fd/0; tty || echo no-tty");
   ::close(leaked);
   EXPECT_EQ(o.code, 0) << o.output;
   for (const char* set : {"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"}) {
@@ -125,6 +127,9 @@ TEST_F(Sandbox, ToolRunsWithoutPrivilegesInItsOwnNamespaces) {
   // init, sh, ls, grep — nothing of the host's.
   EXPECT_TRUE(o.has("\n4\n") || o.has("\n3\n")) << o.output;
   EXPECT_TRUE(o.has("0::/\n")) << "cgroup namespace rooted at the run's cgroup\n" << o.output;
+  EXPECT_TRUE(o.has("core=0 files=4096")) << o.output;
+  EXPECT_TRUE(o.has("/dev/null\n")) << "stdin is /dev/null\n" << o.output;
+  EXPECT_TRUE(o.has("no-tty")) << o.output;
   EXPECT_EQ(o.str("limit"), "");
   EXPECT_TRUE(o.str("cgroup").find("cgroup v") == 0) << o.str("cgroup");
 }
@@ -555,6 +560,11 @@ TEST_F(Egress, EveryOtherWayOutIsRefusedAndLogged) {
       "exec 3<>/dev/tcp/127.0.0.1/3128; printf 'CONNECT api.internal.test:" + http_port_ +
       " HTTP/1.1\\r\\n\\r\\nGET / HTTP/1.1\\r\\nHost: api.internal.test\\r\\n\\r\\n' >&3; "
       "cat <&3; exec 3<&-; "
+      // Not a proxy request: origin form; a request head over 16 KiB.
+      "exec 3<>/dev/tcp/127.0.0.1/3128; printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' >&3; "
+      "head -1 <&3; exec 3<&-; "
+      "curl -sS -o /dev/null -w '%{http_code}\\n' -H \"X-Big: $(head -c 20000 /dev/zero | tr '\\0' a)\" "
+      "http://api.internal.test:" + http_port_ + "/ ; "
       // Around the proxy: no resolver, no route.
       "getent hosts api.internal.test || echo no-resolution; "
       "curl -sS --noproxy '*' --max-time 5 http://127.0.0.2:" + http_port_ + "/ ; "
@@ -573,7 +583,9 @@ TEST_F(Egress, EveryOtherWayOutIsRefusedAndLogged) {
         std::string("the Host header 'evil.test' names another host"),
         std::string("the TLS server name (SNI) 'evil.test' differs from the CONNECT host "
                     "'api.internal.test'"),
-        std::string("the CONNECT tunnel must carry TLS")}) {
+        std::string("the CONNECT tunnel must carry TLS"),
+        std::string("this is an egress proxy: send CONNECT host:port or an absolute http:// URL"),
+        std::string("request head over 16384 bytes")}) {
     EXPECT_TRUE(o.has(refused)) << refused << "\n" << o.output;
   }
   EXPECT_EQ(count_lines_with(o.output, "CONNECT tunnel failed, response 403"), 6u) << o.output;
@@ -582,7 +594,9 @@ TEST_F(Egress, EveryOtherWayOutIsRefusedAndLogged) {
   EXPECT_TRUE(o.has("Couldn't connect to server") || o.has("Network is unreachable") ||
               o.has("Failed to connect")) << o.output;
   EXPECT_TRUE(o.has("\"url\":\"/ok\"")) << o.output;
-  EXPECT_EQ(o.num("egress_denied"), 11) << o.output;
+  EXPECT_TRUE(o.has("HTTP/1.1 400 Bad Request")) << o.output;
+  EXPECT_TRUE(o.has("431\n")) << o.output;
+  EXPECT_EQ(o.num("egress_denied"), 13) << o.output;
   // Nothing but the final allowed request reached the private API.
   EXPECT_EQ(count_lines_with(upstream_log(), "\"method\""), 1u) << upstream_log();
 }
