@@ -557,12 +557,14 @@ TEST_F(Egress, EveryOtherWayOutIsRefusedAndLogged) {
       "openssl s_client -proxy 127.0.0.1:3128 -connect api.internal.test:" + https_port_ +
       " -servername evil.test -CAfile ca.pem </dev/null 2>&1 | grep -c 'BEGIN CERTIFICATE' ; "
       // A CONNECT tunnel carrying plain text instead of TLS.
-      "exec 3<>/dev/tcp/127.0.0.1/3128; printf 'CONNECT api.internal.test:" + http_port_ +
+      // (In subshells: the proxy may close while printf still writes, and SIGPIPE ends only
+      // the subshell.)
+      "(exec 3<>/dev/tcp/127.0.0.1/3128; printf 'CONNECT api.internal.test:" + http_port_ +
       " HTTP/1.1\\r\\n\\r\\nGET / HTTP/1.1\\r\\nHost: api.internal.test\\r\\n\\r\\n' >&3; "
-      "cat <&3; exec 3<&-; "
+      "cat <&3); "
       // Not a proxy request: origin form; a request head over 16 KiB.
-      "exec 3<>/dev/tcp/127.0.0.1/3128; printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' >&3; "
-      "head -1 <&3; exec 3<&-; "
+      "(exec 3<>/dev/tcp/127.0.0.1/3128; printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' >&3; "
+      "head -1 <&3); "
       "curl -sS -o /dev/null -w '%{http_code}\\n' -H \"X-Big: $(head -c 20000 /dev/zero | tr '\\0' a)\" "
       "http://api.internal.test:" + http_port_ + "/ ; "
       // Around the proxy: no resolver, no route.
