@@ -82,7 +82,12 @@ class Sandbox : public ::testing::Test {
     if (!workspace.empty()) args.insert(args.end(), {"--workspace", workspace});
     args.insert(args.end(), {"--", "sh", "-c", script});
     auto [code, output] = run_program(bin("sandbox-agent"), args);
-    Outcome o{code, output, {}};
+    return outcome(code, output, report);
+  }
+
+  // The run's exit code and output, with its --report file when there is one.
+  static Outcome outcome(int code, std::string output, const std::string& report) {
+    Outcome o{code, std::move(output), {}};
     std::ifstream in(report);
     std::stringstream ss;
     ss << in.rdbuf();
@@ -494,12 +499,7 @@ class Egress : public Sandbox {
          "/etc/resolv.conf && exec \"$@\"",
          dir_.path, bin("sandbox-agent"), "run", "--config", cfg, "--report", report, "--workspace",
          ws_.path, "--", "bash", "-c", script});
-    Outcome o{code, output, {}};
-    std::ifstream r(report);
-    std::stringstream ss;
-    ss << r.rdbuf();
-    if (!ss.str().empty()) o.report = json::parse(ss.str()).as_object();
-    return o;
+    return outcome(code, output, report);
   }
   std::string upstream_log() const {
     std::ifstream in(log_);
