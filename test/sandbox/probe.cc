@@ -69,7 +69,7 @@ int tcp_connect(const char* host, int port) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: sandbox_probe syscalls|ptrace PID|tiocsti|abstract NAME|"
+    std::fprintf(stderr, "usage: sandbox_probe syscalls|int80|ptrace PID|tiocsti|abstract NAME|"
                          "connect HOST PORT|udp HOST PORT|alloc MIB|caps|fds\n");
     return 2;
   }
@@ -102,6 +102,15 @@ int main(int argc, char** argv) {
     report("open_by_handle_at", syscall(SYS_open_by_handle_at, -1, nullptr, 0));
     report("ptrace(PTRACE_TRACEME)", ptrace(PTRACE_TRACEME, 0, nullptr, nullptr));
     report("syslog", syscall(SYS_syslog, 3, nullptr, 0));
+    report("clone3", syscall(SYS_clone3, nullptr, 0));
+    return 0;
+  }
+  if (cmd == "int80") {
+    // A 32-bit system call (getpid is 20 on i386) from a 64-bit process: the filter is for
+    // x86_64, so another architecture's call must kill the process, not slip past the list.
+    long r;
+    __asm__ volatile("int $0x80" : "=a"(r) : "a"(20L) : "memory");
+    std::printf("int80 getpid returned %ld\n", r);
     return 0;
   }
   if (cmd == "ptrace" && argc == 3) {
