@@ -644,6 +644,15 @@ TEST_F(Egress, EveryOtherWayOutIsRefusedAndLogged) {
   EXPECT_EQ(count_lines_with(upstream_log(), "\"method\""), 1u) << upstream_log();
 }
 
+TEST_F(Egress, ARunHoldsAtMost256ProxyConnections) {
+  // 256 connections that never send a request head, then one more request.
+  auto o = egress("for i in $(seq 256); do exec {f}<>/dev/tcp/127.0.0.1/3128 || exit 9; done; "
+                  "curl -sS http://api.internal.test:" + http_port_ + "/");
+  EXPECT_TRUE(o.has("airlock egress: too many connections from this run")) << o.output;
+  EXPECT_TRUE(o.has("egress denied: connection limit of 256 reached")) << o.output;
+  EXPECT_EQ(count_lines_with(upstream_log(), "\"method\""), 0u) << upstream_log();
+}
+
 TEST_F(Sandbox, WithoutAnAllowlistThereIsNoProxyAndNoNetwork) {
   auto o = run(config("", "host"), "env | grep -ci proxy; curl -sS --max-time 5 http://127.0.0.1:3128/");
   EXPECT_TRUE(o.has("0\n")) << o.output;
