@@ -6,7 +6,8 @@
 //   name[:tag] (a reference)    an image imported into the local store with
 //                               `sandbox-agent image import FILE --tag REF`
 // Layered images are unpacked once — layers applied in order, whiteouts honoured, every blob's
-// digest verified — into the store, keyed by the image's digest, and reused by later runs.
+// digest verified — into the store, keyed by the image's digest, and reused by later runs (a
+// tarball is recognised by its device, inode, size and modification time, not re-read).
 // Pulling from a registry is not supported. Blocking file work; one caller at a time per store
 // (concurrent imports of the same image are safe: the result is renamed into place).
 #pragma once

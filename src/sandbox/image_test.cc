@@ -71,6 +71,20 @@ TEST_F(Images, OciLayoutArchiveAndDockerSaveUnpackTheSameWay) {
   auto again = resolve_image(work_.path + "/oci", store_.path, error);
   ASSERT_TRUE(again) << error;
   EXPECT_EQ(fs::last_write_time(again->dir), before);
+  // A tarball is recognised by what the file is (not re-read): one record for it, and a new
+  // one once the file changes — the same image, so the same root.
+  auto records = [&] {
+    return std::distance(fs::directory_iterator(store_.path + "/archives"), fs::directory_iterator{});
+  };
+  const size_t tar_records = static_cast<size_t>(records());  // oci-archive.tar, docker-save.tar
+  ASSERT_TRUE(resolve_image(work_.path + "/oci-archive.tar", store_.path, error)) << error;
+  EXPECT_EQ(static_cast<size_t>(records()), tar_records);
+  fs::last_write_time(work_.path + "/oci-archive.tar",
+                      fs::last_write_time(work_.path + "/oci-archive.tar") + std::chrono::seconds(5));
+  auto changed = resolve_image(work_.path + "/oci-archive.tar", store_.path, error);
+  ASSERT_TRUE(changed) << error;
+  EXPECT_EQ(changed->dir, layout->dir);
+  EXPECT_EQ(static_cast<size_t>(records()), tar_records + 1);
 }
 
 TEST_F(Images, UnknownReferencesSayHowToImport) {
