@@ -26,16 +26,9 @@ bool read_file(const std::string& path, std::string& out) {
   return true;
 }
 
-Status write_file(const std::string& path, const std::string& value) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::Sys("open", path, errno);
-  const ssize_t n = ::write(fd, value.data(), value.size());
-  const int err = errno;
-  ::close(fd);
-  if (n != static_cast<ssize_t>(value.size())) {
-    return Status::Sys("write", path + " <- " + value, n < 0 ? err : EIO);
-  }
-  return Status::Ok();
+// Cgroup control files (O_CREAT: a test's plain directory tree needs it; cgroupfs ignores it).
+Status write_control(const std::string& path, const std::string& value) {
+  return write_file(path, value, O_WRONLY | O_CREAT | O_TRUNC);
 }
 
 // "key value" lines (memory.events, pids.events, cpu.stat, memory.oom_control).
@@ -160,14 +153,14 @@ std::unique_ptr<Cgroup> Cgroup::create(const CgroupRoots& roots, const std::stri
     std::string enabled;
     read_file(roots.v2 + "/cgroup.subtree_control", enabled);
     if (!has_words(enabled, {"memory", "cpu", "pids"})) {
-      Status s = write_file(roots.v2 + "/cgroup.subtree_control", want);
+      Status s = write_control(roots.v2 + "/cgroup.subtree_control", want);
       if (!s.ok()) {
         const std::string leaf = roots.v2 + "/sandbox-agent";
         if (auto m = make_dir(leaf); !m.ok()) return status = m, nullptr;
-        if (auto m = write_file(leaf + "/cgroup.procs", std::to_string(::getpid())); !m.ok()) {
+        if (auto m = write_control(leaf + "/cgroup.procs", std::to_string(::getpid())); !m.ok()) {
           return status = m, nullptr;
         }
-        s = write_file(roots.v2 + "/cgroup.subtree_control", want);
+        s = write_control(roots.v2 + "/cgroup.subtree_control", want);
         if (!s.ok()) return status = s, nullptr;
       }
     }
@@ -184,7 +177,7 @@ std::unique_ptr<Cgroup> Cgroup::create(const CgroupRoots& roots, const std::stri
         {"pids.max", std::to_string(limits.pids)},
     };
     for (const auto& [file, value] : files) {
-      if (auto s = write_file(dir + "/" + file, value); !s.ok()) return status = s, nullptr;
+      if (auto s = write_control(dir + "/" + file, value); !s.ok()) return status = s, nullptr;
     }
     return cg;
   }
@@ -198,34 +191,34 @@ std::unique_ptr<Cgroup> Cgroup::create(const CgroupRoots& roots, const std::stri
   const std::string& cpu = cg->dirs_[1];
   const std::string& pids = cg->dirs_[2];
   if (limits.memory_bytes) {
-    if (auto s = write_file(mem + "/memory.limit_in_bytes", std::to_string(limits.memory_bytes));
+    if (auto s = write_control(mem + "/memory.limit_in_bytes", std::to_string(limits.memory_bytes));
         !s.ok()) {
       return status = s, nullptr;
     }
     // No swap either, where the kernel accounts it (memsw must not be below the limit).
     struct stat st {};
     if (::stat((mem + "/memory.memsw.limit_in_bytes").c_str(), &st) == 0) {
-      if (auto s = write_file(mem + "/memory.memsw.limit_in_bytes",
+      if (auto s = write_control(mem + "/memory.memsw.limit_in_bytes",
                               std::to_string(limits.memory_bytes));
           !s.ok()) {
         return status = s, nullptr;
       }
     }
     if (::stat((mem + "/memory.swappiness").c_str(), &st) == 0) {
-      write_file(mem + "/memory.swappiness", "0");  // best effort: not every kernel allows it
+      write_control(mem + "/memory.swappiness", "0");  // best effort: not every kernel allows it
     }
   }
   if (limits.cpu_millis) {
-    if (auto s = write_file(cpu + "/cpu.cfs_period_us", std::to_string(kCpuPeriodUs)); !s.ok()) {
+    if (auto s = write_control(cpu + "/cpu.cfs_period_us", std::to_string(kCpuPeriodUs)); !s.ok()) {
       return status = s, nullptr;
     }
-    if (auto s = write_file(cpu + "/cpu.cfs_quota_us",
+    if (auto s = write_control(cpu + "/cpu.cfs_quota_us",
                             std::to_string(limits.cpu_millis * kCpuPeriodUs / 1000));
         !s.ok()) {
       return status = s, nullptr;
     }
   }
-  if (auto s = write_file(pids + "/pids.max", std::to_string(limits.pids)); !s.ok()) {
+  if (auto s = write_control(pids + "/pids.max", std::to_string(limits.pids)); !s.ok()) {
     return status = s, nullptr;
   }
   return cg;
@@ -251,7 +244,7 @@ std::string Cgroup::describe() const {
 
 Status Cgroup::add(pid_t pid) {
   for (const auto& dir : dirs_) {
-    if (auto s = write_file(dir + "/cgroup.procs", std::to_string(pid)); !s.ok()) return s;
+    if (auto s = write_control(dir + "/cgroup.procs", std::to_string(pid)); !s.ok()) return s;
   }
   return Status::Ok();
 }
@@ -261,7 +254,7 @@ void Cgroup::kill_all() {
   if (version_ == Version::kV2) {
     struct stat st {};
     if (::stat((dirs_[0] + "/cgroup.kill").c_str(), &st) == 0) {
-      write_file(dirs_[0] + "/cgroup.kill", "1");
+      write_control(dirs_[0] + "/cgroup.kill", "1");
       return;
     }
   }

@@ -132,27 +132,26 @@ SandboxConfig parse_sandbox_config(const std::string& yaml_text, const std::stri
   if (auto r = s["resources"]) {
     expect_keys(r, "sandbox.resources",
                 {"cpu", "memory", "pids", "wall_time", "output_limit", "tmp_size"});
-    if (auto v = r["cpu"]) {
-      const std::string text = read_string(v, "sandbox.resources.cpu");
-      auto q = parse_cpu_quantity(text);
-      if (!q) {
-        throw ConfigError("sandbox.resources.cpu '" + text + "' is not a CPU quantity; write "
-                          "cores (\"2\", \"0.5\") or millicores (\"500m\")");
-      }
-      c.resources.cpu_millis = *q;
+    // A Kubernetes quantity under resources: `key`, read with `parse`, or an error with `hint`.
+    auto quantity = [&](const char* key, auto parse, const char* what, const char* hint) {
+      const std::string path = std::string("sandbox.resources.") + key;
+      const std::string text = read_string(r[key], path);
+      auto q = parse(text);
+      if (!q) throw ConfigError(path + " '" + text + "' is not " + what + "; write " + hint);
+      return *q;
+    };
+    if (r["cpu"]) {
+      c.resources.cpu_millis = quantity("cpu", parse_cpu_quantity, "a CPU quantity",
+                                        "cores (\"2\", \"0.5\") or millicores (\"500m\")");
     }
-    if (auto v = r["memory"]) {
-      const std::string text = read_string(v, "sandbox.resources.memory");
-      auto q = parse_memory_quantity(text);
-      if (!q) {
-        throw ConfigError("sandbox.resources.memory '" + text + "' is not a memory quantity; "
-                          "write e.g. \"4Gi\", \"512Mi\", \"1G\" or a number of bytes");
+    if (r["memory"]) {
+      c.resources.memory_bytes =
+          quantity("memory", parse_memory_quantity, "a memory quantity",
+                   "e.g. \"4Gi\", \"512Mi\", \"1G\" or a number of bytes");
+      if (c.resources.memory_bytes < 4 * 1024 * 1024) {
+        throw ConfigError("sandbox.resources.memory '" + r["memory"].as<std::string>() +
+                          "' is below 4Mi, too little to start a process");
       }
-      if (*q < 4 * 1024 * 1024) {
-        throw ConfigError("sandbox.resources.memory '" + text + "' is below 4Mi, too little to "
-                          "start a process");
-      }
-      c.resources.memory_bytes = *q;
     }
     if (auto v = r["pids"]) {
       c.resources.pids = read_uint(v, "sandbox.resources.pids");

@@ -28,6 +28,10 @@ struct Status {
   static Status Error(std::string message) { return {std::move(message)}; }
 };
 
+// Writes `content` to a control file with one write(2). `flags`: O_WRONLY for /proc files;
+// cgroup files are opened O_WRONLY | O_CREAT | O_TRUNC (also what a test's plain tree needs).
+Status write_file(const std::string& path, std::string_view content, int flags);
+
 // --- user.cc: user namespace ------------------------------------------------------------------
 // Parent: maps the child's root to `outer_uid`/`outer_gid` (this process's own ids, so a run
 // started as root is root-mapped and one started by a user is that user), after denying
