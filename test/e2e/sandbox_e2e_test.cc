@@ -561,7 +561,10 @@ TEST_F(Egress, AnAllowedHostIsReachableAndTheCredentialArrives) {
   auto o = egress(
       "curl -sS --cacert ca.pem -H \"Authorization: Bearer $API_KEY\" "
       "https://api.internal.test:" + https_port_ + "/tls; "
-      "curl -sS -d payload-body http://api.internal.test:" + http_port_ + "/plain",
+      "curl -sS -d payload-body http://api.internal.test:" + http_port_ + "/plain; "
+      // A listed IP literal through CONNECT: a ClientHello without SNI is accepted.
+      "openssl s_client -proxy 127.0.0.1:3128 -connect 127.0.0.2:" + https_port_ +
+      " -noservername </dev/null 2>/dev/null | grep -c 'BEGIN CERTIFICATE'",
       "  credentials:\n    - secret: api-key\n      env_var: API_KEY\n",
       "secrets:\n  - name: api-key\n    from: file:" + dir_.path + "/key\n");
   EXPECT_EQ(o.code, 0) << o.output;
@@ -576,7 +579,9 @@ TEST_F(Egress, AnAllowedHostIsReachableAndTheCredentialArrives) {
   // The API echoed it; the run's output carries the marker instead.
   EXPECT_FALSE(o.has(key)) << o.output;
   EXPECT_TRUE(o.has("Bearer [REDACTED:api-key]")) << o.output;
-  EXPECT_EQ(o.num("egress_allowed"), 2) << o.output;
+  EXPECT_TRUE(o.has("\n1\n")) << "the certificate came back through the IP-literal tunnel\n"
+                               << o.output;
+  EXPECT_EQ(o.num("egress_allowed"), 3) << o.output;
   EXPECT_EQ(o.num("egress_denied"), 0) << o.output;
 }
 
