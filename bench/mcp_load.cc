@@ -36,6 +36,7 @@ struct Options {
   int concurrency = 1;
   std::chrono::milliseconds duration{5000};
   std::string tool = "echo";
+  std::string method = "tools/call";  // or "ping": the first hop alone, answered by the target
   json::object arguments;
   int sessions = 0;  // HTTP: callers share this many sessions (0: one each)
 };
@@ -98,6 +99,11 @@ json::object init_params() {
 }
 
 // A response carries "result" (or "error") for our id: for SSE bodies, some data line does.
+json::object call_params(const Options& o) {
+  if (o.method == "ping") return {};
+  return {{"name", o.tool}, {"arguments", o.arguments}};
+}
+
 bool answered_ok(const std::string& body) {
   return body.find("\"result\"") != std::string::npos && body.find("\"isError\":true") == std::string::npos;
 }
@@ -166,13 +172,13 @@ asio::awaitable<void> http_caller(const Options& o, tcp::endpoint ep, Barrier& b
   }
   // Ids are unique per session: callers sharing one use disjoint ranges.
   const int64_t id_base = int64_t{index} << 32;
-  const json::object params{{"name", o.tool}, {"arguments", o.arguments}};
+  const json::object params = call_params(o);
   arrived = true;
   co_await barrier.arrive();
   for (int64_t id = id_base + 2; Clock::now() < barrier.until; ++id) {
     http::response<http::string_body> r;
     const auto t0 = Clock::now();
-    auto ec = co_await post(request(id, "tools/call", params), r);
+    auto ec = co_await post(request(id, o.method, params), r);
     const auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0);
     if (ec || r.result_int() != 200 || !answered_ok(r.body())) {
       st.error(ec ? ec.message() : std::to_string(r.result_int()) + " " + r.body().substr(0, 200));
@@ -215,12 +221,12 @@ asio::awaitable<void> tcp_caller(const Options& o, tcp::endpoint ep, Barrier& ba
     co_return;
   }
   co_await call(R"({"jsonrpc":"2.0","method":"notifications/initialized"})", false);
-  const json::object params{{"name", o.tool}, {"arguments", o.arguments}};
+  const json::object params = call_params(o);
   arrived = true;
   co_await barrier.arrive();
   for (int64_t id = 2; Clock::now() < barrier.until; ++id) {
     const auto t0 = Clock::now();
-    std::string r = co_await call(request(id, "tools/call", params), true);
+    std::string r = co_await call(request(id, o.method, params), true);
     const auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0);
     if (r.empty()) {
       st.error("connection closed");
@@ -244,6 +250,8 @@ int main(int argc, char** argv) {
   app.add_option("--concurrency", o.concurrency, "callers, each with its own session")->check(CLI::Range(1, 4096));
   app.add_option("--duration", duration, "how long to call, e.g. 5s or 500ms");
   app.add_option("--tool", o.tool, "tool to call");
+  app.add_option("--method", o.method, "tools/call, or ping (answered by the target itself)")
+      ->check(CLI::IsMember({"tools/call", "ping"}))->capture_default_str();
   app.add_option("--arguments", arguments, "the tool's arguments as JSON");
   app.add_option("--label", label, "name of this run in the output");
   app.add_option("--sessions", o.sessions,

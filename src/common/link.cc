@@ -27,7 +27,8 @@ asio::awaitable<void> wait_signal(asio::steady_timer& signal) {
   co_await signal.async_wait(kUseTuple);
 }
 
-// Runs `op`, giving up after `d`. Returns nullopt on timeout (op is cancelled).
+// Runs `op`, giving up after `d`. Returns nullopt on timeout (op is cancelled). For the
+// handshake; the running link checks its writes from the heartbeat instead.
 asio::awaitable<std::optional<error_code>> with_timeout(asio::awaitable<error_code> op,
                                                         std::chrono::milliseconds d) {
   asio::steady_timer t(co_await asio::this_coro::executor, d);
@@ -435,10 +436,12 @@ asio::awaitable<void> Link::writer_loop() {
       core_.take_output(out_, options_.max_message);
       if (out_.empty()) break;
       drained_signal_.cancel();
-      auto r = co_await with_timeout(transport_->write(out_), options_.dead_peer_timeout);
-      if (!r || *r) {
-        set_close_reason(r ? "write failed: " + r->message()
-                           : "write stalled for longer than the dead-peer timeout");
+      // A write that never finishes is ended by heartbeat_loop (see write_started_).
+      write_started_ = Clock::now();
+      const error_code ec = co_await transport_->write(out_);
+      write_started_ = Clock::time_point::max();
+      if (ec) {
+        set_close_reason("write failed: " + ec.message());
         co_return;
       }
     }
@@ -453,6 +456,12 @@ asio::awaitable<void> Link::heartbeat_loop() {
   for (;;) {
     tick.expires_after(period);
     co_await tick.async_wait(kUseTuple);
+    // Ending this loop ends run()'s group, which cancels the stalled write.
+    if (write_started_ != Clock::time_point::max() &&
+        Clock::now() - write_started_ > options_.dead_peer_timeout) {
+      set_close_reason("write stalled for longer than the dead-peer timeout");
+      co_return;
+    }
     const auto silent = Clock::now() - last_rx_;
     if (silent > options_.dead_peer_timeout) {
       set_close_reason("peer dead: nothing received for " +

@@ -213,6 +213,9 @@ class Link : public std::enable_shared_from_this<Link> {
   asio::steady_timer drained_signal_;  // cancelled after every write, and when closing
   asio::steady_timer closed_signal_;   // cancelled when run() ends
   Clock::time_point last_rx_;
+  // When the write in progress began; max() while none is. The heartbeat checks it, so that a
+  // write costs no timer of its own.
+  Clock::time_point write_started_ = Clock::time_point::max();
   std::chrono::microseconds last_rtt_{0};
   uint64_t ping_seq_ = 0;
   Clock::time_point ping_sent_;

@@ -471,6 +471,83 @@ TEST(LinkE2E, ProtocolVersionMismatchNamesBothVersions) {
   EXPECT_NE(r.error.find("connector speaks 2, airlockd speaks 1"), std::string::npos) << r.error;
 }
 
+// A peer that keeps talking (a PING every 50 ms) but never takes what is written to it: the
+// transport's write never completes. The link must notice from its heartbeat and close with the
+// reason, no sooner than the dead-peer timeout and not much later.
+class WriteNeverCompletes : public MessageTransport {
+ public:
+  explicit WriteNeverCompletes(asio::any_io_executor ex) : ex_(ex), read_timer_(ex), write_timer_(ex) {}
+  asio::awaitable<boost::system::error_code> read(std::string_view& out) override {
+    read_timer_.expires_after(50ms);
+    auto [ec] = co_await read_timer_.async_wait(kTuple);
+    if (ec || aborted_) co_return asio::error::operation_aborted;
+    message_.clear();
+    if (pings_ == 0 && !hello_sent_) {  // a connector opens with its HELLO
+      hello_sent_ = true;
+      proto::encode_frame(message_, proto::FrameType::kHello, 0, 0, proto::serialize(proto::Hello{}));
+      out = message_;
+      co_return boost::system::error_code{};
+    }
+    proto::encode_ping(message_, ++pings_, false);
+    out = message_;
+    co_return boost::system::error_code{};
+  }
+  asio::awaitable<boost::system::error_code> write(std::string_view) override {
+    ++writes_started;
+    write_timer_.expires_at(asio::steady_timer::time_point::max());
+    co_await write_timer_.async_wait(kTuple);  // until cancelled or aborted
+    co_return asio::error::operation_aborted;
+  }
+  asio::awaitable<void> close(uint16_t, std::string) override { co_return; }
+  void abort() override {
+    aborted_ = true;
+    read_timer_.cancel();
+    write_timer_.cancel();
+  }
+  const std::string& remote_address() const override { return address_; }
+  asio::any_io_executor executor() override { return ex_; }
+  int writes_started = 0;
+
+ private:
+  asio::any_io_executor ex_;
+  asio::steady_timer read_timer_, write_timer_;
+  std::string message_, address_ = "test-peer";
+  uint64_t pings_ = 0;
+  bool hello_sent_ = false, aborted_ = false;
+};
+
+TEST(LinkE2E, AWriteThatNeverCompletesClosesTheLinkAfterTheDeadPeerTimeout) {
+  asio::io_context io;
+  auto transport = std::make_unique<WriteNeverCompletes>(io.get_executor());
+  WriteNeverCompletes* peer = transport.get();
+  LinkOptions o;
+  o.role = proto::Role::kControlPlane;
+  auto link = std::make_shared<Link>(std::move(transport), o);
+  std::string reason;
+  const auto start = std::chrono::steady_clock::now();
+  // airlockd's side: read the HELLO, accept it (the ACCEPT is the first write, and it stalls).
+  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+    std::string error;
+    auto hello = co_await link->read_hello(error);
+    if (!hello) {
+      reason = "handshake: " + error;
+      co_return;
+    }
+    proto::Accept accept;
+    accept.heartbeat_interval = 100ms;
+    accept.dead_peer_timeout = 600ms;
+    link->accept(accept, hello->limits);
+    reason = co_await link->run([](std::shared_ptr<LinkStream>) {});
+  }, [](std::exception_ptr e) { if (e) std::rethrow_exception(e); });
+  io.run_for(10s);
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_NE(reason.find("write stalled for longer than the dead-peer timeout"), std::string::npos)
+      << reason;
+  EXPECT_GE(peer->writes_started, 1);
+  EXPECT_GE(took, 600ms);  // not before the timeout: the peer was talking all along
+  EXPECT_LT(took, 5s);
+}
+
 TEST(LinkE2E, SilentPeerIsDeclaredDeadAndDisconnected) {
   LogCapture logs;
   InProcessAirlockd a([](controlplane::AirlockdConfig& c) {
