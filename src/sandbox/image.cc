@@ -1,10 +1,9 @@
 #include "sandbox/image.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
+#include <spawn.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/json/parse.hpp>
@@ -15,41 +14,21 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <memory>
 #include <sstream>
+
+#include "sandbox/image_files.h"
 
 namespace airlock::sandbox {
 namespace fs = std::filesystem;
 namespace json = boost::json;
-namespace {
+
+namespace image_files {
 
 std::string read_file(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-std::string sha256_file(const fs::path& p, std::string& error) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) {
-    error = "cannot read " + p.string() + ": " + std::strerror(errno);
-    return {};
-  }
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
-  std::vector<char> buf(1 << 20);
-  while (in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(in.gcount()));
-  }
-  unsigned char md[32];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx.get(), md, &len);
-  static const char* kHex = "0123456789abcdef";
-  std::string hex;
-  for (unsigned i = 0; i < len; ++i) hex += kHex[md[i] >> 4], hex += kHex[md[i] & 15];
-  return hex;
 }
 
 bool is_sha256_digest(const std::string& d) {
@@ -70,172 +49,6 @@ std::optional<json::value> read_json(const fs::path& p, std::string& error) {
   return v;
 }
 
-// A path inside an archive, made relative and checked: no absolute paths, no "..".
-std::optional<std::string> clean_entry_path(const char* raw, std::string& error) {
-  if (!raw) return std::string();
-  std::string p = raw;
-  while (p.rfind("./", 0) == 0) p.erase(0, 2);
-  if (p == ".") return std::string();
-  if (!p.empty() && p.front() == '/') {
-    error = "entry '" + p + "' is an absolute path";
-    return std::nullopt;
-  }
-  for (const auto& part : fs::path(p)) {
-    if (part == "..") {
-      error = "entry '" + p + "' leaves the image root";
-      return std::nullopt;
-    }
-  }
-  while (!p.empty() && p.back() == '/') p.pop_back();
-  return p;
-}
-
-// Whether every directory on the way from `root` to `rel` (the last component excluded) is a
-// real directory, so that acting on root/rel cannot be redirected out of the root.
-bool no_symlink_on_the_way(const fs::path& root, const fs::path& rel) {
-  fs::path at = root;
-  const fs::path parent = rel.parent_path();
-  for (const auto& part : parent) {
-    at /= part;
-    std::error_code ec;
-    const auto st = fs::symlink_status(at, ec);
-    if (ec) return true;  // does not exist: nothing to redirect through
-    if (fs::is_symlink(st) || !fs::is_directory(st)) return false;
-  }
-  return true;
-}
-
-struct Archive {
-  archive* a = archive_read_new();
-  ~Archive() { archive_read_free(a); }
-};
-
-std::string open_archive(Archive& ar, const std::string& file) {
-  archive_read_support_filter_all(ar.a);
-  archive_read_support_format_tar(ar.a);
-  if (archive_read_open_filename(ar.a, file.c_str(), 1 << 16) != ARCHIVE_OK) {
-    return file + ": " + archive_error_string(ar.a);
-  }
-  return {};
-}
-
-// Extracts a plain tar (the outer tarball) into `dest` with the same safety rules.
-std::string extract_all(const std::string& file, const fs::path& dest) {
-  return apply_layer(file, dest.string());
-}
-
-struct Layer {
-  std::string file;
-  std::string digest;  // "sha256:…" to verify, or empty (docker-save layer paths)
-};
-
-// The layers of an OCI layout directory, and the image's digest (its manifest's).
-std::optional<std::vector<Layer>> oci_layers(const fs::path& dir, std::string& digest,
-                                             std::string& error) {
-  auto blob = [&](const std::string& d) { return dir / "blobs" / "sha256" / d.substr(7); };
-  auto index = read_json(dir / "index.json", error);
-  if (!index) return std::nullopt;
-  const json::value* desc = nullptr;
-  for (int depth = 0; depth < 4; ++depth) {
-    const auto* manifests = index->is_object() ? index->as_object().if_contains("manifests") : nullptr;
-    if (!manifests || !manifests->is_array() || manifests->as_array().empty()) {
-      error = "index.json lists no manifests";
-      return std::nullopt;
-    }
-    desc = nullptr;
-    for (const auto& m : manifests->as_array()) {
-      const auto* plat = m.is_object() ? m.as_object().if_contains("platform") : nullptr;
-      if (plat && plat->is_object()) {
-        const auto* os = plat->as_object().if_contains("os");
-        const auto* arch = plat->as_object().if_contains("architecture");
-        if ((os && *os != "linux") || (arch && *arch != "amd64")) continue;
-      }
-      desc = &m;
-      break;
-    }
-    if (!desc || !desc->is_object() || !desc->as_object().if_contains("digest")) {
-      error = "index.json has no manifest for linux/amd64";
-      return std::nullopt;
-    }
-    digest = std::string(desc->as_object().at("digest").as_string());
-    if (!is_sha256_digest(digest)) {
-      error = "manifest digest '" + digest + "' is not sha256:<64 hex>";
-      return std::nullopt;
-    }
-    std::string actual = sha256_file(blob(digest), error);
-    if (actual.empty()) return std::nullopt;
-    if ("sha256:" + actual != digest) {
-      error = "blob " + digest + " does not match its digest (sha256:" + actual + ")";
-      return std::nullopt;
-    }
-    auto m = read_json(blob(digest), error);
-    if (!m) return std::nullopt;
-    if (m->is_object() && m->as_object().if_contains("manifests")) {  // a nested index
-      index = std::move(m);
-      continue;
-    }
-    const auto* layers = m->is_object() ? m->as_object().if_contains("layers") : nullptr;
-    if (!layers || !layers->is_array()) {
-      error = "manifest " + digest + " has no layers";
-      return std::nullopt;
-    }
-    std::vector<Layer> out;
-    for (const auto& l : layers->as_array()) {
-      const auto* d = l.is_object() ? l.as_object().if_contains("digest") : nullptr;
-      if (!d || !d->is_string() || !is_sha256_digest(std::string(d->as_string()))) {
-        error = "manifest " + digest + " has a layer without a sha256 digest";
-        return std::nullopt;
-      }
-      out.push_back({blob(std::string(d->as_string())).string(), std::string(d->as_string())});
-    }
-    return out;
-  }
-  error = "index.json nests indexes too deeply";
-  return std::nullopt;
-}
-
-// The layers of a `docker save` directory (manifest.json), and an id from its config.
-std::optional<std::vector<Layer>> docker_layers(const fs::path& dir, std::string& digest,
-                                                std::string& error) {
-  auto manifest = read_json(dir / "manifest.json", error);
-  if (!manifest) return std::nullopt;
-  if (!manifest->is_array() || manifest->as_array().size() != 1 ||
-      !manifest->as_array()[0].is_object()) {
-    error = "manifest.json must describe exactly one image (save one image per file)";
-    return std::nullopt;
-  }
-  const auto& m = manifest->as_array()[0].as_object();
-  const auto* config = m.if_contains("Config");
-  const auto* layers = m.if_contains("Layers");
-  if (!config || !config->is_string() || !layers || !layers->is_array()) {
-    error = "manifest.json needs Config and Layers";
-    return std::nullopt;
-  }
-  std::string path_error;
-  auto config_path = clean_entry_path(std::string(config->as_string()).c_str(), path_error);
-  if (!config_path) {
-    error = "manifest.json Config: " + path_error;
-    return std::nullopt;
-  }
-  const std::string id = sha256_file(dir / *config_path, error);
-  if (id.empty()) return std::nullopt;
-  digest = "sha256:" + id;
-  std::vector<Layer> out;
-  for (const auto& l : layers->as_array()) {
-    if (!l.is_string()) {
-      error = "manifest.json Layers must be paths";
-      return std::nullopt;
-    }
-    auto p = clean_entry_path(std::string(l.as_string()).c_str(), path_error);
-    if (!p || p->empty()) {
-      error = "manifest.json layer: " + path_error;
-      return std::nullopt;
-    }
-    out.push_back({(dir / *p).string(), ""});
-  }
-  return out;
-}
-
 bool is_oci_layout(const fs::path& dir) {
   return fs::exists(dir / "oci-layout") && fs::exists(dir / "index.json");
 }
@@ -243,104 +56,130 @@ bool is_docker_save(const fs::path& dir) {
   return fs::exists(dir / "manifest.json") && !is_oci_layout(dir);
 }
 
-// Unpacks a layout directory into the store (once per digest); returns the digest.
-std::optional<std::string> unpack_layout(const fs::path& dir, const fs::path& store,
-                                         std::string& error) {
-  std::string digest;
-  auto layers = is_oci_layout(dir) ? oci_layers(dir, digest, error) : docker_layers(dir, digest, error);
-  if (!layers) return std::nullopt;
-  const fs::path final_dir = store / "rootfs" / digest.substr(7);
-  if (fs::is_directory(final_dir)) return digest;
-  std::error_code ec;
-  fs::create_directories(store / "rootfs", ec);
-  const fs::path work = store / "rootfs" / (digest.substr(7) + ".partial-" + std::to_string(::getpid()));
-  fs::remove_all(work, ec);
-  fs::create_directories(work, ec);
-  if (ec) {
-    error = "cannot create " + work.string() + ": " + ec.message();
-    return std::nullopt;
-  }
-  for (size_t i = 0; i < layers->size(); ++i) {
-    const auto& l = (*layers)[i];
-    if (!l.digest.empty()) {
-      const std::string actual = sha256_file(l.file, error);
-      if (actual.empty() || "sha256:" + actual != l.digest) {
-        if (!actual.empty()) error = "layer " + l.digest + " does not match its digest";
-        fs::remove_all(work, ec);
-        return std::nullopt;
-      }
-    }
-    if (std::string e = apply_layer(l.file, work.string()); !e.empty()) {
-      error = "layer " + std::to_string(i + 1) + " of " + std::to_string(layers->size()) + ": " + e;
-      fs::remove_all(work, ec);
-      return std::nullopt;
-    }
-  }
-  fs::rename(work, final_dir, ec);
-  if (ec && !fs::is_directory(final_dir)) {  // another import may have won the race
-    error = "cannot move the image into " + final_dir.string() + ": " + ec.message();
-    fs::remove_all(work, ec);
-    return std::nullopt;
-  }
-  fs::remove_all(work, ec);
-  return digest;
+}  // namespace image_files
+
+namespace {
+using namespace image_files;
+
+// --- sandbox-agent-unpack --------------------------------------------------------------------
+
+std::string& unpack_helper_override() {
+  static std::string path;
+  return path;
 }
 
-// Names a file as it is now — device, inode, size and modification time — so that a run can
-// find the tarball it unpacked before without reading it again (hashing a 1 GiB image on
-// every run costs ~0.7 s here even from the page cache). Changing the file changes the name.
-std::string file_identity(const fs::path& file, std::string& error) {
+// The helper sits next to the running executable (sandbox-agent, or a test binary).
+std::string unpack_helper_path() {
+  if (!unpack_helper_override().empty()) return unpack_helper_override();
+  std::error_code ec;
+  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  return (ec ? fs::path(kUnpackHelper) : self.parent_path() / kUnpackHelper).string();
+}
+
+// Runs `sandbox-agent-unpack SOURCE STORE`: its own process, an environment of nothing but
+// PATH, no descriptors but its output. Returns the digest it prints, or its error.
+std::optional<std::string> run_unpack_helper(const fs::path& source, const fs::path& store,
+                                             std::string& error) {
+  const std::string helper = unpack_helper_path();
+  if (::access(helper.c_str(), X_OK) != 0) {
+    error = "unpacking an image needs " + helper + ", installed next to sandbox-agent: " +
+            std::strerror(errno);
+    return std::nullopt;
+  }
+  int out[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) {
+    error = std::string("pipe2: ") + std::strerror(errno);
+    return std::nullopt;
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+  posix_spawn_file_actions_adddup2(&actions, out[1], 2);
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+  const std::string source_arg = source.string(), store_arg = store.string();
+  char* argv[] = {const_cast<char*>(helper.c_str()), const_cast<char*>(source_arg.c_str()),
+                  const_cast<char*>(store_arg.c_str()), nullptr};
+  char path_env[] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  char* envp[] = {path_env, nullptr};
+  pid_t pid = -1;
+  const int rc = ::posix_spawn(&pid, helper.c_str(), &actions, nullptr, argv, envp);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(out[1]);
+  if (rc != 0) {
+    ::close(out[0]);
+    error = "cannot start " + helper + ": " + std::strerror(rc);
+    return std::nullopt;
+  }
+  std::string output;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(out[0], buf, sizeof buf)) != 0;) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    if (output.size() < 64 * 1024) output.append(buf, static_cast<size_t>(n));
+  }
+  ::close(out[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  while (!output.empty() && (output.back() == '\n' || output.back() == ' ')) output.pop_back();
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && is_sha256_digest(output)) return output;
+  if (WIFSIGNALED(status)) {
+    error = std::string(kUnpackHelper) + " was killed by signal " +
+            std::to_string(WTERMSIG(status)) + (output.empty() ? "" : ": " + output);
+  } else {
+    error = output.empty() ? std::string(kUnpackHelper) + " failed without saying why" : output;
+  }
+  return std::nullopt;
+}
+
+// Names a source as it is now, so that a run finds the image it unpacked before without
+// starting the helper or reading the source again (hashing a 1 GiB tarball on every run costs
+// ~0.7 s here even from the page cache). A tarball: its device, inode, size and modification
+// time. A layout directory: the same of its index.json (OCI) or manifest.json (docker save),
+// which name the image's manifest by digest or list its layers. Changing it changes the name.
+std::string source_identity(const fs::path& source, std::string& error) {
+  fs::path file = source;
+  std::string prefix;
+  if (fs::is_directory(source)) {
+    file = source / (is_oci_layout(source) ? "index.json" : "manifest.json");
+    prefix = "layout-";
+  }
   struct stat st {};
   if (::stat(file.c_str(), &st) != 0) {
     error = "cannot read " + file.string() + ": " + std::strerror(errno);
     return {};
   }
-  return std::to_string(st.st_dev) + "-" + std::to_string(st.st_ino) + "-" +
+  return prefix + std::to_string(st.st_dev) + "-" + std::to_string(st.st_ino) + "-" +
          std::to_string(st.st_size) + "-" + std::to_string(st.st_mtim.tv_sec) + "." +
          std::to_string(st.st_mtim.tv_nsec);
 }
 
-// An OCI archive or docker-save tarball: extracted aside, unpacked, remembered by identity.
-std::optional<std::string> unpack_tarball(const fs::path& file, const fs::path& store,
-                                          std::string& error) {
-  const std::string identity = file_identity(file, error);
-  if (identity.empty()) return std::nullopt;
-  std::error_code ec;
-  fs::create_directories(store / "archives", ec);
-  const fs::path known = store / "archives" / identity;
-  if (fs::exists(known)) {
-    const std::string digest = read_file(known);
-    if (is_sha256_digest(digest) && fs::is_directory(store / "rootfs" / digest.substr(7))) return digest;
-  }
-  const fs::path tmp = store / ("extract-" + std::to_string(::getpid()));
-  fs::remove_all(tmp, ec);
-  fs::create_directories(tmp, ec);
-  if (std::string e = extract_all(file.string(), tmp); !e.empty()) {
-    error = file.string() + ": " + e;
-    fs::remove_all(tmp, ec);
-    return std::nullopt;
-  }
-  std::optional<std::string> digest;
-  if (is_oci_layout(tmp) || is_docker_save(tmp)) {
-    digest = unpack_layout(tmp, store, error);
-  } else {
-    error = file.string() + " is neither an OCI archive (oci-layout, index.json) nor a "
-            "`docker save` tarball (manifest.json)";
-  }
-  fs::remove_all(tmp, ec);
-  if (digest) std::ofstream(known) << *digest;
-  return digest;
-}
-
-std::optional<std::string> unpack_any(const fs::path& source, const fs::path& store,
-                                      std::string& error) {
-  if (fs::is_directory(source)) {
-    if (is_oci_layout(source) || is_docker_save(source)) return unpack_layout(source, store, error);
+// The digest of an image unpacked before from this very source, or the helper's.
+std::optional<std::string> known_or_unpack(const fs::path& source, const fs::path& store,
+                                           std::string& error) {
+  if (fs::is_directory(source) && !is_oci_layout(source) && !is_docker_save(source)) {
     error = source.string() + " is a plain directory, not an image layout: give its path as "
             "`image:` directly";
     return std::nullopt;
   }
-  return unpack_tarball(source, store, error);
+  const std::string identity = source_identity(source, error);
+  if (identity.empty()) return std::nullopt;
+  const fs::path known = store / "archives" / identity;
+  if (fs::exists(known)) {
+    const std::string digest = read_file(known);
+    if (is_sha256_digest(digest) && fs::is_directory(store / "rootfs" / digest.substr(7))) {
+      return digest;
+    }
+  }
+  auto digest = run_unpack_helper(source, store, error);
+  if (!digest) return std::nullopt;
+  std::error_code ec;
+  fs::create_directories(store / "archives", ec);
+  const fs::path tmp = known.string() + ".tmp-" + std::to_string(::getpid());
+  std::ofstream(tmp) << *digest;
+  fs::rename(tmp, known, ec);
+  return digest;
 }
 
 fs::path refs_file(const fs::path& store) { return store / "refs.json"; }
@@ -361,6 +200,8 @@ ImageRoot rootfs_of(const fs::path& store, const std::string& digest, const std:
 
 }  // namespace
 
+void set_unpack_helper(std::string path) { unpack_helper_override() = std::move(path); }
+
 std::string normalize_reference(const std::string& ref) {
   if (ref.empty() || ref.size() > 255 || ref.find("..") != std::string::npos ||
       ref.front() == '/' || ref.front() == '.' || ref.back() == ':' || ref.back() == '/') {
@@ -377,102 +218,6 @@ std::string normalize_reference(const std::string& ref) {
     return ref + ":latest";
   }
   return ref;
-}
-
-std::string apply_layer(const std::string& layer_file, const std::string& root_dir) {
-  const fs::path root = fs::weakly_canonical(root_dir);
-  // Pass 1: whiteouts act on what lower layers left.
-  {
-    Archive ar;
-    if (std::string e = open_archive(ar, layer_file); !e.empty()) return e;
-    archive_entry* entry = nullptr;
-    int rc;
-    while ((rc = archive_read_next_header(ar.a, &entry)) == ARCHIVE_OK) {
-      std::string error;
-      auto path = clean_entry_path(archive_entry_pathname(entry), error);
-      if (!path) return error;
-      const fs::path rel(*path);
-      const std::string base = rel.filename().string();
-      if (base.rfind(".wh.", 0) != 0) continue;
-      if (!no_symlink_on_the_way(root, rel)) {
-        return "whiteout '" + *path + "' goes through a symlink";
-      }
-      std::error_code ec;
-      if (base == ".wh..wh..opq") {
-        const fs::path dir = root / rel.parent_path();
-        if (fs::is_directory(fs::symlink_status(dir, ec))) {
-          for (const auto& child : fs::directory_iterator(dir, ec)) fs::remove_all(child.path(), ec);
-        }
-      } else {
-        fs::remove_all(root / rel.parent_path() / base.substr(4), ec);
-      }
-    }
-    if (rc != ARCHIVE_EOF) return layer_file + ": " + archive_error_string(ar.a);
-  }
-  // Pass 2: the entries, extracted relative to the root (so that libarchive's checks against
-  // absolute paths, ".." and symlinks on the way apply to the whole path inside it).
-  Archive ar;
-  if (std::string e = open_archive(ar, layer_file); !e.empty()) return e;
-  const int cwd = ::open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (cwd < 0 || ::chdir(root.c_str()) != 0) {
-    if (cwd >= 0) ::close(cwd);
-    return "chdir " + root.string() + ": " + std::strerror(errno);
-  }
-  archive* out = archive_write_disk_new();
-  int flags = ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
-              ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS | ARCHIVE_EXTRACT_PERM |
-              ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_UNLINK;
-  if (::geteuid() == 0) flags |= ARCHIVE_EXTRACT_OWNER;
-  archive_write_disk_set_options(out, flags);
-  std::string error;
-  archive_entry* entry = nullptr;
-  int rc;
-  while ((rc = archive_read_next_header(ar.a, &entry)) == ARCHIVE_OK) {
-    auto path = clean_entry_path(archive_entry_pathname(entry), error);
-    if (!path) break;
-    if (path->empty()) continue;
-    const std::string base = fs::path(*path).filename().string();
-    if (base.rfind(".wh.", 0) == 0) continue;
-    const auto type = archive_entry_filetype(entry);
-    if (type == AE_IFCHR || type == AE_IFBLK) continue;  // no device nodes in an image root
-    archive_entry_set_pathname(entry, path->c_str());
-    if (const char* link = archive_entry_hardlink(entry)) {
-      auto target = clean_entry_path(link, error);
-      if (!target) break;
-      archive_entry_set_hardlink(entry, target->c_str());
-    }
-    if (archive_write_header(out, entry) != ARCHIVE_OK) {
-      error = "entry '" + *path + "': " + archive_error_string(out);
-      break;
-    }
-    const void* buf;
-    size_t size;
-    la_int64_t offset;
-    int r;
-    while ((r = archive_read_data_block(ar.a, &buf, &size, &offset)) == ARCHIVE_OK) {
-      if (archive_write_data_block(out, buf, size, offset) != ARCHIVE_OK) {
-        error = "entry '" + *path + "': " + archive_error_string(out);
-        break;
-      }
-    }
-    if (!error.empty()) break;
-    if (r != ARCHIVE_EOF) {
-      error = "entry '" + *path + "': " + archive_error_string(ar.a);
-      break;
-    }
-    if (archive_write_finish_entry(out) != ARCHIVE_OK) {
-      error = "entry '" + *path + "': " + archive_error_string(out);
-      break;
-    }
-  }
-  if (error.empty() && rc != ARCHIVE_EOF && rc != ARCHIVE_OK) {
-    error = layer_file + ": " + archive_error_string(ar.a);
-  }
-  if (error.empty() && archive_write_close(out) != ARCHIVE_OK) error = archive_error_string(out);
-  archive_write_free(out);
-  if (::fchdir(cwd) != 0 && error.empty()) error = std::string("fchdir: ") + std::strerror(errno);
-  ::close(cwd);
-  return error;
 }
 
 std::optional<std::string> import_image(const std::string& source, const std::string& tag,
@@ -493,7 +238,7 @@ std::optional<std::string> import_image(const std::string& source, const std::st
     return std::nullopt;
   }
   const fs::path store = fs::canonical(store_dir);
-  auto digest = unpack_any(source, store, error);
+  auto digest = known_or_unpack(fs::canonical(source), store, error);
   if (!digest) return std::nullopt;
   json::object refs = read_refs(store);
   refs[ref] = *digest;
@@ -539,7 +284,7 @@ std::optional<ImageRoot> resolve_image(const std::string& image, const std::stri
       return std::nullopt;
     }
     const fs::path store = fs::canonical(store_dir);
-    auto digest = unpack_any(path, store, error);
+    auto digest = known_or_unpack(path, store, error);
     if (!digest) {
       error = "image '" + image + "': " + error;
       return std::nullopt;

@@ -7,7 +7,9 @@
 //                               `sandbox-agent image import FILE --tag REF`
 // Layered images are unpacked once — layers applied in order, whiteouts honoured, every blob's
 // digest verified — into the store, keyed by the image's digest, and reused by later runs (a
-// tarball is recognised by its device, inode, size and modification time, not re-read).
+// tarball, or a layout directory's index, is recognised by its device, inode, size and
+// modification time, not re-read). Unpacking runs in a helper process, sandbox-agent-unpack,
+// found next to the running executable (image_unpack.h says why).
 // Pulling from a registry is not supported. Blocking file work; one caller at a time per store
 // (concurrent imports of the same image are safe: the result is renamed into place).
 #pragma once
@@ -19,6 +21,7 @@
 namespace airlock::sandbox {
 
 inline constexpr const char* kDefaultImageStore = "/var/lib/airlock/images";
+inline constexpr const char* kUnpackHelper = "sandbox-agent-unpack";
 
 struct ImageRoot {
   bool host = false;
@@ -42,11 +45,8 @@ struct StoredImage {
 };
 std::vector<StoredImage> list_images(const std::string& store);
 
-// Applies one layer (a tar, optionally gzip/zstd/xz-compressed) onto `root`: whiteouts
-// (".wh.NAME" removes NAME from lower layers, ".wh..wh..opq" empties its directory of lower
-// layers' entries), then the entries. Refuses absolute paths, "..", and writing through a
-// symlink; leaves out device nodes. Empty on success, else the error.
-std::string apply_layer(const std::string& layer_file, const std::string& root);
+// Uses this helper executable instead of the one next to the running executable (tests).
+void set_unpack_helper(std::string path);
 
 // A reference's tag name for the store: "my-registry/tool-executor:latest"; a name without
 // ":tag" gets ":latest". Empty if `ref` is not a valid reference.

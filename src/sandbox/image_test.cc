@@ -1,6 +1,7 @@
 // Image unpacking against fixtures built by test/sandbox/make_images.sh with tar(1): layer
 // order and whiteouts, the three formats, digests, references, and hostile layers.
 #include "sandbox/image.h"
+#include "sandbox/image_unpack.h"
 
 #include <gtest/gtest.h>
 

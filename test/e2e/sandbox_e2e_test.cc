@@ -429,6 +429,36 @@ TEST_F(Sandbox, LayeredImagesRunFromAnArchiveAndFromTheStore) {
   }
 }
 
+// Image contents are parsed by sandbox-agent-unpack, never by the agent that holds the
+// credentials: the running agent has neither libarchive nor OpenSSL mapped, and without the
+// helper next to it an import fails and says what is missing.
+TEST_F(Sandbox, TheAgentParsesNoImageItselfAndLinksNoArchiveOrTlsLibrary) {
+  const std::string cfg = config();
+  Process p(bin("sandbox-agent"), {"run", "--config", cfg, "--", "sh", "-c", "echo started; sleep 5"});
+  ASSERT_TRUE(p.wait_output("started", 10s)) << p.output();
+  std::ifstream maps("/proc/" + std::to_string(p.pid()) + "/maps");
+  std::stringstream text;
+  text << maps.rdbuf();
+  ASSERT_NE(text.str().find("libc.so"), std::string::npos) << text.str();
+  for (const char* lib : {"libarchive", "libcrypto", "libssl", "libxml2"}) {
+    EXPECT_EQ(text.str().find(lib), std::string::npos) << lib << " is mapped in sandbox-agent";
+  }
+  p.signal(SIGTERM);
+  p.wait(10s);
+
+  TempDir lone, work;
+  fs::copy_file(bin("sandbox-agent"), lone.path + "/sandbox-agent");
+  const std::string make = std::string(AIRLOCK_SOURCE_DIR) + "/test/sandbox/make_images.sh";
+  auto [made, made_out] = run_program("/bin/bash", {make, work.path, image_->path});
+  ASSERT_EQ(made, 0) << made_out;
+  auto [code, out] = run_program(lone.path + "/sandbox-agent",
+                                 {"image", "import", work.path + "/docker-save.tar", "--tag",
+                                  "battery/tools:1", "--image-store", dir_.path + "/images"});
+  EXPECT_EQ(code, 1) << out;
+  EXPECT_NE(out.find("unpacking an image needs " + lone.path + "/sandbox-agent-unpack, installed "
+                     "next to sandbox-agent"), std::string::npos) << out;
+}
+
 TEST_F(Sandbox, ExitStatusSignalsAndSetupErrors) {
   EXPECT_EQ(run(config(), "exit 7").code, 7);
   auto missing = run_program(bin("sandbox-agent"), {"run", "--config", config(), "--",
