@@ -153,9 +153,11 @@ int run_command(const RunCommandOptions& options) {
     }
   }
   const CgroupRoots roots = CgroupRoots::detect();
-  if (size_t n = remove_leftovers(roots, spec.runtime_dir)) {
-    spdlog::info("removed {} leftover(s) of sandbox runs whose agent is gone", n);
-  }
+  spec.during_setup = [&roots, dir = spec.runtime_dir] {
+    if (size_t n = remove_leftovers(roots, dir)) {
+      spdlog::info("removed {} leftover(s) of sandbox runs whose agent is gone", n);
+    }
+  };
   // SIGINT/SIGTERM stop the run (forwarded to the tool, then killed after a grace period).
   sigset_t stop_signals;
   sigemptyset(&stop_signals);

@@ -225,12 +225,19 @@ std::unique_ptr<Cgroup> Cgroup::create(const CgroupRoots& roots, const std::stri
 }
 
 Cgroup::~Cgroup() {
-  kill_all();
+  // After a run's init has exited its processes are gone and the directories go at once; if
+  // not, every process left is killed first.
+  bool killed = false;
   for (const auto& dir : dirs_) {
     // A cgroup can be removed once its last process is reaped, which can lag the kill a bit.
     for (int i = 0; i < 200; ++i) {
       if (::rmdir(dir.c_str()) == 0 || errno == ENOENT) break;
       if (errno != EBUSY) break;
+      if (!killed) {
+        kill_all();
+        killed = true;
+        continue;
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   }

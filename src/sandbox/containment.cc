@@ -2,7 +2,8 @@
 // side that sets up, watches and ends a run. The order is the security argument:
 //
 //   parent  clone(NEWUSER|NEWNS|NEWPID|NEWNET|NEWIPC|NEWUTS)   namespaces exist before any step
-//   parent  write uid/gid maps; place the child in the run's cgroup; release it
+//   parent  write uid/gid maps; place the child in the run's cgroup; release it; then, while
+//           the child works, compile the seccomp program and send it down a pipe
 //   child   1. become root of its user namespace (capabilities inside it only)
 //           2. cgroup namespace, rooted at the run's cgroup (it cannot see or leave it)
 //           3. hostname                                    (UTS)
@@ -10,7 +11,8 @@
 //           5. read-only root, /workspace, /tmp, /proc, /dev; pivot_root   (MOUNT, IPC)
 //           6. become the run's init: no dumping; signals taken synchronously  (PID)
 //           7. fork the tool, then reap and forward signals until it exits
-//   tool    8. new session (no controlling terminal: TIOCSTI has no target)
+//   tool    8. new session (no controlling terminal: TIOCSTI has no target); read the
+//              seccomp program
 //           9. stdin /dev/null, stdout/stderr to the parent's pipes; every other descriptor
 //              closed; working directory /workspace
 //          10. rlimits; every capability dropped; no_new_privs
@@ -57,7 +59,20 @@ struct ChildPlan {
   int error_write = -1;   // child -> parent: set-up failure text; EOF at exec
   int out_write = -1, err_write = -1;
   int fd_socket = -1;     // child -> parent: the proxy's listening socket (SCM_RIGHTS)
+  int filter_read = -1;   // parent -> tool: the seccomp program, then EOF
 };
+
+// Reads `fd` to EOF (a few KiB at most for the seccomp program).
+bool read_to_end(int fd, std::string& out) {
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n == 0) return true;
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 || out.size() > (1u << 20)) return false;
+    out.append(buf, static_cast<size_t>(n));
+  }
+}
 
 void write_all(int fd, std::string_view text) {
   while (!text.empty()) {
@@ -117,6 +132,11 @@ int receive_fd(int channel) {
 [[noreturn]] void tool_main(const ChildPlan& p) {
   const int err = p.error_write;
   if (::setsid() < 0) fail(err, "setsid", Status::Sys("setsid", "", errno), kExitSetupFailed);
+  std::string filter;
+  if (!read_to_end(p.filter_read, filter) || filter.empty()) {
+    fail(err, "seccomp", Status::Error("the filter program did not arrive from the agent"),
+         kExitSetupFailed);
+  }
   const int devnull = ::open("/dev/null", O_RDONLY);
   if (devnull < 0) fail(err, "stdin", Status::Sys("open", "/dev/null", errno), kExitSetupFailed);
   if (::dup2(devnull, 0) < 0 || ::dup2(p.out_write, 1) < 0 || ::dup2(p.err_write, 2) < 0) {
@@ -135,7 +155,7 @@ int receive_fd(int channel) {
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
-  if (auto s = install_seccomp_filter(); !s.ok()) fail(3, "seccomp", s, kExitSetupFailed);
+  if (auto s = install_seccomp_filter(filter); !s.ok()) fail(3, "seccomp", s, kExitSetupFailed);
   environ = const_cast<char**>(p.envp.data());
   ::execvp(p.argv[0], p.argv.data());
   const int e = errno;
@@ -168,6 +188,7 @@ int receive_fd(int channel) {
   const pid_t tool = ::fork();
   if (tool < 0) fail(err, "fork", Status::Sys("fork", "tool", errno), kExitSetupFailed);
   if (tool == 0) tool_main(p);
+  ::close(p.filter_read);
   ::close(err);
   ::close(p.out_write);
   ::close(p.err_write);
@@ -287,9 +308,9 @@ RunResult run_sandboxed(const RunSpec& spec, const CgroupRoots& cgroup_roots) {
   for (const auto& e : spec.env) plan.envp.push_back(const_cast<char*>(e.c_str()));
   plan.envp.push_back(nullptr);
 
-  Pipe sync, error, out, err;
+  Pipe sync, error, out, err, filter;
   if (!sync.open(O_CLOEXEC) || !error.open(O_CLOEXEC) || !out.open(O_CLOEXEC) ||
-      !err.open(O_CLOEXEC)) {
+      !err.open(O_CLOEXEC) || !filter.open(O_CLOEXEC)) {
     return setup_error(Status::Sys("pipe2", "O_CLOEXEC", errno).error);
   }
   int fd_channel[2] = {-1, -1};
@@ -303,6 +324,7 @@ RunResult run_sandboxed(const RunSpec& spec, const CgroupRoots& cgroup_roots) {
   plan.out_write = out.w;
   plan.err_write = err.w;
   plan.fd_socket = fd_channel[1];
+  plan.filter_read = filter.r;
 
   const unsigned long flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET |
                               CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD;
@@ -313,12 +335,12 @@ RunResult run_sandboxed(const RunSpec& spec, const CgroupRoots& cgroup_roots) {
     return setup_error(Status::Sys("clone", "NEWUSER|NEWNS|NEWPID|NEWNET|NEWIPC|NEWUTS", e).error);
   }
   if (pid == 0) {
-    ::close(sync.w), ::close(error.r), ::close(out.r), ::close(err.r);
+    ::close(sync.w), ::close(error.r), ::close(out.r), ::close(err.r), ::close(filter.w);
     if (fd_channel[0] >= 0) ::close(fd_channel[0]);
     child_main(plan);
   }
   const pid_t init = static_cast<pid_t>(pid);
-  sync.close_r(), error.close_w(), out.close_w(), err.close_w();
+  sync.close_r(), error.close_w(), out.close_w(), err.close_w(), filter.close_r();
   if (fd_channel[1] >= 0) ::close(fd_channel[1]);
 
   auto abandon = [&](std::string message) {
@@ -341,6 +363,21 @@ RunResult run_sandboxed(const RunSpec& spec, const CgroupRoots& cgroup_roots) {
     ::close(fd_channel[0]);
     if (listener >= 0) spec.on_proxy_socket(listener);
   }
+  // The tool reads the program before it drops anything; compiling it here overlaps with the
+  // child building its root. A program that cannot be built ends the run before the tool runs.
+  {
+    std::string program;
+    if (auto s = compile_seccomp_filter(program); !s.ok()) return abandon("seccomp: " + s.error);
+    std::string_view rest = program;
+    while (!rest.empty()) {
+      const ssize_t n = ::write(filter.w, rest.data(), rest.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;  // the child is gone: its exit reports why
+      rest.remove_prefix(static_cast<size_t>(n));
+    }
+    filter.close_w();
+  }
+  if (spec.during_setup) spec.during_setup();
 
   const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, init, 0));
   if (pidfd < 0) return abandon(Status::Sys("pidfd_open", std::to_string(init), errno).error);

@@ -47,6 +47,9 @@ struct RunSpec {
   // SIGTERM, and is killed `stop_grace` later if still running. -1: none.
   int stop_fd = -1;
   std::chrono::milliseconds stop_grace{5000};
+  // Housekeeping the agent does while the run's child builds its root (it would otherwise
+  // wait), e.g. removing what runs of a killed agent left behind.
+  std::function<void()> during_setup;
   std::string runtime_dir = "/tmp";  // where the new root's mount point is made
   std::string run_id;                // cgroup name; unique per run
 };

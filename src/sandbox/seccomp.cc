@@ -4,10 +4,15 @@
 // capabilities, and the filter removes the kernel code path itself from reach. Denied calls
 // return EPERM (clone3: ENOSYS, so that libc falls back to clone, whose flags can be checked);
 // a syscall of another architecture (32-bit int 0x80, x32) kills the process.
+#include <linux/filter.h>
 #include <linux/sched.h>
+#include <linux/seccomp.h>
 #include <seccomp.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cerrno>
 
@@ -87,7 +92,7 @@ class FilterContext {
 
 }  // namespace
 
-Status install_seccomp_filter() {
+Status compile_seccomp_filter(std::string& program) {
   FilterContext f;
   if (!f.get()) return Status::Error("seccomp_init(SCMP_ACT_ALLOW) failed");
   int rc = seccomp_attr_set(f.get(), SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
@@ -120,8 +125,33 @@ Status install_seccomp_filter() {
                           SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, req));
     if (rc != 0) return Status::Sys("seccomp_rule_add", "ioctl(TIOCSTI/TIOCLINUX), EPERM", -rc);
   }
-  rc = seccomp_load(f.get());
-  if (rc != 0) return Status::Sys("seccomp_load", "deny list", -rc);
+  // The BPF program, as seccomp_load would install it (libseccomp exports to a descriptor).
+  const int fd = ::memfd_create("airlock-seccomp", MFD_CLOEXEC);
+  if (fd < 0) return Status::Sys("memfd_create", "airlock-seccomp", errno);
+  rc = seccomp_export_bpf(f.get(), fd);
+  const off_t size = rc == 0 ? ::lseek(fd, 0, SEEK_END) : -1;
+  program.assign(size > 0 ? static_cast<size_t>(size) : 0, '\0');
+  const bool read_back = size > 0 && ::pread(fd, program.data(), program.size(), 0) == size;
+  ::close(fd);
+  if (rc != 0) return Status::Sys("seccomp_export_bpf", "deny list", -rc);
+  if (!read_back || program.size() % sizeof(sock_filter) != 0) {
+    return Status::Error("seccomp_export_bpf produced no usable program");
+  }
+  return Status::Ok();
+}
+
+Status install_seccomp_filter(const std::string& program) {
+  if (program.empty() || program.size() % sizeof(sock_filter) != 0 ||
+      program.size() / sizeof(sock_filter) > BPF_MAXINSNS) {
+    return Status::Error("the seccomp program is malformed (" + std::to_string(program.size()) +
+                         " bytes)");
+  }
+  sock_fprog prog{};
+  prog.len = static_cast<unsigned short>(program.size() / sizeof(sock_filter));
+  prog.filter = reinterpret_cast<sock_filter*>(const_cast<char*>(program.data()));
+  if (::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) {
+    return Status::Sys("seccomp", "SECCOMP_SET_MODE_FILTER", errno);
+  }
   return Status::Ok();
 }
 

@@ -98,7 +98,10 @@ struct DeniedSyscall {
 };
 // The deny list, for docs and tests.
 const std::vector<DeniedSyscall>& denied_syscalls();
-// Tool process, last step before exec: loads the filter (requires no_new_privs).
-Status install_seccomp_filter();
+// The deny list compiled to a BPF program (struct sock_filter[]), by the agent while the run
+// sets up; it reaches the tool through a pipe.
+Status compile_seccomp_filter(std::string& program);
+// Tool process, last step before exec: loads the program (requires no_new_privs).
+Status install_seccomp_filter(const std::string& program);
 
 }  // namespace airlock::sandbox
