@@ -59,7 +59,8 @@ struct ChildPlan {
   int error_write = -1;   // child -> parent: set-up failure text; EOF at exec
   int out_write = -1, err_write = -1;
   int fd_socket = -1;     // child -> parent: the proxy's listening socket (SCM_RIGHTS)
-  int filter_read = -1;   // parent -> tool: the seccomp program, then EOF
+  int filter_read = -1;   // parent -> tool: the seccomp program, then EOF (a stream socket,
+                          // so that the parent's send cannot raise SIGPIPE)
 };
 
 // Reads `fd` to EOF (a few KiB at most for the seccomp program).
@@ -203,6 +204,14 @@ struct Pipe {
     r = fds[0], w = fds[1];
     return true;
   }
+  // A one-way stream socket pair: written with send(MSG_NOSIGNAL), so that a reader that died
+  // gives EPIPE rather than a signal to the whole agent.
+  bool open_stream() {
+    int fds[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) return false;
+    r = fds[0], w = fds[1];
+    return true;
+  }
   void close_r() { if (r >= 0) ::close(r), r = -1; }
   void close_w() { if (w >= 0) ::close(w), w = -1; }
   ~Pipe() { close_r(), close_w(); }
@@ -310,8 +319,8 @@ RunResult run_sandboxed(const RunSpec& spec, const CgroupRoots& cgroup_roots) {
 
   Pipe sync, error, out, err, filter;
   if (!sync.open(O_CLOEXEC) || !error.open(O_CLOEXEC) || !out.open(O_CLOEXEC) ||
-      !err.open(O_CLOEXEC) || !filter.open(O_CLOEXEC)) {
-    return setup_error(Status::Sys("pipe2", "O_CLOEXEC", errno).error);
+      !err.open(O_CLOEXEC) || !filter.open_stream()) {
+    return setup_error(Status::Sys("pipe2/socketpair", "the run's channels", errno).error);
   }
   int fd_channel[2] = {-1, -1};
   if (spec.on_proxy_socket) {
@@ -370,7 +379,7 @@ RunResult run_sandboxed(const RunSpec& spec, const CgroupRoots& cgroup_roots) {
     if (auto s = compile_seccomp_filter(program); !s.ok()) return abandon("seccomp: " + s.error);
     std::string_view rest = program;
     while (!rest.empty()) {
-      const ssize_t n = ::write(filter.w, rest.data(), rest.size());
+      const ssize_t n = ::send(filter.w, rest.data(), rest.size(), MSG_NOSIGNAL);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;  // the child is gone: its exit reports why
       rest.remove_prefix(static_cast<size_t>(n));
