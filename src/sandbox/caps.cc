@@ -16,8 +16,9 @@
 
 namespace airlock::sandbox {
 
-Status drop_capabilities() {
+Status drop_capabilities(uint64_t keep) {
   for (int cap = 0;; ++cap) {
+    if (cap < 64 && (keep >> cap & 1)) continue;
     if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) {
       if (errno == EINVAL && cap > CAP_SYS_ADMIN) break;  // past the kernel's last capability
       return Status::Sys("prctl", "PR_CAPBSET_DROP, " + std::to_string(cap), errno);
@@ -34,7 +35,20 @@ Status drop_capabilities() {
   }
   __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
   __user_cap_data_struct data[2] = {};
-  if (::syscall(SYS_capset, &header, data) != 0) return Status::Sys("capset", "all sets empty", errno);
+  if (keep != 0 && ::syscall(SYS_capget, &header, data) != 0) {
+    return Status::Sys("capget", "current sets", errno);
+  }
+  // What is kept and held stays permitted and effective; nothing is inheritable.
+  const uint64_t held = data[0].permitted | uint64_t{data[1].permitted} << 32;
+  const uint64_t kept = held & keep;
+  for (int i = 0; i < 2; ++i) {
+    data[i].effective = data[i].permitted = static_cast<uint32_t>(kept >> (32 * i));
+    data[i].inheritable = 0;
+  }
+  header = {_LINUX_CAPABILITY_VERSION_3, 0};
+  if (::syscall(SYS_capset, &header, data) != 0) {
+    return Status::Sys("capset", keep ? "the kept set" : "all sets empty", errno);
+  }
   return Status::Ok();
 }
 

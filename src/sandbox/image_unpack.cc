@@ -261,7 +261,7 @@ std::optional<std::string> unpack_tarball(const fs::path& file, const fs::path& 
   fs::remove_all(tmp, ec);
   fs::create_directories(tmp, ec);
   if (std::string e = extract_all(file.string(), tmp); !e.empty()) {
-    error = file.string() + ": " + e;
+    error = e.rfind(file.string() + ": ", 0) == 0 ? e : file.string() + ": " + e;
     fs::remove_all(tmp, ec);
     return std::nullopt;
   }

@@ -1,8 +1,10 @@
 // The part of image handling that reads image contents — untrusted input — with libarchive and
 // SHA-256 (OpenSSL). It runs in a process of its own, `sandbox-agent-unpack` (see
-// src/exe/sandbox_agent_unpack_main.cc), which holds no secrets and is started only when an
-// image must be unpacked; sandbox-agent itself links neither library, so it starts faster and
-// a flaw in either cannot reach the credentials it holds.
+// src/exe/sandbox_agent_unpack_main.cc), started only when an image must be unpacked. That
+// process never holds the agent's secrets, keeps (as root) only the capabilities extraction
+// needs, and cannot trace the agent or read its memory; sandbox-agent itself links neither
+// library, which also makes it start faster. The unpacker is not a sandbox of its own: with
+// dac_override it can read any file root can.
 #pragma once
 
 #include <optional>

@@ -84,7 +84,10 @@ Status enter_cgroup_namespace();
 // --- caps.cc: capabilities and no_new_privs ---------------------------------------------------
 // Tool process: empties the bounding, ambient, inheritable, permitted and effective sets and
 // locks securebits so that exec (setuid binaries, file capabilities) gains nothing back.
-Status drop_capabilities();
+// `keep`: capabilities (bit N = capability N) to keep in the bounding, permitted and effective
+// sets where held now — none for a tool; the image unpacker keeps the few that extracting files
+// as root needs.
+Status drop_capabilities(uint64_t keep = 0);
 Status set_no_new_privs();
 
 // --- rlimit.cc --------------------------------------------------------------------------------

@@ -459,6 +459,36 @@ TEST_F(Sandbox, TheAgentParsesNoImageItselfAndLinksNoArchiveOrTlsLibrary) {
                      "next to sandbox-agent"), std::string::npos) << out;
 }
 
+// The unpacker, run as root, keeps only chown, dac_override, fowner and fsetid (no ptrace, no
+// admin), none inheritable, under no_new_privs. A FIFO as the image holds it open for reading
+// while its status is read.
+TEST_F(Sandbox, TheImageUnpackerKeepsOnlyTheCapabilitiesExtractionNeeds) {
+  TempDir d;
+  const std::string fifo = d.path + "/image.tar";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  fs::create_directories(d.path + "/store");
+  Process helper(bin("sandbox-agent-unpack"), {fifo, d.path + "/store"});
+  std::string status;
+  ASSERT_TRUE(eventually([&] {
+    std::ifstream in("/proc/" + std::to_string(helper.pid()) + "/status");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    status = ss.str();
+    return status.find("NoNewPrivs:\t1") != std::string::npos;
+  }, 10s)) << status;
+  EXPECT_NE(status.find("CapEff:\t000000000000001b"), std::string::npos) << status;
+  EXPECT_NE(status.find("CapPrm:\t000000000000001b"), std::string::npos) << status;
+  EXPECT_NE(status.find("CapBnd:\t000000000000001b"), std::string::npos) << status;
+  EXPECT_NE(status.find("CapInh:\t0000000000000000"), std::string::npos) << status;
+  EXPECT_NE(status.find("CapAmb:\t0000000000000000"), std::string::npos) << status;
+  // An empty "archive": the helper fails, says why, and exits 1.
+  const int w = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(w, 0);
+  ::close(w);
+  EXPECT_EQ(helper.wait(10s), 1) << helper.output();
+  EXPECT_NE(helper.output().find(fifo), std::string::npos) << helper.output();
+}
+
 TEST_F(Sandbox, ExitStatusSignalsAndSetupErrors) {
   EXPECT_EQ(run(config(), "exit 7").code, 7);
   auto missing = run_program(bin("sandbox-agent"), {"run", "--config", config(), "--",
