@@ -124,7 +124,10 @@ std::optional<std::string> run_unpack_helper(const fs::path& source, const fs::p
   }
   while (!output.empty() && (output.back() == '\n' || output.back() == ' ')) output.pop_back();
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && is_sha256_digest(output)) return output;
-  if (WIFSIGNALED(status)) {
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    error = std::string(kUnpackHelper) + " answered '" + output.substr(0, 200) +
+            "' instead of an image digest";
+  } else if (WIFSIGNALED(status)) {
     error = std::string(kUnpackHelper) + " was killed by signal " +
             std::to_string(WTERMSIG(status)) + (output.empty() ? "" : ": " + output);
   } else {

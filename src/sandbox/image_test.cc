@@ -102,6 +102,34 @@ TEST_F(Images, UnknownReferencesSayHowToImport) {
   EXPECT_EQ(normalize_reference("../etc"), "");
 }
 
+// What the agent says when the unpacker is missing, dies, or answers nonsense — and that a
+// failed unpack leaves nothing recorded for the image.
+TEST_F(Images, UnpackerFailuresAreReportedAndNothingIsRecorded) {
+  struct Reset {
+    ~Reset() { set_unpack_helper(""); }
+  } reset;
+  std::string error;
+  set_unpack_helper("/nonexistent/sandbox-agent-unpack");
+  EXPECT_FALSE(resolve_image(work_.path + "/oci-archive.tar", store_.path, error));
+  EXPECT_NE(error.find("unpacking an image needs /nonexistent/sandbox-agent-unpack"),
+            std::string::npos) << error;
+  const std::string crashing = work_.path + "/crashing-unpacker";
+  std::ofstream(crashing) << "#!/bin/sh\necho partial output\nkill -SEGV $$\n";
+  fs::permissions(crashing, fs::perms::owner_all);
+  set_unpack_helper(crashing);
+  EXPECT_FALSE(resolve_image(work_.path + "/oci-archive.tar", store_.path, error));
+  EXPECT_NE(error.find("was killed by signal 11: partial output"), std::string::npos) << error;
+  const std::string lying = work_.path + "/lying-unpacker";
+  std::ofstream(lying) << "#!/bin/sh\necho not-a-digest\n";
+  fs::permissions(lying, fs::perms::owner_all);
+  set_unpack_helper(lying);
+  EXPECT_FALSE(import_image(work_.path + "/oci", "tools:2", store_.path, error));
+  EXPECT_EQ(error, "sandbox-agent-unpack answered 'not-a-digest' instead of an image digest");
+  EXPECT_TRUE(list_images(store_.path).empty());
+  EXPECT_FALSE(fs::exists(store_.path + "/archives") &&
+               !fs::is_empty(store_.path + "/archives"));
+}
+
 TEST_F(Images, ACorruptedBlobIsRefused) {
   const std::string blobs = work_.path + "/oci/blobs/sha256";
   for (const auto& b : fs::directory_iterator(blobs)) {
