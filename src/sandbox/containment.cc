@@ -3,7 +3,7 @@
 //
 //   parent  clone(NEWUSER|NEWNS|NEWPID|NEWNET|NEWIPC|NEWUTS)   namespaces exist before any step
 //   parent  write uid/gid maps; place the child in the run's cgroup; release it; then, while
-//           the child works, compile the seccomp program and send it down a pipe
+//           the child works, compile the seccomp program and send it over a socket pair
 //   child   1. become root of its user namespace (capabilities inside it only)
 //           2. cgroup namespace, rooted at the run's cgroup (it cannot see or leave it)
 //           3. hostname                                    (UTS)

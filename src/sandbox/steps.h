@@ -102,7 +102,7 @@ struct DeniedSyscall {
 // The deny list, for docs and tests.
 const std::vector<DeniedSyscall>& denied_syscalls();
 // The deny list compiled to a BPF program (struct sock_filter[]), by the agent while the run
-// sets up; it reaches the tool through a pipe.
+// sets up; it reaches the tool over a socket pair.
 Status compile_seccomp_filter(std::string& program);
 // Tool process, last step before exec: loads the program (requires no_new_privs).
 Status install_seccomp_filter(const std::string& program);
