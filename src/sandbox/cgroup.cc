@@ -17,15 +17,6 @@ namespace {
 
 constexpr uint64_t kCpuPeriodUs = 100'000;
 
-bool read_file(const std::string& path, std::string& out) {
-  std::ifstream in(path);
-  if (!in) return false;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  out = ss.str();
-  return true;
-}
-
 // Cgroup control files (O_CREAT: a test's plain directory tree needs it; cgroupfs ignores it).
 Status write_control(const std::string& path, const std::string& value) {
   return write_file(path, value, O_WRONLY | O_CREAT | O_TRUNC);

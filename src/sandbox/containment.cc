@@ -63,18 +63,6 @@ struct ChildPlan {
                           // so that the parent's send cannot raise SIGPIPE)
 };
 
-// Reads `fd` to EOF (a few KiB at most for the seccomp program).
-bool read_to_end(int fd, std::string& out) {
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n == 0) return true;
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 || out.size() > (1u << 20)) return false;
-    out.append(buf, static_cast<size_t>(n));
-  }
-}
-
 void write_all(int fd, std::string_view text) {
   while (!text.empty()) {
     const ssize_t n = ::write(fd, text.data(), text.size());
@@ -134,7 +122,8 @@ int receive_fd(int channel) {
   const int err = p.error_write;
   if (::setsid() < 0) fail(err, "setsid", Status::Sys("setsid", "", errno), kExitSetupFailed);
   std::string filter;
-  if (!read_to_end(p.filter_read, filter) || filter.empty()) {
+  // A few KiB; anything near the kernel's limit of BPF_MAXINSNS instructions is refused later.
+  if (!read_to_end(p.filter_read, filter, 1 << 20) || filter.empty()) {
     fail(err, "seccomp", Status::Error("the filter program did not arrive from the agent"),
          kExitSetupFailed);
   }

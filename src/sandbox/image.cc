@@ -14,22 +14,15 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "sandbox/image_files.h"
+#include "sandbox/steps.h"
 
 namespace airlock::sandbox {
 namespace fs = std::filesystem;
 namespace json = boost::json;
 
 namespace image_files {
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 bool is_sha256_digest(const std::string& d) {
   if (d.size() != 71 || d.rfind("sha256:", 0) != 0) return false;
@@ -41,7 +34,12 @@ bool is_sha256_digest(const std::string& d) {
 
 std::optional<json::value> read_json(const fs::path& p, std::string& error) {
   boost::system::error_code ec;
-  auto v = json::parse(read_file(p), ec);
+  std::string text;
+  if (!read_file(p.string(), text)) {
+    error = "cannot read " + p.string() + ": " + std::strerror(errno);
+    return std::nullopt;
+  }
+  auto v = json::parse(text, ec);
   if (ec) {
     error = p.string() + " is not valid JSON: " + ec.message();
     return std::nullopt;
@@ -112,12 +110,7 @@ std::optional<std::string> run_unpack_helper(const fs::path& source, const fs::p
     return std::nullopt;
   }
   std::string output;
-  char buf[4096];
-  for (ssize_t n; (n = ::read(out[0], buf, sizeof buf)) != 0;) {
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) break;
-    if (output.size() < 64 * 1024) output.append(buf, static_cast<size_t>(n));
-  }
+  read_to_end(out[0], output, 64 * 1024);  // a digest, or an error message
   ::close(out[0]);
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
@@ -170,8 +163,8 @@ std::optional<std::string> known_or_unpack(const fs::path& source, const fs::pat
   if (identity.empty()) return std::nullopt;
   const fs::path known = store / "archives" / identity;
   if (fs::exists(known)) {
-    const std::string digest = read_file(known);
-    if (is_sha256_digest(digest) && fs::is_directory(store / "rootfs" / digest.substr(7))) {
+    std::string digest;
+    if (read_file(known.string(), digest) && is_sha256_digest(digest) && fs::is_directory(store / "rootfs" / digest.substr(7))) {
       return digest;
     }
   }

@@ -10,7 +10,6 @@
 
 namespace airlock::sandbox::image_files {
 
-std::string read_file(const std::filesystem::path& p);
 // nullopt with `error` naming the file when it is not valid JSON.
 std::optional<boost::json::value> read_json(const std::filesystem::path& p, std::string& error);
 // "sha256:" followed by 64 lowercase hex digits.

@@ -31,6 +31,11 @@ struct Status {
 // Writes `content` to a control file with one write(2). `flags`: O_WRONLY for /proc files;
 // cgroup files are opened O_WRONLY | O_CREAT | O_TRUNC (also what a test's plain tree needs).
 Status write_file(const std::string& path, std::string_view content, int flags);
+// The whole file; false if it cannot be opened or read.
+bool read_file(const std::string& path, std::string& out);
+// Reads `fd` to EOF, keeping at most `limit` bytes (the rest is read and dropped, so that the
+// writer never blocks); false on a read error or when more than `limit` arrived.
+bool read_to_end(int fd, std::string& out, size_t limit);
 
 // --- user.cc: user namespace ------------------------------------------------------------------
 // Parent: maps the child's root to `outer_uid`/`outer_gid` (this process's own ids, so a run

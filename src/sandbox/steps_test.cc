@@ -1,0 +1,51 @@
+// The shared readers: a descriptor is drained to EOF whatever the limit (so a writer never
+// blocks), at most `limit` bytes are kept, and going over it is reported.
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "sandbox/steps.h"
+#include "test/e2e/temp_dir.h"
+
+namespace airlock::sandbox {
+namespace {
+
+TEST(Steps, ReadToEndKeepsAtMostTheLimitAndSaysWhenItWasExceeded) {
+  for (const size_t limit : {size_t{10}, size_t{200000}, std::string::npos}) {
+    int fds[2];
+    ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+    const std::string sent(150000, 'x');  // more than a pipe holds: the reader must drain
+    pid_t writer = ::fork();
+    if (writer == 0) {
+      ::close(fds[0]);
+      const bool whole = ::write(fds[1], sent.data(), sent.size()) == static_cast<ssize_t>(sent.size());
+      ::_exit(whole ? 0 : 1);
+    }
+    ::close(fds[1]);
+    std::string got;
+    const bool within = read_to_end(fds[0], got, limit);
+    ::close(fds[0]);
+    int status = 0;
+    ::waitpid(writer, &status, 0);
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "the writer was not drained";
+    EXPECT_EQ(within, limit >= sent.size()) << limit;
+    EXPECT_EQ(got.size(), std::min(limit, sent.size())) << limit;
+  }
+  std::string out;
+  EXPECT_FALSE(read_to_end(-1, out, 10));
+}
+
+TEST(Steps, ReadFileReadsWholeFilesAndFailsOnMissingOnes) {
+  test::TempDir d;
+  const std::string p = d.path + "/f";
+  ASSERT_TRUE(write_file(p, "first\nsecond\n", O_WRONLY | O_CREAT | O_TRUNC).ok());
+  std::string out = "old";
+  ASSERT_TRUE(read_file(p, out));
+  EXPECT_EQ(out, "first\nsecond\n");
+  EXPECT_FALSE(read_file(d.path + "/missing", out));
+}
+
+}  // namespace
+}  // namespace airlock::sandbox
