@@ -3,6 +3,9 @@
 #include "sandbox/image.h"
 #include "sandbox/image_unpack.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -128,6 +131,34 @@ TEST_F(Images, UnpackerFailuresAreReportedAndNothingIsRecorded) {
   EXPECT_TRUE(list_images(store_.path).empty());
   EXPECT_FALSE(fs::exists(store_.path + "/archives") &&
                !fs::is_empty(store_.path + "/archives"));
+}
+
+// The unpacker starts with nothing of the agent's: an environment of only PATH, stdin from
+// /dev/null, and none of its descriptors (a probe stands in for it and reports what it got; a
+// descriptor the agent left inheritable points at a file named leak-marker).
+TEST_F(Images, TheUnpackerInheritsNoEnvironmentAndNoDescriptors) {
+  struct Reset {
+    ~Reset() {
+      set_unpack_helper("");
+      ::unsetenv("AIRLOCK_TEST_CANARY");
+    }
+  } reset;
+  ::setenv("AIRLOCK_TEST_CANARY", "must-not-arrive", 1);
+  const int leaked = ::open((work_.path + "/leak-marker").c_str(), O_WRONLY | O_CREAT, 0600);
+  ASSERT_GE(leaked, 0);  // without O_CLOEXEC: inherited unless closed on purpose
+  const std::string probe = work_.path + "/probe-unpacker";
+  std::ofstream(probe) << "#!/bin/sh\nexec 2>&1\necho \"env:$(env | cut -d= -f1 | sort | tr '\\n' ' ')\"\n"
+                          "ls -l /proc/$$/fd\necho \"stdin:$(readlink /proc/$$/fd/0)\"\nexit 1\n";
+  fs::permissions(probe, fs::perms::owner_all);
+  set_unpack_helper(probe);
+  std::string error;
+  EXPECT_FALSE(resolve_image(work_.path + "/oci-archive.tar", store_.path, error));
+  ::close(leaked);
+  EXPECT_NE(error.find("stdin:/dev/null"), std::string::npos) << error;  // the probe ran
+  EXPECT_EQ(error.find("must-not-arrive"), std::string::npos) << error;
+  EXPECT_EQ(error.find("leak-marker"), std::string::npos) << error;
+  // sh adds PWD itself; nothing else besides PATH.
+  EXPECT_NE(error.find("env:PATH PWD \n"), std::string::npos) << error;
 }
 
 TEST_F(Images, ACorruptedBlobIsRefused) {

@@ -432,6 +432,42 @@ TEST_F(Sandbox, LayeredImagesRunFromAnArchiveAndFromTheStore) {
 // Image contents are parsed by sandbox-agent-unpack, never by the agent that holds the
 // credentials: the running agent has neither libarchive nor OpenSSL mapped, and without the
 // helper next to it an import fails and says what is missing.
+// image: host copies the small regular files of the /etc allow-list into the root and binds
+// the rest: a file over the copy limit (256 KiB; here a 300 KiB /etc/mime.types, put in place
+// in a mount namespace of the test's own) still arrives whole, as a read-only bind; a small
+// one arrives as a copy with the host's content; neither can be written.
+TEST_F(Sandbox, HostEtcFilesArriveWholeCopiedOrBound) {
+  TempDir d;
+  std::string big;
+  for (int i = 0; big.size() < 300 * 1024; ++i) big += "application/x-airlock-" + std::to_string(i) + " ext\n";
+  std::ofstream(d.path + "/mime.types") << big;
+  const std::string cfg = config("", "host");
+  auto [code, output] = run_program(
+      "/usr/bin/unshare",
+      {"-m", "sh", "-c", "mount --bind \"$0/mime.types\" /etc/mime.types && exec \"$@\"", d.path,
+       bin("sandbox-agent"), "run", "--config", cfg, "--", "sh", "-c",
+       "wc -c < /etc/mime.types; md5sum < /etc/mime.types; md5sum < /etc/passwd; "
+       "grep -c ' /etc/mime.types ' /proc/self/mountinfo; "
+       "grep -c ' /etc/passwd ' /proc/self/mountinfo; "
+       "(echo x >> /etc/mime.types) 2>&1; (echo x >> /etc/passwd) 2>&1; true"});
+  ASSERT_EQ(code, 0) << output;
+  auto md5 = [](const std::string& file) {
+    auto [c, out] = run_program("/bin/sh", {"-c", "md5sum < \"$0\"", file});
+    return out;
+  };
+  std::istringstream lines(output);
+  std::vector<std::string> l;
+  for (std::string line; std::getline(lines, line);) l.push_back(line);
+  ASSERT_GE(l.size(), 7u) << output;
+  EXPECT_EQ(l[0], std::to_string(big.size())) << output;
+  EXPECT_EQ(l[1] + "\n", md5(d.path + "/mime.types")) << output;
+  EXPECT_EQ(l[2] + "\n", md5("/etc/passwd")) << output;
+  EXPECT_EQ(l[3], "1") << "the large file is a bind mount\n" << output;
+  EXPECT_EQ(l[4], "0") << "the small file is a copy\n" << output;
+  EXPECT_NE(l[5].find("Read-only file system"), std::string::npos) << output;
+  EXPECT_NE(l[6].find("Read-only file system"), std::string::npos) << output;
+}
+
 TEST_F(Sandbox, TheAgentParsesNoImageItselfAndLinksNoArchiveOrTlsLibrary) {
   const std::string cfg = config();
   Process p(bin("sandbox-agent"), {"run", "--config", cfg, "--", "sh", "-c", "echo started; sleep 5"});
