@@ -2,8 +2,10 @@
 #include "sandbox/cgroup.h"
 
 #include <fcntl.h>
+#include <linux/sched.h>
 #include <sched.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -245,6 +247,30 @@ Status Cgroup::add(pid_t pid) {
     if (auto s = write_control(dir + "/cgroup.procs", std::to_string(pid)); !s.ok()) return s;
   }
   return Status::Ok();
+}
+
+int Cgroup::open_directory() const {
+  if (version_ != Version::kV2 || dirs_.empty()) return -1;
+  return ::open(dirs_[0].c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+long clone_into_cgroup(unsigned long flags, int cgroup_dir, bool& placed) {
+  placed = false;
+  if (cgroup_dir >= 0) {
+    clone_args args{};
+    args.flags = (flags & ~static_cast<unsigned long>(CSIGNAL)) | CLONE_INTO_CGROUP;
+    args.exit_signal = flags & CSIGNAL;
+    args.cgroup = static_cast<uint64_t>(cgroup_dir);
+    const long pid = ::syscall(SYS_clone3, &args, sizeof args);
+    if (pid >= 0) {
+      placed = true;
+      return pid;
+    }
+    // ENOSYS: no clone3 (or a seccomp policy that hides it); E2BIG/EINVAL: a clone3 that
+    // predates CLONE_INTO_CGROUP. Anything else is the clone's own failure.
+    if (errno != ENOSYS && errno != E2BIG && errno != EINVAL) return -1;
+  }
+  return ::syscall(SYS_clone, flags, nullptr, nullptr, nullptr, 0);
 }
 
 void Cgroup::kill_all() {

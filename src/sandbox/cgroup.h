@@ -52,7 +52,11 @@ class Cgroup {
   Version version() const { return version_; }
   // "cgroup v1 (memory, cpu, pids)" and the directories, for the log.
   std::string describe() const;
+  // Moves `pid` (its whole thread group) into the run's cgroup(s).
   Status add(pid_t pid);
+  // v2: the run's directory opened for clone_into_cgroup (the caller closes it); -1 for v1,
+  // whose hierarchies a process can only be moved into.
+  int open_directory() const;
   // SIGKILL to every process in the group (v2: cgroup.kill, else one by one until empty).
   void kill_all();
   CgroupUsage usage() const;
@@ -63,5 +67,12 @@ class Cgroup {
   Version version_ = Version::kV1;
   std::vector<std::string> dirs_;  // v2: one; v1: memory, cpu, pids
 };
+
+// clone(2) with `flags` (namespaces | exit signal). When `cgroup_dir` is a cgroup v2 directory
+// (Cgroup::open_directory) the child starts in it — clone3 with CLONE_INTO_CGROUP, Linux 5.7 —
+// so that nothing is migrated afterwards, and `placed` is set; on a kernel (or seccomp policy)
+// without clone3 it falls back to clone(2) and the caller moves the child with Cgroup::add.
+// Returns as fork(2) does: the child's pid in the parent, 0 in the child, -1 with errno.
+long clone_into_cgroup(unsigned long flags, int cgroup_dir, bool& placed);
 
 }  // namespace airlock::sandbox

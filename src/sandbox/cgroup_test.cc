@@ -1,10 +1,18 @@
 // The cgroup code against directory trees laid out like cgroupfs. This machine's kernel has
 // its controllers on cgroup v1 (the e2e battery exercises that for real); the v2 path is
-// checked here for what it detects and writes.
+// checked here for what it detects and writes, and cloning into a v2 cgroup against the
+// kernel's own unified hierarchy, which it has even without controllers.
 #include "sandbox/cgroup.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
+#include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -118,6 +126,86 @@ TEST(Cgroup, V1WritesCfsQuotaMemoryAndPids) {
   EXPECT_EQ(slurp(roots.v1_cpu + "/run/cpu.cfs_quota_us"), "25000");
   EXPECT_EQ(slurp(roots.v1_cpu + "/run/cpu.cfs_period_us"), "100000");
   EXPECT_EQ(slurp(roots.v1_pids + "/run/pids.max"), "256");
+}
+
+// The unified hierarchy's mount point and this process's cgroup in it, or empty.
+std::pair<std::string, std::string> own_v2_cgroup() {
+  std::ifstream mountinfo("/proc/self/mountinfo");
+  std::string line, mount;
+  while (std::getline(mountinfo, line)) {
+    std::istringstream in(line);
+    std::string f[5], word;
+    for (auto& x : f) in >> x;
+    while (in >> word && word != "-") {}
+    if (in >> word && word == "cgroup2") mount = f[4];
+  }
+  std::ifstream self("/proc/self/cgroup");
+  while (std::getline(self, line)) {
+    if (line.rfind("0::", 0) == 0 && !mount.empty()) return {mount, line.substr(3)};
+  }
+  return {};
+}
+
+// The child reports, through its exit status, whether /proc/self/cgroup names `expected` as
+// its v2 cgroup. Only async-signal-safe calls after the clone.
+int child_checks_v2_cgroup(const std::string& expected) {
+  char buf[4096];
+  const int fd = ::open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 2;
+  const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return 3;
+  buf[n] = '\0';
+  const char* line = std::strstr(buf, "0::");
+  if (!line) return 4;
+  line += 3;
+  const size_t len = std::strcspn(line, "\n");
+  return len == expected.size() && std::memcmp(line, expected.data(), len) == 0 ? 0 : 1;
+}
+
+int wait_for(long pid) {
+  int status = 0;
+  if (::waitpid(static_cast<pid_t>(pid), &status, 0) != pid) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+TEST(CloneIntoCgroup, TheChildStartsInTheV2CgroupItWasGiven) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to make a cgroup";
+  auto [mount, own] = own_v2_cgroup();
+  if (mount.empty()) GTEST_SKIP() << "no cgroup2 hierarchy is mounted";
+  const std::string rel = (own == "/" ? "" : own) + "/airlock-clone-test-" +
+                          std::to_string(::getpid());
+  const std::string dir = mount + rel;
+  if (::mkdir(dir.c_str(), 0755) != 0) {
+    GTEST_SKIP() << "cannot make " << dir << ": " << std::strerror(errno);
+  }
+  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(dir_fd, 0) << std::strerror(errno);
+
+  bool placed = false;
+  long pid = clone_into_cgroup(SIGCHLD, dir_fd, placed);
+  if (pid == 0) ::_exit(child_checks_v2_cgroup(rel));
+  ASSERT_GT(pid, 0) << std::strerror(errno);
+  EXPECT_TRUE(placed);
+  EXPECT_EQ(wait_for(pid), 0) << "the child did not start in " << rel;
+
+  // Without a directory: an ordinary clone, the child where its parent is.
+  pid = clone_into_cgroup(SIGCHLD, -1, placed);
+  if (pid == 0) ::_exit(child_checks_v2_cgroup(own));
+  ASSERT_GT(pid, 0) << std::strerror(errno);
+  EXPECT_FALSE(placed);
+  EXPECT_EQ(wait_for(pid), 0);
+
+  // A descriptor that is not a cgroup directory is the clone's error, not a silent fallback.
+  const int not_cgroup = ::open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC);
+  pid = clone_into_cgroup(SIGCHLD, not_cgroup, placed);
+  if (pid == 0) ::_exit(0);
+  EXPECT_EQ(pid, -1);
+  EXPECT_EQ(errno, EBADF);
+  EXPECT_FALSE(placed);
+  ::close(not_cgroup);
+  ::close(dir_fd);
+  EXPECT_EQ(::rmdir(dir.c_str()), 0) << std::strerror(errno);
 }
 
 }  // namespace

@@ -1,14 +1,19 @@
 // Containment: the ordered steps that turn a cloned child into a sandboxed tool, and the parent
 // side that sets up, watches and ends a run. The order is the security argument:
 //
+//   parent  cgroup v2: make the run's cgroup and write its limits
 //   parent  clone(NEWUSER|NEWNS|NEWPID|NEWNET|NEWIPC|NEWUTS)   namespaces exist before any step
-//   parent  write uid/gid maps; place the child in the run's cgroup; release it; then, while
-//           the child works, compile the seccomp program and send it over a socket pair
+//           (cgroup v2: straight into the run's cgroup — CLONE_INTO_CGROUP)
+//   parent  write uid/gid maps and release the child; then, while the child works: cgroup v1:
+//           make the run's cgroups, write their limits and move the child in; say so; compile
+//           the seccomp program and send it over a socket pair
 //   child   1. become root of its user namespace (capabilities inside it only)
-//           2. cgroup namespace, rooted at the run's cgroup (it cannot see or leave it)
-//           3. hostname                                    (UTS)
-//           4. loopback up; the egress proxy's socket      (NET) — before the root changes
-//           5. read-only root, /workspace, /tmp, /proc, /dev; pivot_root   (MOUNT, IPC)
+//           2. hostname                                    (UTS)
+//           3. read-only root, /workspace, /tmp, /proc, /dev; pivot_root   (MOUNT, IPC)
+//           4. loopback up; the egress proxy's socket      (NET) — after the root, when the
+//              agent's cgroup work, which would slow it down, is mostly done
+//           5. wait until it is in the run's cgroup; a cgroup namespace rooted there (it
+//              cannot see or leave it) — every process forked from here on starts inside
 //           6. become the run's init: no dumping; signals taken synchronously  (PID)
 //           7. fork the tool, then reap and forward signals until it exits
 //   tool    8. new session (no controlling terminal: TIOCSTI has no target); read the
@@ -55,7 +60,8 @@ struct ChildPlan {
   RootPlan root;
   std::vector<char*> argv;
   std::vector<char*> envp;
-  int sync_read = -1;     // parent -> child: maps and cgroup are in place
+  int sync_read = -1;     // parent -> child: 'm' maps written, then 'c' in the run's cgroup
+  int ready_write = -1;   // child -> parent, agent started unprivileged: ready for the maps
   int error_write = -1;   // child -> parent: set-up failure text; EOF at exec
   int out_write = -1, err_write = -1;
   int fd_socket = -1;     // child -> parent: the proxy's listening socket (SCM_RIGHTS)
@@ -153,17 +159,47 @@ int receive_fd(int channel) {
   fail(3, "exec", Status::Sys("execvp", p.argv[0], e), code);
 }
 
+// The init starts the tool. It shares the init's memory until it execs (CLONE_VM | CLONE_VFORK,
+// as posix_spawn does): no page tables to copy and no copy-on-write faults on its way to exec.
+// The init is suspended meanwhile, so the two never run on that memory at once; what the tool
+// allocates stays allocated in the init, which ends with the run. AddressSanitizer follows one
+// stack per thread and cannot tell a task on another stack in the same memory from a stack
+// overflow, so the sanitizer build forks instead.
+pid_t start_tool(const ChildPlan& p) {
+#if defined(__SANITIZE_ADDRESS__)
+  const pid_t tool = ::fork();
+  if (tool == 0) tool_main(p);
+  return tool;
+#else
+  auto entry = [](void* plan) -> int { tool_main(*static_cast<const ChildPlan*>(plan)); };
+  alignas(16) static char stack[256 * 1024];
+  return ::clone(entry, stack + sizeof stack, CLONE_VM | CLONE_VFORK | SIGCHLD,
+                 const_cast<ChildPlan*>(&p));
+#endif
+}
+
 // Steps 1-7, in the cloned child (PID 1 of the new namespace).
 [[noreturn]] void child_main(const ChildPlan& p) {
   const int err = p.error_write;
   // The agent's death ends the run.
   ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  // An agent without root can write this child's id maps only while the child is dumpable:
+  // the /proc files of a non-dumpable process belong to root. So it is, until the maps are
+  // written — a copy of the agent's memory that processes of the same user could attach to
+  // for that long (docs/sandbox.md). An agent running as root never does this.
+  if (p.ready_write >= 0) {
+    if (::prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) != 0 || ::write(p.ready_write, "r", 1) != 1) {
+      ::_exit(kExitSetupFailed);
+    }
+    ::close(p.ready_write);
+  }
+  // EOF instead of the byte: the parent gave up (it reports why).
   char go = 0;
-  if (::read(p.sync_read, &go, 1) != 1) ::_exit(kExitSetupFailed);  // the parent gave up
-  ::close(p.sync_read);
+  if (::read(p.sync_read, &go, 1) != 1 || go != 'm') ::_exit(kExitSetupFailed);
+  if (p.ready_write >= 0 && ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) ::_exit(kExitSetupFailed);
   if (auto s = become_namespace_root(); !s.ok()) fail(err, "user namespace", s, kExitSetupFailed);
-  if (auto s = enter_cgroup_namespace(); !s.ok()) fail(err, "cgroup namespace", s, kExitSetupFailed);
   if (auto s = set_hostname(p.spec->name); !s.ok()) fail(err, "hostname", s, kExitSetupFailed);
+  if (auto s = build_root(p.root); !s.ok()) fail(err, "root filesystem", s, kExitSetupFailed);
   if (auto s = bring_up_loopback(); !s.ok()) fail(err, "network", s, kExitSetupFailed);
   if (p.fd_socket >= 0) {
     Status s;
@@ -173,17 +209,49 @@ int receive_fd(int channel) {
     ::close(listener);
     ::close(p.fd_socket);
   }
-  if (auto s = build_root(p.root); !s.ok()) fail(err, "root filesystem", s, kExitSetupFailed);
+  if (::read(p.sync_read, &go, 1) != 1 || go != 'c') ::_exit(kExitSetupFailed);
+  ::close(p.sync_read);
+  if (auto s = enter_cgroup_namespace(); !s.ok()) fail(err, "cgroup namespace", s, kExitSetupFailed);
   if (auto s = prepare_init(); !s.ok()) fail(err, "init", s, kExitSetupFailed);
-  const pid_t tool = ::fork();
-  if (tool < 0) fail(err, "fork", Status::Sys("fork", "tool", errno), kExitSetupFailed);
-  if (tool == 0) tool_main(p);
+  const pid_t tool = start_tool(p);
+  if (tool < 0) fail(err, "start the tool", Status::Sys("clone", "tool", errno), kExitSetupFailed);
   ::close(p.filter_read);
   ::close(err);
   ::close(p.out_write);
   ::close(p.err_write);
   ::_exit(run_init(tool));
 }
+
+// The directory every run of this user mounts its new root on, each in its own mount namespace:
+// `runtime_dir`/airlock-sandbox-UID, made once and kept (a run leaves nothing to remove; the
+// host never sees what is mounted there). It must be a directory of this user that nobody else
+// may enter, so that nobody can swap it for another while a run builds its root.
+Status private_mount_point(const std::string& runtime_dir, std::string& path) {
+  const uid_t uid = ::geteuid();
+  path = runtime_dir + "/airlock-sandbox-" + std::to_string(uid);
+  if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) return Status::Sys("mkdir", path, errno);
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return Status::Sys("lstat", path, errno);
+  if (!S_ISDIR(st.st_mode) || st.st_uid != uid || (st.st_mode & 077) != 0) {
+    return Status::Error(path + " is not a directory private to uid " + std::to_string(uid) +
+                         " (mode 0700): remove it, it is made again");
+  }
+  return Status::Ok();
+}
+
+// A descriptor closed when it goes out of scope.
+struct OwnedFd {
+  int fd = -1;
+  OwnedFd() = default;
+  OwnedFd(const OwnedFd&) = delete;
+  OwnedFd& operator=(const OwnedFd&) = delete;
+  ~OwnedFd() { reset(); }
+  int get() const { return fd; }
+  void reset(int next = -1) {
+    if (fd >= 0) ::close(fd);
+    fd = next;
+  }
+};
 
 struct Pipe {
   int r = -1, w = -1;
@@ -276,26 +344,31 @@ RunResult run_sandboxed(const RunSpec& spec, const CgroupRoots& cgroup_roots) {
   };
   if (spec.argv.empty()) return setup_error("no command to run");
 
-  std::string staging =
-      spec.runtime_dir + "/airlock-root-" + std::to_string(::getpid()) + "-XXXXXX";
-  if (!::mkdtemp(staging.data())) {
-    return setup_error(Status::Sys("mkdtemp", staging, errno).error);
-  }
-  struct RemoveDir {
-    std::string path;
-    ~RemoveDir() { ::rmdir(path.c_str()); }
-  } remove_staging{staging};
+  std::string staging;
+  if (auto s = private_mount_point(spec.runtime_dir, staging); !s.ok()) return setup_error(s.error);
 
-  Status status;
-  auto cgroup = Cgroup::create(cgroup_roots, spec.run_id, spec.limits, status);
-  if (!cgroup) {
-    if (status.error.find("errno 13") != std::string::npos) {
-      status.error += "; sandbox-agent needs a cgroup it may write: run it as root, or delegate "
-                      "its cgroup to the user it runs as";
+  // The run's cgroup(s). v2: made now, and the child is cloned straight into it (nothing is
+  // migrated). v1, whose hierarchies a process can only be moved into: made and joined while
+  // the child builds its root — the move may wait for an RCU grace period in the kernel.
+  std::unique_ptr<Cgroup> cgroup;
+  auto make_cgroup = [&]() -> std::string {
+    Status status;
+    cgroup = Cgroup::create(cgroup_roots, spec.run_id, spec.limits, status);
+    if (!cgroup) {
+      if (status.error.find("errno 13") != std::string::npos) {
+        status.error += "; sandbox-agent needs a cgroup it may write: run it as root, or "
+                        "delegate its cgroup to the user it runs as";
+      }
+      return "cgroup: " + status.error;
     }
-    return setup_error("cgroup: " + status.error);
+    result.cgroup = cgroup->describe();
+    return {};
+  };
+  OwnedFd cgroup_dir;
+  if (!cgroup_roots.v2.empty() || !cgroup_roots.usable()) {
+    if (auto e = make_cgroup(); !e.empty()) return setup_error(std::move(e));
+    cgroup_dir.reset(cgroup->open_directory());
   }
-  result.cgroup = cgroup->describe();
 
   ChildPlan plan;
   plan.spec = &spec;
@@ -306,9 +379,10 @@ RunResult run_sandboxed(const RunSpec& spec, const CgroupRoots& cgroup_roots) {
   for (const auto& e : spec.env) plan.envp.push_back(const_cast<char*>(e.c_str()));
   plan.envp.push_back(nullptr);
 
-  Pipe sync, error, out, err, filter;
+  Pipe sync, error, out, err, filter, ready;
+  const bool unprivileged = ::geteuid() != 0;
   if (!sync.open(O_CLOEXEC) || !error.open(O_CLOEXEC) || !out.open(O_CLOEXEC) ||
-      !err.open(O_CLOEXEC) || !filter.open_stream()) {
+      !err.open(O_CLOEXEC) || !filter.open_stream() || (unprivileged && !ready.open(O_CLOEXEC))) {
     return setup_error(Status::Sys("pipe2/socketpair", "the run's channels", errno).error);
   }
   int fd_channel[2] = {-1, -1};
@@ -318,6 +392,7 @@ RunResult run_sandboxed(const RunSpec& spec, const CgroupRoots& cgroup_roots) {
     }
   }
   plan.sync_read = sync.r;
+  plan.ready_write = ready.w;
   plan.error_write = error.w;
   plan.out_write = out.w;
   plan.err_write = err.w;
@@ -326,19 +401,23 @@ RunResult run_sandboxed(const RunSpec& spec, const CgroupRoots& cgroup_roots) {
 
   const unsigned long flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET |
                               CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD;
-  const long pid = ::syscall(SYS_clone, flags, nullptr, nullptr, nullptr, 0);
+  bool placed = false;
+  const long pid = clone_into_cgroup(flags, cgroup_dir.get(), placed);
   if (pid < 0) {
     const int e = errno;
     if (fd_channel[0] >= 0) ::close(fd_channel[0]), ::close(fd_channel[1]);
     return setup_error(Status::Sys("clone", "NEWUSER|NEWNS|NEWPID|NEWNET|NEWIPC|NEWUTS", e).error);
   }
   if (pid == 0) {
+    cgroup_dir.reset();
     ::close(sync.w), ::close(error.r), ::close(out.r), ::close(err.r), ::close(filter.w);
+    if (ready.r >= 0) ::close(ready.r);
     if (fd_channel[0] >= 0) ::close(fd_channel[0]);
     child_main(plan);
   }
   const pid_t init = static_cast<pid_t>(pid);
   sync.close_r(), error.close_w(), out.close_w(), err.close_w(), filter.close_r();
+  ready.close_w();
   if (fd_channel[1] >= 0) ::close(fd_channel[1]);
 
   auto abandon = [&](std::string message) {
@@ -348,15 +427,27 @@ RunResult run_sandboxed(const RunSpec& spec, const CgroupRoots& cgroup_roots) {
     if (fd_channel[0] >= 0) ::close(fd_channel[0]);
     return setup_error(std::move(message));
   };
+  if (unprivileged) {
+    char r = 0;
+    if (::read(ready.r, &r, 1) != 1) return abandon("user namespace: the child exited before its id maps");
+    ready.close_r();
+  }
   if (auto s = write_id_maps(init, ::getuid(), ::getgid()); !s.ok()) {
     return abandon("user namespace: " + s.error);
   }
-  if (auto s = cgroup->add(init); !s.ok()) return abandon("cgroup: " + s.error);
-  if (::write(sync.w, "g", 1) != 1) return abandon(Status::Sys("write", "sync pipe", errno).error);
+  cgroup_dir.reset();
+  if (::write(sync.w, "m", 1) != 1) return abandon(Status::Sys("write", "sync pipe", errno).error);
+  if (!placed) {
+    if (!cgroup) {
+      if (auto e = make_cgroup(); !e.empty()) return abandon(std::move(e));
+    }
+    if (auto s = cgroup->add(init); !s.ok()) return abandon("cgroup: " + s.error);
+  }
+  if (::write(sync.w, "c", 1) != 1) return abandon(Status::Sys("write", "sync pipe", errno).error);
   sync.close_w();
 
   if (fd_channel[0] >= 0) {
-    // The child sends the socket before building its root, or fails (then the channel closes).
+    // The child sends the socket once its root is built, or fails (then the channel closes).
     const int listener = receive_fd(fd_channel[0]);
     ::close(fd_channel[0]);
     if (listener >= 0) spec.on_proxy_socket(listener);
@@ -522,7 +613,7 @@ bool owner_is_gone(const std::string& name) {
 
 }  // namespace
 
-size_t remove_leftovers(const CgroupRoots& cgroups, const std::string& runtime_dir) {
+size_t remove_leftovers(const CgroupRoots& cgroups) {
   namespace fs = std::filesystem;
   size_t removed = 0;
   std::error_code ec;
@@ -530,8 +621,7 @@ size_t remove_leftovers(const CgroupRoots& cgroups, const std::string& runtime_d
     if (base->empty()) continue;
     for (const auto& e : fs::directory_iterator(*base, ec)) {
       const std::string name = e.path().filename().string();
-      if (name.rfind("airlock-", 0) != 0 || name.rfind("airlock-root-", 0) == 0 ||
-          !e.is_directory(ec) || !owner_is_gone(name)) {
+      if (name.rfind("airlock-", 0) != 0 || !e.is_directory(ec) || !owner_is_gone(name)) {
         continue;
       }
       std::ifstream procs(e.path() / "cgroup.procs");
@@ -544,13 +634,6 @@ size_t remove_leftovers(const CgroupRoots& cgroups, const std::string& runtime_d
         if (errno != EBUSY) break;
         ::usleep(5000);
       }
-    }
-  }
-  for (const auto& e : fs::directory_iterator(runtime_dir, ec)) {
-    const std::string name = e.path().filename().string();
-    if (name.rfind("airlock-root-", 0) == 0 && owner_is_gone(name) &&
-        ::rmdir(e.path().c_str()) == 0) {
-      ++removed;
     }
   }
   return removed;

@@ -50,7 +50,8 @@ struct RunSpec {
   // Housekeeping the agent does while the run's child builds its root (it would otherwise
   // wait), e.g. removing what runs of a killed agent left behind.
   std::function<void()> during_setup;
-  std::string runtime_dir = "/tmp";  // where the new root's mount point is made
+  // Where the new root's mount point is: airlock-sandbox-UID, made once and kept.
+  std::string runtime_dir = "/tmp";
   std::string run_id;                // cgroup name; unique per run
 };
 
@@ -73,9 +74,8 @@ struct RunResult {
 RunResult run_sandboxed(const RunSpec& spec, const CgroupRoots& cgroups);
 
 // Removes what runs of agents that are gone left behind (killed with SIGKILL, say): their
-// cgroups ("airlock-NAME-PID-N", processes killed first) and root mount points
-// ("airlock-root-PID-*" in `runtime_dir`). Only entries whose PID is no longer alive are
-// touched, so runs of other live agents are safe. Returns how many were removed.
-size_t remove_leftovers(const CgroupRoots& cgroups, const std::string& runtime_dir);
+// cgroups ("airlock-NAME-PID-N", processes killed first). Only cgroups whose PID is no longer
+// alive are touched, so runs of other live agents are safe. Returns how many were removed.
+size_t remove_leftovers(const CgroupRoots& cgroups);
 
 }  // namespace airlock::sandbox

@@ -19,6 +19,7 @@
 #include <sstream>
 
 #include "common/tls.h"
+#include "sandbox/cgroup.h"
 #include "test/e2e/harness.h"
 
 namespace airlock::test {
@@ -339,22 +340,45 @@ TEST_F(Sandbox, LeftoversOfAKilledAgentAreRemovedByTheNextRun) {
     ASSERT_TRUE(fs::create_directory(stale)) << stale;
     planted.push_back(stale);
   }
-  const char* tmp = std::getenv("TMPDIR");
-  const std::string staging = std::string(tmp && *tmp ? tmp : "/tmp") + "/airlock-root-" +
-                              std::to_string(gone) + "-AbCdEf";
-  ASSERT_TRUE(fs::create_directory(staging));
-  planted.push_back(staging);
-  // A live agent's run dir is not touched (this test process's PID stands for one).
-  const std::string alive = std::string(tmp && *tmp ? tmp : "/tmp") + "/airlock-root-" +
-                            std::to_string(::getpid()) + "-AbCdEf";
-  ASSERT_TRUE(fs::create_directory(alive));
-
+  // A live agent's cgroup is not touched (this test process's PID stands for one).
+  const std::string alive = fs::path(planted.front()).parent_path().string() +
+                            "/airlock-battery-" + std::to_string(::getpid()) + "-0";
+  ASSERT_TRUE(fs::create_directory(alive)) << alive;
   auto second = run(config(), "true");
   EXPECT_EQ(second.code, 0) << second.output;
   for (const auto& p : planted) EXPECT_FALSE(fs::exists(p)) << p;
-  EXPECT_TRUE(fs::exists(alive));
-  fs::remove(alive);
+  EXPECT_TRUE(fs::exists(alive)) << alive;
+  ::rmdir(alive.c_str());
   EXPECT_TRUE(second.has("removed " + std::to_string(planted.size()) + " leftover(s)")) << second.output;
+}
+
+// Every run mounts its new root on one directory of the user's, $TMPDIR/airlock-sandbox-UID,
+// inside its own mount namespace: runs leave nothing behind there, and a directory that someone
+// else could enter (and so swap for another while a root is built) is refused.
+TEST_F(Sandbox, RunsMountTheirRootOnAPrivateDirectoryAndLeaveNothingBehind) {
+  TempDir runtime;
+  ::setenv("TMPDIR", runtime.path.c_str(), 1);
+  auto first = run(config(), "echo one > /workspace/x");
+  auto second = run(config(), "true");
+  const std::string mount_point = runtime.path + "/airlock-sandbox-0";
+  std::vector<std::string> entries;
+  for (const auto& e : fs::directory_iterator(runtime.path)) entries.push_back(e.path().string());
+  struct stat st {};
+  const bool listed = ::lstat(mount_point.c_str(), &st) == 0;
+  const bool empty = fs::is_empty(mount_point);
+  ::chmod(mount_point.c_str(), 0777);
+  auto refused = run(config(), "echo ran");
+  ::unsetenv("TMPDIR");
+  EXPECT_EQ(first.code, 0) << first.output;
+  EXPECT_EQ(second.code, 0) << second.output;
+  ASSERT_TRUE(listed);
+  EXPECT_EQ(entries, std::vector<std::string>{mount_point});
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  EXPECT_TRUE(empty);
+  EXPECT_EQ(refused.code, 125) << refused.output;
+  EXPECT_FALSE(refused.has("ran")) << refused.output;
+  EXPECT_TRUE(refused.has(mount_point + " is not a directory private to uid 0")) << refused.output;
 }
 
 TEST_F(Sandbox, MemoryBombIsKilledWithAClearError) {
@@ -577,6 +601,55 @@ TEST_F(Sandbox, SetupFailuresNameTheSyscallAndTheFix) {
   EXPECT_NE(output.find("sandbox set-up failed: cgroup: mkdir("), std::string::npos) << output;
   EXPECT_NE(output.find("Permission denied (errno 13)"), std::string::npos) << output;
   EXPECT_NE(output.find("run it as root, or delegate its cgroup"), std::string::npos) << output;
+}
+
+// Started by a user (nobody, 65534 here) whose cgroups were delegated to it, the agent runs the
+// tool as root of a user namespace mapped to that user — root inside, the user's files outside
+// — under cgroups it makes below the delegated ones. (The agent is not dumpable; its child is,
+// only until the agent has written the id maps, which it could not do otherwise.)
+TEST_F(Sandbox, AnAgentStartedByAUserRunsInTheCgroupsDelegatedToIt) {
+  const auto roots = sandbox::CgroupRoots::detect();
+  if (!roots.v2.empty()) GTEST_SKIP() << "written for the v1 hierarchies this machine has";
+  ASSERT_TRUE(roots.usable()) << roots.why_unusable;
+  const std::string name = "delegated-to-nobody-" + std::to_string(::getpid());
+  std::vector<std::string> delegated;
+  for (const auto* base : {&roots.v1_memory, &roots.v1_cpu, &roots.v1_pids}) {
+    delegated.push_back(*base + "/" + name);
+    ASSERT_EQ(::mkdir(delegated.back().c_str(), 0755), 0) << delegated.back();
+    ASSERT_EQ(::chown(delegated.back().c_str(), 65534, 65534), 0);
+  }
+  ::chmod(dir_.path.c_str(), 0755);
+  const std::string cfg = config("", "host");
+  ::chmod(cfg.c_str(), 0644);
+  const std::string agent = dir_.path + "/sandbox-agent";
+  fs::copy_file(bin("sandbox-agent"), agent);
+  ::chmod(agent.c_str(), 0755);
+  TempDir ws;
+  ::chmod(ws.path.c_str(), 0777);
+  const std::string report = ws.path + "/report.json";
+  // The shell joins the delegated cgroups, then becomes the agent as nobody.
+  const std::string script =
+      "for d in \"$@\"; do echo $$ > \"$d/cgroup.procs\" || exit 99; done; "
+      "exec setpriv --reuid=65534 --regid=65534 --clear-groups " + agent + " run --config " +
+      cfg + " --workspace " + ws.path + " --report " + report +
+      " -- sh -c 'echo uid=$(id -u); echo made > /workspace/made'";
+  std::vector<std::string> args = {"-c", script, "sh"};
+  args.insert(args.end(), delegated.begin(), delegated.end());
+  auto [code, output] = run_program("/bin/sh", args);
+  auto o = outcome(code, output, report);
+  EXPECT_EQ(o.code, 0) << o.output;
+  EXPECT_TRUE(o.has("uid=0")) << o.output;
+  struct stat st {};
+  ASSERT_EQ(::stat((ws.path + "/made").c_str(), &st), 0) << o.output;
+  EXPECT_EQ(st.st_uid, 65534u);
+  EXPECT_EQ(st.st_gid, 65534u);
+  ASSERT_FALSE(o.report.empty()) << o.output;
+  EXPECT_NE(o.str("cgroup").find(delegated[0] + "/airlock-battery-"), std::string::npos)
+      << o.str("cgroup");
+  EXPECT_GT(o.num("memory_peak"), 0) << "the run was not charged to its memory cgroup";
+  for (const auto& d : delegated) {
+    EXPECT_TRUE(eventually([&] { return ::rmdir(d.c_str()) == 0; }, 5s)) << d;
+  }
 }
 
 
