@@ -222,20 +222,23 @@ pid_t start_tool(const ChildPlan& p) {
   ::_exit(run_init(tool));
 }
 
-// The directory every run of this user mounts its new root on, each in its own mount namespace:
-// `runtime_dir`/airlock-sandbox-UID, made once and kept (a run leaves nothing to remove; the
-// host never sees what is mounted there). It must be a directory of this user that nobody else
-// may enter, so that nobody can swap it for another while a run builds its root.
-Status private_mount_point(const std::string& runtime_dir, std::string& path) {
+// The agent's own directory for runs of this user: `runtime_dir`/airlock-sandbox-UID, made once
+// and kept. Every run mounts its new root on root/ in it, inside the run's own mount namespace
+// (so a run leaves nothing behind, and the host never sees what is mounted there); image
+// "host" keeps its /etc copies in it. Nobody but the user may enter it, so that nobody can swap
+// what is in it while a run builds its root.
+Status private_runtime_dir(const std::string& runtime_dir, std::string& dir, std::string& root) {
   const uid_t uid = ::geteuid();
-  path = runtime_dir + "/airlock-sandbox-" + std::to_string(uid);
-  if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) return Status::Sys("mkdir", path, errno);
+  dir = runtime_dir + "/airlock-sandbox-" + std::to_string(uid);
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return Status::Sys("mkdir", dir, errno);
   struct stat st {};
-  if (::lstat(path.c_str(), &st) != 0) return Status::Sys("lstat", path, errno);
+  if (::lstat(dir.c_str(), &st) != 0) return Status::Sys("lstat", dir, errno);
   if (!S_ISDIR(st.st_mode) || st.st_uid != uid || (st.st_mode & 077) != 0) {
-    return Status::Error(path + " is not a directory private to uid " + std::to_string(uid) +
+    return Status::Error(dir + " is not a directory private to uid " + std::to_string(uid) +
                          " (mode 0700): remove it, it is made again");
   }
+  root = dir + "/root";
+  if (::mkdir(root.c_str(), 0700) != 0 && errno != EEXIST) return Status::Sys("mkdir", root, errno);
   return Status::Ok();
 }
 
@@ -344,8 +347,10 @@ RunResult run_sandboxed(const RunSpec& spec, const CgroupRoots& cgroup_roots) {
   };
   if (spec.argv.empty()) return setup_error("no command to run");
 
-  std::string staging;
-  if (auto s = private_mount_point(spec.runtime_dir, staging); !s.ok()) return setup_error(s.error);
+  std::string runtime, staging;
+  if (auto s = private_runtime_dir(spec.runtime_dir, runtime, staging); !s.ok()) {
+    return setup_error(s.error);
+  }
 
   // The run's cgroup(s). v2: made now, and the child is cloned straight into it (nothing is
   // migrated). v1, whose hierarchies a process can only be moved into: made and joined while
@@ -374,6 +379,7 @@ RunResult run_sandboxed(const RunSpec& spec, const CgroupRoots& cgroup_roots) {
   plan.spec = &spec;
   plan.root = spec.root;
   plan.root.staging = staging;
+  plan.root.cache_dir = runtime;
   for (const auto& a : spec.argv) plan.argv.push_back(const_cast<char*>(a.c_str()));
   plan.argv.push_back(nullptr);
   for (const auto& e : spec.env) plan.envp.push_back(const_cast<char*>(e.c_str()));

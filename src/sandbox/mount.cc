@@ -4,6 +4,12 @@
 // (read-write), /tmp (tmpfs), a fresh /proc for the run's PID namespace, and a minimal /dev.
 // The tmpfs is then made read-only and becomes / through pivot_root; the old root is detached,
 // so nothing of the host outside these binds is reachable by any path.
+//
+// For image "host", /etc is an allow-list: its regular files and symlinks are copied once into
+// a directory of the agent's (RootPlan::cache_dir, etc-KEY, where KEY hashes every entry's
+// device, inode, size, times and mode, so that any change on the host makes a fresh copy) and
+// that copy is bound read-only at /etc; its directories, and files over 256 KiB, are bound over
+// placeholders in it, live from the host. Copying per run was a third of a run's set-up.
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/mount.h>
@@ -14,7 +20,11 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
 #include <string_view>
+#include <vector>
 
 #include "sandbox/steps.h"
 
@@ -25,13 +35,13 @@ namespace {
 constexpr std::string_view kOwnEntries[] = {"proc", "dev", "tmp", "workspace", "sys", "run"};
 // The host's directories for image "host"; /etc is added entry by entry (below).
 constexpr const char* kHostDirs[] = {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32"};
-// /etc entries a program commonly needs; the rest of /etc (shadow, ssh host keys, the
-// machine's configuration) stays out of reach.
+// /etc entries a program commonly needs; the rest of /etc (shadow, ssh host keys, TLS private
+// keys in ssl/private, the machine's configuration) stays out of reach.
 constexpr const char* kHostEtc[] = {
     "passwd",  "group",     "nsswitch.conf", "ld.so.cache", "ld.so.conf", "ld.so.conf.d",
-    "ssl",     "ca-certificates", "ca-certificates.conf", "alternatives", "localtime",
-    "timezone", "mime.types", "profile", "bash.bashrc", "inputrc", "terminfo", "services",
-    "protocols", "os-release", "debian_version", "login.defs", "magic", "mailcap",
+    "ssl/certs", "ssl/openssl.cnf", "ca-certificates", "ca-certificates.conf", "alternatives",
+    "localtime", "timezone", "mime.types", "profile", "bash.bashrc", "inputrc", "terminfo",
+    "services", "protocols", "os-release", "debian_version", "login.defs", "magic", "mailcap",
 };
 constexpr const char* kDevices[] = {"null", "zero", "full", "random", "urandom"};
 
@@ -79,8 +89,7 @@ Status make_file(const std::string& path) {
   return Status::Ok();
 }
 
-// Copies a regular file of at most kMaxCopy bytes into the new root (which becomes read-only):
-// cheaper than a bind mount, which costs two mount calls now and an unmount when the run ends.
+// Copies a regular file of at most kMaxCopy bytes (the /etc copy's files; larger ones are bound).
 constexpr off_t kMaxCopy = 256 * 1024;
 
 Status copy_file(const std::string& source, const std::string& target, const struct stat& st) {
@@ -118,11 +127,10 @@ Status copy_file(const std::string& source, const std::string& target, const str
 }
 
 // Places `source` (a directory, file or symlink) at `target`: directories and files as
-// bind mounts (small files copied instead when `copy_small`), symlinks recreated with the same
-// text (resolved later inside the new root). Anything else (device nodes, sockets, fifos) is
-// left out.
+// bind mounts, symlinks recreated with the same text (resolved later inside the new root).
+// Anything else (device nodes, sockets, fifos) is left out.
 Status place(const std::string& source, const std::string& target, bool read_only,
-             bool& placed, bool copy_small = false) {
+             bool& placed) {
   placed = false;
   struct stat st {};
   if (::lstat(source.c_str(), &st) != 0) {
@@ -141,9 +149,6 @@ Status place(const std::string& source, const std::string& target, bool read_onl
   }
   if (S_ISDIR(st.st_mode)) {
     if (auto s = make_dir(target); !s.ok()) return s;
-  } else if (S_ISREG(st.st_mode) && copy_small && st.st_size <= kMaxCopy) {
-    placed = true;
-    return copy_file(source, target, st);
   } else if (S_ISREG(st.st_mode)) {
     if (auto s = make_file(target); !s.ok()) return s;
   } else {
@@ -171,17 +176,134 @@ Status populate_from_image(const std::string& image, const std::string& root) {
   return result;
 }
 
-Status populate_from_host(const std::string& root) {
+// --- image "host": the /etc allow-list ------------------------------------------------------
+
+// One allow-listed /etc entry as found on the host.
+struct EtcEntry {
+  std::string name;  // below /etc, e.g. "ssl/certs"
+  struct stat st;
+  // Directories and large files are bound from the host over a placeholder in the copy.
+  bool bound() const { return S_ISDIR(st.st_mode) || (S_ISREG(st.st_mode) && st.st_size > kMaxCopy); }
+};
+
+// A finished copy's directory carries this modification time; adding or removing anything in
+// it (a /tmp cleaner, say) changes it, and the copy is made again.
+constexpr time_t kEtcCopyMark = 1;
+
+// etc-KEY: KEY is an FNV-1a hash over every entry's name and kind, and for what is copied its
+// device, inode, size, mode and times. Any change on the host (an edit, a replacement by
+// rename, a new entry) gives another key; a bound entry is read live and only its kind counts.
+std::string etc_copy_name(const std::vector<EtcEntry>& entries) {
+  uint64_t h = 14695981039346656037ull;
+  auto mix = [&h](const void* data, size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+      h ^= static_cast<const unsigned char*>(data)[i];
+      h *= 1099511628211ull;
+    }
+  };
+  for (const auto& e : entries) {
+    mix(e.name.c_str(), e.name.size() + 1);
+    const uint64_t kind = e.bound() ? (e.st.st_mode & S_IFMT) | 1u : e.st.st_mode;
+    mix(&kind, sizeof kind);
+    if (e.bound()) continue;
+    const int64_t id[] = {static_cast<int64_t>(e.st.st_dev), static_cast<int64_t>(e.st.st_ino),
+                          e.st.st_size, e.st.st_mtim.tv_sec, e.st.st_mtim.tv_nsec,
+                          e.st.st_ctim.tv_sec, e.st.st_ctim.tv_nsec};
+    mix(id, sizeof id);
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return std::string("etc-") + hex;
+}
+
+// Makes `copy` from `entries`: built aside (etc-tmp-*) and renamed into place, so that a run
+// never binds a half-made copy; if another run renamed its copy first, that one is used. Old
+// copies and builds abandoned more than a minute ago are removed.
+Status build_etc_copy(const std::vector<EtcEntry>& entries, const std::string& cache_dir,
+                      const std::string& copy) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  std::string tmp = cache_dir + "/etc-tmp-XXXXXX";
+  if (!::mkdtemp(tmp.data())) return Status::Sys("mkdtemp", tmp, errno);
+  Status result;
+  if (::chmod(tmp.c_str(), 0755) != 0) result = Status::Sys("chmod", tmp, errno);
+  for (const auto& e : entries) {
+    if (!result.ok()) break;
+    const std::string source = "/etc/" + e.name;
+    const std::string target = tmp + "/" + e.name;
+    for (size_t slash = e.name.find('/'); result.ok() && slash != std::string::npos;
+         slash = e.name.find('/', slash + 1)) {
+      result = make_dir(tmp + "/" + e.name.substr(0, slash));
+    }
+    if (!result.ok()) break;
+    if (S_ISLNK(e.st.st_mode)) {
+      char buf[PATH_MAX];
+      const ssize_t n = ::readlink(source.c_str(), buf, sizeof buf - 1);
+      if (n < 0) result = Status::Sys("readlink", source, errno);
+      else if (::symlink(std::string(buf, n).c_str(), target.c_str()) != 0) {
+        result = Status::Sys("symlink", target, errno);
+      }
+    } else if (S_ISDIR(e.st.st_mode)) {
+      result = make_dir(target);
+    } else if (e.bound()) {
+      result = make_file(target);
+    } else {
+      result = copy_file(source, target, e.st);
+    }
+  }
+  const timespec times[2] = {{0, UTIME_OMIT}, {kEtcCopyMark, 0}};
+  if (result.ok() && ::utimensat(AT_FDCWD, tmp.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) {
+    result = Status::Sys("utimensat", tmp, errno);
+  }
+  if (result.ok()) {
+    // A damaged copy under the same name (see kEtcCopyMark) is moved out of the way first.
+    struct stat st {};
+    if (::lstat(copy.c_str(), &st) == 0) {
+      std::string trash = cache_dir + "/etc-trash-XXXXXX";
+      if (::mkdtemp(trash.data())) ::rename(copy.c_str(), (trash + "/copy").c_str());
+    }
+    if (::rename(tmp.c_str(), copy.c_str()) != 0 && errno != EEXIST && errno != ENOTEMPTY) {
+      result = Status::Sys("rename", tmp + " -> " + copy, errno);
+    }
+  }
+  fs::remove_all(tmp, ec);  // what is left of it when the rename did not happen
+  for (const auto& d : fs::directory_iterator(cache_dir, ec)) {
+    const std::string name = d.path().filename().string();
+    if (name.rfind("etc-", 0) != 0 || d.path() == copy) continue;
+    struct stat st {};
+    if (::lstat(d.path().c_str(), &st) != 0 || ::time(nullptr) - st.st_ctim.tv_sec < 60) continue;
+    fs::remove_all(d.path(), ec);
+  }
+  return result;
+}
+
+Status populate_from_host(const RootPlan& plan, const std::string& root) {
   bool placed = false;
   for (const char* d : kHostDirs) {
     if (auto s = place(std::string("/") + d, root + "/" + d, true, placed); !s.ok()) return s;
   }
-  if (auto s = make_dir(root + "/etc"); !s.ok()) return s;
-  for (const char* e : kHostEtc) {
-    if (auto s = place(std::string("/etc/") + e, root + "/etc/" + e, true, placed, true);
-        !s.ok()) {
-      return s;
+  std::vector<EtcEntry> entries;
+  for (const char* name : kHostEtc) {
+    EtcEntry e{name, {}};
+    if (::lstat(("/etc/" + e.name).c_str(), &e.st) != 0) {
+      if (errno == ENOENT || errno == ENOTDIR) continue;
+      return Status::Sys("lstat", "/etc/" + e.name, errno);
     }
+    if (S_ISREG(e.st.st_mode) || S_ISDIR(e.st.st_mode) || S_ISLNK(e.st.st_mode)) {
+      entries.push_back(std::move(e));
+    }
+  }
+  const std::string copy = plan.cache_dir + "/" + etc_copy_name(entries);
+  struct stat st {};
+  if (::lstat(copy.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) ||
+      st.st_mtim.tv_sec != kEtcCopyMark || st.st_mtim.tv_nsec != 0) {
+    if (auto s = build_etc_copy(entries, plan.cache_dir, copy); !s.ok()) return s;
+  }
+  if (auto s = make_dir(root + "/etc"); !s.ok()) return s;
+  if (auto s = bind(copy, root + "/etc", true); !s.ok()) return s;
+  for (const auto& e : entries) {
+    if (!e.bound()) continue;
+    if (auto s = bind("/etc/" + e.name, root + "/etc/" + e.name, true); !s.ok()) return s;
   }
   return Status::Ok();
 }
@@ -240,7 +362,7 @@ Status build_root(const RootPlan& plan) {
       !s.ok()) {
     return s;
   }
-  if (auto s = plan.host ? populate_from_host(root) : populate_from_image(plan.image_dir, root);
+  if (auto s = plan.host ? populate_from_host(plan, root) : populate_from_image(plan.image_dir, root);
       !s.ok()) {
     return s;
   }

@@ -30,7 +30,7 @@ inline constexpr int kExitNotFound = 127;
 
 struct RunSpec {
   std::string name = "sandbox";  // hostname inside
-  RootPlan root;                 // `staging` is filled in by run_sandboxed
+  RootPlan root;  // `staging` and `cache_dir` are filled in by run_sandboxed
   Resources limits;
   std::vector<std::string> argv;  // argv[0] is looked up in the tool's PATH
   std::vector<std::string> env;   // "NAME=value": the tool's whole environment
@@ -50,7 +50,8 @@ struct RunSpec {
   // Housekeeping the agent does while the run's child builds its root (it would otherwise
   // wait), e.g. removing what runs of a killed agent left behind.
   std::function<void()> during_setup;
-  // Where the new root's mount point is: airlock-sandbox-UID, made once and kept.
+  // Where the agent keeps airlock-sandbox-UID (made once and kept): the new root's mount point
+  // and, for image "host", the copies of the /etc allow-list.
   std::string runtime_dir = "/tmp";
   std::string run_id;                // cgroup name; unique per run
 };

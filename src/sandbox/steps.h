@@ -49,6 +49,9 @@ Status become_namespace_root();
 // --- mount.cc: mount namespace and the root filesystem ----------------------------------------
 struct RootPlan {
   std::string staging;    // an empty directory; a tmpfs becomes the new root there
+  // Image "host": where the copies of the /etc allow-list are kept — a directory of the
+  // agent's user that nobody else may enter.
+  std::string cache_dir;
   bool host = false;      // the host's system directories instead of an image
   std::string image_dir;  // an unpacked root filesystem (when !host)
   std::string workspace;  // bound read-write at /workspace; empty: a private tmpfs

@@ -352,33 +352,92 @@ TEST_F(Sandbox, LeftoversOfAKilledAgentAreRemovedByTheNextRun) {
   EXPECT_TRUE(second.has("removed " + std::to_string(planted.size()) + " leftover(s)")) << second.output;
 }
 
-// Every run mounts its new root on one directory of the user's, $TMPDIR/airlock-sandbox-UID,
-// inside its own mount namespace: runs leave nothing behind there, and a directory that someone
-// else could enter (and so swap for another while a root is built) is refused.
+// Every run mounts its new root on root/ in one directory of the user's,
+// $TMPDIR/airlock-sandbox-UID, inside its own mount namespace: runs leave nothing behind there,
+// and a directory that someone else could enter (and so swap what is in it while a root is
+// built) is refused.
 TEST_F(Sandbox, RunsMountTheirRootOnAPrivateDirectoryAndLeaveNothingBehind) {
   TempDir runtime;
   ::setenv("TMPDIR", runtime.path.c_str(), 1);
   auto first = run(config(), "echo one > /workspace/x");
   auto second = run(config(), "true");
-  const std::string mount_point = runtime.path + "/airlock-sandbox-0";
-  std::vector<std::string> entries;
-  for (const auto& e : fs::directory_iterator(runtime.path)) entries.push_back(e.path().string());
-  struct stat st {};
-  const bool listed = ::lstat(mount_point.c_str(), &st) == 0;
-  const bool empty = fs::is_empty(mount_point);
-  ::chmod(mount_point.c_str(), 0777);
+  const std::string dir = runtime.path + "/airlock-sandbox-0";
+  auto list = [](const std::string& d) {
+    std::vector<std::string> names;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(d, ec)) names.push_back(e.path().filename());
+    return names;
+  };
+  const auto top = list(runtime.path), inside = list(dir), in_root = list(dir + "/root");
+  struct stat st {}, root_st {};
+  ::lstat(dir.c_str(), &st);
+  ::lstat((dir + "/root").c_str(), &root_st);
+  ::chmod(dir.c_str(), 0777);
   auto refused = run(config(), "echo ran");
   ::unsetenv("TMPDIR");
   EXPECT_EQ(first.code, 0) << first.output;
   EXPECT_EQ(second.code, 0) << second.output;
-  ASSERT_TRUE(listed);
-  EXPECT_EQ(entries, std::vector<std::string>{mount_point});
+  EXPECT_EQ(top, std::vector<std::string>{"airlock-sandbox-0"});
+  EXPECT_EQ(inside, std::vector<std::string>{"root"});
+  EXPECT_TRUE(in_root.empty());
   EXPECT_TRUE(S_ISDIR(st.st_mode));
   EXPECT_EQ(st.st_mode & 0777, 0700u);
-  EXPECT_TRUE(empty);
+  EXPECT_EQ(root_st.st_mode & 0777, 0700u);
   EXPECT_EQ(refused.code, 125) << refused.output;
   EXPECT_FALSE(refused.has("ran")) << refused.output;
-  EXPECT_TRUE(refused.has(mount_point + " is not a directory private to uid 0")) << refused.output;
+  EXPECT_TRUE(refused.has(dir + " is not a directory private to uid 0")) << refused.output;
+}
+
+// image: host binds a copy of the /etc allow-list, kept in the agent's directory and made
+// again whenever an entry changes on the host or the copy is damaged. The host's /etc/passwd
+// is replaced here, in a mount namespace of the test's own, by a file the test edits.
+TEST_F(Sandbox, HostEtcIsACopyThatFollowsTheHost) {
+  TempDir runtime, d;
+  ::setenv("TMPDIR", runtime.path.c_str(), 1);
+  const std::string passwd = d.path + "/passwd";
+  std::ofstream(passwd) << "root:x:0:0:root:/root:/bin/sh\nfirst:x:1000:1000::/:/bin/sh\n";
+  const std::string cfg = config("", "host");
+  auto run_host = [&](const std::string& script) {
+    return run_program("/usr/bin/unshare",
+                       {"-m", "sh", "-c", "mount --bind \"$0\" /etc/passwd && exec \"$@\"", passwd,
+                        bin("sandbox-agent"), "run", "--config", cfg, "--", "sh", "-c", script});
+  };
+  const std::string cache = runtime.path + "/airlock-sandbox-0";
+  auto copies = [&] {
+    std::vector<std::string> names;
+    for (const auto& e : fs::directory_iterator(cache)) {
+      if (e.path().filename().string().rfind("etc-", 0) == 0) names.push_back(e.path());
+    }
+    return names;
+  };
+  auto first = run_host("cut -d: -f1 /etc/passwd; ls /etc/ssl; ls -d /etc/ssl/private 2>&1; true");
+  const auto after_first = copies();
+  auto again = run_host("cut -d: -f1 /etc/passwd");
+  const auto after_again = copies();
+  std::ofstream(passwd, std::ios::app) << "second:x:1001:1001::/:/bin/sh\n";
+  auto edited = run_host("cut -d: -f1 /etc/passwd");
+  // Something removes a file from the copy in use (a /tmp cleaner, say).
+  const auto in_use = copies();
+  std::string removed;
+  for (const auto& c : in_use) {
+    if (fs::exists(c + "/group")) fs::remove(removed = c + "/group");
+  }
+  auto repaired = run_host("cut -d: -f1 /etc/group | head -1");
+  ::unsetenv("TMPDIR");
+
+  ASSERT_EQ(first.first, 0) << first.second;
+  EXPECT_NE(first.second.find("first\n"), std::string::npos) << first.second;
+  EXPECT_NE(first.second.find("certs\nopenssl.cnf\n"), std::string::npos) << first.second;
+  EXPECT_NE(first.second.find("cannot access '/etc/ssl/private'"), std::string::npos)
+      << "TLS private keys must stay out\n" << first.second;
+  ASSERT_EQ(after_first.size(), 1u);
+  EXPECT_EQ(after_again, after_first) << "an unchanged /etc is not copied again";
+  EXPECT_EQ(again.first, 0) << again.second;
+  EXPECT_EQ(edited.first, 0) << edited.second;
+  EXPECT_NE(edited.second.find("first\nsecond\n"), std::string::npos) << edited.second;
+  ASSERT_FALSE(removed.empty());
+  EXPECT_EQ(repaired.first, 0) << repaired.second;
+  EXPECT_EQ(repaired.second, "root\n") << repaired.second;
 }
 
 TEST_F(Sandbox, MemoryBombIsKilledWithAClearError) {
