@@ -154,7 +154,14 @@ std::unique_ptr<Cgroup> Cgroup::create(const CgroupRoots& roots, const std::stri
           return status = m, nullptr;
         }
         s = write_control(roots.v2 + "/cgroup.subtree_control", want);
-        if (!s.ok()) return status = s, nullptr;
+        if (!s.ok()) {
+          status = Status::Error(
+              s.error + "; the memory, cpu and pids controllers cannot be enabled below " +
+              roots.v2 + " — when other processes share sandbox-agent's cgroup (a login " +
+              "session, say), start it in a cgroup of its own, e.g. systemd-run --scope -p " +
+              "Delegate=yes sandbox-agent run …");
+          return nullptr;
+        }
       }
     }
     const std::string dir = roots.v2 + "/" + run_id;

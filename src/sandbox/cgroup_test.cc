@@ -82,6 +82,7 @@ TEST(Cgroup, V2WritesLimitsAndMovesItselfOutOfTheWayOfNoInternalProcesses) {
   auto cg = Cgroup::create(roots, "run-1", r, status);
   EXPECT_FALSE(cg);
   EXPECT_NE(status.error.find("cgroup.subtree_control"), std::string::npos) << status.error;
+  EXPECT_NE(status.error.find("start it in a cgroup of its own"), std::string::npos) << status.error;
   EXPECT_TRUE(fs::exists(t.path + "/sandbox-agent/cgroup.procs"));
   fs::remove(t.path + "/cgroup.subtree_control");
 
