@@ -86,6 +86,18 @@ class Sandbox : public ::testing::Test {
     return outcome(code, output, report);
   }
 
+  // A copy of sandbox-agent and a host-image config that another user can reach, whatever the
+  // permissions of the build tree's parents: {agent, config}.
+  std::pair<std::string, std::string> agent_for_another_user() {
+    ::chmod(dir_.path.c_str(), 0755);
+    const std::string cfg = config("", "host");
+    ::chmod(cfg.c_str(), 0644);
+    const std::string agent = dir_.path + "/sandbox-agent";
+    fs::copy_file(bin("sandbox-agent"), agent);
+    ::chmod(agent.c_str(), 0755);
+    return {agent, cfg};
+  }
+
   // The run's exit code and output, with its --report file when there is one.
   static Outcome outcome(int code, std::string output, const std::string& report) {
     Outcome o{code, std::move(output), {}};
@@ -644,15 +656,9 @@ TEST_F(Sandbox, ExitStatusSignalsAndSetupErrors) {
 }
 
 TEST_F(Sandbox, SetupFailuresNameTheSyscallAndTheFix) {
-  // Started as a user who may not create cgroups: refused before anything runs, with the
+  // Started as a user who may not create cgroups: refused before the tool starts, with the
   // syscall, path and errno, and what to do.
-  ::chmod(dir_.path.c_str(), 0755);
-  const std::string cfg = config("", "host");
-  ::chmod(cfg.c_str(), 0644);
-  // A copy the user can reach whatever the permissions of the build tree's parents.
-  const std::string agent = dir_.path + "/sandbox-agent";
-  fs::copy_file(bin("sandbox-agent"), agent);
-  ::chmod(agent.c_str(), 0755);
+  const auto [agent, cfg] = agent_for_another_user();
   auto [code, output] = run_program("/usr/bin/setpriv",
                                     {"--reuid=65534", "--regid=65534", "--clear-groups", agent,
                                      "run", "--config", cfg, "--", "true"});
@@ -677,12 +683,7 @@ TEST_F(Sandbox, AnAgentStartedByAUserRunsInTheCgroupsDelegatedToIt) {
     ASSERT_EQ(::mkdir(delegated.back().c_str(), 0755), 0) << delegated.back();
     ASSERT_EQ(::chown(delegated.back().c_str(), 65534, 65534), 0);
   }
-  ::chmod(dir_.path.c_str(), 0755);
-  const std::string cfg = config("", "host");
-  ::chmod(cfg.c_str(), 0644);
-  const std::string agent = dir_.path + "/sandbox-agent";
-  fs::copy_file(bin("sandbox-agent"), agent);
-  ::chmod(agent.c_str(), 0755);
+  const auto [agent, cfg] = agent_for_another_user();
   TempDir ws;
   ::chmod(ws.path.c_str(), 0777);
   const std::string report = ws.path + "/report.json";
