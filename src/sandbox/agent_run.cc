@@ -137,7 +137,7 @@ int run_command(const RunCommandOptions& options) {
   if (!config.allowed_outbound.empty()) {
     EgressOptions eo;
     eo.allowlist = Allowlist(config.allowed_outbound);
-    eo.allowlist.set_host_addresses(local_addresses());
+    eo.host_addresses = local_addresses;
     eo.proxy_port = kProxyPort;
     eo.on_denied = [id = spec.run_id](const std::string& host, const std::string& reason) {
       spdlog::warn("run {}: egress denied{}: {}", id, host.empty() ? "" : " for '" + host + "'",

@@ -452,12 +452,6 @@ RunResult run_sandboxed(const RunSpec& spec, const CgroupRoots& cgroup_roots) {
   if (::write(sync.w, "c", 1) != 1) return abandon(Status::Sys("write", "sync pipe", errno).error);
   sync.close_w();
 
-  if (fd_channel[0] >= 0) {
-    // The child sends the socket once its root is built, or fails (then the channel closes).
-    const int listener = receive_fd(fd_channel[0]);
-    ::close(fd_channel[0]);
-    if (listener >= 0) spec.on_proxy_socket(listener);
-  }
   // The tool reads the program before it drops anything; compiling it here overlaps with the
   // child building its root. A program that cannot be built ends the run before the tool runs.
   {
@@ -471,6 +465,12 @@ RunResult run_sandboxed(const RunSpec& spec, const CgroupRoots& cgroup_roots) {
       rest.remove_prefix(static_cast<size_t>(n));
     }
     filter.close_w();
+  }
+  if (fd_channel[0] >= 0) {
+    // The child sends the socket once its root is built, or fails (then the channel closes).
+    const int listener = receive_fd(fd_channel[0]);
+    ::close(fd_channel[0]);
+    if (listener >= 0) spec.on_proxy_socket(listener);
   }
   if (spec.during_setup) spec.during_setup();
 

@@ -388,7 +388,10 @@ void EgressProxy::start(int listen_fd) {
   impl_->acceptor.emplace(impl_->io);
   impl_->acceptor->assign(tcp::v4(), listen_fd);
   asio::co_spawn(impl_->io, impl_->accept_loop(), asio::detached);
-  thread_ = std::thread([impl = impl_] { impl->io.run(); });
+  thread_ = std::thread([impl = impl_] {
+    if (impl->o.host_addresses) impl->o.allowlist.set_host_addresses(impl->o.host_addresses());
+    impl->io.run();
+  });
 }
 
 void EgressProxy::stop() {

@@ -35,6 +35,10 @@ struct EgressOptions {
   std::chrono::milliseconds connect_timeout{10'000};  // resolution and dialing
   size_t max_connections = 256;
   size_t max_header_bytes = 16 * 1024;
+  // Called once on the proxy's thread before it serves anything: the host's own addresses,
+  // refused unless listed (Allowlist::set_host_addresses). Asking the kernel takes a moment
+  // that a run's start-up need not wait for.
+  std::function<std::vector<boost::asio::ip::address>()> host_addresses;
   // Called (on the proxy's thread) for every denial: host as requested, reason.
   std::function<void(const std::string& host, const std::string& reason)> on_denied;
 };
