@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <gtest/gtest.h>
+#include <seccomp.h>
 
 #include <csignal>
 #include <cstring>
@@ -206,6 +207,43 @@ TEST(CloneIntoCgroup, TheChildStartsInTheV2CgroupItWasGiven) {
   EXPECT_FALSE(placed);
   ::close(not_cgroup);
   ::close(dir_fd);
+  EXPECT_EQ(::rmdir(dir.c_str()), 0) << std::strerror(errno);
+}
+
+// Where clone3 is hidden (a kernel before 5.3, or a container runtime's seccomp policy that
+// answers it with ENOSYS), the child is still started — by clone(2), beside its parent — and
+// `placed` says the caller must move it. A seccomp filter in a helper process stands in for
+// such a host.
+TEST(CloneIntoCgroup, WithoutClone3TheChildStartsBesideItsParentAndIsNotPlaced) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to make a cgroup";
+  auto [mount, own] = own_v2_cgroup();
+  if (mount.empty()) GTEST_SKIP() << "no cgroup2 hierarchy is mounted";
+  const std::string rel = (own == "/" ? "" : own) + "/airlock-clone3-test-" +
+                          std::to_string(::getpid());
+  const std::string dir = mount + rel;
+  if (::mkdir(dir.c_str(), 0755) != 0) {
+    GTEST_SKIP() << "cannot make " << dir << ": " << std::strerror(errno);
+  }
+  const pid_t helper = ::fork();
+  if (helper == 0) {
+    // 10: filter not loaded; 11: clone failed; 12: placed; 13: wait failed; else the child's.
+    scmp_filter_ctx ctx = ::seccomp_init(SCMP_ACT_ALLOW);
+    if (!ctx || ::seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0) != 0 ||
+        ::seccomp_load(ctx) != 0) {
+      ::_exit(10);
+    }
+    const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    bool placed = true;
+    const long pid = clone_into_cgroup(SIGCHLD, dir_fd, placed);
+    if (pid == 0) ::_exit(child_checks_v2_cgroup(own));
+    if (pid < 0) ::_exit(11);
+    if (placed) ::_exit(12);
+    const int code = wait_for(pid);
+    ::_exit(code < 0 ? 13 : code);
+  }
+  ASSERT_GT(helper, 0);
+  EXPECT_EQ(wait_for(helper), 0) << "10: no filter, 11: clone failed, 12: reported as placed, "
+                                    "else the child was not beside its parent";
   EXPECT_EQ(::rmdir(dir.c_str()), 0) << std::strerror(errno);
 }
 
