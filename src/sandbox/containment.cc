@@ -370,6 +370,7 @@ RunResult run_sandboxed(const RunSpec& spec, const CgroupRoots& cgroup_roots) {
     return {};
   };
   OwnedFd cgroup_dir;
+  // (With no usable hierarchy at all, make_cgroup only says why: better before the clone.)
   if (!cgroup_roots.v2.empty() || !cgroup_roots.usable()) {
     if (auto e = make_cgroup(); !e.empty()) return setup_error(std::move(e));
     cgroup_dir.reset(cgroup->open_directory());
