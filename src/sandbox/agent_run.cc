@@ -153,8 +153,8 @@ int run_command(const RunCommandOptions& options) {
     }
   }
   const CgroupRoots roots = CgroupRoots::detect();
-  spec.during_setup = [&roots] {
-    if (size_t n = remove_leftovers(roots)) {
+  spec.during_setup = [&roots, dir = spec.runtime_dir] {
+    if (size_t n = remove_leftovers(roots, dir)) {
       spdlog::info("removed {} leftover(s) of sandbox runs whose agent is gone", n);
     }
   };

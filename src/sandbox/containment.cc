@@ -229,7 +229,7 @@ pid_t start_tool(const ChildPlan& p) {
 // what is in it while a run builds its root.
 Status private_runtime_dir(const std::string& runtime_dir, std::string& dir, std::string& root) {
   const uid_t uid = ::geteuid();
-  dir = runtime_dir + "/airlock-sandbox-" + std::to_string(uid);
+  dir = sandbox_dir(runtime_dir);
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return Status::Sys("mkdir", dir, errno);
   struct stat st {};
   if (::lstat(dir.c_str(), &st) != 0) return Status::Sys("lstat", dir, errno);
@@ -620,7 +620,11 @@ bool owner_is_gone(const std::string& name) {
 
 }  // namespace
 
-size_t remove_leftovers(const CgroupRoots& cgroups) {
+std::string sandbox_dir(const std::string& runtime_dir) {
+  return runtime_dir + "/airlock-sandbox-" + std::to_string(::geteuid());
+}
+
+size_t remove_leftovers(const CgroupRoots& cgroups, const std::string& runtime_dir) {
   namespace fs = std::filesystem;
   size_t removed = 0;
   std::error_code ec;
@@ -642,6 +646,13 @@ size_t remove_leftovers(const CgroupRoots& cgroups) {
         ::usleep(5000);
       }
     }
+  }
+  // Only a directory that run_sandboxed accepted (private to this user) is cleaned.
+  const std::string dir = sandbox_dir(runtime_dir);
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == ::geteuid() &&
+      (st.st_mode & 077) == 0) {
+    removed += remove_abandoned_etc_builds(dir);
   }
   return removed;
 }

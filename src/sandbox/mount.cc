@@ -267,13 +267,19 @@ Status build_etc_copy(const std::vector<EtcEntry>& entries, const std::string& c
     }
   }
   fs::remove_all(tmp, ec);  // what is left of it when the rename did not happen
+  // Copies for other keys, a minute after they were put in place (a run that read the old key a
+  // moment ago may still be binding its copy).
   for (const auto& d : fs::directory_iterator(cache_dir, ec)) {
     const std::string name = d.path().filename().string();
-    if (name.rfind("etc-", 0) != 0 || d.path() == copy) continue;
+    if (name.rfind("etc-", 0) != 0 || name.rfind("etc-tmp-", 0) == 0 ||
+        name.rfind("etc-trash-", 0) == 0 || d.path() == copy) {
+      continue;
+    }
     struct stat st {};
     if (::lstat(d.path().c_str(), &st) != 0 || ::time(nullptr) - st.st_ctim.tv_sec < 60) continue;
     fs::remove_all(d.path(), ec);
   }
+  remove_abandoned_etc_builds(cache_dir);
   return result;
 }
 
@@ -348,6 +354,20 @@ Status populate_dev(const std::string& dev) {
 }
 
 }  // namespace
+
+size_t remove_abandoned_etc_builds(const std::string& cache_dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  size_t removed = 0;
+  for (const auto& d : fs::directory_iterator(cache_dir, ec)) {
+    const std::string name = d.path().filename().string();
+    if (name.rfind("etc-tmp-", 0) != 0 && name.rfind("etc-trash-", 0) != 0) continue;
+    struct stat st {};
+    if (::lstat(d.path().c_str(), &st) != 0 || ::time(nullptr) - st.st_mtim.tv_sec < 60) continue;
+    if (fs::remove_all(d.path(), ec) > 0 && !ec) ++removed;
+  }
+  return removed;
+}
 
 Status build_root(const RootPlan& plan) {
   // Nothing mounted from here on reaches the host's namespace, and nothing the host mounts

@@ -74,9 +74,13 @@ struct RunResult {
 
 RunResult run_sandboxed(const RunSpec& spec, const CgroupRoots& cgroups);
 
+// The agent's directory for the runs of this (effective) user: `runtime_dir`/airlock-sandbox-UID.
+std::string sandbox_dir(const std::string& runtime_dir);
+
 // Removes what runs of agents that are gone left behind (killed with SIGKILL, say): their
-// cgroups ("airlock-NAME-PID-N", processes killed first). Only cgroups whose PID is no longer
-// alive are touched, so runs of other live agents are safe. Returns how many were removed.
-size_t remove_leftovers(const CgroupRoots& cgroups);
+// cgroups ("airlock-NAME-PID-N", processes killed first; only those whose PID is no longer
+// alive, so runs of other live agents are safe), and /etc copies whose build they abandoned in
+// sandbox_dir(`runtime_dir`) (a minute after last written). Returns how many were removed.
+size_t remove_leftovers(const CgroupRoots& cgroups, const std::string& runtime_dir);
 
 }  // namespace airlock::sandbox

@@ -60,6 +60,9 @@ struct RootPlan {
 // Child: builds the read-only root (image or host directories), /workspace, /tmp, /proc,
 // /dev, then pivot_root into it and detaches the old root.
 Status build_root(const RootPlan& plan);
+// Agent: removes, from `cache_dir`, /etc copies whose build was abandoned (its run was killed)
+// or that were set aside as damaged, a minute after they were last written. Returns how many.
+size_t remove_abandoned_etc_builds(const std::string& cache_dir);
 
 // --- pid.cc: PID namespace init ---------------------------------------------------------------
 // Child, as PID 1 of the new namespace, after forking the tool: reaps every process, forwards

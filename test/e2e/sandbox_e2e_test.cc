@@ -335,6 +335,8 @@ TEST_F(Sandbox, ForkBombIsHeldByThePidsLimit) {
 }
 
 TEST_F(Sandbox, LeftoversOfAKilledAgentAreRemovedByTheNextRun) {
+  TempDir runtime;
+  ::setenv("TMPDIR", runtime.path.c_str(), 1);
   auto first = run(config(), "true");
   ASSERT_EQ(first.code, 0) << first.output;
   // A PID that was alive a moment ago and is gone now, as an agent killed with SIGKILL.
@@ -356,10 +358,21 @@ TEST_F(Sandbox, LeftoversOfAKilledAgentAreRemovedByTheNextRun) {
   const std::string alive = fs::path(planted.front()).parent_path().string() +
                             "/airlock-battery-" + std::to_string(::getpid()) + "-0";
   ASSERT_TRUE(fs::create_directory(alive)) << alive;
+  // An /etc copy whose build its agent abandoned an hour ago goes; one being built now stays.
+  const std::string dir = runtime.path + "/airlock-sandbox-0";
+  const std::string abandoned = dir + "/etc-tmp-abandoned", building = dir + "/etc-tmp-building";
+  ASSERT_TRUE(fs::create_directories(abandoned + "/ssl"));
+  std::ofstream(abandoned + "/passwd") << "root:x:0:0::/:/bin/sh\n";
+  const timespec hour_ago[2] = {{::time(nullptr) - 3600, 0}, {::time(nullptr) - 3600, 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, abandoned.c_str(), hour_ago, 0), 0);
+  ASSERT_TRUE(fs::create_directory(building));
+  planted.push_back(abandoned);
   auto second = run(config(), "true");
+  ::unsetenv("TMPDIR");
   EXPECT_EQ(second.code, 0) << second.output;
   for (const auto& p : planted) EXPECT_FALSE(fs::exists(p)) << p;
   EXPECT_TRUE(fs::exists(alive)) << alive;
+  EXPECT_TRUE(fs::exists(building)) << building;
   ::rmdir(alive.c_str());
   EXPECT_TRUE(second.has("removed " + std::to_string(planted.size()) + " leftover(s)")) << second.output;
 }
