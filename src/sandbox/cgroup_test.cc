@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <tuple>
 
 #include "test/e2e/temp_dir.h"
 
@@ -171,16 +172,31 @@ int wait_for(long pid) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-TEST(CloneIntoCgroup, TheChildStartsInTheV2CgroupItWasGiven) {
-  if (::geteuid() != 0) GTEST_SKIP() << "needs root to make a cgroup";
-  auto [mount, own] = own_v2_cgroup();
-  if (mount.empty()) GTEST_SKIP() << "no cgroup2 hierarchy is mounted";
-  const std::string rel = (own == "/" ? "" : own) + "/airlock-clone-test-" +
-                          std::to_string(::getpid());
-  const std::string dir = mount + rel;
-  if (::mkdir(dir.c_str(), 0755) != 0) {
-    GTEST_SKIP() << "cannot make " << dir << ": " << std::strerror(errno);
+// A cgroup of the test's own in the kernel's unified hierarchy, below this process's.
+class CloneIntoCgroup : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root to make a cgroup";
+    std::string mount;
+    std::tie(mount, own) = own_v2_cgroup();
+    if (mount.empty()) GTEST_SKIP() << "no cgroup2 hierarchy is mounted";
+    rel = (own == "/" ? "" : own) + "/airlock-clone-test-" + std::to_string(::getpid());
+    dir = mount + rel;
+    if (::mkdir(dir.c_str(), 0755) != 0) {
+      GTEST_SKIP() << "cannot make " << dir << ": " << std::strerror(errno);
+    }
+    made = true;
   }
+  void TearDown() override {
+    if (made) {
+      EXPECT_EQ(::rmdir(dir.c_str()), 0) << std::strerror(errno);
+    }
+  }
+  std::string own, rel, dir;  // this process's v2 cgroup; the test's, relative and absolute
+  bool made = false;
+};
+
+TEST_F(CloneIntoCgroup, TheChildStartsInTheV2CgroupItWasGiven) {
   const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   ASSERT_GE(dir_fd, 0) << std::strerror(errno);
 
@@ -207,23 +223,13 @@ TEST(CloneIntoCgroup, TheChildStartsInTheV2CgroupItWasGiven) {
   EXPECT_FALSE(placed);
   ::close(not_cgroup);
   ::close(dir_fd);
-  EXPECT_EQ(::rmdir(dir.c_str()), 0) << std::strerror(errno);
 }
 
 // Where clone3 is hidden (a kernel before 5.3, or a container runtime's seccomp policy that
 // answers it with ENOSYS), the child is still started — by clone(2), beside its parent — and
 // `placed` says the caller must move it. A seccomp filter in a helper process stands in for
 // such a host.
-TEST(CloneIntoCgroup, WithoutClone3TheChildStartsBesideItsParentAndIsNotPlaced) {
-  if (::geteuid() != 0) GTEST_SKIP() << "needs root to make a cgroup";
-  auto [mount, own] = own_v2_cgroup();
-  if (mount.empty()) GTEST_SKIP() << "no cgroup2 hierarchy is mounted";
-  const std::string rel = (own == "/" ? "" : own) + "/airlock-clone3-test-" +
-                          std::to_string(::getpid());
-  const std::string dir = mount + rel;
-  if (::mkdir(dir.c_str(), 0755) != 0) {
-    GTEST_SKIP() << "cannot make " << dir << ": " << std::strerror(errno);
-  }
+TEST_F(CloneIntoCgroup, WithoutClone3TheChildStartsBesideItsParentAndIsNotPlaced) {
   const pid_t helper = ::fork();
   if (helper == 0) {
     // 10: filter not loaded; 11: clone failed; 12: placed; 13: wait failed; else the child's.
@@ -244,7 +250,6 @@ TEST(CloneIntoCgroup, WithoutClone3TheChildStartsBesideItsParentAndIsNotPlaced) 
   ASSERT_GT(helper, 0);
   EXPECT_EQ(wait_for(helper), 0) << "10: no filter, 11: clone failed, 12: reported as placed, "
                                     "else the child was not beside its parent";
-  EXPECT_EQ(::rmdir(dir.c_str()), 0) << std::strerror(errno);
 }
 
 }  // namespace
