@@ -77,7 +77,7 @@ std::string response(int status, const char* text, const std::string& body) {
 
 }  // namespace
 
-struct EgressProxy::Impl : std::enable_shared_from_this<Impl> {
+struct EgressProxy::Impl {
   explicit Impl(EgressOptions options) : o(std::move(options)) {}
 
   EgressOptions o;
@@ -116,8 +116,10 @@ struct EgressProxy::Impl : std::enable_shared_from_this<Impl> {
         continue;
       }
       ++active;
-      asio::co_spawn(io, serve(std::move(socket)),
-                     [self = shared_from_this()](std::exception_ptr) { --self->active; });
+      // `this`, not a shared_ptr: a connection still pending when stop() ends the loop is
+      // destroyed with the io_context, inside ~Impl, which a shared_ptr held by its own
+      // handler would never let happen.
+      asio::co_spawn(io, serve(std::move(socket)), [this](std::exception_ptr) { --active; });
     }
   }
 
