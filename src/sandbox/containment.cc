@@ -652,7 +652,7 @@ size_t remove_leftovers(const CgroupRoots& cgroups, const std::string& runtime_d
   struct stat st {};
   if (::lstat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == ::geteuid() &&
       (st.st_mode & 077) == 0) {
-    removed += remove_abandoned_etc_builds(dir);
+    removed += remove_stale_etc_copies(dir, "");
   }
   return removed;
 }

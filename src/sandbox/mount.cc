@@ -267,19 +267,7 @@ Status build_etc_copy(const std::vector<EtcEntry>& entries, const std::string& c
     }
   }
   fs::remove_all(tmp, ec);  // what is left of it when the rename did not happen
-  // Copies for other keys, a minute after they were put in place (a run that read the old key a
-  // moment ago may still be binding its copy).
-  for (const auto& d : fs::directory_iterator(cache_dir, ec)) {
-    const std::string name = d.path().filename().string();
-    if (name.rfind("etc-", 0) != 0 || name.rfind("etc-tmp-", 0) == 0 ||
-        name.rfind("etc-trash-", 0) == 0 || d.path() == copy) {
-      continue;
-    }
-    struct stat st {};
-    if (::lstat(d.path().c_str(), &st) != 0 || ::time(nullptr) - st.st_ctim.tv_sec < 60) continue;
-    fs::remove_all(d.path(), ec);
-  }
-  remove_abandoned_etc_builds(cache_dir);
+  remove_stale_etc_copies(cache_dir, fs::path(copy).filename().string());
   return result;
 }
 
@@ -355,15 +343,23 @@ Status populate_dev(const std::string& dev) {
 
 }  // namespace
 
-size_t remove_abandoned_etc_builds(const std::string& cache_dir) {
+size_t remove_stale_etc_copies(const std::string& cache_dir, const std::string& current,
+                               time_t min_age) {
   namespace fs = std::filesystem;
   std::error_code ec;
   size_t removed = 0;
+  const time_t now = ::time(nullptr);
   for (const auto& d : fs::directory_iterator(cache_dir, ec)) {
     const std::string name = d.path().filename().string();
-    if (name.rfind("etc-tmp-", 0) != 0 && name.rfind("etc-trash-", 0) != 0) continue;
+    if (name.rfind("etc-", 0) != 0) continue;
+    const bool abandoned = name.rfind("etc-tmp-", 0) == 0 || name.rfind("etc-trash-", 0) == 0;
+    if (!abandoned && (current.empty() || name == current)) continue;
     struct stat st {};
-    if (::lstat(d.path().c_str(), &st) != 0 || ::time(nullptr) - st.st_mtim.tv_sec < 60) continue;
+    if (::lstat(d.path().c_str(), &st) != 0) continue;
+    // An abandoned build counts from when it was last written; a copy from when it was put in
+    // place (a run that read the old key a moment ago may still be binding it).
+    const time_t since = abandoned ? st.st_mtim.tv_sec : st.st_ctim.tv_sec;
+    if (now - since < min_age) continue;
     if (fs::remove_all(d.path(), ec) > 0 && !ec) ++removed;
   }
   return removed;

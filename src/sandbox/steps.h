@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <ctime>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -60,9 +61,12 @@ struct RootPlan {
 // Child: builds the read-only root (image or host directories), /workspace, /tmp, /proc,
 // /dev, then pivot_root into it and detaches the old root.
 Status build_root(const RootPlan& plan);
-// Agent: removes, from `cache_dir`, /etc copies whose build was abandoned (its run was killed)
-// or that were set aside as damaged, a minute after they were last written. Returns how many.
-size_t remove_abandoned_etc_builds(const std::string& cache_dir);
+// Removes, from `cache_dir`, /etc copies whose build was abandoned (its run was killed) or that
+// were set aside as damaged, `min_age` seconds after they were last written; and, when
+// `current` names the copy in use (etc-KEY), every other copy `min_age` seconds after it was
+// put in place. The agent, which does not know the current key, passes "". Returns how many.
+size_t remove_stale_etc_copies(const std::string& cache_dir, const std::string& current,
+                               time_t min_age = 60);
 
 // --- pid.cc: PID namespace init ---------------------------------------------------------------
 // Child, as PID 1 of the new namespace, after forking the tool: reaps every process, forwards

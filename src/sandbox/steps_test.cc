@@ -6,6 +6,10 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+#include <set>
+
 #include "sandbox/steps.h"
 #include "test/e2e/temp_dir.h"
 
@@ -45,6 +49,36 @@ TEST(Steps, ReadFileReadsWholeFilesAndFailsOnMissingOnes) {
   ASSERT_TRUE(read_file(p, out));
   EXPECT_EQ(out, "first\nsecond\n");
   EXPECT_FALSE(read_file(d.path + "/missing", out));
+}
+
+// /etc copies of image "host": which ones go, and when.
+TEST(Steps, StaleEtcCopiesGoAfterTheirMinimumAgeAndTheCurrentOneStays) {
+  namespace fs = std::filesystem;
+  auto make = [](const std::string& dir, std::initializer_list<const char*> names) {
+    for (const char* n : names) {
+      fs::create_directories(dir + "/" + n);
+      std::ofstream(dir + "/" + n + "/passwd") << "root:x:0:0::/:/bin/sh\n";
+    }
+  };
+  auto names = [](const std::string& dir) {
+    std::set<std::string> out;
+    for (const auto& e : fs::directory_iterator(dir)) out.insert(e.path().filename());
+    return out;
+  };
+  test::TempDir d;
+  make(d.path, {"etc-aaaa", "etc-bbbb", "etc-tmp-x1", "etc-trash-y1", "root"});
+  // Everything was just made: nothing is a minute old.
+  EXPECT_EQ(remove_stale_etc_copies(d.path, "etc-aaaa"), 0u);
+  EXPECT_EQ(names(d.path).size(), 5u);
+  // The agent (no current key) takes only abandoned builds, here those last written an hour ago.
+  const timespec hour_ago[2] = {{::time(nullptr) - 3600, 0}, {::time(nullptr) - 3600, 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, (d.path + "/etc-tmp-x1").c_str(), hour_ago, 0), 0);
+  EXPECT_EQ(remove_stale_etc_copies(d.path, ""), 1u);
+  EXPECT_EQ(names(d.path), (std::set<std::string>{"etc-aaaa", "etc-bbbb", "etc-trash-y1", "root"}));
+  // A run that built etc-aaaa takes every other copy past the age (0 here: a copy's age is
+  // its ctime, which a test cannot set back), never its own or what is not a copy.
+  EXPECT_EQ(remove_stale_etc_copies(d.path, "etc-aaaa", 0), 2u);
+  EXPECT_EQ(names(d.path), (std::set<std::string>{"etc-aaaa", "root"}));
 }
 
 }  // namespace
