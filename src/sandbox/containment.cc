@@ -227,15 +227,19 @@ pid_t start_tool(const ChildPlan& p) {
 // (so a run leaves nothing behind, and the host never sees what is mounted there); image
 // "host" keeps its /etc copies in it. Nobody but the user may enter it, so that nobody can swap
 // what is in it while a run builds its root.
+// A directory (not a symlink) of this effective user that nobody else may enter.
+bool is_private_dir(const std::string& dir) {
+  struct stat st {};
+  return ::lstat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == ::geteuid() &&
+         (st.st_mode & 077) == 0;
+}
+
 Status private_runtime_dir(const std::string& runtime_dir, std::string& dir, std::string& root) {
-  const uid_t uid = ::geteuid();
   dir = sandbox_dir(runtime_dir);
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return Status::Sys("mkdir", dir, errno);
-  struct stat st {};
-  if (::lstat(dir.c_str(), &st) != 0) return Status::Sys("lstat", dir, errno);
-  if (!S_ISDIR(st.st_mode) || st.st_uid != uid || (st.st_mode & 077) != 0) {
-    return Status::Error(dir + " is not a directory private to uid " + std::to_string(uid) +
-                         " (mode 0700): remove it, it is made again");
+  if (!is_private_dir(dir)) {
+    return Status::Error(dir + " is not a directory private to uid " +
+                         std::to_string(::geteuid()) + " (mode 0700): remove it, it is made again");
   }
   root = dir + "/root";
   if (::mkdir(root.c_str(), 0700) != 0 && errno != EEXIST) return Status::Sys("mkdir", root, errno);
@@ -648,10 +652,7 @@ size_t remove_leftovers(const CgroupRoots& cgroups, const std::string& runtime_d
     }
   }
   // Only a directory that run_sandboxed accepted (private to this user) is cleaned.
-  const std::string dir = sandbox_dir(runtime_dir);
-  struct stat st {};
-  if (::lstat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == ::geteuid() &&
-      (st.st_mode & 077) == 0) {
+  if (const std::string dir = sandbox_dir(runtime_dir); is_private_dir(dir)) {
     removed += remove_stale_etc_copies(dir, "");
   }
   return removed;
