@@ -230,26 +230,31 @@ TEST_F(CloneIntoCgroup, TheChildStartsInTheV2CgroupItWasGiven) {
 // `placed` says the caller must move it. A seccomp filter in a helper process stands in for
 // such a host.
 TEST_F(CloneIntoCgroup, WithoutClone3TheChildStartsBesideItsParentAndIsNotPlaced) {
-  const pid_t helper = ::fork();
-  if (helper == 0) {
-    // 10: filter not loaded; 11: clone failed; 12: placed; 13: wait failed; else the child's.
-    scmp_filter_ctx ctx = ::seccomp_init(SCMP_ACT_ALLOW);
-    if (!ctx || ::seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0) != 0 ||
-        ::seccomp_load(ctx) != 0) {
-      ::_exit(10);
+  // ENOSYS: no clone3 at all, or a policy hiding it; E2BIG and EINVAL: a clone3 older than
+  // CLONE_INTO_CGROUP (a larger argument structure, an unknown flag).
+  for (const int refusal : {ENOSYS, E2BIG, EINVAL}) {
+    const pid_t helper = ::fork();
+    if (helper == 0) {
+      // 10: filter not loaded; 11: clone failed; 12: placed; 13: wait failed; else the child's.
+      scmp_filter_ctx ctx = ::seccomp_init(SCMP_ACT_ALLOW);
+      if (!ctx || ::seccomp_rule_add(ctx, SCMP_ACT_ERRNO(refusal), SCMP_SYS(clone3), 0) != 0 ||
+          ::seccomp_load(ctx) != 0) {
+        ::_exit(10);
+      }
+      const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      bool placed = true;
+      const long pid = clone_into_cgroup(SIGCHLD, dir_fd, placed);
+      if (pid == 0) ::_exit(child_checks_v2_cgroup(own));
+      if (pid < 0) ::_exit(11);
+      if (placed) ::_exit(12);
+      const int code = wait_for(pid);
+      ::_exit(code < 0 ? 13 : code);
     }
-    const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    bool placed = true;
-    const long pid = clone_into_cgroup(SIGCHLD, dir_fd, placed);
-    if (pid == 0) ::_exit(child_checks_v2_cgroup(own));
-    if (pid < 0) ::_exit(11);
-    if (placed) ::_exit(12);
-    const int code = wait_for(pid);
-    ::_exit(code < 0 ? 13 : code);
+    ASSERT_GT(helper, 0);
+    EXPECT_EQ(wait_for(helper), 0) << "clone3 refused with " << std::strerror(refusal)
+                                   << " — 10: no filter, 11: clone failed, 12: reported as "
+                                      "placed, else the child was not beside its parent";
   }
-  ASSERT_GT(helper, 0);
-  EXPECT_EQ(wait_for(helper), 0) << "10: no filter, 11: clone failed, 12: reported as placed, "
-                                    "else the child was not beside its parent";
 }
 
 }  // namespace
