@@ -309,7 +309,7 @@ void UpstreamSession::on_lost(const std::string& why) {
 
 asio::awaitable<std::optional<json::value>> UpstreamSession::request(std::string method,
                                                                      json::object params,
-                                                                     std::string& error) {
+                                                                     RequestError& error) {
   auto self = shared_from_this();
   const int64_t up = next_id_++;
   Pending p;
@@ -328,7 +328,8 @@ asio::awaitable<std::optional<json::value>> UpstreamSession::request(std::string
   co_await wake->async_wait(kUseTuple);
   pending_.erase(up);
   if (!reply->has_value()) {
-    error = state_ == State::kClosed ? "session closed"
+    error.code = 0;
+    error.message = state_ == State::kClosed ? "session closed"
             : transport_             ? "no answer to " + method + " within " +
                                std::to_string(server_.request_timeout.count()) + " ms"
                          : last_error_.empty() ? "upstream server '" + server_.name + "' is unavailable"
@@ -336,7 +337,11 @@ asio::awaitable<std::optional<json::value>> UpstreamSession::request(std::string
     co_return std::nullopt;
   }
   if (auto* e = (*reply)->if_contains("error")) {
-    error = method + " failed: " + json::serialize(*e);
+    error.message = method + " failed: " + json::serialize(*e);
+    error.code = 0;
+    if (auto* c = e->is_object() ? e->as_object().if_contains("code") : nullptr; c && c->is_int64()) {
+      error.code = c->as_int64();
+    }
     co_return std::nullopt;
   }
   co_return (*reply)->at("result");

@@ -41,9 +41,17 @@ class UpstreamSession : public std::enable_shared_from_this<UpstreamSession> {
   // Forwards one message from downstream. Never blocks; failures come back as error
   // responses through Deliver.
   void send(json::object message);
+  // Why a request of the session's own failed: what to log, and the JSON-RPC error code when
+  // the server answered with an error (0 when it did not answer: unavailable, timed out,
+  // closed), so that callers tell outcomes apart by value, not by the message's text.
+  struct RequestError {
+    std::string message;
+    int64_t code = 0;
+  };
   // A request of the session's own (inventory): the result, or nullopt with `error`.
+  // Cancelling the coroutine leaves the request pending until its deadline.
   asio::awaitable<std::optional<json::value>> request(std::string method, json::object params,
-                                                      std::string& error);
+                                                      RequestError& error);
   // Ends the upstream session and answers nothing further.
   void close();
 

@@ -156,15 +156,33 @@ void Tunnel::push_inventory(const std::shared_ptr<Link>& only) {
 
 asio::awaitable<bool> Tunnel::fetch_catalog(ServerState& st, std::string& error) {
   auto session = st.inventory;
-  // Every page of a paginated list.
-  auto list_all = [&](std::string method, std::string key,
-                      json::array& out) -> asio::awaitable<bool> {
+  UpstreamSession::RequestError failure;
+  // Every page of a paginated list. A list that is `optional` — one the server's capabilities
+  // do not require it to serve — and that the server does not know (-32601 on the first page)
+  // is empty: many servers declare `resources` and lack resources/templates/list, or declare
+  // a capability they serve nothing under.
+  auto list_all = [&](std::string method, std::string key, json::array& out,
+                      bool optional) -> asio::awaitable<bool> {
     std::string cursor;
     for (int page = 0; page < 1000; ++page) {
       json::object params;
       if (!cursor.empty()) params["cursor"] = cursor;
-      auto r = co_await session->request(method, std::move(params), error);
-      if (!r || !r->is_object()) co_return false;
+      auto r = co_await session->request(method, std::move(params), failure);
+      if (!r && optional && page == 0 && failure.code == jsonrpc::kMethodNotFound) {
+        if (st.missing_lists.insert(method).second) {
+          spdlog::debug("server '{}' does not serve {}: taken as empty", st.config.name, method);
+        }
+        co_return true;
+      }
+      if (!r) {
+        error = failure.message;
+        co_return false;
+      }
+      if (!r->is_object()) {
+        error = method + " returned a result that is not an object";
+        co_return false;
+      }
+      if (page == 0) st.missing_lists.erase(method);
       if (auto* items = r->as_object().if_contains(key); items && items->is_array()) {
         for (auto& it : items->as_array()) out.push_back(it);
       }
@@ -177,19 +195,24 @@ asio::awaitable<bool> Tunnel::fetch_catalog(ServerState& st, std::string& error)
   };
   json::array tools, resources, templates, prompts;
   // The first request also initializes the session, which tells us the capabilities.
-  auto ping = co_await session->request("ping", {}, error);
-  if (!ping) co_return false;
+  auto ping = co_await session->request("ping", {}, failure);
+  if (!ping) {
+    error = failure.message;
+    co_return false;
+  }
   const json::object init = session->server_init();
   json::object caps;
   if (auto* c = init.if_contains("capabilities"); c && c->is_object()) caps = c->as_object();
-  if (caps.contains("tools") && !co_await list_all("tools/list", "tools", tools)) co_return false;
-  if (caps.contains("resources")) {
-    if (!co_await list_all("resources/list", "resources", resources)) co_return false;
-    if (!co_await list_all("resources/templates/list", "resourceTemplates", templates)) {
-      co_return false;
-    }
+  // `tools` is what a server is bound for: a server that declares it must list them.
+  if (caps.contains("tools") && !co_await list_all("tools/list", "tools", tools, false)) {
+    co_return false;
   }
-  if (caps.contains("prompts") && !co_await list_all("prompts/list", "prompts", prompts)) {
+  if (caps.contains("resources") &&
+      (!co_await list_all("resources/list", "resources", resources, true) ||
+       !co_await list_all("resources/templates/list", "resourceTemplates", templates, true))) {
+    co_return false;
+  }
+  if (caps.contains("prompts") && !co_await list_all("prompts/list", "prompts", prompts, true)) {
     co_return false;
   }
   json::object catalog;

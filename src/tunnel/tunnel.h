@@ -17,6 +17,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -67,6 +68,8 @@ class Tunnel {
     std::string status = "pending";  // "pending" | "ok" | "unavailable"
     std::string error;
     std::unique_ptr<asio::steady_timer> refresh;  // cancelled to refetch now
+    // Optional lists the server answered -32601 for, taken as empty (logged once each).
+    std::set<std::string> missing_lists;
   };
 
   void on_stream(std::shared_ptr<LinkStream> stream);
