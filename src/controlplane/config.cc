@@ -6,6 +6,7 @@
 
 #include "common/config_util.h"
 #include "common/handshake.h"
+#include "controlplane/origin_policy.h"
 
 namespace airlock::controlplane {
 
@@ -44,8 +45,14 @@ AirlockdConfig parse_airlockd_config(const std::string& yaml_text, const std::st
     if (auto n = m["allowed_origins"]) {
       if (!n.IsSequence()) throw ConfigError("mcp.allowed_origins must be a list of origins");
       for (size_t i = 0; i < n.size(); ++i) {
-        c.mcp.allowed_origins.push_back(
-            read_string(n[i], "mcp.allowed_origins[" + std::to_string(i) + "]"));
+        const std::string key = "mcp.allowed_origins[" + std::to_string(i) + "]";
+        std::string origin = read_string(n[i], key);
+        if (origin != "*" && !normalize_origin(origin)) {
+          throw ConfigError(key + ": '" + origin +
+                            "' is not an origin; write scheme://host[:port], e.g. "
+                            "https://console.example.com, or \"*\"");
+        }
+        c.mcp.allowed_origins.push_back(std::move(origin));
       }
     }
     if (auto n = m["session_idle_timeout"]) {

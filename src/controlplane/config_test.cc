@@ -58,6 +58,9 @@ TEST(AirlockdConfig, ErrorsNameTheKey) {
   expect_error("connectors:\n  heartbeat_interval: 30s\n  dead_peer_timeout: 10s\n",
                "below connectors.dead_peer_timeout");
   expect_error("connectors:\n  max_frame_payload: 4Mi\n", "max_frame_payload");
+  expect_error("mcp:\n  allowed_origins: [console.example.com]\n",
+               "mcp.allowed_origins[0]: 'console.example.com' is not an origin");
+  expect_error("mcp:\n  allowed_origins: ['https://a.example/app']\n", "mcp.allowed_origins[0]");
 }
 
 TEST(AirlockdConfig, PlaintextOnLoopbackIsAllowed) {

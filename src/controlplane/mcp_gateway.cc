@@ -258,6 +258,7 @@ struct McpGateway::Impl {
   asio::any_io_executor ex;
   const AirlockdConfig& config;
   Host host;
+  OriginPolicy origins;  // set after listen, before serving; read-only afterwards
   // Agent keys found valid, by key id: the stored salted hash (every request is still
   // verified against it) and the agent. Saves two database reads per request; cleared when
   // keys are revoked, and re-read after kKeyCacheTtl in any case.
@@ -627,13 +628,12 @@ struct McpGateway::Impl {
 
   std::optional<HttpResponse> check_origin(const HttpRequest& req) {
     const std::string origin = req.header("origin");
-    if (origin.empty()) return std::nullopt;
-    for (const auto& o : config.mcp.allowed_origins) {
-      if (o == origin || o == "*") return std::nullopt;
-    }
+    if (origin.empty() || origins.allows(origin)) return std::nullopt;
     return rpc_error_http(403, nullptr, rpc::kInvalidRequest,
                           "Forbidden: Origin '" + origin +
-                              "' is not allowed; add it to mcp.allowed_origins in airlockd.yaml");
+                              "' is not allowed (airlockd serves loopback origins and its own "
+                              "names from tls.hostnames); add it to mcp.allowed_origins in "
+                              "airlockd.yaml");
   }
 
   std::optional<AgentRecord> authenticate(const HttpRequest& req, std::string& why) {
@@ -1147,6 +1147,8 @@ McpGateway::McpGateway(asio::any_io_executor ex, const AirlockdConfig& config, H
 void McpGateway::forget_agent_keys() { impl_->key_cache.clear(); }
 
 McpGateway::~McpGateway() { stop(); }
+
+void McpGateway::set_origin_policy(OriginPolicy policy) { impl_->origins = std::move(policy); }
 
 void McpGateway::start() {
   for (const auto& [name, spec] : impl_->host.store->list_bindings()) {

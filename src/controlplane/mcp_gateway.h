@@ -21,6 +21,7 @@
 #include "common/link.h"
 #include "controlplane/catalog.h"
 #include "controlplane/config.h"
+#include "controlplane/origin_policy.h"
 #include "controlplane/store.h"
 
 namespace airlock::controlplane {
@@ -47,6 +48,9 @@ class McpGateway {
   void stop();
 
   asio::awaitable<HttpResponse> handle(HttpRequest req);
+  // Which Origin headers /mcp serves; set once airlockd knows the port it serves on, before
+  // the first request. Until then only requests without an Origin are served.
+  void set_origin_policy(OriginPolicy policy);
 
   // A tunnel pushed its catalog ({"servers": [...]}).
   void inventory_updated(const std::string& tunnel, const json::object& inventory);

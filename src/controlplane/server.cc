@@ -145,6 +145,10 @@ void ControlPlane::start() {
         return serve_connector(std::move(r), std::move(t));
       });
   http_->listen();
+  std::vector<std::string> own_names = config_.tls.hostnames;
+  own_names.push_back(config_.listen_host);
+  gateway_->set_origin_policy(OriginPolicy(config_.mcp.allowed_origins, own_names, port(),
+                                           config_.tls.plaintext ? "http" : "https"));
   // Written aside and renamed into place: whoever sees the file (the CLI, scripts) sees it whole.
   const std::string url_file = config_.state_dir + "/airlockd.url";
   std::ofstream(url_file + ".tmp", std::ios::trunc) << url() << "\n";

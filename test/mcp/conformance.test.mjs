@@ -2,8 +2,9 @@
 // fixture (conformance_server.mjs): directly over Streamable HTTP, and through Airlock
 // (airlockd's /mcp → mcp-tunnel → the fixture over stdio). Every check must pass through
 // Airlock, except those named in conformance-expected-failures.yaml, and the two runs must
-// agree check by check. The suite sends no Authorization header, so a loopback proxy in this
-// test adds the agent key and passes everything else (Host, Origin included) through.
+// agree check by check. airlockd runs with its default config (no mcp.allowed_origins), as a
+// new user's would. The suite sends no Authorization header, so a loopback proxy in this test
+// adds the agent key and passes everything else (Host, Origin included) through.
 import { execFile, spawn } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
@@ -52,7 +53,7 @@ try {
   await waitFor("fixture on HTTP", async () =>
     (await fetch(`http://127.0.0.1:${directPort}/mcp`).catch(() => null)) !== null);
   const proxyPort = await freePort();
-  await stack.startAirlockd(`mcp:\n  allowed_origins: ["http://127.0.0.1:${proxyPort}"]\n`);
+  await stack.startAirlockd();  // the default config: loopback origins are served
   stack.startTunnel("conformance", `servers:
   - name: fixture
     url: stdio:${process.execPath}
@@ -87,6 +88,12 @@ try {
     assert(failed.length === 0, failed.map(([k, r]) => `${k}: ${r.error}`).join("; "));
     const stale = [...expected].filter((k) => passed(viaAirlock.get(k)));
     assert(stale.length === 0, `expected failures that now pass: ${stale.join(", ")}`);
+  });
+  await checks.check("DNS-rebinding protection holds with airlockd's default config", async () => {
+    for (const id of ["localhost-host-rebinding-rejected", "localhost-host-valid-accepted"]) {
+      const r = viaAirlock.get(`dns-rebinding-protection/${id}`);
+      assert(passed(r), `dns-rebinding-protection/${id}: ${r ? r.error : "did not run"}`);
+    }
   });
   await checks.check("both runs give the same results, check by check", async () => {
     const keys = new Set([...viaDirect.keys(), ...viaAirlock.keys()]);

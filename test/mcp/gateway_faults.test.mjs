@@ -126,6 +126,17 @@ try {
     const ok = await post({ jsonrpc: "2.0", id: 13, method: "ping" },
                           { key, session, origin: "https://console.example" });
     assert(ok.status === 200, ok.status);
+    // Pages on the agent's own machine, and airlockd's own origin, need no listing.
+    const port = new URL(stack.mcpUrl).port;
+    for (const origin of ["http://127.0.0.1:6274", "http://localhost:3000", "http://[::1]:5173",
+                          `http://127.0.0.1:${port}`, `http://localhost:${port}`]) {
+      const r2 = await post({ jsonrpc: "2.0", id: 15, method: "ping" }, { key, session, origin });
+      assert(r2.status === 200, `${origin}: ${r2.status} ${r2.text}`);
+    }
+    // A name rebound to airlockd's address, with the Host header to match: refused.
+    const rebound = await post({ jsonrpc: "2.0", id: 16, method: "ping" },
+                               { key, session, origin: `http://evil.example:${port}` });
+    assert(rebound.status === 403 && /mcp.allowed_origins/.test(rebound.text), rebound.text);
   });
   await checks.check("a method /mcp does not offer: 405 with Allow", async () => {
     const r = await fetch(stack.mcpUrl, { method: "PUT", headers: { Authorization: `Bearer ${key}` } });
