@@ -1,7 +1,9 @@
 // redactor_bench: StreamRedactor throughput with 1, 100 and 1,000 secrets loaded, against a
 // plain copy of the same bytes, on 64 MiB in 64 KiB chunks (the link's chunk size) with a few
-// secrets planted: JSON-like text, and random base64 (the secrets' own alphabet, where the
-// prefilter hits most often).
+// secrets planted: JSON-like text, random base64 (the secrets' own alphabet, where the
+// prefilter hits most often), and URL-encoded text (a `%XX` every few bytes, many of which —
+// %2F, %2B, %3D — decode to a character of the secrets' base64 forms, so that the decoded
+// view is searched around them).
 //
 // Usage: redactor_bench [--quick]
 #include <chrono>
@@ -33,11 +35,18 @@ int main(int argc, char** argv) {
     c = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[rng() % 64];
   }
 
+  std::string url_text;
+  const char* parts[] = {"https%3A%2F%2Fapi.example.com%2Fv1%2Forders%3Fid%3D", "12345",
+                         "%26region%3DEMEA", "%2Bpriority", "%20quarterly%20revenue", "&next=",
+                         "%2F", "customer", "%3D%3D"};
+  while (url_text.size() < total) url_text += parts[rng() % (sizeof parts / sizeof *parts)];
+  url_text.resize(total);
+
   std::printf("| text | secrets | patterns | automaton | memory | redactor MB/s | plain copy MB/s | ratio |\n");
   std::printf("|---|---|---|---|---|---|---|---|\n");
-  for (const auto* text_ptr : {&json_text, &b64_text}) {
+  for (const auto* text_ptr : {&json_text, &b64_text, &url_text}) {
   const std::string& text = *text_ptr;
-  const char* text_name = text_ptr == &json_text ? "JSON" : "base64";
+  const char* text_name = text_ptr == &json_text ? "JSON" : text_ptr == &b64_text ? "base64" : "URL-encoded";
   for (int n : {1, 100, 1000}) {
     std::vector<Secret> secrets;
     for (int i = 0; i < n; ++i) {

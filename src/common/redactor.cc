@@ -5,6 +5,11 @@
 #include <deque>
 #include <set>
 #include <stdexcept>
+#include <tuple>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "common/encoding.h"
 
@@ -72,6 +77,126 @@ std::string json_escaped(std::string_view value, bool escape_slash) {
   return out;
 }
 
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// The value of the `digits` hex digits at text[at], or -1.
+int32_t hex_at(std::string_view text, size_t at, size_t digits) {
+  if (at + digits > text.size()) return -1;
+  int32_t v = 0;
+  for (size_t i = 0; i < digits; ++i) {
+    const int d = hex_value(text[at + i]);
+    if (d < 0) return -1;
+    v = v << 4 | d;
+  }
+  return v;
+}
+
+void append_utf8(uint32_t cp, std::string& out) {
+  if (cp < 0x80) {
+    out.push_back(static_cast<char>(cp));
+  } else if (cp < 0x800) {
+    out += {static_cast<char>(0xC0 | cp >> 6), static_cast<char>(0x80 | (cp & 0x3F))};
+  } else if (cp < 0x10000) {
+    out += {static_cast<char>(0xE0 | cp >> 12), static_cast<char>(0x80 | (cp >> 6 & 0x3F)),
+            static_cast<char>(0x80 | (cp & 0x3F))};
+  } else {
+    out += {static_cast<char>(0xF0 | cp >> 18), static_cast<char>(0x80 | (cp >> 12 & 0x3F)),
+            static_cast<char>(0x80 | (cp >> 6 & 0x3F)), static_cast<char>(0x80 | (cp & 0x3F))};
+  }
+}
+
+// One escape of the decoded view at text[at]: `%XX`, or `\uXXXX` / `\\uXXXX` (a JSON escape,
+// or one JSON-escaped once more), a high surrogate joined with the low one after it at the same
+// depth. A lone surrogate is not an escape: JSON decoders disagree on what it means.
+struct Escape {
+  uint8_t length = 0;  // text bytes taken; 0: no escape here
+  uint8_t size = 0;    // bytes they stand for (UTF-8: 1 to 4)
+  char bytes[4] = {};
+};
+
+inline Escape escape_at(std::string_view text, size_t at) {
+  Escape e;
+  const size_t n = text.size();
+  if (text[at] == '%') {
+    if (at + 2 >= n) return e;
+    const int hi = hex_value(text[at + 1]), lo = hex_value(text[at + 2]);
+    if (hi < 0 || lo < 0) return e;
+    e.length = 3;
+    e.size = 1;
+    e.bytes[0] = static_cast<char>(hi << 4 | lo);
+    return e;
+  }
+  if (text[at] != '\\' || at + 1 >= n) return e;
+  // \uXXXX, or \\uXXXX (one JSON-escaped once more): the doubled form is tried first.
+  for (const size_t lead : {size_t{2}, size_t{1}}) {
+    if (at + lead >= n || text[at + lead] != 'u' || (lead == 2 && text[at + 1] != '\\')) continue;
+    const size_t unit = lead + 5;  // the backslashes, 'u', four digits
+    auto unit_at = [&](size_t pos) -> int32_t {
+      if (pos + unit > n || text[pos + lead] != 'u') return -1;
+      for (size_t i = 0; i < lead; ++i) {
+        if (text[pos + i] != '\\') return -1;
+      }
+      return hex_at(text, pos + lead + 1, 4);
+    };
+    const int32_t hi = unit_at(at);
+    if (hi < 0 || (hi >= 0xDC00 && hi <= 0xDFFF)) continue;
+    uint32_t cp = static_cast<uint32_t>(hi);
+    size_t length = unit;
+    if (hi >= 0xD800 && hi <= 0xDBFF) {
+      const int32_t lo = unit_at(at + unit);
+      if (lo < 0xDC00 || lo > 0xDFFF) continue;
+      cp = 0x10000 + ((uint32_t(hi) - 0xD800) << 10) + (uint32_t(lo) - 0xDC00);
+      length = 2 * unit;
+    }
+    std::string utf8;
+    append_utf8(cp, utf8);
+    e.length = static_cast<uint8_t>(length);
+    e.size = static_cast<uint8_t>(utf8.size());
+    std::memcpy(e.bytes, utf8.data(), utf8.size());
+    return e;
+  }
+  // JSON's two-character escapes: a value in a JSON string with some characters
+  // percent-encoded has the others JSON-escaped.
+  char c;
+  switch (text[at + 1]) {
+    case '"': c = '"'; break;
+    case '\\': c = '\\'; break;
+    case '/': c = '/'; break;
+    case 'b': c = '\b'; break;
+    case 'f': c = '\f'; break;
+    case 'n': c = '\n'; break;
+    case 'r': c = '\r'; break;
+    case 't': c = '\t'; break;
+    default: return e;
+  }
+  e.length = 2;
+  e.size = 1;
+  e.bytes[0] = c;
+  return e;
+}
+
+// A position in [from, at] that decoding from `from` (itself such a position) passes through:
+// the nearest before `at` with no '%' or '\' in the kSyncBytes - 1 bytes before it, since no
+// escape is longer than kSyncBytes and every escape begins with one of them.
+size_t sync_point(std::string_view text, size_t from, size_t at) {
+  constexpr size_t kClean = Patterns::kSyncBytes - 1;
+  size_t clean = 0;
+  for (size_t p = at; p > from; --p) {
+    const char c = text[p - 1];
+    if (c == '%' || c == '\\') {
+      clean = 0;
+    } else if (++clean == kClean) {
+      return p - 1 + kClean;
+    }
+  }
+  return from;
+}
+
 }  // namespace
 
 std::vector<std::string> encoded_forms(std::string_view value) {
@@ -97,12 +222,23 @@ std::vector<std::string> encoded_forms(std::string_view value) {
   return unique;
 }
 
+// The forms searched in the decoded view: those that an encoder escaping some characters and
+// not others would produce from — the raw value (percent-encoded in a URL, `\uXXXX`-escaped in
+// JSON) and its base64 forms (whose '+', '/' and '=' URL encoders escape).
+std::vector<std::string> decoded_view_forms(std::string_view value) {
+  std::vector<std::string> forms{std::string(value)};
+  for (int k = 0; k < 3; ++k) {
+    forms.push_back(base64_core(value, k, /*url=*/false));
+    forms.push_back(base64_core(value, k, /*url=*/true));
+  }
+  return forms;
+}
+
 std::shared_ptr<const Patterns> Patterns::build(const std::vector<Secret>& secrets,
                                                 size_t dense_budget_bytes) {
-  std::shared_ptr<Patterns> p(new Patterns());
-  p->nodes_.emplace_back();
-  for (uint32_t s = 0; s < secrets.size(); ++s) {
-    const Secret& secret = secrets[s];
+  std::vector<std::string> names;
+  std::vector<std::vector<std::string>> direct, decoded;
+  for (const Secret& secret : secrets) {
     if (secret.name.empty()) throw std::invalid_argument("a secret has an empty name");
     if (secret.value.size() < kMinSecretSize) {
       throw std::invalid_argument("secret '" + secret.name + "' is " +
@@ -110,8 +246,34 @@ std::shared_ptr<const Patterns> Patterns::build(const std::vector<Secret>& secre
                                   std::to_string(kMinSecretSize) +
                                   " are needed, or ordinary text would be redacted");
     }
-    p->names_.push_back(secret.name);
-    for (const std::string& form : encoded_forms(secret.value)) {
+    names.push_back(secret.name);
+    direct.push_back(encoded_forms(secret.value));
+    decoded.push_back(decoded_view_forms(secret.value));
+  }
+  std::shared_ptr<Patterns> p = compile(names, direct, dense_budget_bytes);
+  // The two tables share the budget.
+  const size_t direct_table = p->dfa_.size() * sizeof(int32_t);
+  std::shared_ptr<Patterns> view =
+      compile(names, decoded, dense_budget_bytes > direct_table ? dense_budget_bytes - direct_table : 0);
+  for (const auto& forms : decoded) {
+    for (const auto& form : forms) {
+      for (unsigned char c : form) p->decoded_bytes_[c >> 6] |= uint64_t{1} << (c & 63);
+    }
+  }
+  p->max_span_ = std::max(p->max_length_, view->max_length_ * kMaxEscapeBytes);
+  view->max_span_ = view->max_length_;
+  p->decoded_ = std::move(view);
+  return p;
+}
+
+std::shared_ptr<Patterns> Patterns::compile(const std::vector<std::string>& names,
+                                            const std::vector<std::vector<std::string>>& forms,
+                                            size_t dense_budget_bytes) {
+  std::shared_ptr<Patterns> p(new Patterns());
+  p->nodes_.emplace_back();
+  p->names_ = names;
+  for (uint32_t s = 0; s < forms.size(); ++s) {
+    for (const std::string& form : forms[s]) {
       int32_t cur = 0;
       for (unsigned char c : form) {
         auto& next = p->nodes_[cur].next;
@@ -231,7 +393,7 @@ size_t Patterns::memory_bytes() const {
   size_t bytes = dfa_.size() * sizeof(int32_t) + nodes_.size() * sizeof(Node) +
                  filter_.size() * sizeof(uint64_t);
   for (const auto& n : nodes_) bytes += n.next.capacity() * sizeof(n.next[0]);
-  return bytes;
+  return bytes + (decoded_ ? decoded_->memory_bytes() : 0);
 }
 
 int32_t Patterns::step(int32_t state, uint8_t byte) const {
@@ -256,7 +418,23 @@ void Patterns::report(int32_t state, size_t end, std::vector<Match>& out) const 
   }
 }
 
-void Patterns::find_all(std::string_view text, std::vector<Match>& out) const {
+void Patterns::find_all(std::string_view text, std::vector<Match>& out,
+                        size_t decode_from) const {
+  const size_t base = out.size();
+  find_direct(text, out);
+  const size_t direct = out.size();
+  if (decoded_) find_decoded(text, decode_from, out);
+  if (out.size() == direct) return;
+  // Both searches find an occurrence whose escapes are also a direct form (a percent-encoded
+  // or JSON-escaped form): keep one.
+  auto key = [](const Match& m) { return std::tuple(m.start, m.end, m.secret); };
+  std::sort(out.begin() + base, out.end(), [&](const Match& a, const Match& b) { return key(a) < key(b); });
+  out.erase(std::unique(out.begin() + base, out.end(),
+                        [&](const Match& a, const Match& b) { return key(a) == key(b); }),
+            out.end());
+}
+
+void Patterns::find_direct(std::string_view text, std::vector<Match>& out) const {
   if (max_length_ == 0) return;  // no patterns
   const auto* bytes = reinterpret_cast<const uint8_t*>(text.data());
   const size_t n = text.size();
@@ -297,6 +475,146 @@ void Patterns::find_all(std::string_view text, std::vector<Match>& out) const {
   }
 }
 
+namespace {
+
+// Calls f(offset) for every '%' and '\' in text from `from` on, in order. Sixteen bytes at a
+// time where SSE2 is there (every x86-64), since most text has neither.
+template <class F>
+void for_each_escape_mark(std::string_view text, size_t from, size_t to, F&& f) {
+  const char* data = text.data();
+  size_t i = from;
+#if defined(__SSE2__)
+  const __m128i pct = _mm_set1_epi8('%'), bsl = _mm_set1_epi8('\\');
+  for (; i + 16 <= to; i += 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(data + i));
+    auto bits = static_cast<uint32_t>(
+        _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, pct), _mm_cmpeq_epi8(v, bsl))));
+    while (bits) {
+      f(i + static_cast<size_t>(__builtin_ctz(bits)));
+      bits &= bits - 1;
+    }
+  }
+#endif
+  for (; i < to; ++i) {
+    if (data[i] == '%' || data[i] == '\\') f(i);
+  }
+}
+
+// text[from, to) with its escapes decoded. Literal runs are copied whole; each escape is
+// recorded, so that a decoded offset maps back to the text it came from. `from` must be a
+// position the whole text's decoding passes through (see sync_point).
+class DecodedView {
+ public:
+  void decode(std::string_view text, size_t from, size_t to) {
+    bytes_.clear();
+    escapes_.clear();
+    from_ = from;
+    size_t cursor = from;
+    for_each_escape_mark(text, from, to, [&](size_t at) {
+      if (at < cursor) return;  // inside the escape just taken
+      const Escape e = escape_at(text, at);
+      if (e.length == 0) return;
+      bytes_.append(text.data() + cursor, at - cursor);
+      escapes_.push_back({static_cast<uint32_t>(bytes_.size()), static_cast<uint32_t>(at),
+                          e.size, e.length});
+      bytes_.append(e.bytes, e.size);
+      cursor = at + e.length;
+    });
+    if (cursor < to) bytes_.append(text.data() + cursor, to - cursor);
+  }
+  std::string_view bytes() const { return bytes_; }
+  // The text offsets that decoded bytes [start, end) came from.
+  std::pair<size_t, size_t> text_span(size_t start, size_t end) const {
+    return {text_begin(start), text_end(end - 1)};
+  }
+
+ private:
+  struct Span {
+    uint32_t decoded_at, text_at;
+    uint8_t decoded_size, text_length;
+  };
+  // The last escape that starts at or before decoded byte d, or nullptr.
+  const Span* escape_before(size_t d) const {
+    auto it = std::upper_bound(escapes_.begin(), escapes_.end(), d,
+                               [](size_t v, const Span& sp) { return v < sp.decoded_at; });
+    return it == escapes_.begin() ? nullptr : &*(it - 1);
+  }
+  size_t text_begin(size_t d) const {
+    const Span* sp = escape_before(d);
+    if (!sp) return from_ + d;
+    if (d < sp->decoded_at + sp->decoded_size) return sp->text_at;
+    return sp->text_at + sp->text_length + (d - sp->decoded_at - sp->decoded_size);
+  }
+  size_t text_end(size_t d) const {
+    const Span* sp = escape_before(d);
+    if (sp && d < sp->decoded_at + sp->decoded_size) return sp->text_at + sp->text_length;
+    return text_begin(d) + 1;
+  }
+
+  std::string bytes_;
+  std::vector<Span> escapes_;
+  size_t from_ = 0;
+};
+
+}  // namespace
+
+size_t Patterns::escape_tail(std::string_view text, size_t from, size_t at) {
+  size_t cursor = sync_point(text, from, at), tail = 0;
+  for_each_escape_mark(text, cursor, at, [&](size_t mark) {
+    if (mark < cursor) return;  // inside the escape just taken
+    const Escape e = escape_at(text, mark);
+    if (e.length == 0) return;
+    cursor = mark + e.length;
+    if (cursor > at) tail = cursor - at;
+  });
+  return tail;
+}
+
+void Patterns::find_decoded(std::string_view text, size_t decode_from,
+                            std::vector<Match>& out) const {
+  // Windows of text around escapes that decode to a byte of some decoded-view form: an
+  // occurrence that contains such an escape starts and ends within the decoded view's longest
+  // form × kMaxEscapeBytes of it. Elsewhere the decoded view is the text itself, which the
+  // direct search has covered.
+  const size_t reach = decoded_->max_length_ * kMaxEscapeBytes;
+  struct Window {
+    size_t from, to;
+  };
+  std::vector<Window> windows;
+  size_t cursor = decode_from;  // inside the last escape taken: its own marks are not escapes
+  for_each_escape_mark(text, decode_from, text.size(), [&](size_t at) {
+    if (at < cursor) return;
+    const Escape e = escape_at(text, at);
+    if (e.length == 0) return;
+    cursor = at + e.length;
+    bool wanted = false;
+    for (int i = 0; i < e.size; ++i) {
+      const auto u = static_cast<unsigned char>(e.bytes[i]);
+      wanted |= (decoded_bytes_[u >> 6] >> (u & 63)) & 1;
+    }
+    if (!wanted) return;
+    // Decoding starts where the whole text's decoding passes too.
+    const size_t from = sync_point(text, decode_from, std::max(decode_from, at >= reach ? at - reach : 0));
+    const size_t to = std::min(text.size(), cursor + reach);
+    if (!windows.empty() && from <= windows.back().to) {
+      windows.back().to = std::max(windows.back().to, to);
+    } else {
+      windows.push_back({from, to});
+    }
+  });
+  DecodedView view;
+  std::vector<Match> found;
+  for (const Window& w : windows) {
+    view.decode(text, w.from, w.to);
+    found.clear();
+    decoded_->find_direct(view.bytes(), found);
+    for (const Match& m : found) {
+      const auto [start, end] = view.text_span(m.start, m.end);
+      out.push_back({start, end, m.secret});
+    }
+  }
+}
+
 StreamRedactor::StreamRedactor(std::shared_ptr<const Patterns> patterns)
     : patterns_(std::move(patterns)),
       counts_(patterns_->secret_count(), 0),
@@ -318,16 +636,17 @@ void StreamRedactor::finish(std::string& out) { emit(out, /*final=*/true); }
 std::string StreamRedactor::take_held() {
   std::string held = std::move(pending_);
   pending_.clear();
+  decode_from_ = 0;
   return held;
 }
 
 void StreamRedactor::emit(std::string& out, bool final) {
-  // Every occurrence that starts before `safe` lies wholly inside pending_ (no pattern is
-  // longer than max_length), so it is known now. Later bytes may still begin one: hold them.
-  const size_t keep = patterns_->max_length() > 0 ? patterns_->max_length() - 1 : 0;
+  // Every occurrence that starts before `safe` lies wholly inside pending_ (none spans more
+  // than max_span, escapes included), so it is known now. Later bytes may still begin one: hold them.
+  const size_t keep = patterns_->max_span() > 0 ? patterns_->max_span() - 1 : 0;
   const size_t safe = final ? pending_.size() : pending_.size() - std::min(keep, pending_.size());
   matches_.clear();
-  patterns_->find_all(pending_, matches_);
+  patterns_->find_all(pending_, matches_, decode_from_);
   std::sort(matches_.begin(), matches_.end(), [](const auto& a, const auto& b) {
     return a.start != b.start ? a.start < b.start : a.end > b.end;
   });
@@ -364,6 +683,9 @@ void StreamRedactor::emit(std::string& out, bool final) {
   }
   cut = std::max(cut, done);
   out.append(pending_, done, cut - done);
+  decode_from_ = final                ? 0
+                 : cut <= decode_from_ ? decode_from_ - cut
+                                       : Patterns::escape_tail(pending_, decode_from_, cut);
   pending_.erase(0, cut);
 }
 

@@ -2,7 +2,11 @@
 // (docs/security.md): raw; base64 and base64url at byte offsets 0, 1 and 2 (padded or not);
 // hex, lower and upper case; percent-encoded (upper and lower case hex); JSON-escaped (with or
 // without "\/") — and each of those JSON-escaped once more, as it appears on the wire when it is
-// the content of a JSON string.
+// the content of a JSON string. Beyond those whole forms, the raw value and its base64 forms are
+// also searched in a decoded view of the text, where every `%XX` (either hex case), every
+// JSON `\uXXXX` or `\\uXXXX` escape (either case, surrogate pairs joined) and every JSON
+// two-character escape (`\"`, `\\`, `\/`, `\n`…) stands for the bytes it encodes: so any mix of
+// escaped and literal bytes is caught, without listing the mixes.
 //
 // Patterns: the immutable set of encoded forms of every loaded secret, compiled into an
 // Aho–Corasick automaton. Build once per set of secrets; share freely between threads.
@@ -39,6 +43,9 @@ class Patterns {
   static constexpr size_t kDenseBudget = 64 * 1024 * 1024;
 
   size_t max_length() const { return max_length_; }
+  // The longest span of text an occurrence can take, escapes in the decoded view included:
+  // a stream must hold back this many bytes minus one.
+  size_t max_span() const { return max_span_; }
   // True when the automaton is a full table (one lookup per byte); large sets fall back to
   // following failure links, which is slower but needs far less memory.
   bool is_dense() const { return !dfa_.empty(); }
@@ -52,11 +59,29 @@ class Patterns {
     size_t end;     // one past the last byte
     uint32_t secret;
   };
-  // Appends every occurrence of every pattern in `text` (overlapping ones included).
-  void find_all(std::string_view text, std::vector<Match>& out) const;
+  // Appends every occurrence of every pattern in `text` (overlapping ones included), and every
+  // occurrence of a decoded-view pattern among escapes (in text offsets); each once.
+  // `decode_from`: where decoding may start — bytes before it are the tail of an escape that
+  // began in text that came before (see escape_tail()).
+  void find_all(std::string_view text, std::vector<Match>& out, size_t decode_from = 0) const;
+  // How many bytes from `at` on belong to an escape that begins before `at`, decoding from
+  // `from`: a stream that continues at `at` decodes only after them, as the whole text would.
+  static size_t escape_tail(std::string_view text, size_t from, size_t at);
+
+  // The most text one decoded byte can come from: `\\uXXXX` (a surrogate pair is 14 bytes for
+  // 4 decoded bytes).
+  static constexpr size_t kMaxEscapeBytes = 7;
+  // The longest escape (a doubly escaped surrogate pair).
+  static constexpr size_t kSyncBytes = 14;
 
  private:
   Patterns() = default;
+  // Compiles the automaton and prefilter for `forms[i]`, the forms of secret i.
+  static std::shared_ptr<Patterns> compile(const std::vector<std::string>& names,
+                                           const std::vector<std::vector<std::string>>& forms,
+                                           size_t dense_budget_bytes);
+  void find_direct(std::string_view text, std::vector<Match>& out) const;
+  void find_decoded(std::string_view text, size_t decode_from, std::vector<Match>& out) const;
   int32_t step(int32_t state, uint8_t byte) const;
   void report(int32_t state, size_t end, std::vector<Match>& out) const;
 
@@ -90,6 +115,12 @@ class Patterns {
   std::vector<std::string> pattern_bytes_;  // only while building
   std::vector<std::string> names_;
   size_t max_length_ = 0;
+  size_t max_span_ = 0;
+  // The decoded view: the raw value and its base64 forms, searched in text where escapes were
+  // decoded; only near an escape whose first decoded byte is one of `decoded_bytes_` (the
+  // bytes of those forms), since elsewhere the view equals the text.
+  std::shared_ptr<const Patterns> decoded_;
+  uint64_t decoded_bytes_[4] = {};
 };
 
 class StreamRedactor {
@@ -128,6 +159,7 @@ class StreamRedactor {
   std::vector<Patterns::Match> matches_;
   std::vector<uint64_t> counts_;
   std::vector<uint64_t> reported_;  // counts_ as of the last take_new_counts()
+  size_t decode_from_ = 0;  // pending_'s first bytes that end an escape already written
   bool unreported_ = false;
 };
 

@@ -1,7 +1,8 @@
 // The encoded forms of a secret that Airlock promises to keep out of everything a connector
 // sends (docs/security.md): raw; hex lower and upper; base64 and base64url of the secret at
 // byte offsets 0, 1 and 2, padded and unpadded; percent-encoded (upper and lower hex);
-// JSON-escaped (with and without "\/"). Written independently of the C++ redactor.
+// JSON-escaped (with and without "\/"); and the raw value with any of its bytes percent-encoded
+// or \uXXXX-escaped, in either hex case. Written independently of the C++ redactor.
 
 // Whole encodings, as an adversarial server would emit them.
 export function emittedForms(secret) {
@@ -17,7 +18,25 @@ export function emittedForms(secret) {
   forms.push(percent(s, true), percent(s, false));
   const json = JSON.stringify(secret).slice(1, -1);
   forms.push(json, json.replace(/\//g, "\\/"));
+  // Every byte percent-encoded, in each case; every other byte, hex case alternating; every
+  // character \u-escaped; and a mix of the three.
+  const hex2 = (c, up) => { const h = c.toString(16).padStart(2, "0"); return up ? h.toUpperCase() : h; };
+  const u4 = (c, up) => "\\u" + hex2(0, up) + hex2(c, up);
+  forms.push([...s].map((c) => "%" + hex2(c, true)).join(""),
+             [...s].map((c) => "%" + hex2(c, false)).join(""),
+             [...s].map((c, i) => i % 2 ? String.fromCharCode(c) : "%" + hex2(c, i % 4 === 0)).join(""));
+  if ([...s].every((c) => c < 0x80)) {
+    forms.push([...s].map((c, i) => u4(c, i % 2 === 0)).join(""),
+               [...s].map((c, i) => [String.fromCharCode(c), "%" + hex2(c, true), u4(c, false)][i % 3]).join(""));
+  }
   return [...new Set(forms)];
+}
+
+// `text` with every %XX and every \uXXXX (one or two backslashes) decoded, as far as that is
+// ASCII: what a client could recover from any mix of escaped and literal bytes.
+function decodeEscapes(text) {
+  return text.replace(/%([0-9a-fA-F]{2})|\\{1,2}u00([0-7][0-9a-fA-F])/g,
+                      (m, p, u) => String.fromCharCode(parseInt(p ?? u, 16)));
 }
 
 // What must never be found, in decoded text or in the bytes on the wire: the forms, with base64
@@ -52,13 +71,18 @@ function percent(buf, upper) {
   return out;
 }
 
-// Every (secret, form) found in `bytes` (a Buffer or string).
+// Every (secret, form) found in `bytes` (a Buffer or string), and every raw value found once
+// its escapes are decoded.
 export function findLeaks(bytes, secrets) {
   const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes);
+  const decoded = decodeEscapes(buf.toString("latin1"));
   const hits = [];
   for (const [name, value] of Object.entries(secrets)) {
     for (const f of searchForms(value)) {
       if (buf.includes(Buffer.from(f, "utf8"))) hits.push(`${name}: ${JSON.stringify(f)}`);
+    }
+    if (decoded.includes(Buffer.from(value, "utf8").toString("latin1"))) {
+      hits.push(`${name}: its raw value, once %XX / \\uXXXX escapes are decoded`);
     }
   }
   return hits;
