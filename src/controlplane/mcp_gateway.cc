@@ -461,6 +461,7 @@ struct McpGateway::Impl {
       }
       if (chunk->empty()) {
         why = "the tunnel ended the session";
+        up->writer->end();  // and so does this side: the stream is done
         break;
       }
       if (!lines.feed(*chunk)) {

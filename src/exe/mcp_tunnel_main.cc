@@ -143,6 +143,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   int exit_code = 0;
+  bool stopping = false;
+  // run() returns as soon as a stop begins; the io loop must keep going until stop() has
+  // drained the links and ended every server process, so only stop() ends it then.
   asio::co_spawn(io, gateway.run(), [&](std::exception_ptr e) {
     if (e) {
       try {
@@ -152,13 +155,26 @@ int main(int argc, char** argv) {
         exit_code = 1;
       }
     }
-    io.stop();
+    if (stopping) return;
+    stopping = true;
+    asio::co_spawn(io, gateway.stop(), [&](std::exception_ptr) { io.stop(); });
   });
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
     if (ec) return;
+    if (stopping) return;
+    stopping = true;
     spdlog::info("received signal {}; draining", sig);
-    asio::co_spawn(io, gateway.stop(), [&](std::exception_ptr) { io.stop(); });
+    asio::co_spawn(io, gateway.stop(), [&](std::exception_ptr e) {
+      if (e) {
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          spdlog::error("while stopping: {}", ex.what());
+        }
+      }
+      io.stop();
+    });
   });
   io.run();
   spdlog::info("mcp-tunnel stopped");

@@ -152,7 +152,7 @@ TunnelConfig parse_tunnel_config(const std::string& yaml_text, const std::string
       expect_keys(s, path,
                   {"name", "url", "headers", "args", "env", "cwd", "ca_file",
                    "agent_credentials", "inventory_credential", "connect_timeout",
-                   "request_timeout", "max_message"});
+                   "request_timeout", "max_message", "max_processes"});
       UpstreamServer u;
       if (!s["name"]) throw ConfigError(path + ".name is required");
       if (!s["url"]) throw ConfigError(path + ".url is required");
@@ -209,6 +209,12 @@ TunnelConfig parse_tunnel_config(const std::string& yaml_text, const std::string
       if (auto t = s["connect_timeout"]) u.connect_timeout = read_duration(t, path + ".connect_timeout");
       if (auto t = s["request_timeout"]) u.request_timeout = read_duration(t, path + ".request_timeout");
       if (auto m = s["max_message"]) u.max_message = read_byte_size(m, path + ".max_message");
+      if (auto m = s["max_processes"]) {
+        if (u.url.rfind("stdio:", 0) != 0) {
+          throw ConfigError(path + ".max_processes applies to stdio: servers only");
+        }
+        u.max_processes = read_uint(m, path + ".max_processes");
+      }
       c.servers.push_back(std::move(u));
     }
   }

@@ -38,6 +38,9 @@ struct UpstreamServer {
   std::vector<std::string> argv;
   std::map<std::string, std::string> env;
   std::string cwd;
+  // stdio: processes of this server at once (one per agent session; 0: no limit). A session
+  // that needs one more ends the least recently used session's first.
+  size_t max_processes = 16;
   // https: trust only this CA (PEM) instead of the system store. Verification is always on.
   std::string ca_file;
   // Bound on spawning / dialing / initializing the upstream session.

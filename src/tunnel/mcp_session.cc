@@ -23,10 +23,12 @@ bool is_idempotent(std::string_view m) {
 }
 
 UpstreamSession::UpstreamSession(asio::any_io_executor ex, const UpstreamServer& server,
-                                 json::object client, Deliver deliver, Injection injection)
+                                 json::object client, Deliver deliver, Injection injection,
+                                 std::shared_ptr<ChildProcesses> children)
     : ex_(ex),
       server_(server),
       injection_(std::move(injection)),
+      children_(std::move(children)),
       client_(std::move(client)),
       deliver_(std::move(deliver)) {}
 
@@ -106,7 +108,7 @@ asio::awaitable<void> UpstreamSession::connect(
     co_await t.async_wait(kUseTuple);
     if (state_ == State::kClosed) co_return;
   }
-  auto transport = std::shared_ptr<UpstreamTransport>(make_transport(ex_, server_, injection_));
+  auto transport = std::shared_ptr<UpstreamTransport>(make_transport(ex_, server_, injection_, children_));
   transport_ = transport;
   std::string error;
   bool ok = false;

@@ -34,8 +34,9 @@ class UpstreamSession : public std::enable_shared_from_this<UpstreamSession> {
   // `client` holds the initialize params to present upstream (protocolVersion, capabilities,
   // clientInfo) — the agent's own, so that the server sees what the agent supports.
   // `injection`: the credentials this session's transports inject.
+  // `children`: where stdio server processes are registered (required for stdio servers).
   UpstreamSession(asio::any_io_executor ex, const UpstreamServer& server, json::object client,
-                  Deliver deliver, Injection injection = {});
+                  Deliver deliver, Injection injection, std::shared_ptr<ChildProcesses> children);
   ~UpstreamSession();
 
   // Forwards one message from downstream. Never blocks; failures come back as error
@@ -87,6 +88,7 @@ class UpstreamSession : public std::enable_shared_from_this<UpstreamSession> {
   asio::any_io_executor ex_;
   UpstreamServer server_;
   Injection injection_;
+  std::shared_ptr<ChildProcesses> children_;
   json::object client_;
   Deliver deliver_;
   State state_ = State::kIdle;

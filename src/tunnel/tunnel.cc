@@ -33,6 +33,7 @@ Tunnel::Tunnel(asio::any_io_executor ex, TunnelOptions options)
     options_.secrets->load();
   }
   leak_timer_ = std::make_unique<asio::steady_timer>(ex);
+  children_ = std::make_shared<ChildProcesses>(ex);
   // Every byte for airlockd passes the redactor on the link; what it catches is reported.
   options_.connector.redaction = [store = options_.secrets] {
     auto set = store->current();
@@ -108,6 +109,9 @@ asio::awaitable<void> Tunnel::run() {
 
 asio::awaitable<void> Tunnel::stop() {
   stopping_ = true;
+  // Agents' sessions with nothing in flight end now, the others as their last call is
+  // answered, so that the drain waits for calls, not for sessions a client never ends.
+  for (const auto& s : std::set<std::shared_ptr<McpSession>>(mcp_sessions_)) end_if_idle(*s);
   if (watcher_) watcher_->stop();
   flush_leaks();
   if (metrics_) metrics_->stop();
@@ -116,6 +120,9 @@ asio::awaitable<void> Tunnel::stop() {
   for (auto& [name, st] : servers_) {
     if (st.inventory) st.inventory->close();
   }
+  // Every server process ends before the tunnel does: each holds credentials in its
+  // environment, and agents' sessions that were never ended (no DELETE) still hold theirs.
+  co_await children_->stop_all();
 }
 
 std::string Tunnel::catalog_json() const {
@@ -283,7 +290,8 @@ asio::awaitable<void> Tunnel::inventory_loop(std::string server) {
           },
           Injection{.store = options_.secrets,
                     .agent_credential = st.config.inventory_credential,
-                    .inventory = true});
+                    .inventory = true},
+          children_);
     }
     std::string error;
     const bool ok = co_await fetch_catalog(st, error);
@@ -327,29 +335,40 @@ asio::awaitable<void> Tunnel::serve_mcp(std::shared_ptr<LinkStream> stream, std:
   }
   // What the bytes being written belong to, for leak events: the stream's redaction
   // observer runs inside writer->push(), right after `current_tool` is set.
-  struct Context {
-    std::string server, agent, current_tool;
-    std::map<std::string, std::string> tool_of;  // downstream request id -> tool (or method)
-  };
-  auto ctx = std::make_shared<Context>(Context{server, agent, "", {}});
+  auto ctx = std::make_shared<McpSession>();
+  ctx->server = server;
+  ctx->agent = agent;
   stream->set_redaction_observer([this, ctx](const std::string& secret, uint64_t n) {
     record_leak(secret, ctx->server, ctx->current_tool, ctx->agent, n);
   });
   auto writer = std::make_shared<StreamWriter>(stream);
-  auto write_message = [writer, ctx](json::object message, std::optional<json::value> related) {
+  ctx->writer = writer;
+  mcp_sessions_.insert(ctx);
+  auto write_message = [this, writer, ctx](json::object message,
+                                           std::optional<json::value> related) {
     ctx->current_tool.clear();
+    // A response answers the request whose id it carries (UpstreamSession also passes that
+    // id as `related`); a server's own message relates to the request it belongs to.
+    const bool response = !message.contains("method");
     const json::value* id = related ? &*related : nullptr;
-    if (!id && !message.contains("method")) id = message.if_contains("id");
+    if (response && message.contains("id")) id = message.if_contains("id");
+    bool answered = false;
     if (id) {
       auto it = ctx->tool_of.find(jsonrpc::id_key(*id));
       if (it != ctx->tool_of.end()) {
         ctx->current_tool = it->second;
-        if (!related && !message.contains("method")) ctx->tool_of.erase(it);  // answered
+        if (response) {
+          ctx->tool_of.erase(it);
+          answered = true;
+        }
       }
     }
+    if (ctx->ended) return;
     json::object env{{"message", std::move(message)}};
     if (related) env["related"] = std::move(*related);
     writer->push(json::serialize(env) + "\n");
+    // Stopping: a session ends once its last call is answered.
+    if (answered && stopping_) end_if_idle(*ctx);
   };
   // Credentials are checked once per agent session: the server's own, and the one the
   // binding chose for this agent.
@@ -358,7 +377,7 @@ asio::awaitable<void> Tunnel::serve_mcp(std::shared_ptr<LinkStream> stream, std:
   if (problem.empty()) {
     session = std::make_shared<UpstreamSession>(
         executor_, st.config, std::move(client), write_message,
-        Injection{.store = options_.secrets, .agent_credential = credential});
+        Injection{.store = options_.secrets, .agent_credential = credential}, children_);
   } else {
     spdlog::warn("stream {}: agent '{}' refused server '{}': {}", stream->id(), agent, server,
                  problem);
@@ -400,7 +419,15 @@ asio::awaitable<void> Tunnel::serve_mcp(std::shared_ptr<LinkStream> stream, std:
   }
   if (session) session->close();
   --mcp_streams_open_;
+  mcp_sessions_.erase(ctx);
+  ctx->ended = true;
   writer->end();
+}
+
+void Tunnel::end_if_idle(McpSession& s) {
+  if (s.ended || !s.tool_of.empty()) return;
+  s.ended = true;
+  s.writer->end();  // airlockd ends its side in turn, which ends serve_mcp's loop
 }
 
 std::string Tunnel::credential_problem(const UpstreamServer& s, const std::string& agent,
@@ -583,6 +610,32 @@ asio::awaitable<HttpResponse> Tunnel::metrics_handler(HttpRequest req) {
       << "# TYPE airlock_tunnel_secret_reload_failures_total counter\n"
       << "airlock_tunnel_secret_reload_failures_total " << (watcher_ ? watcher_->failures() : 0)
       << "\n";
+    // Per stdio server: a client that never ends its sessions holds one process per session
+    // until airlockd's idle timeout, up to the server's max_processes.
+    m << "# HELP airlock_tunnel_server_processes stdio server processes running now.\n"
+      << "# TYPE airlock_tunnel_server_processes gauge\n";
+    for (const auto& [name, st] : servers_) {
+      if (st.config.url.rfind("stdio:", 0) == 0) {
+        m << "airlock_tunnel_server_processes{server=\"" << name << "\"} "
+          << children_->running(name) << "\n";
+      }
+    }
+    m << "# HELP airlock_tunnel_server_processes_limit max_processes of each stdio server.\n"
+      << "# TYPE airlock_tunnel_server_processes_limit gauge\n";
+    for (const auto& [name, st] : servers_) {
+      if (st.config.url.rfind("stdio:", 0) == 0) {
+        m << "airlock_tunnel_server_processes_limit{server=\"" << name << "\"} "
+          << st.config.max_processes << "\n";
+      }
+    }
+    m << "# HELP airlock_tunnel_server_process_evictions_total Sessions ended to make room.\n"
+      << "# TYPE airlock_tunnel_server_process_evictions_total counter\n";
+    for (const auto& [name, st] : servers_) {
+      if (st.config.url.rfind("stdio:", 0) == 0) {
+        m << "airlock_tunnel_server_process_evictions_total{server=\"" << name << "\"} "
+          << children_->evicted(name) << "\n";
+      }
+    }
     auto r = HttpResponse::json(200, m.str());
     r.content_type = "text/plain; version=0.0.4";
     co_return r;

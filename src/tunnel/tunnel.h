@@ -72,6 +72,16 @@ class Tunnel {
     std::set<std::string> missing_lists;
   };
 
+  // One agent MCP session (one link stream) with one server.
+  struct McpSession {
+    std::string server, agent, current_tool;
+    std::map<std::string, std::string> tool_of;  // downstream request id -> tool (or method)
+    std::shared_ptr<StreamWriter> writer;
+    bool ended = false;  // this side of the stream is ended: nothing more is written
+  };
+  // Ends the session's stream when no request of it is in flight.
+  void end_if_idle(McpSession& s);
+
   void on_stream(std::shared_ptr<LinkStream> stream);
   asio::awaitable<void> serve_mcp(std::shared_ptr<LinkStream> stream, std::string server,
                                   json::object meta);
@@ -88,6 +98,8 @@ class Tunnel {
   asio::any_io_executor executor_;
   TunnelOptions options_;
   std::unique_ptr<Connector> connector_;
+  std::shared_ptr<ChildProcesses> children_;  // every stdio server process
+  std::set<std::shared_ptr<McpSession>> mcp_sessions_;
   std::unique_ptr<HttpServer> metrics_;
   std::map<std::string, ServerState> servers_;
   std::unique_ptr<secrets::SecretWatcher> watcher_;

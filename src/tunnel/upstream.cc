@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -105,52 +106,6 @@ std::string line_of(const json::object& message) { return json::serialize(messag
 // ---------------------------------------------------------------------------------------------
 // stdio: a spawned process per session.
 
-struct Child {
-  pid_t pid = -1;
-  bool exited = false;
-  int status = 0;
-
-  // Non-blocking reap; true once the child is gone.
-  bool reap() {
-    if (exited || pid <= 0) return true;
-    int st = 0;
-    const pid_t r = ::waitpid(pid, &st, WNOHANG);
-    if (r == pid || (r < 0 && errno == ECHILD)) {
-      exited = true;
-      status = st;
-    }
-    return exited;
-  }
-  std::string describe() const {
-    if (!exited) return "is still running";
-    if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
-    if (WIFSIGNALED(status)) return "was killed by signal " + std::to_string(WTERMSIG(status));
-    return "ended";
-  }
-};
-
-// Close stdin, wait, SIGTERM the process group, wait, SIGKILL. Runs detached; owns the child.
-asio::awaitable<void> stop_child(std::shared_ptr<Child> child, std::string server) {
-  auto ex = co_await asio::this_coro::executor;
-  asio::steady_timer t(ex);
-  auto wait_for = [&](std::chrono::milliseconds d) -> asio::awaitable<bool> {
-    const auto until = std::chrono::steady_clock::now() + d;
-    while (!child->reap() && std::chrono::steady_clock::now() < until) {
-      t.expires_after(std::chrono::milliseconds(20));
-      co_await t.async_wait(kUseTuple);
-    }
-    co_return child->exited;
-  };
-  if (co_await wait_for(std::chrono::seconds(2))) co_return;
-  spdlog::info("server '{}' (pid {}) did not exit after stdin closed; sending SIGTERM", server,
-               child->pid);
-  ::kill(-child->pid, SIGTERM);
-  if (co_await wait_for(std::chrono::seconds(3))) co_return;
-  spdlog::warn("server '{}' (pid {}) ignored SIGTERM; sending SIGKILL", server, child->pid);
-  ::kill(-child->pid, SIGKILL);
-  co_await wait_for(std::chrono::seconds(5));
-}
-
 // What the stdio and tcp transports share: one line writer, the inbox, and the flag that
 // tells their detached reader and writer coroutines the transport is gone.
 template <class Stream>
@@ -194,9 +149,10 @@ class LineTransport : public UpstreamTransport {
 
 class StdioTransport final : public LineTransport<asio::posix::stream_descriptor> {
  public:
-  StdioTransport(asio::any_io_executor ex, const UpstreamServer& s, Injection injection)
+  StdioTransport(asio::any_io_executor ex, const UpstreamServer& s, Injection injection,
+                 std::shared_ptr<ChildProcesses> children)
       : LineTransport(ex, s, "stdio"),
-        child_(std::make_shared<Child>()),
+        children_(std::move(children)),
         injection_(std::move(injection)) {}
 
   ~StdioTransport() override { close(); }
@@ -236,6 +192,8 @@ class StdioTransport final : public LineTransport<asio::posix::stream_descriptor
     argv.push_back(nullptr);
     const char* cwd = server_.cwd.empty() ? nullptr : server_.cwd.c_str();
 
+    children_->make_room(server_.name, server_.max_processes);
+    const pid_t parent = ::getpid();
     const pid_t pid = ::fork();
     if (pid < 0) {
       error = std::string("fork failed: ") + std::strerror(errno);
@@ -245,6 +203,9 @@ class StdioTransport final : public LineTransport<asio::posix::stream_descriptor
     }
     if (pid == 0) {
       ::setsid();  // its own process group, so that shutdown reaches its children too
+      // Killed with the tunnel, however the tunnel ends; if it already has, do not start.
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(127);
       ::dup2(in[0], 0);
       ::dup2(out[1], 1);
       ::dup2(err[1], 2);
@@ -265,7 +226,16 @@ class StdioTransport final : public LineTransport<asio::posix::stream_descriptor
     ::close(out[1]);
     ::close(err[1]);
     ::close(status_pipe[1]);
-    child_->pid = pid;
+    // The tunnel's own catalog session is never the one ended to make room.
+    std::function<void()> evict;
+    if (!injection_.inventory) {
+      evict = [this, limit = server_.max_processes] {
+        inbox_.fail("stdio server '" + server_.name + "': this session's process was ended to "
+                    "make room for a newer session (max_processes: " + std::to_string(limit) + ")");
+        close();
+      };
+    }
+    child_ = children_->add(server_.name, pid, std::move(evict));
     for (auto& e : env_store) explicit_bzero(e.data(), e.size());  // the child has its copy
     // The status pipe closes on a successful exec (CLOEXEC); otherwise it carries errno.
     char tag = 0;
@@ -287,14 +257,15 @@ class StdioTransport final : public LineTransport<asio::posix::stream_descriptor
     spdlog::info("server '{}': started '{}' (pid {})", server_.name, server_.argv[0], pid);
     auto alive = alive_;
     auto child = child_;
+    auto children = children_;
     const std::string name = server_.name;
     Inbox* inbox = &inbox_;
     asio::co_spawn(
         ex_,
         read_lines(stdout_, inbox, alive, name, server_.max_message,
-                   [alive, child, inbox, name](std::string why) {
+                   [alive, child, children, inbox, name](std::string why) {
                      if (!*alive) return;
-                     child->reap();
+                     children->reap();
                      inbox->fail("stdio server '" + name + "' " +
                                  (why.empty() ? "closed its stdout" : why) +
                                  (child->exited ? " (it " + child->describe() + ")" : ""));
@@ -313,9 +284,12 @@ class StdioTransport final : public LineTransport<asio::posix::stream_descriptor
     if (stdout_) stdout_->close(ec);
     // stderr keeps draining until the process is gone.
     inbox_.fail("session closed");
-    if (child_->pid > 0 && !child_->reap()) {
-      asio::co_spawn(ex_, stop_child(child_, server_.name), asio::detached);
-    }
+    if (child_) children_->stop(child_);
+  }
+
+  bool send(const json::object& message, std::string& error) override {
+    if (child_) child_->last_used = std::chrono::steady_clock::now();
+    return LineTransport::send(message, error);
   }
  private:
   static asio::awaitable<void> forward_stderr(std::shared_ptr<asio::posix::stream_descriptor> err,
@@ -334,7 +308,8 @@ class StdioTransport final : public LineTransport<asio::posix::stream_descriptor
     }
   }
 
-  std::shared_ptr<Child> child_;
+  std::shared_ptr<ChildProcesses> children_;
+  std::shared_ptr<ChildProcess> child_;  // once started
   Injection injection_;
   std::shared_ptr<asio::posix::stream_descriptor> stdin_, stdout_, stderr_;
 };
@@ -453,8 +428,9 @@ asio::awaitable<std::optional<Inbound>> Inbox::receive(std::string& error) {
 
 std::unique_ptr<UpstreamTransport> make_stdio_transport(asio::any_io_executor ex,
                                                         const UpstreamServer& server,
-                                                        const Injection& injection) {
-  return std::make_unique<StdioTransport>(ex, server, injection);
+                                                        const Injection& injection,
+                                                        std::shared_ptr<ChildProcesses> children) {
+  return std::make_unique<StdioTransport>(ex, server, injection, std::move(children));
 }
 
 std::unique_ptr<UpstreamTransport> make_tcp_transport(asio::any_io_executor ex,
@@ -464,8 +440,11 @@ std::unique_ptr<UpstreamTransport> make_tcp_transport(asio::any_io_executor ex,
 
 std::unique_ptr<UpstreamTransport> make_transport(asio::any_io_executor ex,
                                                   const UpstreamServer& server,
-                                                  const Injection& injection) {
-  if (server.url.rfind("stdio:", 0) == 0) return make_stdio_transport(ex, server, injection);
+                                                  const Injection& injection,
+                                                  std::shared_ptr<ChildProcesses> children) {
+  if (server.url.rfind("stdio:", 0) == 0) {
+    return make_stdio_transport(ex, server, injection, std::move(children));
+  }
   if (server.url.rfind("tcp://", 0) == 0) return make_tcp_transport(ex, server);
   return make_http_transport(ex, server, injection);
 }

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common/secrets.h"
+#include "tunnel/child_processes.h"
 #include "tunnel/config.h"
 
 namespace airlock::tunnel {
@@ -88,14 +89,17 @@ class Inbox {
 
 std::unique_ptr<UpstreamTransport> make_stdio_transport(asio::any_io_executor ex,
                                                         const UpstreamServer& server,
-                                                        const Injection& injection);
+                                                        const Injection& injection,
+                                                        std::shared_ptr<ChildProcesses> children);
 std::unique_ptr<UpstreamTransport> make_tcp_transport(asio::any_io_executor ex,
                                                       const UpstreamServer& server);
 std::unique_ptr<UpstreamTransport> make_http_transport(asio::any_io_executor ex,
                                                        const UpstreamServer& server,
                                                        const Injection& injection);
+// `children`: where a stdio transport's process is registered, stopped and reaped.
 std::unique_ptr<UpstreamTransport> make_transport(asio::any_io_executor ex,
                                                   const UpstreamServer& server,
-                                                  const Injection& injection);
+                                                  const Injection& injection,
+                                                  std::shared_ptr<ChildProcesses> children);
 
 }  // namespace airlock::tunnel

@@ -80,8 +80,8 @@ export class Stack {
   }
 
   // `endpoint` overrides airlockd's (a capture proxy in between); `allowed` replaces "*" as
-  // --allowed-credentials; `env` is added to the tunnel's environment.
-  startTunnel(name, tunnelYaml, { endpoint, allowed = ["*"], env = {} } = {}) {
+  // --allowed-credentials; `env` is added to the tunnel's environment; `args` to its flags.
+  startTunnel(name, tunnelYaml, { endpoint, allowed = ["*"], env = {}, args = [] } = {}) {
     const tokenFile = this.createTunnel(name);
     const cfg = path.join(this.dir, `${name}.yaml`);
     fs.writeFileSync(cfg, tunnelYaml);
@@ -89,7 +89,7 @@ export class Stack {
     const p = startProcess("mcp-tunnel", path.join(BIN, "mcp-tunnel"),
                            ["start", "--endpoint", endpoint, "--token-file", tokenFile,
                             "--config", cfg, ...allowed.flatMap((a) => ["--allowed-credentials", a]),
-                            "--log-level", process.env.AIRLOCK_TEST_LOG_LEVEL ?? "info"],
+                            "--log-level", process.env.AIRLOCK_TEST_LOG_LEVEL ?? "info", ...args],
                            path.join(this.dir, `${name}.log`), env);
     this.procs.push(p);
     return p;
