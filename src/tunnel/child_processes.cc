@@ -94,8 +94,15 @@ void ChildProcesses::arm(const std::shared_ptr<ChildProcess>& child,
 
 size_t ChildProcesses::make_room(const std::string& server, size_t limit) {
   if (limit == 0) return 0;
+  // Processes already on their way out (their stdin closed) do not count: they have at most
+  // stdin_grace + term_grace left.
+  auto active = [&] {
+    return static_cast<size_t>(std::count_if(children_.begin(), children_.end(), [&](const auto& c) {
+      return c->server == server && !c->stopping;
+    }));
+  };
   size_t ended = 0;
-  while (running(server) >= limit) {
+  while (active() >= limit) {
     std::shared_ptr<ChildProcess> oldest;
     for (const auto& c : children_) {
       if (c->server != server || c->stopping || !c->evict) continue;

@@ -50,8 +50,9 @@ class ChildProcesses {
   ChildProcesses(asio::any_io_executor ex, Options options);
   ~ChildProcesses();
 
-  // Before starting a process of `server`: while it already runs `limit` (0: no limit), ends
-  // the least recently used session that owns one. Returns how many were ended.
+  // Before starting a process of `server`: while `limit` (0: no limit) of its processes are
+  // in use (not already stopping), ends the least recently used session that owns one.
+  // Returns how many were ended.
   size_t make_room(const std::string& server, size_t limit);
   // A process was started. `evict` closes the transport that owns it (which calls stop());
   // a process without one (the tunnel's own catalog session) is never ended to make room.

@@ -101,6 +101,18 @@ TEST(TunnelConfig, ErrorsNameTheKey) {
   expect_error("servers: {}\n", "servers must be a list");
   expect_error("servers:\n  - name: a\n    url: 'stdio:'\n", "needs a command");
   expect_error("bogus: 1\n", "unknown key 'bogus'");
+  expect_error("servers:\n  - {name: a, url: 'tcp://x:1', max_processes: 2}\n",
+               "servers[0].max_processes applies to stdio: servers only");
+  expect_error("servers:\n  - {name: a, url: 'stdio:x', max_processes: many}\n",
+               "servers[0].max_processes");
+}
+
+TEST(TunnelConfig, MaxProcessesDefaultsTo16) {
+  auto c = parse_tunnel_config("servers:\n  - {name: a, url: 'stdio:x'}\n  - {name: b, url: "
+                               "'stdio:y', max_processes: 0}\n",
+                               "tunnel.yaml");
+  EXPECT_EQ(c.servers[0].max_processes, 16u);
+  EXPECT_EQ(c.servers[1].max_processes, 0u);
 }
 
 }  // namespace

@@ -145,7 +145,8 @@ await checks.check("max_processes bounds a server's processes; the least recentl
       const r = await client.callTool({ name: "f_echo", arguments: { message: `n${i}` } });
       assert(r.content[0].text === `n${i}`, JSON.stringify(r));
       clients.push(client);
-      // everything: its catalog session; fixture: at most 3 (its catalog session included).
+      // everything: its catalog session; fixture: at most 3 in use (its catalog session
+      // included), those ended to make room gone within their stop grace.
       await waitFor("old processes to end", () => count() <= 1 + 3, 10000);
     }
     const log = stack.log("kids");
