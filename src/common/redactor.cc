@@ -1,6 +1,7 @@
 #include "common/redactor.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <deque>
 #include <set>
@@ -77,12 +78,20 @@ std::string json_escaped(std::string_view value, bool escape_slash) {
   return out;
 }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
+// Hex digit values, -1 for other bytes: a table, since text dense with escapes (URLs) looks up
+// two digits every few bytes and branches would mispredict.
+constexpr auto kHexValue = [] {
+  std::array<int8_t, 256> t{};
+  for (auto& v : t) v = -1;
+  for (int i = 0; i < 10; ++i) t['0' + i] = static_cast<int8_t>(i);
+  for (int i = 0; i < 6; ++i) {
+    t['a' + i] = static_cast<int8_t>(10 + i);
+    t['A' + i] = static_cast<int8_t>(10 + i);
+  }
+  return t;
+}();
+
+inline int hex_value(char c) { return kHexValue[static_cast<unsigned char>(c)]; }
 
 // The value of the `digits` hex digits at text[at], or -1.
 int32_t hex_at(std::string_view text, size_t at, size_t digits) {
@@ -119,7 +128,7 @@ struct Escape {
   char bytes[4] = {};
 };
 
-inline Escape escape_at(std::string_view text, size_t at) {
+[[gnu::always_inline]] inline Escape escape_at(std::string_view text, size_t at) {
   Escape e;
   const size_t n = text.size();
   if (text[at] == '%') {
@@ -503,23 +512,30 @@ void for_each_escape_mark(std::string_view text, size_t from, size_t to, F&& f) 
 // text[from, to) with its escapes decoded. Literal runs are copied whole; each escape is
 // recorded, so that a decoded offset maps back to the text it came from. `from` must be a
 // position the whole text's decoding passes through (see sync_point).
+// An escape where decoding the whole text finds one.
+struct FoundEscape {
+  uint32_t at;
+  Escape escape;
+};
+
 class DecodedView {
  public:
-  void decode(std::string_view text, size_t from, size_t to) {
+  // `escapes`: those of the whole text's decoding, in order.
+  void decode(std::string_view text, size_t from, size_t to,
+              const std::vector<FoundEscape>& escapes) {
     bytes_.clear();
     escapes_.clear();
     from_ = from;
     size_t cursor = from;
-    for_each_escape_mark(text, from, to, [&](size_t at) {
-      if (at < cursor) return;  // inside the escape just taken
-      const Escape e = escape_at(text, at);
-      if (e.length == 0) return;
-      bytes_.append(text.data() + cursor, at - cursor);
-      escapes_.push_back({static_cast<uint32_t>(bytes_.size()), static_cast<uint32_t>(at),
-                          e.size, e.length});
+    auto it = std::lower_bound(escapes.begin(), escapes.end(), from,
+                               [](const FoundEscape& f, size_t v) { return f.at < v; });
+    for (; it != escapes.end() && it->at < to; ++it) {
+      const Escape& e = it->escape;
+      bytes_.append(text.data() + cursor, it->at - cursor);
+      escapes_.push_back({static_cast<uint32_t>(bytes_.size()), it->at, e.size, e.length});
       bytes_.append(e.bytes, e.size);
-      cursor = at + e.length;
-    });
+      cursor = it->at + e.length;
+    }
     if (cursor < to) bytes_.append(text.data() + cursor, to - cursor);
   }
   std::string_view bytes() const { return bytes_; }
@@ -582,11 +598,13 @@ void Patterns::find_decoded(std::string_view text, size_t decode_from,
   };
   std::vector<Window> windows;
   size_t cursor = decode_from;  // inside the last escape taken: its own marks are not escapes
+  std::vector<FoundEscape> escapes;
   for_each_escape_mark(text, decode_from, text.size(), [&](size_t at) {
     if (at < cursor) return;
     const Escape e = escape_at(text, at);
     if (e.length == 0) return;
     cursor = at + e.length;
+    escapes.push_back({static_cast<uint32_t>(at), e});
     bool wanted = false;
     for (int i = 0; i < e.size; ++i) {
       const auto u = static_cast<unsigned char>(e.bytes[i]);
@@ -605,7 +623,7 @@ void Patterns::find_decoded(std::string_view text, size_t decode_from,
   DecodedView view;
   std::vector<Match> found;
   for (const Window& w : windows) {
-    view.decode(text, w.from, w.to);
+    view.decode(text, w.from, w.to, escapes);
     found.clear();
     decoded_->find_direct(view.bytes(), found);
     for (const Match& m : found) {
