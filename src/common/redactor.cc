@@ -611,13 +611,14 @@ void Patterns::find_decoded(std::string_view text, size_t decode_from,
       wanted |= (decoded_bytes_[u >> 6] >> (u & 63)) & 1;
     }
     if (!wanted) return;
-    // Decoding starts where the whole text's decoding passes too.
-    const size_t from = sync_point(text, decode_from, std::max(decode_from, at >= reach ? at - reach : 0));
+    const size_t from = std::max(decode_from, at >= reach ? at - reach : 0);
     const size_t to = std::min(text.size(), cursor + reach);
     if (!windows.empty() && from <= windows.back().to) {
       windows.back().to = std::max(windows.back().to, to);
     } else {
-      windows.push_back({from, to});
+      // Decoding starts where the whole text's decoding passes too (not inside an escape),
+      // searched for no further back than the previous window's start, which is such a place.
+      windows.push_back({sync_point(text, windows.empty() ? decode_from : windows.back().from, from), to});
     }
   });
   DecodedView view;
