@@ -260,10 +260,11 @@ std::shared_ptr<const Patterns> Patterns::build(const std::vector<Secret>& secre
     decoded.push_back(decoded_view_forms(secret.value));
   }
   std::shared_ptr<Patterns> p = compile(names, direct, dense_budget_bytes);
-  // The two tables share the budget.
+  // The decoded view's table gets a quarter of the budget, and no more than the direct one
+  // left: it runs only around escapes, so its speed matters less than its memory.
   const size_t direct_table = p->dfa_.size() * sizeof(int32_t);
-  std::shared_ptr<Patterns> view =
-      compile(names, decoded, dense_budget_bytes > direct_table ? dense_budget_bytes - direct_table : 0);
+  const size_t left = dense_budget_bytes > direct_table ? dense_budget_bytes - direct_table : 0;
+  std::shared_ptr<Patterns> view = compile(names, decoded, std::min(left, dense_budget_bytes / 4));
   for (const auto& forms : decoded) {
     for (const auto& form : forms) {
       for (unsigned char c : form) p->decoded_bytes_[c >> 6] |= uint64_t{1} << (c & 63);
