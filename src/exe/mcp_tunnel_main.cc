@@ -143,9 +143,25 @@ int main(int argc, char** argv) {
     return 1;
   }
   int exit_code = 0;
-  bool stopping = false;
   // run() returns as soon as a stop begins; the io loop must keep going until stop() has
-  // drained the links and ended every server process, so only stop() ends it then.
+  // drained the links and ended every server process, so only stop() ends it.
+  bool stopping = false;
+  auto stop = [&](const char* why) {
+    if (stopping) return;
+    stopping = true;
+    spdlog::info("{}; draining", why);
+    asio::co_spawn(io, gateway.stop(), [&](std::exception_ptr e) {
+      if (e) {
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          spdlog::error("while stopping: {}", ex.what());
+          exit_code = 1;
+        }
+      }
+      io.stop();
+    });
+  };
   asio::co_spawn(io, gateway.run(), [&](std::exception_ptr e) {
     if (e) {
       try {
@@ -155,26 +171,11 @@ int main(int argc, char** argv) {
         exit_code = 1;
       }
     }
-    if (stopping) return;
-    stopping = true;
-    asio::co_spawn(io, gateway.stop(), [&](std::exception_ptr) { io.stop(); });
+    stop("the connector stopped");
   });
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
-    if (ec) return;
-    if (stopping) return;
-    stopping = true;
-    spdlog::info("received signal {}; draining", sig);
-    asio::co_spawn(io, gateway.stop(), [&](std::exception_ptr e) {
-      if (e) {
-        try {
-          std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-          spdlog::error("while stopping: {}", ex.what());
-        }
-      }
-      io.stop();
-    });
+    if (!ec) stop(sig == SIGINT ? "received SIGINT" : "received SIGTERM");
   });
   io.run();
   spdlog::info("mcp-tunnel stopped");

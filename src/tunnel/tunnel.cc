@@ -612,30 +612,21 @@ asio::awaitable<HttpResponse> Tunnel::metrics_handler(HttpRequest req) {
       << "\n";
     // Per stdio server: a client that never ends its sessions holds one process per session
     // until airlockd's idle timeout, up to the server's max_processes.
-    m << "# HELP airlock_tunnel_server_processes stdio server processes running now.\n"
-      << "# TYPE airlock_tunnel_server_processes gauge\n";
-    for (const auto& [name, st] : servers_) {
-      if (st.config.url.rfind("stdio:", 0) == 0) {
-        m << "airlock_tunnel_server_processes{server=\"" << name << "\"} "
-          << children_->running(name) << "\n";
+    auto per_server = [&](const char* metric, const char* type, const char* help, auto value) {
+      m << "# HELP " << metric << " " << help << "\n# TYPE " << metric << " " << type << "\n";
+      for (const auto& [name, st] : servers_) {
+        if (st.config.url.rfind("stdio:", 0) != 0) continue;
+        m << metric << "{server=\"" << name << "\"} " << value(name, st) << "\n";
       }
-    }
-    m << "# HELP airlock_tunnel_server_processes_limit max_processes of each stdio server.\n"
-      << "# TYPE airlock_tunnel_server_processes_limit gauge\n";
-    for (const auto& [name, st] : servers_) {
-      if (st.config.url.rfind("stdio:", 0) == 0) {
-        m << "airlock_tunnel_server_processes_limit{server=\"" << name << "\"} "
-          << st.config.max_processes << "\n";
-      }
-    }
-    m << "# HELP airlock_tunnel_server_process_evictions_total Sessions ended to make room.\n"
-      << "# TYPE airlock_tunnel_server_process_evictions_total counter\n";
-    for (const auto& [name, st] : servers_) {
-      if (st.config.url.rfind("stdio:", 0) == 0) {
-        m << "airlock_tunnel_server_process_evictions_total{server=\"" << name << "\"} "
-          << children_->evicted(name) << "\n";
-      }
-    }
+    };
+    per_server("airlock_tunnel_server_processes", "gauge", "stdio server processes running now.",
+               [&](const std::string& n, const ServerState&) { return children_->running(n); });
+    per_server("airlock_tunnel_server_processes_limit", "gauge",
+               "max_processes of each stdio server.",
+               [](const std::string&, const ServerState& st) { return st.config.max_processes; });
+    per_server("airlock_tunnel_server_process_evictions_total", "counter",
+               "Sessions ended to make room.",
+               [&](const std::string& n, const ServerState&) { return children_->evicted(n); });
     auto r = HttpResponse::json(200, m.str());
     r.content_type = "text/plain; version=0.0.4";
     co_return r;

@@ -45,7 +45,7 @@ async function exited(child, ms) {
 }
 
 // A stack with `sessions` agent sessions open on both servers; returns what the paths need.
-async function openStack(sessions, { maxProcesses, drain } = {}) {
+async function openStack(sessions, { maxProcesses, drain, metrics } = {}) {
   const stack = new Stack();
   const marker = "AIRLOCK_CHILD_MARK_" + crypto.randomBytes(8).toString("hex");
   await stack.startAirlockd();
@@ -59,7 +59,8 @@ ${limit}  - name: fixture
     url: stdio:${process.execPath}
     args: ["${FIXTURE}", "stdio"]
     env: {MARK: "${marker}"}
-${limit}`, { args: drain ? ["--drain-timeout", drain] : [] });
+${limit}`, { args: [...(drain ? ["--drain-timeout", drain] : []),
+                      ...(metrics ? ["--metrics-addr", "127.0.0.1:0"] : [])] });
   stack.applyTools(`tools:
   - {name: e, mcp_tunnel: kids, server: everything, prefix: e_}
   - {name: f, mcp_tunnel: kids, server: fixture, prefix: f_}
@@ -132,7 +133,7 @@ for (const [name, sessions, act, opts] of paths) {
 }
 
 await checks.check("max_processes bounds a server's processes; the least recently used goes first", async () => {
-  const env = await openStack(0, { maxProcesses: 3 });
+  const env = await openStack(0, { maxProcesses: 3, metrics: true });
   const { stack, marker } = env;
   try {
     const key = stack.agentKey("agent-m", "*");
@@ -155,6 +156,13 @@ await checks.check("max_processes bounds a server's processes; the least recentl
     const again = await clients[0].callTool({ name: "f_echo", arguments: { message: "back" } });
     assert(again.content[0].text === "back", JSON.stringify(again));
     await waitFor("bounded after a reuse", () => count() <= 1 + 3, 10000);
+    // The tunnel's /metrics shows the count, the limit and the sessions ended to make room.
+    const url = stack.log("kids").match(/metrics and readiness on (http:\/\/[^ ]+\/metrics)/)[1];
+    const text = await (await fetch(url)).text();
+    const metric = (name) => Number(text.match(new RegExp(`^${name}\\{server="fixture"\\} (\\d+)$`, "m"))?.[1]);
+    assert(metric("airlock_tunnel_server_processes_limit") === 3, text);
+    assert(metric("airlock_tunnel_server_processes") <= 3 + 2, text);  // 2: still stopping
+    assert(metric("airlock_tunnel_server_process_evictions_total") >= 3, text);
     for (const c of clients) c.close().catch(() => {});
   } finally {
     await stack.stop();
