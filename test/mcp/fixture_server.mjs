@@ -2,6 +2,7 @@
 // over stdio (`node fixture_server.mjs stdio`), newline-delimited JSON-RPC on TCP
 // (`node fixture_server.mjs tcp PORT`, one session per connection) or Streamable HTTP with JSON
 // answers (`node fixture_server.mjs http PORT`).
+// Over stdio, FIXTURE_STUBBORN=1 makes it ignore the end of its stdin and SIGTERM.
 // Tools: echo, add, slow (sleeps ms, reporting progress), big (bytes of text), notify (logs a
 // message after answering), crash (ends the process or the connection in the middle of the call).
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
@@ -79,6 +80,12 @@ const mode = process.argv[2] ?? "stdio";
 if (mode === "stdio") {
   const server = makeServer(() => process.exit(3));
   await server.connect(new StdioServerTransport());
+  if (process.env.FIXTURE_STUBBORN) {
+    // A badly behaved server: it outlives its stdin and ignores SIGTERM, so that only SIGKILL
+    // (the tunnel's last step, or the kernel's parent-death signal) ends it.
+    process.on("SIGTERM", () => {});
+    setInterval(() => {}, 1000);
+  }
 } else if (mode === "tcp") {
   const port = Number(process.argv[3]);
   const srv = net.createServer((sock) => {

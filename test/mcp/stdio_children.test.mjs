@@ -1,7 +1,8 @@
 // No stdio server process outlives mcp-tunnel, whatever way it ends. Agent sessions are opened
 // the way Claude Code opens them — the official SDK client, its GET stream open, and never a
 // DELETE — against server-everything and the project's fixture over stdio, each process
-// marked by an environment variable (as it would hold an injected credential). Then one
+// marked by an environment variable (as it would hold an injected credential); the fixture
+// ignores the end of its stdin and SIGTERM, as a badly behaved server would. Then one
 // shutdown path per run: SIGTERM to mcp-tunnel and airlockd together, SIGINT, airlockd killed
 // first (links lost) and the tunnel stopped later, the drain timeout running out on a call in
 // flight, and SIGKILL (no clean-up: the kernel's parent-death signal). After the tunnel
@@ -58,7 +59,7 @@ async function openStack(sessions, { maxProcesses, drain, metrics } = {}) {
 ${limit}  - name: fixture
     url: stdio:${process.execPath}
     args: ["${FIXTURE}", "stdio"]
-    env: {MARK: "${marker}"}
+    env: {MARK: "${marker}", FIXTURE_STUBBORN: "1"}
 ${limit}`, { args: [...(drain ? ["--drain-timeout", drain] : []),
                       ...(metrics ? ["--metrics-addr", "127.0.0.1:0"] : [])] });
   stack.applyTools(`tools:
