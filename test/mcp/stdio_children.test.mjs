@@ -46,8 +46,17 @@ async function exited(child, ms) {
 }
 
 // A stack with `sessions` agent sessions open on both servers; returns what the paths need.
-async function openStack(sessions, { maxProcesses, drain, metrics } = {}) {
+async function openStack(sessions, opts = {}) {
   const stack = new Stack();
+  try {
+    return await startStack(stack, sessions, opts);
+  } catch (e) {
+    await stack.stop();  // nothing this test started outlives it either
+    throw e;
+  }
+}
+
+async function startStack(stack, sessions, { maxProcesses, drain, metrics } = {}) {
   const marker = "AIRLOCK_CHILD_MARK_" + crypto.randomBytes(8).toString("hex");
   await stack.startAirlockd();
   const limit = maxProcesses ? `    max_processes: ${maxProcesses}\n` : "";
