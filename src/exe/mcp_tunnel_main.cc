@@ -146,31 +146,27 @@ int main(int argc, char** argv) {
   // run() returns as soon as a stop begins; the io loop must keep going until stop() has
   // drained the links and ended every server process, so only stop() ends it.
   bool stopping = false;
+  // A coroutine's exception is logged and makes the exit status 1.
+  auto failed = [&](std::exception_ptr e, const char* what) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      spdlog::critical("{}{}", what, ex.what());
+      exit_code = 1;
+    }
+  };
   auto stop = [&](const char* why) {
     if (stopping) return;
     stopping = true;
     spdlog::info("{}; draining", why);
     asio::co_spawn(io, gateway.stop(), [&](std::exception_ptr e) {
-      if (e) {
-        try {
-          std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-          spdlog::error("while stopping: {}", ex.what());
-          exit_code = 1;
-        }
-      }
+      failed(e, "while stopping: ");
       io.stop();
     });
   };
   asio::co_spawn(io, gateway.run(), [&](std::exception_ptr e) {
-    if (e) {
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& ex) {
-        spdlog::critical("{}", ex.what());
-        exit_code = 1;
-      }
-    }
+    failed(e, "");
     stop("the connector stopped");
   });
   asio::signal_set signals(io, SIGINT, SIGTERM);
