@@ -32,6 +32,8 @@ enum class Errc {
   kNotFound,
   kAlreadyExists,
   kUnauthorized,
+  // Link state machine, continued (values are never on the wire; appended to keep the rest).
+  kLinkClosed,           // the link that carried the stream closed or was lost
 };
 
 const boost::system::error_category& airlock_category() noexcept;

@@ -27,6 +27,7 @@ class Category final : public boost::system::error_category {
       case Errc::kHandshakeRejected: return "handshake rejected by peer";
       case Errc::kProtocolVersionMismatch: return "protocol version mismatch";
       case Errc::kPeerDead: return "peer did not answer within the dead-peer timeout";
+      case Errc::kLinkClosed: return "the link carrying the stream closed";
       case Errc::kInvalidArgument: return "invalid argument";
       case Errc::kNotFound: return "not found";
       case Errc::kAlreadyExists: return "already exists";

@@ -486,7 +486,7 @@ asio::awaitable<std::string> Link::run(StreamHandler on_stream) {
   auto streams = std::move(streams_);
   streams_.clear();
   for (auto& [id, s] : streams) {
-    s->fail(Errc::kStreamClosed, ResetCode::kUnavailable, "link closed: " + close_reason_);
+    s->fail(Errc::kLinkClosed, ResetCode::kUnavailable, "link closed: " + close_reason_);
   }
   drained_signal_.cancel();
   const bool protocol_error = core_.failed();

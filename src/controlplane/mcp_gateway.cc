@@ -452,11 +452,13 @@ struct McpGateway::Impl {
   asio::awaitable<void> read_upstream(std::shared_ptr<Session> s, std::shared_ptr<Upstream> up) {
     rpc::LineSplitter lines(config.max_request_body * 4 + 1024);
     std::string why;
+    bool link_lost = false;  // the link went, not just this stream: outcomes are unknown
     for (;;) {
       auto chunk = co_await up->stream->read();
       if (!chunk) {
         why = up->stream->reset_reason().empty() ? chunk.error().message()
                                                  : up->stream->reset_reason();
+        link_lost = chunk.error() == make_error_code(Errc::kLinkClosed);
         break;
       }
       if (chunk->empty()) {
@@ -479,8 +481,7 @@ struct McpGateway::Impl {
       s->upstreams.erase(it);
     }
     if (s->closed) co_return;
-    const bool link_lost = !host.is_live(up->tunnel) || why.find("link") != std::string::npos ||
-                           why.find("closed") != std::string::npos;
+    link_lost = link_lost || !host.is_live(up->tunnel);
     std::vector<std::shared_ptr<Call>> affected;
     for (auto& [k, c] : s->calls) {
       if (c->up == up) affected.push_back(c);
