@@ -78,8 +78,7 @@ std::string json_escaped(std::string_view value, bool escape_slash) {
   return out;
 }
 
-// Hex digit values, -1 for other bytes: a table, since text dense with escapes (URLs) looks up
-// two digits every few bytes and branches would mispredict.
+// Hex digit values, -1 for other bytes.
 constexpr auto kHexValue = [] {
   std::array<int8_t, 256> t{};
   for (auto& v : t) v = -1;
@@ -119,9 +118,10 @@ void append_utf8(uint32_t cp, std::string& out) {
   }
 }
 
-// One escape of the decoded view at text[at]: `%XX`, or `\uXXXX` / `\\uXXXX` (a JSON escape,
-// or one JSON-escaped once more), a high surrogate joined with the low one after it at the same
-// depth. A lone surrogate is not an escape: JSON decoders disagree on what it means.
+// One escape of the decoded view at text[at]: `%XX`; `\uXXXX` / `\\uXXXX` (a JSON escape, or
+// one JSON-escaped once more), a high surrogate joined with the low one after it at the same
+// depth — a lone surrogate is not an escape: JSON decoders disagree on what it means; or one of
+// JSON's two-character escapes (`\"`, `\\`, `\/`, `\b`, `\f`, `\n`, `\r`, `\t`).
 struct Escape {
   uint8_t length = 0;  // text bytes taken; 0: no escape here
   uint8_t size = 0;    // bytes they stand for (UTF-8: 1 to 4)

@@ -117,8 +117,8 @@ class Patterns {
   size_t max_length_ = 0;
   size_t max_span_ = 0;
   // The decoded view: the raw value and its base64 forms, searched in text where escapes were
-  // decoded; only near an escape whose first decoded byte is one of `decoded_bytes_` (the
-  // bytes of those forms), since elsewhere the view equals the text.
+  // decoded; only near an escape that decodes to one of `decoded_bytes_` (the bytes of those
+  // forms), since elsewhere the view equals the text.
   std::shared_ptr<const Patterns> decoded_;
   uint64_t decoded_bytes_[4] = {};
 };
