@@ -39,6 +39,8 @@ for (const [schema, method, handler] of handlers) {
   if (!lacks.has(method)) server.setRequestHandler(schema, handler);
 }
 await server.connect(new StdioServerTransport());
+// The file watch below would keep the process alive past the end of its stdin.
+process.stdin.on("end", () => process.exit(0));
 if (process.env.PARTIAL_CHANGED_FILE) {
   fs.watchFile(process.env.PARTIAL_CHANGED_FILE, { interval: 100 }, () => {
     server.sendToolListChanged().catch(() => {});
