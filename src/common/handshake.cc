@@ -2,6 +2,8 @@
 
 #include <boost/json.hpp>
 
+#include "common/json_fields.h"
+
 namespace airlock::proto {
 namespace json = boost::json;
 
@@ -44,84 +46,10 @@ json::object limits_json(const LinkLimits& l) {
           {"max_frame_payload", l.max_frame_payload}};
 }
 
-// Small typed accessors that record the first error with the field's name.
-class Reader {
- public:
-  Reader(const json::object& o, std::string prefix, std::string& error)
-      : o_(o), prefix_(std::move(prefix)), error_(error) {}
-
-  bool str(std::string_view key, std::string& out, bool required, size_t max = 256) {
-    auto* v = o_.if_contains(key);
-    if (!v) return !required || bad(key, "is required");
-    if (!v->is_string()) return bad(key, "must be a string");
-    if (v->as_string().size() > max) return bad(key, "is longer than " + std::to_string(max));
-    out = std::string(v->as_string());
-    return true;
-  }
-  bool u32(std::string_view key, uint32_t& out, bool required) {
-    auto* v = o_.if_contains(key);
-    if (!v) return !required || bad(key, "is required");
-    if (auto* i = v->if_int64(); i && *i >= 0 && *i <= 0xffffffffLL) {
-      out = static_cast<uint32_t>(*i);
-      return true;
-    }
-    if (auto* u = v->if_uint64(); u && *u <= 0xffffffffULL) {
-      out = static_cast<uint32_t>(*u);
-      return true;
-    }
-    return bad(key, "must be an integer 0..4294967295");
-  }
-  bool str_list(std::string_view key, std::vector<std::string>& out, size_t max_items) {
-    auto* v = o_.if_contains(key);
-    if (!v) return true;
-    if (!v->is_array()) return bad(key, "must be an array of strings");
-    if (v->as_array().size() > max_items) return bad(key, "has too many items");
-    for (auto& item : v->as_array()) {
-      if (!item.is_string() || item.as_string().size() > 256) {
-        return bad(key, "must hold strings of at most 256 characters");
-      }
-      out.emplace_back(item.as_string());
-    }
-    return true;
-  }
-  const json::object* obj(std::string_view key, bool required) {
-    auto* v = o_.if_contains(key);
-    if (!v) {
-      if (required) bad(key, "is required");
-      return nullptr;
-    }
-    if (!v->is_object()) {
-      bad(key, "must be an object");
-      return nullptr;
-    }
-    return &v->as_object();
-  }
-  const json::array* arr(std::string_view key) {
-    auto* v = o_.if_contains(key);
-    if (!v) return nullptr;
-    if (!v->is_array()) {
-      bad(key, "must be an array");
-      return nullptr;
-    }
-    return &v->as_array();
-  }
-  bool bad(std::string_view key, const std::string& why) {
-    if (error_.empty()) error_ = prefix_ + std::string(key) + " " + why;
-    return false;
-  }
-  bool ok() const { return error_.empty(); }
-  const std::string& prefix() const { return prefix_; }
-
- private:
-  const json::object& o_;
-  std::string prefix_;
-  std::string& error_;
-};
-
-bool parse_limits(Reader& r, LinkLimits& out, std::string& error) {
+bool parse_limits(FieldReader& r, LinkLimits& out, std::string& error) {
   const json::object* lo = r.obj("limits", true);
   if (!lo) return false;
-  Reader lr(*lo, r.prefix() + "limits.", error);
+  FieldReader lr(*lo, r.prefix() + "limits.", error);
   if (!lr.u32("max_streams", out.max_streams, true) ||
       !lr.u32("initial_window", out.initial_window, true) ||
       !lr.u32("max_frame_payload", out.max_frame_payload, true)) {
@@ -129,22 +57,6 @@ bool parse_limits(Reader& r, LinkLimits& out, std::string& error) {
   }
   if (auto why = check_limits(out); !why.empty()) {
     error = why;
-    return false;
-  }
-  return true;
-}
-
-bool parse_object(std::string_view text, json::value& v, std::string& error) {
-  boost::system::error_code ec;
-  json::parse_options opt;
-  opt.max_depth = 16;
-  v = json::parse(text, ec, {}, opt);
-  if (ec) {
-    error = "not valid JSON: " + ec.message();
-    return false;
-  }
-  if (!v.is_object()) {
-    error = "must be a JSON object";
     return false;
   }
   return true;
@@ -168,6 +80,17 @@ std::string serialize(const Hello& h) {
                  {"limits", limits_json(h.limits)},
                  {"inventory", std::move(inventory)}};
   if (!h.name.empty()) o["name"] = h.name;
+  if (!h.instance.empty()) o["instance"] = h.instance;
+  if (h.sandbox) {
+    const auto& d = *h.sandbox;
+    o["sandbox"] = json::object{
+        {"image", d.image},
+        {"cpu", d.cpu},
+        {"memory", d.memory},
+        {"pids", d.pids},
+        {"allowed_outbound", json::array(d.allowed_outbound.begin(), d.allowed_outbound.end())},
+        {"max_sessions", d.max_sessions}};
+  }
   return json::serialize(o);
 }
 
@@ -184,8 +107,8 @@ bool parse_hello(std::string_view text, Hello& out, std::string& error) {
   error.clear();
   out = Hello{};
   json::value v;
-  if (!parse_object(text, v, error)) return false;
-  Reader r(v.as_object(), "hello.", error);
+  if (!parse_json_object(text, v, error)) return false;
+  FieldReader r(v.as_object(), "hello.", error);
   std::string kind;
   if (!r.u32("protocol_version", out.protocol_version, true)) return false;
   if (out.protocol_version != kProtocolVersion) {
@@ -204,12 +127,28 @@ bool parse_hello(std::string_view text, Hello& out, std::string& error) {
   if (!out.name.empty() && !is_valid_resource_name(out.name)) {
     return r.bad("name", "must be 1-63 characters of [A-Za-z0-9_.-]");
   }
+  if (!r.str("instance", out.instance, false, 64)) return false;
+  if (const json::object* so = r.obj("sandbox", false)) {
+    FieldReader sr(*so, "hello.sandbox.", error);
+    SandboxDescription d;
+    uint32_t max_sessions = 0;
+    if (!sr.str("image", d.image, false, 1024) || !sr.str("cpu", d.cpu, false, 32) ||
+        !sr.str("memory", d.memory, false, 32) || !sr.u64("pids", d.pids, false, 1u << 22) ||
+        !sr.str_list("allowed_outbound", d.allowed_outbound, 1024) ||
+        !sr.u32("max_sessions", max_sessions, false)) {
+      return false;
+    }
+    d.max_sessions = max_sessions;
+    out.sandbox = std::move(d);
+  } else if (!r.ok()) {
+    return false;
+  }
   if (!parse_limits(r, out.limits, error)) return false;
   if (const json::array* inv = r.arr("inventory")) {
     if (inv->size() > 1024) return r.bad("inventory", "has more than 1024 servers");
     for (size_t i = 0; i < inv->size(); ++i) {
       if (!(*inv)[i].is_object()) return r.bad("inventory", "items must be objects");
-      Reader sr((*inv)[i].as_object(), "hello.inventory[" + std::to_string(i) + "].", error);
+      FieldReader sr((*inv)[i].as_object(), "hello.inventory[" + std::to_string(i) + "].", error);
       InventoryServer s;
       if (!sr.str("name", s.name, true) || !sr.str("url", s.url, false, 2048) ||
           !sr.str_list("credentials", s.credentials, 256) ||
@@ -226,8 +165,8 @@ bool parse_accept(std::string_view text, Accept& out, std::string& error) {
   error.clear();
   out = Accept{};
   json::value v;
-  if (!parse_object(text, v, error)) return false;
-  Reader r(v.as_object(), "accept.", error);
+  if (!parse_json_object(text, v, error)) return false;
+  FieldReader r(v.as_object(), "accept.", error);
   if (!r.u32("protocol_version", out.protocol_version, true)) return false;
   if (out.protocol_version != kProtocolVersion) {
     error = "protocol version mismatch: airlockd speaks " +

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,13 +28,27 @@ struct InventoryServer {
   std::vector<std::string> tools;
 };
 
+// What a sandbox agent runs, for `airlock status` and the console: from its sandbox.yaml,
+// never a secret value.
+struct SandboxDescription {
+  std::string image;
+  std::string cpu;     // as a quantity ("2", "500m"); empty: no limit
+  std::string memory;  // "4Gi"; empty: no limit
+  uint64_t pids = 0;
+  std::vector<std::string> allowed_outbound;
+  uint32_t max_sessions = 0;
+};
+
 struct Hello {
   uint32_t protocol_version = kProtocolVersion;
   ConnectorKind kind = ConnectorKind::kTunnel;
   std::string name;      // empty: the resource the token was minted for
   std::string software;  // e.g. "mcp-tunnel/0.1.0"
+  // The connector process, the same on all its links: links of one process are one replica.
+  std::string instance;
   LinkLimits limits;
   std::vector<InventoryServer> inventory;
+  std::optional<SandboxDescription> sandbox;  // kind "sandbox" only
 };
 
 struct Accept {

@@ -515,10 +515,23 @@ void StreamWriter::end() {
   asio::co_spawn(stream_->executor(), run(shared_from_this()), asio::detached);
 }
 
+void StreamWriter::reset_after(proto::ResetCode code, std::string reason) {
+  if (failed_ || end_) return;
+  end_ = true;
+  reset_.emplace(code, std::move(reason));
+  if (writing_) return;
+  writing_ = true;
+  asio::co_spawn(stream_->executor(), run(shared_from_this()), asio::detached);
+}
+
 asio::awaitable<void> StreamWriter::run([[maybe_unused]] std::shared_ptr<StreamWriter> self) {
   for (;;) {
     if (queue_.empty()) {
-      if (end_) co_await stream_->write_raw("", true);
+      if (reset_) {
+        stream_->reset(reset_->first, reset_->second);
+      } else if (end_) {
+        co_await stream_->write_raw("", true);
+      }
       break;
     }
     std::string chunk = std::move(queue_.front());
@@ -527,7 +540,7 @@ asio::awaitable<void> StreamWriter::run([[maybe_unused]] std::shared_ptr<StreamW
       chunk += queue_.front();
       queue_.pop_front();
     }
-    const bool last = end_ && queue_.empty();
+    const bool last = end_ && !reset_ && queue_.empty();
     if (auto ec = co_await stream_->write_raw(chunk, last)) {
       failed_ = true;
       queue_.clear();

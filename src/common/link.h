@@ -116,6 +116,9 @@ class StreamWriter : public std::enable_shared_from_this<StreamWriter> {
   void push(std::string data);
   // Half-closes the stream once everything queued is written.
   void end();
+  // Resets the stream with `code` and `reason` once everything queued is written (a reset
+  // sent at once could overtake what is queued).
+  void reset_after(proto::ResetCode code, std::string reason);
   bool failed() const { return failed_; }
 
  private:
@@ -125,6 +128,7 @@ class StreamWriter : public std::enable_shared_from_this<StreamWriter> {
   bool writing_ = false;
   bool failed_ = false;
   bool end_ = false;
+  std::optional<std::pair<proto::ResetCode, std::string>> reset_;
 };
 
 struct LinkOptions {

@@ -13,6 +13,7 @@
 
 #include "common/config_util.h"
 #include "common/http_client.h"
+#include "sandbox/config.h"
 
 namespace airlock::cli {
 namespace json = boost::json;
@@ -102,6 +103,29 @@ void print_table(const json::array& rows) {
               << std::setw(22) << str(o, "version") << std::setw(26)
               << (str(o, "last_seen").empty() ? "never" : str(o, "last_seen"))
               << str(o, "remote_address") << "\n";
+    if (o.contains("image")) {
+      // A sandbox: what it runs, and its sessions per replica.
+      const auto& res = o.at("resources").as_object();
+      std::string allowed;
+      for (const auto& a : o.at("allowed_outbound").as_array()) {
+        allowed += (allowed.empty() ? "" : ", ") + std::string(a.as_string());
+      }
+      std::cout << "         image " << str(o, "image") << "  cpu "
+                << (str(res, "cpu").empty() ? "unlimited" : str(res, "cpu")) << "  memory "
+                << (str(res, "memory").empty() ? "unlimited" : str(res, "memory")) << "  pids "
+                << str(res, "pids") << "\n         allowed_outbound "
+                << (allowed.empty() ? "(none)" : allowed) << "\n         sessions "
+                << str(o, "sessions_in_use") << "/" << str(o, "max_sessions") << " in use";
+      const auto& replicas = o.at("replicas").as_array();
+      if (replicas.size() > 1) std::cout << " over " << replicas.size() << " replicas";
+      std::cout << "\n";
+      for (const auto& rep : replicas) {
+        const auto& r = rep.as_object();
+        std::cout << "           replica " << str(r, "instance") << "  " << str(r, "remote_address")
+                  << "  sessions " << str(r, "sessions_in_use") << "/" << str(r, "max_sessions")
+                  << "\n";
+      }
+    }
   }
 }
 
@@ -132,7 +156,7 @@ int run(int argc, char** argv) {
   app.set_version_flag("--version", std::string("airlock ") + AIRLOCK_VERSION);
 
   std::string method, path, body;
-  std::string kind_plural, action, name;
+  std::string kind_plural, action, name, sandbox_file;
   auto* status = app.add_subcommand("status", "show every tunnel and sandbox with its status");
   status->callback([&] {
     method = "GET";
@@ -152,6 +176,12 @@ int run(int argc, char** argv) {
       });
     };
     add("create", "register a " + kind + " and mint its token (printed once)", true);
+    if (kind == "sandbox") {
+      k->get_subcommand("create")
+          ->add_option("-f,--file", sandbox_file,
+                       "sandbox.yaml to check first, as sandbox-agent will (errors name the key)")
+          ->check(CLI::ExistingFile);
+    }
     add("token", "mint an additional token for a " + kind + " (for rotation)", true);
     add("revoke", "revoke every token of a " + kind + " and close its links within a second",
         true);
@@ -166,7 +196,7 @@ int run(int argc, char** argv) {
   auto* apply = tools->add_subcommand(
       "apply", "replace every binding with those in a tools.yaml file (refused on a name "
                "collision, with both sources named)");
-  apply->add_option("-f,--file", tools_file, "tools.yaml: 'tools: [{name, mcp_tunnel, server}]'")
+  apply->add_option("-f,--file", tools_file, "tools.yaml: 'tools: [{name, mcp_tunnel, server} or {name, sandbox}]'")
       ->required();
   apply->callback([&] { mode = "tools-apply"; });
   tools->add_subcommand("list", "list bindings with the tools they expose and their status")
@@ -239,6 +269,15 @@ int run(int argc, char** argv) {
   if (!kind_plural.empty()) {
     const std::string base = "/v1/" + kind_plural;
     if (action == "create") {
+      if (!sandbox_file.empty()) {
+        // The file is checked before anything is created, the way the agent will read it.
+        try {
+          (void)sandbox::load_sandbox_config(sandbox_file);
+        } catch (const std::exception& e) {
+          std::cerr << "airlock: " << sandbox_file << ": " << e.what() << "\n";
+          return 2;
+        }
+      }
       method = "POST";
       path = base;
       body = json::serialize(json::object{{"name", name}});
@@ -282,7 +321,7 @@ int run(int argc, char** argv) {
     return 0;
   }
   if (mode == "tools-apply" || mode == "tools-list") {
-    std::cout << std::left << std::setw(24) << "BINDING" << std::setw(20) << "TUNNEL"
+    std::cout << std::left << std::setw(24) << "BINDING" << std::setw(28) << "CONNECTOR"
               << std::setw(30) << "SERVER" << std::setw(13) << "STATUS" << "TOOLS\n";
     for (const auto& b : v.as_object().at("bindings").as_array()) {
       const auto& o = b.as_object();
@@ -291,8 +330,10 @@ int run(int argc, char** argv) {
         names += (names.empty() ? "" : ", ") + str(t.as_object(), "name");
       }
       if (o.contains("reason")) names = "(" + str(o, "reason") + ")";
-      std::cout << std::left << std::setw(24) << str(o, "name") << std::setw(20)
-                << str(o, "mcp_tunnel") << std::setw(30) << (str(o, "server") + " ") << std::setw(13)
+      const std::string connector = o.contains("sandbox") ? "sandbox/" + str(o, "sandbox")
+                                                          : "tunnel/" + str(o, "mcp_tunnel");
+      std::cout << std::left << std::setw(24) << str(o, "name") << std::setw(28)
+                << (connector + " ") << std::setw(30) << (str(o, "server") + " ") << std::setw(13)
                 << str(o, "status") << names << "\n";
     }
     return 0;
@@ -342,6 +383,15 @@ int run(int argc, char** argv) {
                 << "--endpoint " << endpoint_hint(options.base_url)
                 << (g.ca_file.empty() ? "" : " --ca-file " + g.ca_file)
                 << " --allowed-credentials \"*\"\n";
+    } else if (kind == "sandbox") {
+      std::cout << "Start it inside your network (as root, or with its cgroup delegated) with:\n"
+                << "  AIRLOCK_TOKEN=<token> sandbox-agent start --endpoint "
+                << endpoint_hint(options.base_url)
+                << (g.ca_file.empty() ? "" : " --ca-file " + g.ca_file) << " --config "
+                << (sandbox_file.empty() ? "sandbox.yaml" : sandbox_file)
+                << "\nthen expose its tools to agents with a binding such as\n"
+                << "  tools:\n    - {name: " << str(o, "name") << "-tools, sandbox: "
+                << str(o, "name") << "}\n";
     }
   } else if (action == "revoke") {
     const auto& o = v.as_object();

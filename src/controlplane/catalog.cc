@@ -8,6 +8,7 @@
 
 #include "common/config_util.h"
 #include "common/handshake.h"
+#include "common/stream_contract.h"
 
 namespace airlock::controlplane {
 namespace {
@@ -26,7 +27,17 @@ std::vector<std::string> read_string_list(const YAML::Node& n, const std::string
 }
 
 std::string source_of(const Binding& b) {
-  return "binding '" + b.name + "' (tunnel '" + b.tunnel + "', server '" + b.server + "')";
+  if (b.connector.kind == proto::ConnectorKind::kSandbox) {
+    return "binding '" + b.name + "' (" + b.connector.describe() + ")";
+  }
+  return "binding '" + b.name + "' (" + b.connector.describe() + ", server '" + b.server + "')";
+}
+
+// Where a binding's tools come from, for availability messages: "server 'crm' on tunnel 't1'",
+// or "sandbox 'box'" (whose one server is its toolset).
+std::string server_of(const Binding& b, const std::string& server) {
+  if (b.connector.kind == proto::ConnectorKind::kSandbox) return b.connector.describe();
+  return "server '" + server + "' on " + b.connector.describe();
 }
 
 std::string literal_prefix(std::string_view tmpl) {
@@ -50,6 +61,10 @@ std::vector<std::string> from_array(const json::value* v) {
 }
 
 }  // namespace
+
+std::string ConnectorRef::describe() const {
+  return std::string(proto::to_string(kind)) + " '" + name + "'";
+}
 
 bool is_valid_tool_name(std::string_view name) {
   if (name.empty() || name.size() > 128) return false;
@@ -77,12 +92,10 @@ std::vector<Binding> parse_bindings(const YAML::Node& tools, const std::string& 
     const std::string path = list_path + "[" + std::to_string(i) + "]";
     const YAML::Node n = tools[i];
     expect_keys(n, path,
-                {"name", "mcp_tunnel", "server", "tool", "prefix", "rename", "allow", "deny",
-                 "timeout", "max_timeout", "agent_credential"});
+                {"name", "mcp_tunnel", "sandbox", "server", "tool", "prefix", "rename", "allow",
+                 "deny", "timeout", "max_timeout", "agent_credential"});
     Binding b;
-    for (const char* req : {"name", "mcp_tunnel", "server"}) {
-      if (!n[req]) throw ConfigError(path + "." + req + " is required");
-    }
+    if (!n["name"]) throw ConfigError(path + ".name is required");
     b.name = read_string(n["name"], path + ".name");
     if (!is_valid_tool_name(b.name)) {
       throw ConfigError(path + ".name '" + b.name +
@@ -91,12 +104,38 @@ std::vector<Binding> parse_bindings(const YAML::Node& tools, const std::string& 
     if (!names.insert(b.name).second) {
       throw ConfigError(path + ".name '" + b.name + "' is used by another binding");
     }
-    b.tunnel = read_string(n["mcp_tunnel"], path + ".mcp_tunnel");
-    if (!proto::is_valid_resource_name(b.tunnel)) {
-      throw ConfigError(path + ".mcp_tunnel '" + b.tunnel + "' is not a tunnel name");
+    // Which connector: exactly one of mcp_tunnel and sandbox.
+    if (n["mcp_tunnel"] && n["sandbox"]) {
+      throw ConfigError(path + ": give either mcp_tunnel or sandbox, not both");
     }
-    b.server = read_string(n["server"], path + ".server");
-    if (b.server.empty()) throw ConfigError(path + ".server must not be empty");
+    if (!n["mcp_tunnel"] && !n["sandbox"]) {
+      throw ConfigError(path + " needs mcp_tunnel (a tunnel's name, with server) or sandbox (a "
+                        "sandbox's name)");
+    }
+    const char* key = n["sandbox"] ? "sandbox" : "mcp_tunnel";
+    b.connector.kind =
+        n["sandbox"] ? proto::ConnectorKind::kSandbox : proto::ConnectorKind::kTunnel;
+    b.connector.name = read_string(n[key], path + "." + key);
+    if (!proto::is_valid_resource_name(b.connector.name)) {
+      throw ConfigError(path + "." + key + " '" + b.connector.name + "' is not a " +
+                        std::string(proto::to_string(b.connector.kind)) +
+                        " name (1-63 characters of [A-Za-z0-9_.-])");
+    }
+    if (b.connector.kind == proto::ConnectorKind::kSandbox) {
+      // A sandbox serves one toolset; its credentials are in its own sandbox.yaml.
+      if (n["server"]) {
+        throw ConfigError(path + ".server: a sandbox offers one toolset; leave server out");
+      }
+      if (n["agent_credential"]) {
+        throw ConfigError(path + ".agent_credential: a sandbox's credentials are set in its "
+                          "sandbox.yaml, not per agent");
+      }
+      b.server = std::string(proto::kSandboxToolset);
+    } else {
+      if (!n["server"]) throw ConfigError(path + ".server is required");
+      b.server = read_string(n["server"], path + ".server");
+      if (b.server.empty()) throw ConfigError(path + ".server must not be empty");
+    }
     if (auto t = n["tool"]) b.tool = read_string(t, path + ".tool");
     if (auto p = n["prefix"]) {
       b.prefix = read_string(p, path + ".prefix");
@@ -123,6 +162,11 @@ std::vector<Binding> parse_bindings(const YAML::Node& tools, const std::string& 
       throw ConfigError(path +
                         ": 'tool' selects one tool named after the binding; it cannot "
                         "be combined with prefix, rename, allow or deny");
+    }
+    if (b.connector.kind == proto::ConnectorKind::kSandbox) {
+      // A sandbox's tools carry their own time limits (bash's timeout_ms, up to the sandbox's
+      // wall_time): the binding's deadline only backs them up.
+      b.timeout = b.max_timeout = std::chrono::minutes(15);
     }
     if (auto t = n["timeout"]) b.timeout = read_duration(t, path + ".timeout");
     if (auto t = n["max_timeout"]) b.max_timeout = read_duration(t, path + ".max_timeout");
@@ -173,11 +217,11 @@ std::vector<Binding> parse_bindings(const YAML::Node& tools, const std::string& 
   // server must choose the same credential for an agent.
   std::map<std::string, const Binding*> by_server;
   for (const auto& b : out) {
-    auto [it, fresh] = by_server.emplace(b.tunnel + "/" + b.server, &b);
+    auto [it, fresh] = by_server.emplace(b.connector.describe() + "/" + b.server, &b);
     if (!fresh && it->second->agent_mapping_key() != b.agent_mapping_key()) {
       throw ConfigError("bindings '" + it->second->name + "' and '" + b.name + "' both reach "
-                        "server '" + b.server + "' of tunnel '" + b.tunnel +
-                        "' but map agents to credentials differently; give them the same "
+                        "server '" + b.server + "' of " + b.connector.describe() +
+                        " but map agents to credentials differently; give them the same "
                         "agent_credential");
     }
   }
@@ -203,7 +247,13 @@ std::string Binding::agent_mapping_key() const {
 }
 
 json::object binding_to_json(const Binding& b) {
-  json::object o{{"name", b.name}, {"mcp_tunnel", b.tunnel}, {"server", b.server}};
+  json::object o{{"name", b.name}};
+  if (b.connector.kind == proto::ConnectorKind::kSandbox) {
+    o["sandbox"] = b.connector.name;
+  } else {
+    o["mcp_tunnel"] = b.connector.name;
+    o["server"] = b.server;
+  }
   if (!b.tool.empty()) o["tool"] = b.tool;
   if (!b.prefix.empty()) o["prefix"] = b.prefix;
   if (!b.rename.empty()) {
@@ -231,8 +281,13 @@ Binding binding_from_json(const json::object& o) {
     return v && v->is_string() ? std::string(v->as_string()) : std::string();
   };
   b.name = str("name");
-  b.tunnel = str("mcp_tunnel");
-  b.server = str("server");
+  if (o.contains("sandbox")) {
+    b.connector = {proto::ConnectorKind::kSandbox, str("sandbox")};
+    b.server = std::string(proto::kSandboxToolset);
+  } else {
+    b.connector = {proto::ConnectorKind::kTunnel, str("mcp_tunnel")};
+    b.server = str("server");
+  }
   b.tool = str("tool");
   b.prefix = str("prefix");
   if (auto* r = o.if_contains("rename"); r && r->is_object()) {
@@ -263,7 +318,7 @@ Binding binding_from_json(const json::object& o) {
 }
 
 Catalog Catalog::build(const std::vector<Binding>& bindings,
-                       const std::map<std::string, TunnelInventory>& inventories,
+                       const std::map<ConnectorRef, ConnectorInventory>& inventories,
                        std::vector<std::string>& conflicts) {
   Catalog c;
   std::vector<const Binding*> ordered;
@@ -288,9 +343,9 @@ Catalog Catalog::build(const std::vector<Binding>& bindings,
   };
 
   for (const Binding* b : ordered) {
-    auto inv = inventories.find(b->tunnel);
+    auto inv = inventories.find(b->connector);
     if (inv == inventories.end()) {
-      c.unavailable_[b->name] = "tunnel '" + b->tunnel + "' is not connected";
+      c.unavailable_[b->name] = b->connector.describe() + " is not connected";
       continue;
     }
     const json::object* server = nullptr;
@@ -305,14 +360,13 @@ Catalog Catalog::build(const std::vector<Binding>& bindings,
     }
     if (!server) {
       c.unavailable_[b->name] =
-          "tunnel '" + b->tunnel + "' has no server named '" + b->server + "'";
+          b->connector.describe() + " has no server named '" + b->server + "'";
       continue;
     }
     const std::string server_name = std::string(server->at("name").as_string());
     if (auto* st = server->if_contains("status");
         st && st->is_string() && st->as_string() != "ok") {
-      std::string why = "server '" + server_name + "' on tunnel '" + b->tunnel + "' is " +
-                        std::string(st->as_string());
+      std::string why = server_of(*b, server_name) + " is " + std::string(st->as_string());
       if (auto* e = server->if_contains("error"); e && e->is_string()) {
         why += ": " + std::string(e->as_string());
       }
@@ -353,8 +407,8 @@ Catalog Catalog::build(const std::vector<Binding>& bindings,
         add(c.tools_, c.tool_index_, tool_src, "tool", std::move(item));
       }
       if (!b->tool.empty() && !c.tool_index_.count(b->name)) {
-        c.unavailable_[b->name] = "server '" + server_name + "' on tunnel '" + b->tunnel +
-                                  "' offers no tool named '" + b->tool + "'";
+        c.unavailable_[b->name] =
+            server_of(*b, server_name) + " offers no tool named '" + b->tool + "'";
       }
     }
     if (!b->tool.empty()) continue;  // a single-tool binding exposes nothing else

@@ -1,8 +1,9 @@
 // Tool bindings and the catalog they produce. A Binding (from `airlock tools apply -f
-// tools.yaml`, or `tools:` in airlockd.yaml) exposes one private server behind one tunnel to
-// agents, with optional single-tool selection, rename, prefix and allow/deny filters. The
-// Catalog is what agents see: every exposed tool, prompt, resource and resource template of
-// every binding whose tunnel is connected, each with the route back to its upstream, and the
+// tools.yaml`, or `tools:` in airlockd.yaml) exposes to agents one private server behind a
+// tunnel (`mcp_tunnel: NAME`, `server: …`) or the toolset of a sandbox (`sandbox: NAME`), with
+// optional single-tool selection, rename, prefix and allow/deny filters. The Catalog is what
+// agents see: every exposed tool, prompt, resource and resource template of every binding whose
+// connector is connected, each with the route back to the server that serves it, and the
 // collisions that were refused. Plain code over values: no I/O, no clocks.
 #pragma once
 
@@ -18,14 +19,26 @@
 #include <vector>
 
 #include "common/config_util.h"
+#include "common/handshake.h"
 
 namespace airlock::controlplane {
 namespace json = boost::json;
 
+// The connector a binding reaches, as airlockd's registry knows it: (kind, resource name).
+struct ConnectorRef {
+  proto::ConnectorKind kind = proto::ConnectorKind::kTunnel;
+  std::string name;
+  auto operator<=>(const ConnectorRef&) const = default;
+  // "tunnel 'sales'", "sandbox 'tool-box'": how messages name it.
+  std::string describe() const;
+};
+
 struct Binding {
-  std::string name;    // unique; with `tool`, also the name agents call it by
-  std::string tunnel;  // mcp_tunnel: the tunnel's resource name
-  std::string server;  // the server's name in tunnel.yaml, or its URL there
+  std::string name;        // unique; with `tool`, also the name agents call it by
+  ConnectorRef connector;  // `mcp_tunnel: NAME` or `sandbox: NAME`
+  // A tunnel's server: its name in tunnel.yaml, or its URL there. A sandbox offers one server,
+  // its toolset (proto::kSandboxToolset).
+  std::string server;
   std::string tool;    // optional: expose only this upstream tool, named `name`
   std::string prefix;  // prepended to every exposed tool and prompt name
   std::map<std::string, std::string> rename;      // upstream tool/prompt name -> exposed name
@@ -60,14 +73,14 @@ Binding binding_from_json(const json::object& o);
 // Tool/prompt names valid per the MCP spec: 1-128 characters of [A-Za-z0-9_.-].
 bool is_valid_tool_name(std::string_view name);
 
-// What one tunnel reported: its servers, each {name, url, status, tools, prompts, …}.
-struct TunnelInventory {
+// What one connector reported: its servers, each {name, url, status, tools, prompts, …}.
+struct ConnectorInventory {
   std::vector<json::object> servers;
 };
 
 struct Route {
   const Binding* binding = nullptr;
-  std::string server;  // the server's name in the tunnel's config
+  std::string server;  // the server's name in the connector's inventory
 };
 
 struct ExposedItem {
@@ -85,10 +98,10 @@ struct ExposedTemplate {
 
 class Catalog {
  public:
-  // `inventories` holds only tunnels that have a live link. `conflicts` receives one message
-  // per collision (the first binding in name order keeps the name).
+  // `inventories` holds only connectors that have a live link. `conflicts` receives one
+  // message per collision (the first binding in name order keeps the name).
   static Catalog build(const std::vector<Binding>& bindings,
-                       const std::map<std::string, TunnelInventory>& inventories,
+                       const std::map<ConnectorRef, ConnectorInventory>& inventories,
                        std::vector<std::string>& conflicts);
 
   const std::vector<ExposedItem>& tools() const { return tools_; }
@@ -100,7 +113,7 @@ class Catalog {
   // A resource by URI: listed ones exactly, else the template with the longest matching
   // literal prefix.
   std::optional<Route> route_resource(std::string_view uri) const;
-  // Bindings that are bound but whose tunnel or server is not available, with the reason.
+  // Bindings that are bound but whose connector or server is not available, with the reason.
   const std::map<std::string, std::string>& unavailable() const { return unavailable_; }
 
  private:

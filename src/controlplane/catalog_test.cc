@@ -9,12 +9,15 @@
 namespace airlock::controlplane {
 namespace {
 
-TunnelInventory inventory(const char* json_servers) {
-  TunnelInventory inv;
+ConnectorInventory inventory(const char* json_servers) {
+  ConnectorInventory inv;
   const boost::json::value v = boost::json::parse(json_servers);
   for (const auto& s : v.as_array()) inv.servers.push_back(s.as_object());
   return inv;
 }
+
+ConnectorRef tunnel(const char* name) { return {proto::ConnectorKind::kTunnel, name}; }
+ConnectorRef sandbox(const char* name) { return {proto::ConnectorKind::kSandbox, name}; }
 
 const char* kCrm = R"([{"name":"crm","url":"tcp://crm:8080","status":"ok",
   "tools":[{"name":"find"},{"name":"update"},{"name":"delete_all"}],
@@ -39,7 +42,7 @@ TEST(Catalog, ParsesTheSeedShapeAndNamesBadKeys) {
       "    server: tcp://private-mcp:8080\n",
       "tools.yaml");
   ASSERT_EQ(b.size(), 1u);
-  EXPECT_EQ(b[0].tunnel, "my-sales-tunnel");
+  EXPECT_EQ(b[0].connector, tunnel("my-sales-tunnel"));
   EXPECT_EQ(b[0].server, "tcp://private-mcp:8080");
   EXPECT_EQ(b[0].timeout, std::chrono::seconds(60));
   auto throws_with = [](const std::string& yaml, const std::string& says) {
@@ -71,7 +74,7 @@ TEST(Catalog, ExposesRenamesPrefixesAndFilters) {
       "     rename: {find: crm_lookup}}\n",
       "t.yaml");
   std::vector<std::string> conflicts;
-  auto c = Catalog::build(b, {{"t1", inventory(kCrm)}}, conflicts);
+  auto c = Catalog::build(b, {{tunnel("t1"), inventory(kCrm)}}, conflicts);
   EXPECT_TRUE(conflicts.empty());
   ASSERT_EQ(c.tools().size(), 2u);
   ASSERT_TRUE(c.tool("crm_lookup"));
@@ -96,7 +99,7 @@ TEST(Catalog, SingleToolBindingUsesTheBindingNameAndMatchesByUrl) {
       "find}\n",
       "t.yaml");
   std::vector<std::string> conflicts;
-  auto c = Catalog::build(b, {{"t1", inventory(kCrm)}}, conflicts);
+  auto c = Catalog::build(b, {{tunnel("t1"), inventory(kCrm)}}, conflicts);
   ASSERT_EQ(c.tools().size(), 1u);
   EXPECT_EQ(c.tools()[0].name, "fetch-sales-data");
   EXPECT_EQ(c.tools()[0].upstream_name, "find");
@@ -109,7 +112,7 @@ TEST(Catalog, CollisionsNameBothSources) {
       "  - {name: b, mcp_tunnel: t2, server: crm}\n",
       "t.yaml");
   std::vector<std::string> conflicts;
-  auto c = Catalog::build(b, {{"t1", inventory(kCrm)}, {"t2", inventory(kCrm)}}, conflicts);
+  auto c = Catalog::build(b, {{tunnel("t1"), inventory(kCrm)}, {tunnel("t2"), inventory(kCrm)}}, conflicts);
   ASSERT_FALSE(conflicts.empty());
   EXPECT_NE(conflicts[0].find("binding 'b' (tunnel 't2'"), std::string::npos) << conflicts[0];
   EXPECT_NE(conflicts[0].find("binding 'a' (tunnel 't1'"), std::string::npos) << conflicts[0];
@@ -123,12 +126,12 @@ TEST(Catalog, UnavailableBindingsSayWhy) {
       "  - {name: c, mcp_tunnel: t1, server: crm, tool: missing}\n",
       "t.yaml");
   std::vector<std::string> conflicts;
-  auto c = Catalog::build(b, {{"t1", inventory(kCrm)}}, conflicts);
+  auto c = Catalog::build(b, {{tunnel("t1"), inventory(kCrm)}}, conflicts);
   EXPECT_EQ(c.unavailable().at("a"), "tunnel 'gone' is not connected");
   EXPECT_NE(c.unavailable().at("b").find("no server named 'nope'"), std::string::npos);
   EXPECT_NE(c.unavailable().at("c").find("no tool named 'missing'"), std::string::npos);
   auto down = inventory(R"([{"name":"crm","status":"unavailable","error":"refused"}])");
-  auto c2 = Catalog::build(b, {{"t1", down}}, conflicts);
+  auto c2 = Catalog::build(b, {{tunnel("t1"), down}}, conflicts);
   EXPECT_NE(c2.unavailable().at("b").find("no server"), std::string::npos);
   EXPECT_NE(c2.unavailable().at("c").find("unavailable: refused"), std::string::npos);
 }
@@ -145,6 +148,58 @@ TEST(Catalog, BindingJsonRoundTrips) {
   EXPECT_EQ(r.rename, b[0].rename);
   EXPECT_EQ(r.timeout, std::chrono::seconds(5));
   EXPECT_EQ(r.max_timeout, std::chrono::minutes(1));
+}
+
+TEST(Catalog, SandboxBindingsNameTheSandboxAndExposeItsToolset) {
+  auto b = parse_bindings_yaml("tools:\n  - {name: tool-box, sandbox: my-sandbox, prefix: box_,\n"
+                               "     deny: [web_fetch]}\n",
+                               "tools.yaml");
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_EQ(b[0].connector, sandbox("my-sandbox"));
+  EXPECT_EQ(b[0].server, "toolset");
+  // The storage form keeps the kind.
+  const Binding back = binding_from_json(binding_to_json(b[0]));
+  EXPECT_EQ(back.connector, sandbox("my-sandbox"));
+  EXPECT_EQ(back.server, "toolset");
+  EXPECT_EQ(back.deny, b[0].deny);
+
+  const auto toolset = inventory(R"([{"name":"toolset","status":"ok",
+    "tools":[{"name":"bash"},{"name":"read"},{"name":"web_fetch"}]}])");
+  std::vector<std::string> conflicts;
+  // A tunnel of the same name is another connector: it does not serve this binding.
+  auto c = Catalog::build(b, {{tunnel("my-sandbox"), toolset}}, conflicts);
+  EXPECT_TRUE(c.tools().empty());
+  EXPECT_EQ(c.unavailable().at("tool-box"), "sandbox 'my-sandbox' is not connected");
+  c = Catalog::build(b, {{sandbox("my-sandbox"), toolset}}, conflicts);
+  EXPECT_TRUE(conflicts.empty());
+  ASSERT_EQ(c.tools().size(), 2u);
+  ASSERT_NE(c.tool("box_bash"), nullptr);
+  EXPECT_EQ(c.tool("box_bash")->upstream_name, "bash");
+  EXPECT_EQ(c.tool("box_bash")->route.server, "toolset");
+  EXPECT_EQ(c.tool("box_web_fetch"), nullptr);
+  const auto down =
+      inventory(R"([{"name":"toolset","status":"unavailable","error":"image missing"}])");
+  c = Catalog::build(b, {{sandbox("my-sandbox"), down}}, conflicts);
+  EXPECT_EQ(c.unavailable().at("tool-box"), "sandbox 'my-sandbox' is unavailable: image missing");
+}
+
+TEST(Catalog, SandboxBindingsRefuseTunnelOnlyKeys) {
+  auto throws_with = [](const std::string& yaml, const std::string& want) {
+    try {
+      parse_bindings_yaml(yaml, "tools.yaml");
+      ADD_FAILURE() << "accepted: " << yaml;
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+    }
+  };
+  throws_with("tools:\n  - {name: a, sandbox: s, server: x}\n", "tools[0].server: a sandbox");
+  throws_with("tools:\n  - {name: a, sandbox: s, agent_credential: 'k-${agent}'}\n",
+              "tools[0].agent_credential: a sandbox's credentials");
+  throws_with("tools:\n  - {name: a, sandbox: s, mcp_tunnel: t, server: x}\n",
+              "either mcp_tunnel or sandbox, not both");
+  throws_with("tools:\n  - {name: a}\n", "tools[0] needs mcp_tunnel");
+  throws_with("tools:\n  - {name: a, sandbox: 'no way'}\n",
+              "tools[0].sandbox 'no way' is not a sandbox name");
 }
 
 }  // namespace

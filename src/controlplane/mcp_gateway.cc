@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "common/jsonrpc.h"
+#include "common/stream_contract.h"
 #include "common/token.h"
 
 namespace airlock::controlplane {
@@ -151,7 +152,7 @@ class SseConsumer final : public BodyStream {
 };
 
 struct Session;
-struct Upstream;
+struct ServerStream;
 
 struct Call {
   Call(asio::any_io_executor ex)
@@ -160,7 +161,7 @@ struct Call {
   std::string key;  // id_key(agent_id)
   std::string method;
   std::string target;  // tool / prompt / uri, for messages
-  std::shared_ptr<Upstream> up;
+  std::shared_ptr<ServerStream> up;
   std::shared_ptr<EventLog> sse;  // once the answer switched to SSE
   std::deque<std::string> early;  // messages before that
   bool final_seen = false;
@@ -173,9 +174,12 @@ struct Call {
   asio::steady_timer deadline_timer;
 };
 
-struct Upstream {
-  std::string key;  // tunnel/server
-  std::string tunnel, server;
+// One agent session's stream with one server of a connector (a tunnel's private server, or a
+// sandbox's toolset): the connector holds the matching session on its side.
+struct ServerStream {
+  std::string key;  // connector/server
+  ConnectorRef connector;
+  std::string server;
   std::shared_ptr<LinkStream> stream;
   std::shared_ptr<StreamWriter> writer;
   bool alive = true;
@@ -184,7 +188,7 @@ struct Upstream {
 };
 
 struct ServerRequest {
-  std::weak_ptr<Upstream> up;
+  std::weak_ptr<ServerStream> up;
   json::value original_id;
 };
 
@@ -195,16 +199,19 @@ struct Session {
   json::object client;  // protocolVersion, capabilities, clientInfo
   bool initialized = false;
   bool closed = false;
-  std::map<std::string, std::shared_ptr<Upstream>> upstreams;
+  std::map<std::string, std::shared_ptr<ServerStream>> server_streams;
   std::map<std::string, std::shared_ptr<Call>> calls;
   std::map<std::string, std::shared_ptr<Call>> by_progress;
   std::map<std::string, ServerRequest> server_requests;   // agent-facing id key -> origin
-  std::map<std::string, json::value> server_request_ids;  // upstream key + id -> agent id
+  std::map<std::string, json::value> server_request_ids;  // stream key + id -> agent id
   uint64_t next_server_request = 1;
   uint64_t next_stream = 1;
   uint64_t next_internal = 1;
   std::shared_ptr<EventLog> get;
   std::map<std::string, std::shared_ptr<EventLog>> logs;  // for resumption
+  // Sandbox sessions (workspace, shell) this agent session lost — the sandbox agent restarted,
+  // its link went, the session idled out — by stream key: the next call is told so, once.
+  std::map<std::string, std::string> lost;
   std::string log_level;
   Clock::time_point last_active = Clock::now();
   std::string tools_sig, prompts_sig, resources_sig;
@@ -271,7 +278,7 @@ struct McpGateway::Impl {
   static constexpr size_t kKeyCacheMax = 10000;
   std::unordered_map<std::string, CachedKey> key_cache;
   std::vector<Binding> bindings;
-  std::map<std::string, TunnelInventory> inventories;  // latest pushed, per tunnel
+  std::map<ConnectorRef, ConnectorInventory> inventories;  // latest pushed, per connector
   std::shared_ptr<const Catalog> catalog = std::make_shared<Catalog>();
   std::shared_ptr<const std::vector<Binding>> catalog_bindings =
       std::make_shared<std::vector<Binding>>();
@@ -282,10 +289,10 @@ struct McpGateway::Impl {
 
   // ---- catalog ------------------------------------------------------------------------------
 
-  std::map<std::string, TunnelInventory> live_inventories() const {
-    std::map<std::string, TunnelInventory> live;
-    for (const auto& [t, inv] : inventories) {
-      if (host.is_live(t)) live.emplace(t, inv);
+  std::map<ConnectorRef, ConnectorInventory> live_inventories() const {
+    std::map<ConnectorRef, ConnectorInventory> live;
+    for (const auto& [c, inv] : inventories) {
+      if (host.is_live(c)) live.emplace(c, inv);
     }
     return live;
   }
@@ -395,12 +402,13 @@ struct McpGateway::Impl {
     spdlog::info("refused '{}' to agent '{}': {}", tool, s.agent, reason);
   }
 
-  // ---- upstream streams ---------------------------------------------------------------------
+  // ---- server streams -----------------------------------------------------------------------
 
-  std::shared_ptr<Upstream> upstream_for(const std::shared_ptr<Session>& s, const Route& r,
+  std::shared_ptr<ServerStream> server_stream_for(const std::shared_ptr<Session>& s, const Route& r,
                                          std::string& error) {
-    const std::string key = r.binding->tunnel + "/" + r.server;
-    if (auto it = s->upstreams.find(key); it != s->upstreams.end() && it->second->alive) {
+    const ConnectorRef& connector = r.binding->connector;
+    const std::string key = connector.describe() + "/" + r.server;
+    if (auto it = s->server_streams.find(key); it != s->server_streams.end() && it->second->alive) {
       return it->second;
     }
     // A per-agent credential is chosen here by name; the tunnel holds and injects the value.
@@ -413,43 +421,40 @@ struct McpGateway::Impl {
       record_refusal(*s, r.binding->name, error);
       return nullptr;
     }
-    json::object client{{"protocolVersion", s->version}};
-    if (auto* c = s->client.if_contains("capabilities")) client["capabilities"] = *c;
-    if (auto* c = s->client.if_contains("clientInfo")) client["clientInfo"] = *c;
-    json::object meta{{"kind", "mcp"},
-                      {"server", r.server},
-                      {"agent", s->agent},
-                      {"session", s->tag},
-                      {"client", std::move(client)}};
-    if (!credential->empty()) meta["credential"] = *credential;
-    auto stream = host.open_stream(r.binding->tunnel, json::serialize(meta));
+    proto::McpStreamOpen open{.server = r.server,
+                              .agent = s->agent,
+                              .session = s->tag,
+                              .client = {{"protocolVersion", s->version}},
+                              .credential = *credential};
+    if (auto* c = s->client.if_contains("capabilities")) open.client["capabilities"] = *c;
+    if (auto* c = s->client.if_contains("clientInfo")) open.client["clientInfo"] = *c;
+    auto stream = host.open_stream(connector, proto::serialize(open));
     if (!stream) {
       error = stream.error() == make_error_code(Errc::kNotFound)
-                  ? "tunnel '" + r.binding->tunnel + "' is not connected"
-                  : "tunnel '" + r.binding->tunnel +
-                        "' cannot take a new stream: " + stream.error().message();
+                  ? connector.describe() + " is not connected"
+                  : connector.describe() + " cannot take a new stream: " + stream.error().message();
       return nullptr;
     }
-    auto up = std::make_shared<Upstream>();
+    auto up = std::make_shared<ServerStream>();
     up->key = key;
-    up->tunnel = r.binding->tunnel;
+    up->connector = connector;
     up->server = r.server;
     up->stream = *stream;
     up->writer = std::make_shared<StreamWriter>(up->stream);
-    s->upstreams[key] = up;
+    s->server_streams[key] = up;
     if (!s->log_level.empty()) set_level(*s, *up);
-    asio::co_spawn(ex, read_upstream(s, up), asio::detached);
+    asio::co_spawn(ex, read_server_stream(s, up), asio::detached);
     return up;
   }
 
-  void set_level(Session& s, Upstream& up) {
+  void set_level(Session& s, ServerStream& up) {
     const std::string id = "airlock-" + std::to_string(s.next_internal++);
     up.internal_ids.insert(rpc::id_key(json::value(id)));
     up.send(rpc::make_request(json::value(id), "logging/setLevel",
                               json::object{{"level", s.log_level}}));
   }
 
-  asio::awaitable<void> read_upstream(std::shared_ptr<Session> s, std::shared_ptr<Upstream> up) {
+  asio::awaitable<void> read_server_stream(std::shared_ptr<Session> s, std::shared_ptr<ServerStream> up) {
     rpc::LineSplitter lines(config.max_request_body * 4 + 1024);
     std::string why;
     bool link_lost = false;  // the link went, not just this stream: outcomes are unknown
@@ -462,56 +467,59 @@ struct McpGateway::Impl {
         break;
       }
       if (chunk->empty()) {
-        why = "the tunnel ended the session";
+        why = up->connector.describe() + " ended the session";
         up->writer->end();  // and so does this side: the stream is done
         break;
       }
       if (!lines.feed(*chunk)) {
-        why = "the tunnel sent an oversized message";
+        why = up->connector.describe() + " sent an oversized message";
         up->stream->reset(proto::ResetCode::kProtocolError, why);
         break;
       }
       while (auto line = lines.next()) {
         if (s->closed) co_return;
-        on_upstream_line(s, up, *line);
+        on_server_line(s, up, *line);
       }
     }
     up->alive = false;
-    if (auto it = s->upstreams.find(up->key); it != s->upstreams.end() && it->second == up) {
-      s->upstreams.erase(it);
+    if (auto it = s->server_streams.find(up->key); it != s->server_streams.end() && it->second == up) {
+      s->server_streams.erase(it);
     }
     if (s->closed) co_return;
-    link_lost = link_lost || !host.is_live(up->tunnel);
+    link_lost = link_lost || !host.is_live(up->connector);
+    if (up->connector.kind == proto::ConnectorKind::kSandbox &&
+        up->stream->reset_code() != proto::ResetCode::kRefused) {
+      s->lost[up->key] = link_lost ? up->connector.describe() +
+                                         " disconnected (its agent restarted or its link was lost)"
+                                   : why;
+    }
     std::vector<std::shared_ptr<Call>> affected;
     for (auto& [k, c] : s->calls) {
       if (c->up == up) affected.push_back(c);
     }
     for (auto& c : affected) {
       const std::string msg = link_lost
-                                  ? "tunnel '" + up->tunnel + "' disconnected while " + c->method +
+                                  ? up->connector.describe() + " disconnected while " + c->method +
                                         " '" + c->target + "' was in flight; its outcome is unknown"
-                                  : "the session with server '" + up->server + "' on tunnel '" +
-                                        up->tunnel + "' ended while " + c->method + " '" +
-                                        c->target + "' was in flight: " + why;
+                                  : "the session with server '" + up->server + "' on " +
+                                        up->connector.describe() + " ended while " + c->method +
+                                        " '" + c->target + "' was in flight: " + why;
       complete(*s, c, rpc::make_error(c->agent_id, rpc::kUpstreamUnavailable, msg));
     }
   }
 
-  void on_upstream_line(const std::shared_ptr<Session>& s, const std::shared_ptr<Upstream>& up,
+  void on_server_line(const std::shared_ptr<Session>& s, const std::shared_ptr<ServerStream>& up,
                         const std::string& line) {
-    boost::system::error_code ec;
-    auto env = json::parse(line, ec);
-    if (ec || !env.is_object() || !env.as_object().contains("message")) {
-      spdlog::warn("tunnel '{}' sent a malformed envelope; ignored", up->tunnel);
+    proto::McpEnvelope env;
+    std::string error;
+    if (!proto::parse_envelope(line, env, error)) {
+      spdlog::warn("{} sent a malformed envelope ({}); ignored", up->connector.describe(), error);
       return;
     }
-    auto& eo = env.as_object();
-    std::optional<json::value> related;
-    if (auto* r = eo.if_contains("related")) related = *r;
-    std::string error;
-    auto msg = rpc::classify(std::move(eo["message"]), error);
+    std::optional<json::value>& related = env.related;
+    auto msg = rpc::classify(std::move(env.message), error);
     if (!msg) {
-      spdlog::warn("tunnel '{}' relayed an invalid message ({}); ignored", up->tunnel, error);
+      spdlog::warn("{} relayed an invalid message ({}); ignored", up->connector.describe(), error);
       return;
     }
     auto related_call = [&]() -> std::shared_ptr<Call> {
@@ -551,7 +559,7 @@ struct McpGateway::Impl {
         if (method == "notifications/tools/list_changed" ||
             method == "notifications/prompts/list_changed" ||
             method == "notifications/resources/list_changed") {
-          return;  // the tunnel refreshes its catalog; airlockd tells sessions what changed
+          return;  // the connector refreshes its inventory; airlockd tells sessions what changed
         }
         if (method == "notifications/cancelled") {
           // The server withdrew one of its own requests to the agent.
@@ -589,7 +597,7 @@ struct McpGateway::Impl {
         if (auto call = related_call()) {
           deliver(*call, json::serialize(msg->body), false);
         } else {
-          // Without a relation, any open call of this upstream is the best path; else GET.
+          // Without a relation, any open call on this stream is the best path; else GET.
           std::shared_ptr<Call> any;
           for (auto& [k, c] : s->calls) {
             if (c->up == up && !c->done) any = c;
@@ -610,7 +618,7 @@ struct McpGateway::Impl {
       co_await c->deadline_timer.async_wait(kUseTuple);
       if (c->done || s->closed) co_return;
       if (Clock::now() < c->deadline) continue;  // progress moved it
-      // Expired: cancel upstream and answer the agent.
+      // Expired: cancel it at the server and answer the agent.
       if (c->up && c->up->alive) {
         c->up->send(rpc::make_notification(
             "notifications/cancelled",
@@ -781,11 +789,11 @@ struct McpGateway::Impl {
     }
     s.calls.clear();
     s.by_progress.clear();
-    for (auto& [k, up] : s.upstreams) {
+    for (auto& [k, up] : s.server_streams) {
       up->alive = false;
       up->writer->end();
     }
-    s.upstreams.clear();
+    s.server_streams.clear();
     for (auto& [k, log] : s.logs) log->finish();
     spdlog::debug("session {} of agent '{}' ended: {}", s.tag, s.agent, why);
   }
@@ -892,7 +900,7 @@ struct McpGateway::Impl {
       return;
     }
     if (method == "notifications/roots/list_changed") {
-      for (auto& [k, up] : s->upstreams) up->send(msg.body);
+      for (auto& [k, up] : s->server_streams) up->send(msg.body);
       return;
     }
     spdlog::debug("session {}: notification {} not forwarded", s->tag, method);
@@ -961,7 +969,7 @@ struct McpGateway::Impl {
                                                 "warning, error, critical, alert, emergency"));
       }
       s->log_level = level;
-      for (auto& [k, up] : s->upstreams) set_level(*s, *up);
+      for (auto& [k, up] : s->server_streams) set_level(*s, *up);
       co_return rpc_http(200, rpc::make_result(msg.id(), json::object{}));
     }
 
@@ -1040,8 +1048,28 @@ struct McpGateway::Impl {
           200, rpc::make_error(msg.id(), rpc::kMethodNotFound, "Method not found: " + method));
     }
 
+    if (route->binding->connector.kind == proto::ConnectorKind::kSandbox) {
+      const std::string key = route->binding->connector.describe() + "/" + route->server;
+      auto lost = s->lost.find(key);
+      auto live = s->server_streams.find(key);
+      if (lost != s->lost.end() && (live == s->server_streams.end() || !live->second->alive)) {
+        const std::string text = "The sandbox session of this MCP session is gone: " +
+                                 lost->second + ". Its workspace, files and shell state are lost; "
+                                 "call again to start a new sandbox session.";
+        s->lost.erase(lost);
+        if (method == "tools/call") {
+          co_return rpc_http(
+              200, rpc::make_result(
+                       msg.id(),
+                       json::object{{"content", json::array{json::object{{"type", "text"},
+                                                                         {"text", text}}}},
+                                    {"isError", true}}));
+        }
+        co_return rpc_http(200, rpc::make_error(msg.id(), rpc::kUpstreamUnavailable, text));
+      }
+    }
     std::string error;
-    auto up = upstream_for(s, *route, error);
+    auto up = server_stream_for(s, *route, error);
     if (!up) {
       co_return rpc_http(200,
                          rpc::make_error(msg.id(), rpc::kUpstreamUnavailable,
@@ -1174,16 +1202,9 @@ asio::awaitable<HttpResponse> McpGateway::handle(HttpRequest req) {
   co_return co_await impl_->handle(std::move(req));
 }
 
-void McpGateway::inventory_updated(const std::string& tunnel, const json::object& inventory) {
-  TunnelInventory inv;
-  if (auto* servers = inventory.if_contains("servers"); servers && servers->is_array()) {
-    for (const auto& s : servers->as_array()) {
-      if (s.is_object() && s.as_object().contains("name") && s.as_object().at("name").is_string()) {
-        inv.servers.push_back(s.as_object());
-      }
-    }
-  }
-  impl_->inventories[tunnel] = std::move(inv);
+void McpGateway::inventory_updated(const ConnectorRef& connector,
+                                   proto::InventoryReport inventory) {
+  impl_->inventories[connector] = ConnectorInventory{std::move(inventory.servers)};
   impl_->rebuild();
 }
 
@@ -1191,8 +1212,8 @@ void McpGateway::connectors_changed() { impl_->rebuild(); }
 
 std::string McpGateway::apply_bindings(const std::vector<Binding>& bindings) {
   std::vector<std::string> conflicts;
-  // Collisions against what the connected tunnels offer now. Bindings whose tunnels are not
-  // connected are checked when they connect (the first binding by name keeps a name).
+  // Collisions against what the connected connectors offer now. Bindings whose connectors are
+  // not connected are checked when they connect (the first binding by name keeps a name).
   Catalog::build(bindings, impl_->live_inventories(), conflicts);
   if (!conflicts.empty()) {
     std::string out;

@@ -1,8 +1,8 @@
 // McpGateway: airlockd's /mcp endpoint — one MCP server (Streamable HTTP, revisions 2025-11-25,
 // 2025-06-18 and 2025-03-26) that offers each agent every tool its key allows, from every live
-// tunnel. It authenticates agent keys, keeps agent sessions, answers lists from the catalog
-// tunnels push, and routes calls to the right tunnel on a link stream per (session, server):
-// the tunnel holds the matching upstream session. Progress, logging, cancellation and
+// connector (tunnels and sandboxes). It authenticates agent keys, keeps agent sessions, answers
+// lists from the inventories connectors push, and routes calls to the right connector on a link
+// stream per (session, server): the connector holds the matching session on its side. Progress, logging, cancellation and
 // server-to-client requests (sampling, elicitation, roots) travel both ways on those streams
 // and reach the agent on the POST's SSE stream or the session's GET stream.
 // Session semantics are in docs/mcp-gateway.md. Runs on airlockd's executor; not thread-safe.
@@ -19,6 +19,7 @@
 
 #include "common/http_server.h"
 #include "common/link.h"
+#include "common/stream_contract.h"
 #include "controlplane/catalog.h"
 #include "controlplane/config.h"
 #include "controlplane/origin_policy.h"
@@ -30,12 +31,12 @@ class McpGateway {
  public:
   struct Host {
     Store* store = nullptr;
-    // Opens a stream to a live connection of tunnel `name`.
-    std::function<Result<std::shared_ptr<LinkStream>>(const std::string& name,
+    // Opens a stream to a live connection of `connector`; kNotFound when it has none.
+    std::function<Result<std::shared_ptr<LinkStream>>(const ConnectorRef& connector,
                                                       std::string_view meta)>
         open_stream;
-    // Whether tunnel `name` has a live link.
-    std::function<bool(const std::string& name)> is_live;
+    // Whether `connector` has a live link.
+    std::function<bool(const ConnectorRef& connector)> is_live;
   };
 
   McpGateway(asio::any_io_executor ex, const AirlockdConfig& config, Host host);
@@ -44,7 +45,7 @@ class McpGateway {
   // Loads bindings from the store (after airlockd.yaml's `tools:` were applied) and starts
   // the idle-session sweeper.
   void start();
-  // Ends every session (their streams to tunnels close).
+  // Ends every session (their streams to connectors close).
   void stop();
 
   asio::awaitable<HttpResponse> handle(HttpRequest req);
@@ -52,9 +53,9 @@ class McpGateway {
   // the first request. Until then only requests without an Origin are served.
   void set_origin_policy(OriginPolicy policy);
 
-  // A tunnel pushed its catalog ({"servers": [...]}).
-  void inventory_updated(const std::string& tunnel, const json::object& inventory);
-  // A tunnel's links came or went.
+  // A connector pushed its inventory.
+  void inventory_updated(const ConnectorRef& connector, proto::InventoryReport inventory);
+  // A connector's links came or went.
   void connectors_changed();
 
   // Validates `bindings` against each other and the current catalog; on success stores them

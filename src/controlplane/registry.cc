@@ -23,6 +23,28 @@ std::shared_ptr<Link> ConnectorRegistry::pick(const Key& key) {
   if (it == live_.end()) return nullptr;
   auto& v = it->second;
   size_t& next = next_[key];
+  if (key.first == "sandbox") {
+    // The replica with the most free sessions; among its links, round-robin.
+    std::string best;
+    int64_t best_free = -1;
+    for (const auto& c : v) {
+      if (c.link->closed() || c.link->draining()) continue;
+      const int64_t free = int64_t{c.max_sessions} - c.sessions_in_use;
+      if (free > best_free) best_free = free, best = c.instance;
+    }
+    if (best_free < 0) return nullptr;
+    for (size_t i = 0; i < v.size(); ++i) {
+      auto& c = v[(next + i) % v.size()];
+      if (c.instance != best || c.link->closed() || c.link->draining()) continue;
+      next = (next + i + 1) % v.size();
+      // Placed now: the next pick counts it before the replica's report arrives.
+      for (auto& same : v) {
+        if (same.instance == best) ++same.sessions_in_use;
+      }
+      return c.link;
+    }
+    return nullptr;
+  }
   for (size_t i = 0; i < v.size(); ++i) {
     auto& c = v[(next + i) % v.size()];
     if (!c.link->closed() && !c.link->draining()) {
@@ -31,6 +53,17 @@ std::shared_ptr<Link> ConnectorRegistry::pick(const Key& key) {
     }
   }
   return nullptr;
+}
+
+void ConnectorRegistry::set_load(const Key& key, const std::string& instance, uint32_t in_use,
+                                 uint32_t limit) {
+  auto it = live_.find(key);
+  if (it == live_.end()) return;
+  for (auto& c : it->second) {
+    if (c.instance != instance) continue;
+    c.sessions_in_use = in_use;
+    c.max_sessions = limit;
+  }
 }
 
 const std::vector<LiveConnection>* ConnectorRegistry::connections(const Key& key) const {

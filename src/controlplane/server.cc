@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "common/config_util.h"
+#include "common/stream_contract.h"
 #include "common/token.h"
 
 namespace airlock::controlplane {
@@ -128,11 +129,13 @@ void ControlPlane::start() {
   }
   McpGateway::Host host;
   host.store = store_.get();
-  host.open_stream = [this](const std::string& name, std::string_view meta) {
-    return open_stream("tunnel", name, meta, {}, false);
+  host.open_stream = [this](const ConnectorRef& connector, std::string_view meta) {
+    return open_stream(std::string(proto::to_string(connector.kind)), connector.name, meta, {},
+                       false);
   };
-  host.is_live = [this](const std::string& name) {
-    const auto* c = registry_.connections({"tunnel", name});
+  host.is_live = [this](const ConnectorRef& connector) {
+    const auto* c = registry_.connections({std::string(proto::to_string(connector.kind)),
+                                           connector.name});
     return c && !c->empty();
   };
   gateway_ = std::make_unique<McpGateway>(executor_, config_, std::move(host));
@@ -209,90 +212,102 @@ asio::awaitable<void> ControlPlane::shutdown() {
   }
 }
 
-void ControlPlane::on_connector_stream(const std::string& tunnel,
+void ControlPlane::on_connector_stream(const ConnectorRef& connector, const std::string& instance,
                                        std::shared_ptr<LinkStream> stream) {
-  boost::system::error_code ec;
-  auto meta = json::parse(stream->meta(), ec);
-  const json::value* kind = !ec && meta.is_object() ? meta.as_object().if_contains("kind") : nullptr;
-  if (kind && kind->is_string() && kind->as_string() == "events") {
-    asio::co_spawn(executor_, receive_events(tunnel, stream), asio::detached);
+  const std::string kind = proto::stream_kind_of(stream->meta());
+  const auto known = proto::parse_stream_kind(kind);
+  if (known == proto::StreamKind::kEvents) {
+    spawn_contained(receive_events(connector, stream), "events from " + connector.describe());
     return;
   }
-  if (!kind || !kind->is_string() || kind->as_string() != "inventory") {
-    stream->reset(ResetCode::kRefused,
-                  "airlockd accepts only 'inventory' and 'events' streams from tunnels");
+  if (known == proto::StreamKind::kLoad && connector.kind == proto::ConnectorKind::kSandbox) {
+    spawn_contained(receive_load(connector, instance, stream), "load from " + connector.describe());
     return;
   }
-  asio::co_spawn(
-      executor_,
-      [this, tunnel, stream]() -> asio::awaitable<void> {
-        auto body = co_await stream->read_all(16 * 1024 * 1024);
-        if (!body) {
-          spdlog::warn("tunnel '{}': inventory not received: {}", tunnel, body.error().message());
-          co_return;
-        }
-        boost::system::error_code pec;
-        auto inv = json::parse(*body, pec);
-        if (pec || !inv.is_object()) {
-          spdlog::warn("tunnel '{}' sent an inventory that is not a JSON object", tunnel);
-          stream->reset(ResetCode::kProtocolError, "inventory must be a JSON object");
-          co_return;
-        }
-        gateway_->inventory_updated(tunnel, inv.as_object());
-        co_await stream->write("", true);
-      },
-      asio::detached);
+  if (known != proto::StreamKind::kInventory) {
+    spdlog::warn("{} opened a stream of kind '{}'; refused", connector.describe(), kind);
+    stream->reset(ResetCode::kRefused, "airlockd accepts only 'inventory', 'events' and (from "
+                                       "sandboxes) 'load' streams from connectors, not '" +
+                                           kind + "'");
+    return;
+  }
+  spawn_contained(receive_inventory(connector, stream), "inventory from " + connector.describe());
 }
 
-// Leak events from a tunnel: one JSON object per line, names and counts only (the tunnel's
-// redactor ran over these bytes too). Kept for the audit log.
-asio::awaitable<void> ControlPlane::receive_events(std::string tunnel,
-                                                   std::shared_ptr<LinkStream> stream) {
-  auto body = co_await stream->read_all(1024 * 1024);
-  if (!body) {
-    spdlog::warn("tunnel '{}': events not received: {}", tunnel, body.error().message());
+asio::awaitable<void> ControlPlane::receive_load(ConnectorRef connector, std::string instance,
+                                                 std::shared_ptr<LinkStream> stream) {
+  auto body = co_await stream->read_all(4096);
+  if (!body) co_return;
+  proto::SessionLoad load;
+  std::string error;
+  if (!proto::parse_session_load(*body, load, error)) {
+    spdlog::warn("{} sent a load report airlockd cannot use: {}", connector.describe(), error);
+    stream->reset(ResetCode::kProtocolError, error);
     co_return;
   }
-  size_t stored = 0, bad = 0;
-  size_t from = 0;
-  while (from < body->size()) {
-    size_t nl = body->find('\n', from);
-    if (nl == std::string::npos) nl = body->size();
-    const std::string_view line(body->data() + from, nl - from);
-    from = nl + 1;
-    if (line.empty()) continue;
-    boost::system::error_code pec;
-    auto v = json::parse(line, pec);
-    const json::object* o = !pec && v.is_object() ? &v.as_object() : nullptr;
-    auto str = [&](const char* key) -> std::optional<std::string> {
-      const json::value* f = o ? o->if_contains(key) : nullptr;
-      if (!f || !f->is_string() || f->as_string().size() > 256) return std::nullopt;
-      return std::string(f->as_string());
-    };
-    const json::value* count = o ? o->if_contains("count") : nullptr;
-    auto type = str("type"), secret = str("secret"), server = str("server"), tool = str("tool"),
-         agent = str("agent");
-    if (!type || *type != "secret_redacted" || !secret || !server || !tool || !agent || !count ||
-        !(count->is_uint64() || (count->is_int64() && count->as_int64() > 0))) {
-      ++bad;
-      continue;
-    }
+  registry_.set_load({std::string(proto::to_string(connector.kind)), connector.name}, instance,
+                     load.in_use, load.limit);
+  co_await stream->write("", true);
+}
+
+asio::awaitable<void> ControlPlane::receive_inventory(ConnectorRef connector,
+                                                      std::shared_ptr<LinkStream> stream) {
+  auto body = co_await stream->read_all(proto::kMaxInventoryBody);
+  if (!body) {
+    spdlog::warn("{}: inventory not received: {}", connector.describe(), body.error().message());
+    co_return;
+  }
+  proto::InventoryReport inventory;
+  std::string error;
+  if (!proto::parse_inventory(*body, inventory, error)) {
+    spdlog::warn("{} sent an inventory airlockd cannot use: {}", connector.describe(), error);
+    stream->reset(ResetCode::kProtocolError, error);
+    co_return;
+  }
+  gateway_->inventory_updated(connector, std::move(inventory));
+  co_await stream->write("", true);
+}
+
+// Leak events from a connector: names and counts only (the connector's redactor ran over these
+// bytes too). Kept for the audit log.
+asio::awaitable<void> ControlPlane::receive_events(ConnectorRef connector,
+                                                   std::shared_ptr<LinkStream> stream) {
+  auto body = co_await stream->read_all(proto::kMaxEventsBody);
+  if (!body) {
+    spdlog::warn("{}: events not received: {}", connector.describe(), body.error().message());
+    co_return;
+  }
+  const auto received = proto::parse_redaction_events(*body);
+  for (const auto& r : received.events) {
     EventRecord e;
     e.type = "secret_redacted";
-    e.agent = *agent;
-    e.tool = *tool;
-    e.detail = json::serialize(json::object{{"secret", *secret},
-                                            {"server", *server},
-                                            {"tunnel", tunnel},
-                                            {"count", *count}});
-    if (store_->add_event(e)) ++stored;
-    spdlog::warn("tunnel '{}' redacted secret '{}' {} time(s) in what server '{}' returned{}{}",
-                 tunnel, *secret, json::serialize(*count), *server,
-                 tool->empty() ? "" : " for '" + *tool + "'",
-                 agent->empty() ? "" : " to agent '" + *agent + "'");
+    e.agent = r.agent;
+    e.tool = r.tool;
+    json::object detail{{"secret", r.secret}, {"server", r.server}, {"count", r.count}};
+    detail[proto::to_string(connector.kind)] = connector.name;
+    e.detail = json::serialize(detail);
+    if (!store_->add_event(e)) spdlog::error("could not record a redaction event");
+    spdlog::warn("{} redacted secret '{}' {} time(s) in what server '{}' returned{}{}",
+                 connector.describe(), r.secret, r.count, r.server,
+                 r.tool.empty() ? "" : " for '" + r.tool + "'",
+                 r.agent.empty() ? "" : " to agent '" + r.agent + "'");
   }
-  if (bad) spdlog::warn("tunnel '{}' sent {} malformed event line(s); ignored", tunnel, bad);
+  if (received.malformed) {
+    spdlog::warn("{} sent {} malformed event line(s); ignored", connector.describe(),
+                 received.malformed);
+  }
   co_await stream->write("", true);
+}
+
+void ControlPlane::spawn_contained(asio::awaitable<void> work, std::string what) {
+  asio::co_spawn(executor_, std::move(work), [what = std::move(what)](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      spdlog::error("{} failed: {}", what, ex.what());
+    }
+  });
 }
 
 Result<TokenRecord> ControlPlane::authenticate(const HttpRequest& req, bool admin) {
@@ -387,23 +402,27 @@ asio::awaitable<void> ControlPlane::serve_connector(HttpRequest req,
   accept.dead_peer_timeout = config_.connectors.dead_peer_timeout;
   link->accept(accept, hello->limits);
   ++links_accepted_;
+  // Links without an instance (older connectors) are replicas of their own.
+  const std::string instance = hello->instance.empty() ? accept.connection_id : hello->instance;
   registry_.add(key, LiveConnection{.connection_id = accept.connection_id,
                                     .link = link,
                                     .version = hello->software,
                                     .remote = req.remote,
                                     .connected_since_ms = now_unix_ms(),
-                                    .inventory = hello->inventory});
+                                    .inventory = hello->inventory,
+                                    .instance = instance,
+                                    .sandbox = hello->sandbox,
+                                    .max_sessions = hello->sandbox ? hello->sandbox->max_sessions : 0});
   (void)store_->record_seen(key.first, key.second, now_unix_ms(), hello->software, req.remote);
   spdlog::info("{} '{}' connected from {} ({}, connection {})", key.first, key.second,
                req.remote, hello->software, accept.connection_id);
 
   gateway_->connectors_changed();
-  Link::StreamHandler on_stream = nullptr;
-  if (key.first == "tunnel") {
-    on_stream = [this, name = key.second](std::shared_ptr<LinkStream> s) {
-      on_connector_stream(name, std::move(s));
-    };
-  }
+  const ConnectorRef connector{hello->kind, token->name};
+  // Named, not a temporary in the co_await: GCC 12 destroys such temporaries twice.
+  Link::StreamHandler on_stream = [this, connector, instance](std::shared_ptr<LinkStream> s) {
+    on_connector_stream(connector, instance, std::move(s));
+  };
   const std::string reason = co_await link->run(on_stream);
 
   registry_.remove(key, accept.connection_id);
@@ -442,6 +461,31 @@ std::string ControlPlane::resource_json(const ResourceRecord& r) {
                                    {"rtt_us", c.link->last_rtt().count()},
                                    {"servers", std::move(servers)}});
     }
+  }
+  if (r.kind == "sandbox" && live) {
+    // What the sandbox runs (from its hello) and, per replica, its sessions.
+    json::array replicas;
+    std::map<std::string, const LiveConnection*> by_instance;
+    for (const auto& c : *live) by_instance.emplace(c.instance, &c);
+    uint64_t in_use = 0, limit = 0;
+    for (const auto& [instance, c] : by_instance) {
+      in_use += c->sessions_in_use;
+      limit += c->max_sessions;
+      replicas.push_back(json::object{{"instance", instance},
+                                      {"remote_address", c->remote},
+                                      {"version", c->version},
+                                      {"sessions_in_use", c->sessions_in_use},
+                                      {"max_sessions", c->max_sessions}});
+      if (c->sandbox && !o.contains("image")) {
+        const auto& d = *c->sandbox;
+        o["image"] = d.image;
+        o["resources"] = json::object{{"cpu", d.cpu}, {"memory", d.memory}, {"pids", d.pids}};
+        o["allowed_outbound"] = json::array(d.allowed_outbound.begin(), d.allowed_outbound.end());
+      }
+    }
+    o["sessions_in_use"] = in_use;
+    o["max_sessions"] = limit;
+    o["replicas"] = std::move(replicas);
   }
   o["status"] = live && !live->empty() ? "Active" : "Disconnected";
   o["connections"] = live ? live->size() : 0;

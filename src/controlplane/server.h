@@ -63,8 +63,18 @@ class ControlPlane {
                           const std::string& action);
   HttpResponse events_api(const HttpRequest& req);
   HttpResponse mint_agent_key(const std::string& name);
-  void on_connector_stream(const std::string& tunnel, std::shared_ptr<LinkStream> stream);
-  asio::awaitable<void> receive_events(std::string tunnel, std::shared_ptr<LinkStream> stream);
+  // A stream a connector opened: its inventory, its redaction events, or (sandboxes) its load;
+  // anything else is refused.
+  void on_connector_stream(const ConnectorRef& connector, const std::string& instance,
+                           std::shared_ptr<LinkStream> stream);
+  asio::awaitable<void> receive_load(ConnectorRef connector, std::string instance,
+                                     std::shared_ptr<LinkStream> stream);
+  asio::awaitable<void> receive_inventory(ConnectorRef connector,
+                                          std::shared_ptr<LinkStream> stream);
+  asio::awaitable<void> receive_events(ConnectorRef connector, std::shared_ptr<LinkStream> stream);
+  // Runs `work` on the io thread; an exception it throws is logged with `what`, and reaches no
+  // other caller.
+  void spawn_contained(asio::awaitable<void> work, std::string what);
   void ensure_admin_token();
 
   asio::any_io_executor executor_;

@@ -22,6 +22,7 @@
 #include "sandbox/egress_proxy.h"
 #include "sandbox/image.h"
 #include "sandbox/sandbox.h"
+#include "sandbox/tool_env.h"
 
 namespace airlock::sandbox {
 namespace {
@@ -34,9 +35,6 @@ void write_out(int fd, std::string_view bytes) {
     bytes.remove_prefix(static_cast<size_t>(n));
   }
 }
-
-// Where the egress proxy listens inside every run (its own network namespace: no conflicts).
-constexpr uint16_t kProxyPort = 3128;
 
 std::string unique_run_id(const std::string& name) {
   static std::atomic<unsigned> counter{0};
@@ -111,46 +109,20 @@ int run_command(const RunCommandOptions& options) {
   spec.run_id = unique_run_id(config.name);
   if (const char* t = std::getenv("TMPDIR"); t && *t) spec.runtime_dir = t;
 
-  // The tool's whole environment: nothing of ours leaks in.
-  spec.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-              "HOME=/workspace", "HOSTNAME=" + config.name, "TMPDIR=/tmp", "LANG=C.UTF-8"};
-  for (const auto& [k, v] : config.env) {
-    std::erase_if(spec.env, [&](const std::string& e) { return e.rfind(k + "=", 0) == 0; });
-    spec.env.push_back(k + "=" + v);
-  }
   auto set = store->current();
-  for (const auto& c : config.credentials) {
-    const secrets::SecretValue* value = set ? set->find(c.secret) : nullptr;
-    if (!value) {
-      std::cerr << "sandbox-agent: credential '" << c.secret << "' (for " << c.env_var
-                << ") is not loaded; check 'secrets:'\n";
-      return 2;
-    }
-    spec.env.push_back(c.env_var + "=" + std::string(value->view()));
+  std::unique_ptr<EgressProxy> proxy = make_egress_proxy(config, spec.run_id);
+  if (!tool_environment(config, set.get(), proxy != nullptr, spec.env, error)) {
+    std::cerr << "sandbox-agent: " << error << "\n";
+    return 2;
   }
   spec.redaction = set ? set->patterns : nullptr;
   spec.output = [](int stream, std::string_view bytes) { write_out(stream, bytes); };
 
   // Egress: only through the proxy, and only when something is allowed; otherwise the run's
   // network namespace has nothing but its loopback.
-  std::unique_ptr<EgressProxy> proxy;
-  if (!config.allowed_outbound.empty()) {
-    EgressOptions eo;
-    eo.allowlist = Allowlist(config.allowed_outbound);
-    eo.host_addresses = local_addresses;
-    eo.proxy_port = kProxyPort;
-    eo.on_denied = [id = spec.run_id](const std::string& host, const std::string& reason) {
-      spdlog::warn("run {}: egress denied{}: {}", id, host.empty() ? "" : " for '" + host + "'",
-                   reason);
-    };
-    proxy = std::make_unique<EgressProxy>(std::move(eo));
+  if (proxy) {
     spec.proxy_port = kProxyPort;
     spec.on_proxy_socket = [&proxy](int fd) { proxy->start(fd); };
-    const std::string url = "http://127.0.0.1:" + std::to_string(kProxyPort);
-    for (const char* var : {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy",
-                            "https_proxy", "all_proxy"}) {
-      spec.env.push_back(std::string(var) + "=" + url);
-    }
   }
   const CgroupRoots roots = CgroupRoots::detect();
   spec.during_setup = [&roots, dir = spec.runtime_dir] {
@@ -179,7 +151,7 @@ int run_command(const RunCommandOptions& options) {
     egress = proxy->stats();
   }
   // Values copied into the tool's environment are not needed any more.
-  for (auto& e : spec.env) std::fill(e.begin(), e.end(), '\0');
+  wipe(spec.env);
   if (spec.stop_fd >= 0) ::close(spec.stop_fd);
   if (!result.cgroup.empty()) spdlog::debug("run {}: limits enforced by {}", spec.run_id, result.cgroup);
   for (const auto& [name, n] : result.redacted) {

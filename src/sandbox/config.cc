@@ -1,5 +1,7 @@
 #include "sandbox/config.h"
 
+#include <boost/json.hpp>
+
 #include <cctype>
 #include <cmath>
 #include <set>
@@ -9,6 +11,48 @@
 
 namespace airlock::sandbox {
 namespace {
+
+// A YAML node as JSON (custom tools' schemas are JSON Schema written in YAML). Plain scalars
+// become null, booleans or numbers when they read as such; quoted ones stay strings.
+boost::json::value yaml_to_json(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Map: {
+      boost::json::object o;
+      for (const auto& kv : n) o[kv.first.as<std::string>()] = yaml_to_json(kv.second);
+      return o;
+    }
+    case YAML::NodeType::Sequence: {
+      boost::json::array a;
+      for (const auto& item : n) a.push_back(yaml_to_json(item));
+      return a;
+    }
+    case YAML::NodeType::Scalar: {
+      const std::string text = n.Scalar();
+      if (n.Tag() == "!") return boost::json::string(text);  // quoted
+      if (text == "null" || text == "~") return nullptr;
+      if (text == "true") return true;
+      if (text == "false") return false;
+      if (!text.empty() && text.find_first_not_of("+-0123456789") == std::string::npos) {
+        try {
+          return static_cast<int64_t>(std::stoll(text));
+        } catch (const std::exception&) {
+        }
+      }
+      if (!text.empty() && text.find_first_not_of("+-0123456789.eE") == std::string::npos) {
+        try {
+          size_t used = 0;
+          const double d = std::stod(text, &used);
+          if (used == text.size()) return d;
+        } catch (const std::exception&) {
+        }
+      }
+      return boost::json::string(text);
+    }
+    default:
+      return nullptr;
+  }
+}
+
 
 // A decimal number with an optional fraction and exponent; the rest of `text` is the suffix.
 std::optional<long double> leading_number(std::string_view text, std::string_view& suffix) {
@@ -110,7 +154,41 @@ SandboxConfig parse_sandbox_config(const std::string& yaml_text, const std::stri
   const YAML::Node s = root["sandbox"];
   if (!s) throw ConfigError("sandbox is required");
   expect_keys(s, "sandbox",
-              {"type", "name", "image", "resources", "network", "credentials", "env"});
+              {"type", "name", "image", "resources", "network", "credentials", "env",
+               "max_sessions", "session_idle_timeout", "warm_pool", "custom_tools"});
+  if (auto v = s["max_sessions"]) {
+    const uint64_t n = read_uint(v, "sandbox.max_sessions");
+    if (n < 1 || n > 4096) throw ConfigError("sandbox.max_sessions must be 1..4096");
+    c.max_sessions = static_cast<uint32_t>(n);
+  }
+  if (auto v = s["session_idle_timeout"]) {
+    c.session_idle_timeout = read_duration(v, "sandbox.session_idle_timeout");
+    if (c.session_idle_timeout.count() <= 0) {
+      throw ConfigError("sandbox.session_idle_timeout must be positive");
+    }
+  }
+  if (auto v = s["warm_pool"]) {
+    const uint64_t n = read_uint(v, "sandbox.warm_pool");
+    if (n > 64) throw ConfigError("sandbox.warm_pool must be 0..64");
+    c.warm_pool = static_cast<uint32_t>(n);
+  }
+  if (auto t = s["custom_tools"]) {
+    if (!t.IsSequence()) throw ConfigError("sandbox.custom_tools must be a list of tools");
+    std::set<std::string> names;
+    for (size_t i = 0; i < t.size(); ++i) {
+      const std::string path = "sandbox.custom_tools[" + std::to_string(i) + "]";
+      if (!t[i].IsMap()) throw ConfigError(path + " must be a map");
+      expect_keys(t[i], path, {"name", "description", "input_schema", "command", "timeout"});
+      boost::json::object spec = yaml_to_json(t[i]).as_object();
+      spec.erase("timeout");
+      if (auto to = t[i]["timeout"]) spec["timeout_ms"] = read_duration(to, path + ".timeout").count();
+      CustomTool tool = parse_custom_tool(spec, path);
+      if (!names.insert(tool.name).second) {
+        throw ConfigError(path + ".name '" + tool.name + "' is used by another custom tool");
+      }
+      c.custom_tools.push_back(std::move(tool));
+    }
+  }
   if (auto t = s["type"]) {
     const std::string type = read_string(t, "sandbox.type");
     if (type != "self-hosted") {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/secrets.h"
+#include "sandbox/toolset.h"
 
 namespace airlock::sandbox {
 
@@ -48,6 +49,16 @@ struct SandboxConfig {
   std::vector<secrets::SourceSpec> secrets;
   // Extra environment for the tool (values are literal; credentials go in `credentials`).
   std::vector<std::pair<std::string, std::string>> env;
+
+  // The connected agent (`sandbox-agent start`); `run` ignores these.
+  // Agent sessions served at once, each in a sandbox of its own; one more gets "busy".
+  uint32_t max_sessions = 16;
+  // A session without a call for this long ends, and its sandbox (workspace, shell) with it.
+  std::chrono::milliseconds session_idle_timeout{30 * 60 * 1000};
+  // Sandboxes kept started ahead, so that a new session does not wait for one.
+  uint32_t warm_pool = 2;
+  // Tools of the operator's own, beside the agent toolset.
+  std::vector<CustomTool> custom_tools;
 };
 
 // Kubernetes quantities. CPU: "2", "0.5", "500m". Memory: plain bytes, decimal suffixes

@@ -67,7 +67,27 @@ struct ChildPlan {
   int fd_socket = -1;     // child -> parent: the proxy's listening socket (SCM_RIGHTS)
   int filter_read = -1;   // parent -> tool: the seccomp program, then EOF (a stream socket,
                           // so that the parent's send cannot raise SIGPIPE)
+  int stdin_fd = -1;      // the tool's standard input; -1: /dev/null
 };
+
+// Child, first thing: closes every descriptor it inherited from the agent except those the
+// plan names. The agent may hold many (other sessions' channels, its link to airlockd); the
+// run's init never execs, so close-on-exec would not close them.
+void close_inherited(const ChildPlan& p) {
+  std::vector<int> keep{0, 1, 2};
+  for (int fd : {p.sync_read, p.ready_write, p.error_write, p.out_write, p.err_write, p.fd_socket,
+                 p.filter_read, p.stdin_fd}) {
+    if (fd >= 0) keep.push_back(fd);
+  }
+  std::sort(keep.begin(), keep.end());
+  keep.erase(std::unique(keep.begin(), keep.end()), keep.end());
+  unsigned from = 0;
+  for (int fd : keep) {
+    if (static_cast<unsigned>(fd) > from) ::syscall(SYS_close_range, from, fd - 1u, 0u);
+    from = static_cast<unsigned>(fd) + 1;
+  }
+  ::syscall(SYS_close_range, from, ~0u, 0u);
+}
 
 void write_all(int fd, std::string_view text) {
   while (!text.empty()) {
@@ -133,9 +153,9 @@ int receive_fd(int channel) {
     fail(err, "seccomp", Status::Error("the filter program did not arrive from the agent"),
          kExitSetupFailed);
   }
-  const int devnull = ::open("/dev/null", O_RDONLY);
-  if (devnull < 0) fail(err, "stdin", Status::Sys("open", "/dev/null", errno), kExitSetupFailed);
-  if (::dup2(devnull, 0) < 0 || ::dup2(p.out_write, 1) < 0 || ::dup2(p.err_write, 2) < 0) {
+  const int input = p.stdin_fd >= 0 ? p.stdin_fd : ::open("/dev/null", O_RDONLY);
+  if (input < 0) fail(err, "stdin", Status::Sys("open", "/dev/null", errno), kExitSetupFailed);
+  if (::dup2(input, 0) < 0 || ::dup2(p.out_write, 1) < 0 || ::dup2(p.err_write, 2) < 0) {
     fail(err, "stdio", Status::Sys("dup2", "0, 1, 2", errno), kExitSetupFailed);
   }
   // Keep only 0-2 and the error pipe (moved to 3, close-on-exec).
@@ -181,6 +201,7 @@ pid_t start_tool(const ChildPlan& p) {
 // Steps 1-7, in the cloned child (PID 1 of the new namespace).
 [[noreturn]] void child_main(const ChildPlan& p) {
   const int err = p.error_write;
+  close_inherited(p);
   // The agent's death ends the run.
   ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
   // An agent without root can write this child's id maps only while the child is dumpable:
@@ -219,6 +240,8 @@ pid_t start_tool(const ChildPlan& p) {
   ::close(err);
   ::close(p.out_write);
   ::close(p.err_write);
+  // The tool's stdin is the tool's alone: its end must close when the tool exits.
+  if (p.stdin_fd >= 0) ::close(p.stdin_fd);
   ::_exit(run_init(tool));
 }
 
@@ -409,6 +432,7 @@ RunResult run_sandboxed(const RunSpec& spec, const CgroupRoots& cgroup_roots) {
   plan.err_write = err.w;
   plan.fd_socket = fd_channel[1];
   plan.filter_read = filter.r;
+  plan.stdin_fd = spec.stdin_fd;
 
   const unsigned long flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET |
                               CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD;

@@ -32,7 +32,8 @@ namespace airlock::sandbox {
 namespace {
 
 // Top-level names the sandbox provides itself, whatever the image has there.
-constexpr std::string_view kOwnEntries[] = {"proc", "dev", "tmp", "workspace", "sys", "run"};
+constexpr std::string_view kOwnEntries[] = {"proc", "dev",  "tmp",           "workspace",
+                                            "sys",  "run",  ".airlock-toolbox"};
 // The host's directories for image "host"; /etc is added entry by entry (below).
 constexpr const char* kHostDirs[] = {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32"};
 // /etc entries a program commonly needs; the rest of /etc (shadow, ssh host keys, TLS private
@@ -386,10 +387,17 @@ Status build_root(const RootPlan& plan) {
   if (auto s = make_dir(ws); !s.ok()) return s;
   if (!plan.workspace.empty()) {
     if (auto s = bind(plan.workspace, ws, false); !s.ok()) return s;
-  } else if (auto s = do_mount("tmpfs", ws, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64m",
-                               "tmpfs");
-             !s.ok()) {
-    return s;
+  } else {
+    const std::string ws_opts = "mode=0755,size=" + std::to_string(plan.workspace_size);
+    if (auto s = do_mount("tmpfs", ws, "tmpfs", MS_NOSUID | MS_NODEV, ws_opts.c_str(), "tmpfs");
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (!plan.toolbox.empty()) {
+    const std::string target = root + "/.airlock-toolbox";
+    if (auto s = make_file(target); !s.ok()) return s;
+    if (auto s = bind(plan.toolbox, target, true); !s.ok()) return s;
   }
   const std::string tmp = root + "/tmp";
   if (auto s = make_dir(tmp, 01777); !s.ok()) return s;

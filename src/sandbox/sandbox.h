@@ -34,6 +34,9 @@ struct RunSpec {
   Resources limits;
   std::vector<std::string> argv;  // argv[0] is looked up in the tool's PATH
   std::vector<std::string> env;   // "NAME=value": the tool's whole environment
+  // The tool's standard input (the connected agent's channel to its toolbox); -1: /dev/null.
+  // The caller keeps and closes its own descriptor.
+  int stdin_fd = -1;
   // Applied to stdout and stderr (null: nothing to redact).
   std::shared_ptr<const redact::Patterns> redaction;
   // Receives the tool's output after the cap and redaction: stream 1 or 2.

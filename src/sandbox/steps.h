@@ -56,7 +56,10 @@ struct RootPlan {
   bool host = false;      // the host's system directories instead of an image
   std::string image_dir;  // an unpacked root filesystem (when !host)
   std::string workspace;  // bound read-write at /workspace; empty: a private tmpfs
+  uint64_t workspace_size = 64 * 1024 * 1024;  // bytes for that private tmpfs
   uint64_t tmp_size = 0;  // bytes for /tmp
+  // A program bound read-only at /.airlock-toolbox (the connected agent's toolbox); empty: none.
+  std::string toolbox;
 };
 // Child: builds the read-only root (image or host directories), /workspace, /tmp, /proc,
 // /dev, then pivot_root into it and detaches the old root.

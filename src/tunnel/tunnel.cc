@@ -14,7 +14,9 @@
 #include <stdexcept>
 
 #include "common/config_util.h"
+#include "common/connector_cli.h"
 #include "common/jsonrpc.h"
+#include "common/stream_contract.h"
 
 namespace airlock::tunnel {
 
@@ -32,15 +34,15 @@ Tunnel::Tunnel(asio::any_io_executor ex, TunnelOptions options)
     options_.secrets = std::make_shared<secrets::SecretStore>(options_.config.secrets);
     options_.secrets->load();
   }
-  leak_timer_ = std::make_unique<asio::steady_timer>(ex);
   children_ = std::make_shared<ChildProcesses>(ex);
+  service_ = std::make_unique<McpService>(ex, "mcp-tunnel", static_cast<McpBackend&>(*this));
   // Every byte for airlockd passes the redactor on the link; what it catches is reported.
   options_.connector.redaction = [store = options_.secrets] {
     auto set = store->current();
     return set ? set->patterns : nullptr;
   };
   options_.connector.on_redacted = [this](uint32_t, const std::string& secret, uint64_t n) {
-    record_leak(secret, "", "", "", n);
+    service_->record_redaction(secret, "", "", "", n);
   };
   auto& hello = options_.connector.hello;
   hello.kind = proto::ConnectorKind::kTunnel;
@@ -54,11 +56,13 @@ Tunnel::Tunnel(asio::any_io_executor ex, TunnelOptions options)
     st.refresh = std::make_unique<asio::steady_timer>(ex);
   }
   options_.connector.on_link_up = [this](std::shared_ptr<Link> link) {
-    push_inventory(link);
-    flush_leaks();
+    service_->on_link_up(link);
   };
-  connector_ = std::make_unique<Connector>(
-      ex, options_.connector, [this](std::shared_ptr<LinkStream> s) { on_stream(std::move(s)); });
+  connector_ = std::make_unique<Connector>(ex, options_.connector,
+                                           [this](std::shared_ptr<LinkStream> s) {
+                                             service_->on_stream(std::move(s));
+                                           });
+  service_->attach(*connector_);
 }
 
 Tunnel::~Tunnel() = default;
@@ -69,21 +73,7 @@ void Tunnel::start() {
       [this](const std::vector<std::string>&) { on_secrets_reloaded(); });
   watcher_->start();
   if (options_.metrics_addr.empty()) return;
-  const auto colon = options_.metrics_addr.rfind(':');
-  HttpServerOptions http;
-  http.host = colon == std::string::npos ? "" : options_.metrics_addr.substr(0, colon);
-  if (http.host.size() > 2 && http.host.front() == '[') http.host = http.host.substr(1, http.host.size() - 2);
-  boost::system::error_code ec;
-  auto addr = asio::ip::make_address(http.host, ec);
-  if (ec || !addr.is_loopback()) {
-    throw std::runtime_error("--metrics-addr must be a loopback address such as 127.0.0.1:9464 "
-                             "(connectors listen on nothing reachable from the network)");
-  }
-  try {
-    http.port = static_cast<uint16_t>(std::stoul(options_.metrics_addr.substr(colon + 1)));
-  } catch (const std::exception&) {
-    throw std::runtime_error("--metrics-addr port is not a number: " + options_.metrics_addr);
-  }
+  const HttpServerOptions http = loopback_listener(options_.metrics_addr);
   metrics_ = std::make_unique<HttpServer>(executor_, http,
                                           [this](HttpRequest r) { return metrics_handler(std::move(r)); });
   metrics_->listen();
@@ -109,11 +99,8 @@ asio::awaitable<void> Tunnel::run() {
 
 asio::awaitable<void> Tunnel::stop() {
   stopping_ = true;
-  // Agents' sessions with nothing in flight end now, the others as their last call is
-  // answered, so that the drain waits for calls, not for sessions a client never ends.
-  for (const auto& s : std::set<std::shared_ptr<McpSession>>(mcp_sessions_)) end_if_idle(*s);
+  service_->stop();
   if (watcher_) watcher_->stop();
-  flush_leaks();
   if (metrics_) metrics_->stop();
   for (auto& [name, st] : servers_) st.refresh->cancel();
   co_await connector_->stop();
@@ -125,8 +112,8 @@ asio::awaitable<void> Tunnel::stop() {
   co_await children_->stop_all();
 }
 
-std::string Tunnel::catalog_json() const {
-  json::array servers;
+proto::InventoryReport Tunnel::inventory() const {
+  proto::InventoryReport report;
   for (const auto& [name, st] : servers_) {
     json::object o = st.catalog;
     o["name"] = name;
@@ -141,24 +128,9 @@ std::string Tunnel::catalog_json() const {
       for (const auto& g : st.config.agent_credentials) globs.push_back(json::string(g));
       o["agent_credentials"] = std::move(globs);
     }
-    servers.push_back(std::move(o));
+    report.servers.push_back(std::move(o));
   }
-  return json::serialize(json::object{{"servers", std::move(servers)}});
-}
-
-void Tunnel::push_inventory(const std::shared_ptr<Link>& only) {
-  const std::string body = catalog_json();
-  const std::string meta = R"({"kind":"inventory"})";
-  auto push = [&](const std::shared_ptr<Link>& link) {
-    if (link->closed() || link->draining()) return;
-    auto s = link->open(meta, body, true);
-    if (!s) spdlog::warn("could not send the inventory to airlockd: {}", s.error().message());
-  };
-  if (only) {
-    push(only);
-  } else {
-    for (const auto& link : connector_->links()) push(link);
-  }
+  return report;
 }
 
 asio::awaitable<bool> Tunnel::fetch_catalog(ServerState& st, std::string& error) {
@@ -246,7 +218,7 @@ asio::awaitable<void> Tunnel::inventory_loop(std::string server) {
         st.status = "unavailable";
         st.error = problem;
         st.catalog = {};
-        push_inventory();
+        service_->inventory_changed();
       }
       if (st.inventory) {
         st.inventory->close();
@@ -310,7 +282,7 @@ asio::awaitable<void> Tunnel::inventory_loop(std::string server) {
       st.error = error;
       if (old_status != "unavailable") spdlog::warn("server '{}' is unavailable: {}", server, error);
     }
-    push_inventory();
+    service_->inventory_changed();
     // Wait for list_changed (the timer is cancelled), or retry / refresh later.
     const auto wait = ok ? std::chrono::milliseconds(std::chrono::minutes(10))
                          : std::min<std::chrono::milliseconds>(
@@ -322,112 +294,42 @@ asio::awaitable<void> Tunnel::inventory_loop(std::string server) {
 }
 
 
-asio::awaitable<void> Tunnel::serve_mcp(std::shared_ptr<LinkStream> stream, std::string server,
-                                        json::object meta) {
-  auto& st = servers_.at(server);
-  json::object client;
-  if (auto* c = meta.if_contains("client"); c && c->is_object()) client = c->as_object();
-  std::string agent = "(unknown)";
-  if (auto* a = meta.if_contains("agent"); a && a->is_string()) agent = std::string(a->as_string());
-  std::string credential;
-  if (auto* c = meta.if_contains("credential"); c && c->is_string()) {
-    credential = std::string(c->as_string());
-  }
-  // What the bytes being written belong to, for leak events: the stream's redaction
-  // observer runs inside writer->push(), right after `current_tool` is set.
-  auto ctx = std::make_shared<McpSession>();
-  ctx->server = server;
-  ctx->agent = agent;
-  stream->set_redaction_observer([this, ctx](const std::string& secret, uint64_t n) {
-    record_leak(secret, ctx->server, ctx->current_tool, ctx->agent, n);
-  });
-  auto writer = std::make_shared<StreamWriter>(stream);
-  ctx->writer = writer;
-  mcp_sessions_.insert(ctx);
-  auto write_message = [this, writer, ctx](json::object message,
-                                           std::optional<json::value> related) {
-    ctx->current_tool.clear();
-    // A response answers the request whose id it carries (UpstreamSession also passes that
-    // id as `related`); a server's own message relates to the request it belongs to.
-    const bool response = !message.contains("method");
-    const json::value* id = related ? &*related : nullptr;
-    if (response && message.contains("id")) id = message.if_contains("id");
-    bool answered = false;
-    if (id) {
-      auto it = ctx->tool_of.find(jsonrpc::id_key(*id));
-      if (it != ctx->tool_of.end()) {
-        ctx->current_tool = it->second;
-        if (response) {
-          ctx->tool_of.erase(it);
-          answered = true;
-        }
-      }
-    }
-    if (ctx->ended) return;
-    json::object env{{"message", std::move(message)}};
-    if (related) env["related"] = std::move(*related);
-    writer->push(json::serialize(env) + "\n");
-    // Stopping: a session ends once its last call is answered.
-    if (answered && stopping_) end_if_idle(*ctx);
-  };
-  // Credentials are checked once per agent session: the server's own, and the one the
-  // binding chose for this agent.
-  const std::string problem = credential_problem(st.config, agent, credential);
-  std::shared_ptr<UpstreamSession> session;
-  if (problem.empty()) {
-    session = std::make_shared<UpstreamSession>(
-        executor_, st.config, std::move(client), write_message,
-        Injection{.store = options_.secrets, .agent_credential = credential}, children_);
-  } else {
-    spdlog::warn("stream {}: agent '{}' refused server '{}': {}", stream->id(), agent, server,
-                 problem);
-  }
-  ++mcp_streams_;
-  ++mcp_streams_open_;
-  spdlog::debug("stream {}: agent '{}' session with server '{}'", stream->id(), agent, server);
-  jsonrpc::LineSplitter lines(st.config.max_message);
-  for (;;) {
-    auto chunk = co_await stream->read();
-    if (!chunk || chunk->empty()) break;  // reset, link lost, or airlockd ended the session
-    if (!lines.feed(*chunk)) {
-      stream->reset(proto::ResetCode::kProtocolError, "a message exceeds the server's max_message");
-      break;
-    }
-    while (auto line = lines.next()) {
-      std::string error;
-      auto msg = jsonrpc::parse(*line, error);
-      if (!msg) {
-        spdlog::warn("stream {}: airlockd sent an invalid message ({}); ignored", stream->id(), error);
-        continue;
-      }
-      if (msg->kind == jsonrpc::Kind::kRequest) {
-        std::string label(msg->method());
-        if (const auto* params = msg->params(); params && msg->method() == "tools/call") {
-          if (auto* n = params->if_contains("name"); n && n->is_string()) {
-            label = std::string(n->as_string());
-          }
-        }
-        ctx->tool_of[jsonrpc::id_key(msg->id())] = std::move(label);
-        if (!session) {
-          write_message(jsonrpc::make_error(msg->id(), jsonrpc::kUpstreamUnavailable, problem),
-                        std::nullopt);
-          continue;
-        }
-      }
-      if (session) session->send(std::move(msg->body));
-    }
-  }
-  if (session) session->close();
-  --mcp_streams_open_;
-  mcp_sessions_.erase(ctx);
-  ctx->ended = true;
-  writer->end();
+std::string Tunnel::refuse(const proto::McpStreamOpen& open) const {
+  if (servers_.count(open.server)) return "";
+  return "mcp-tunnel has no server named '" + open.server + "' in its tunnel.yaml";
 }
 
-void Tunnel::end_if_idle(McpSession& s) {
-  if (s.ended || !s.tool_of.empty()) return;
-  s.ended = true;
-  s.writer->end();  // airlockd ends its side in turn, which ends serve_mcp's loop
+size_t Tunnel::max_message(const std::string& server) const {
+  return servers_.at(server).config.max_message;
+}
+
+namespace {
+
+// An agent's session with a private server, as the MCP service sees it.
+class ServerSession final : public McpBackendSession {
+ public:
+  explicit ServerSession(std::shared_ptr<UpstreamSession> session) : session_(std::move(session)) {}
+  void send(json::object message) override { session_->send(std::move(message)); }
+  void close() override { session_->close(); }
+
+ private:
+  std::shared_ptr<UpstreamSession> session_;
+};
+
+}  // namespace
+
+std::shared_ptr<McpBackendSession> Tunnel::open_session(const proto::McpStreamOpen& open,
+                                                        McpBackend::Emit emit,
+                                                        McpBackend::End /*end*/,
+                                                        std::string& problem) {
+  const auto& st = servers_.at(open.server);
+  // Credentials are checked once per agent session: the server's own, and the one the binding
+  // chose for this agent.
+  problem = credential_problem(st.config, open.agent, open.credential);
+  if (!problem.empty()) return nullptr;
+  return std::make_shared<ServerSession>(std::make_shared<UpstreamSession>(
+      executor_, st.config, open.client, std::move(emit),
+      Injection{.store = options_.secrets, .agent_credential = open.credential}, children_));
 }
 
 std::string Tunnel::credential_problem(const UpstreamServer& s, const std::string& agent,
@@ -468,112 +370,14 @@ std::string Tunnel::credential_problem(const UpstreamServer& s, const std::strin
   return p.empty() ? p : p + " (chosen for agent '" + agent + "')";
 }
 
-void Tunnel::record_leak(const std::string& secret, const std::string& server,
-                         const std::string& tool, const std::string& agent, uint64_t count) {
-  redactions_total_ += count;
-  // Bounded: past kMaxLeakKeys distinct (secret, server, tool, agent) keys in one batch,
-  // counts are kept per secret only.
-  LeakKey key{secret, server, tool, agent};
-  if (leaks_.size() >= kMaxLeakKeys && !leaks_.count(key)) key = {secret, "(many)", "", ""};
-  leaks_[key] += count;
-  if (leak_flush_scheduled_) return;
-  leak_flush_scheduled_ = true;
-  leak_timer_->expires_after(std::chrono::milliseconds(200));
-  leak_timer_->async_wait([this](const boost::system::error_code& ec) {
-    if (ec) return;  // the tunnel is going away; stop() flushed
-    leak_flush_scheduled_ = false;
-    flush_leaks();
-  });
-}
-
-void Tunnel::flush_leaks() {
-  // Logged once per batch (a server echoing a secret in every message must not flood the
-  // log), then sent; what cannot be sent yet waits, merged, for a link.
-  for (const auto& [key, count] : leaks_) {
-    const auto& [secret, server, tool, agent] = key;
-    spdlog::warn("redacted {} occurrence(s) of secret '{}' from what {} sent{}{}", count, secret,
-                 server.empty() ? std::string("mcp-tunnel") : "server '" + server + "'",
-                 tool.empty() ? "" : " (" + tool + ")",
-                 agent.empty() ? "" : " to agent '" + agent + "'");
-    if (unsent_leaks_.size() < kMaxLeakKeys || unsent_leaks_.count(key)) {
-      unsent_leaks_[key] += count;
-    } else {
-      unsent_leaks_[{secret, "(many)", "", ""}] += count;
-    }
-  }
-  leaks_.clear();
-  if (unsent_leaks_.empty()) return;
-  std::shared_ptr<Link> link;
-  for (const auto& l : connector_->links()) {
-    if (!l->closed() && !l->draining()) {
-      link = l;
-      break;
-    }
-  }
-  if (!link) return;
-  std::string body;
-  for (const auto& [key, count] : unsent_leaks_) {
-    const auto& [secret, server, tool, agent] = key;
-    body += json::serialize(json::object{{"type", "secret_redacted"},
-                                         {"secret", secret},
-                                         {"server", server},
-                                         {"tool", tool},
-                                         {"agent", agent},
-                                         {"count", count}});
-    body += "\n";
-  }
-  auto s = link->open(R"({"kind":"events"})", body, true);
-  if (!s) {
-    spdlog::warn("could not send leak events to airlockd: {}", s.error().message());
-    return;
-  }
-  unsent_leaks_.clear();
-}
-
 void Tunnel::on_secrets_reloaded() {
   // Availability may have changed either way; every inventory loop looks again.
   for (auto& [name, st] : servers_) st.refresh->cancel();
 }
 
-void Tunnel::on_stream(std::shared_ptr<LinkStream> stream) {
-  std::string kind = "(none)";
-  boost::system::error_code ec;
-  auto meta = boost::json::parse(stream->meta(), ec);
-  if (!ec && meta.is_object()) {
-    if (auto* k = meta.as_object().if_contains("kind"); k && k->is_string()) {
-      kind = std::string(k->as_string());
-    }
-  }
-  if (kind == "mcp") {
-    std::string server;
-    if (auto* s = meta.as_object().if_contains("server"); s && s->is_string()) {
-      server = std::string(s->as_string());
-    }
-    if (!servers_.count(server)) {
-      ++streams_refused_;
-      stream->reset(proto::ResetCode::kRefused,
-                    "mcp-tunnel has no server named '" + server + "' in its tunnel.yaml");
-      return;
-    }
-    asio::co_spawn(executor_, serve_mcp(stream, server, std::move(meta.as_object())),
-                   [stream](std::exception_ptr e) {
-                     if (!e) return;
-                     try {
-                       std::rethrow_exception(e);
-                     } catch (const std::exception& ex) {
-                       spdlog::error("stream {} failed: {}", stream->id(), ex.what());
-                       stream->reset(proto::ResetCode::kInternalError, "mcp-tunnel internal error");
-                     }
-                   });
-    return;
-  }
-  ++streams_refused_;
-  spdlog::warn("refused stream {} of unsupported kind '{}'", stream->id(), kind);
-  stream->reset(proto::ResetCode::kRefused, "mcp-tunnel does not serve stream kind '" + kind + "'");
-}
-
 asio::awaitable<HttpResponse> Tunnel::metrics_handler(HttpRequest req) {
   const auto& st = connector_->stats();
+  const auto& served = service_->stats();
   if (req.path() == "/ready") {
     if (connector_->ready()) co_return HttpResponse::json(200, R"({"ready":true})");
     co_return HttpResponse::json(
@@ -593,16 +397,16 @@ asio::awaitable<HttpResponse> Tunnel::metrics_handler(HttpRequest req) {
       << "airlock_tunnel_dial_failures_total " << st.dial_failures << "\n"
       << "# HELP airlock_tunnel_streams_refused_total Streams of a kind this tunnel does not serve.\n"
       << "# TYPE airlock_tunnel_streams_refused_total counter\n"
-      << "airlock_tunnel_streams_refused_total " << streams_refused_ << "\n"
+      << "airlock_tunnel_streams_refused_total " << served.streams_refused << "\n"
       << "# HELP airlock_tunnel_mcp_sessions_total Agent sessions served (one per server).\n"
       << "# TYPE airlock_tunnel_mcp_sessions_total counter\n"
-      << "airlock_tunnel_mcp_sessions_total " << mcp_streams_ << "\n"
+      << "airlock_tunnel_mcp_sessions_total " << served.sessions_total << "\n"
       << "# HELP airlock_tunnel_mcp_sessions_open Agent sessions open now.\n"
       << "# TYPE airlock_tunnel_mcp_sessions_open gauge\n"
-      << "airlock_tunnel_mcp_sessions_open " << mcp_streams_open_ << "\n"
+      << "airlock_tunnel_mcp_sessions_open " << served.sessions_open << "\n"
       << "# HELP airlock_tunnel_redactions_total Secret occurrences redacted from what was sent.\n"
       << "# TYPE airlock_tunnel_redactions_total counter\n"
-      << "airlock_tunnel_redactions_total " << redactions_total_ << "\n"
+      << "airlock_tunnel_redactions_total " << served.redactions_total << "\n"
       << "# HELP airlock_tunnel_secret_reloads_total Successful secret reloads.\n"
       << "# TYPE airlock_tunnel_secret_reloads_total counter\n"
       << "airlock_tunnel_secret_reloads_total " << (watcher_ ? watcher_->reloads() : 0) << "\n"

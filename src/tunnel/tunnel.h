@@ -1,11 +1,11 @@
 // Tunnel: mcp-tunnel as a library. Builds the hello (kind "tunnel", inventory from
 // tunnel.yaml: server names, URLs and credential names — never values), runs a Connector,
 // and optionally serves /ready and /metrics on a loopback address.
-// Streams airlockd opens of kind "mcp" carry one agent session's traffic with one private
-// server (newline-delimited JSON-RPC, see docs/protocol.md); each gets its own
-// UpstreamSession. The tunnel keeps a catalog of every server's tools, resources and prompts
-// (its own inventory session per server, refreshed on list_changed) and pushes it to airlockd
-// on every link as an "inventory" stream. Other stream kinds are refused.
+// It is the MCP service's backend (common/mcp_service.h): each `mcp` stream airlockd opens
+// gets its own UpstreamSession with the private server it names, with the credentials the
+// tunnel holds. The tunnel keeps a catalog of every server's tools, resources and prompts (its
+// own inventory session per server, refreshed on list_changed), which the service pushes to
+// airlockd as the inventory.
 // One executor; not thread-safe.
 #pragma once
 
@@ -24,8 +24,10 @@
 
 #include "common/connector.h"
 #include "common/http_server.h"
+#include "common/mcp_service.h"
 #include "common/secrets.h"
 #include "common/secrets_watcher.h"
+#include "common/stream_contract.h"
 #include "tunnel/config.h"
 #include "tunnel/mcp_session.h"
 
@@ -41,7 +43,7 @@ struct TunnelOptions {
   std::string metrics_addr;  // "127.0.0.1:PORT"; empty: no listener at all
 };
 
-class Tunnel {
+class Tunnel final : private McpBackend {
  public:
   Tunnel(asio::any_io_executor ex, TunnelOptions options);
   ~Tunnel();
@@ -52,8 +54,8 @@ class Tunnel {
   asio::awaitable<void> stop();
   uint16_t metrics_port() const;
   Connector& connector() { return *connector_; }
-  // The catalog as pushed to airlockd: {"servers": [{name, status, error, tools, …}]}.
-  std::string catalog_json() const;
+  // The catalog as pushed to airlockd: every server with its status, error, tools, ….
+  proto::InventoryReport inventory() const override;
   // Why `server` cannot be used with `agent_credential` (empty: none chosen) given the
   // secrets loaded now and --allowed-credentials; empty when it can.
   std::string credential_problem(const UpstreamServer& server, const std::string& agent,
@@ -72,50 +74,25 @@ class Tunnel {
     std::set<std::string> missing_lists;
   };
 
-  // One agent MCP session (one link stream) with one server.
-  struct McpSession {
-    std::string server, agent, current_tool;
-    std::map<std::string, std::string> tool_of;  // downstream request id -> tool (or method)
-    std::shared_ptr<StreamWriter> writer;
-    bool ended = false;  // this side of the stream is ended: nothing more is written
-  };
-  // Ends the session's stream when no request of it is in flight.
-  void end_if_idle(McpSession& s);
-
-  void on_stream(std::shared_ptr<LinkStream> stream);
-  asio::awaitable<void> serve_mcp(std::shared_ptr<LinkStream> stream, std::string server,
-                                  json::object meta);
+  // McpBackend: an agent session with one private server.
+  std::string refuse(const proto::McpStreamOpen& open) const override;
+  size_t max_message(const std::string& server) const override;
+  std::shared_ptr<McpBackendSession> open_session(const proto::McpStreamOpen& open, Emit emit,
+                                                  End end, std::string& problem) override;
   asio::awaitable<void> inventory_loop(std::string server);
   asio::awaitable<bool> fetch_catalog(ServerState& st, std::string& error);
-  void push_inventory(const std::shared_ptr<Link>& only = nullptr);
   asio::awaitable<HttpResponse> metrics_handler(HttpRequest req);
-  // A redaction in bytes bound for airlockd: logged now, sent to airlockd as an event soon.
-  void record_leak(const std::string& secret, const std::string& server, const std::string& tool,
-                   const std::string& agent, uint64_t count);
-  void flush_leaks();
   void on_secrets_reloaded();
 
   asio::any_io_executor executor_;
   TunnelOptions options_;
+  std::unique_ptr<McpService> service_;  // before connector_: the connector calls into it
   std::unique_ptr<Connector> connector_;
   std::shared_ptr<ChildProcesses> children_;  // every stdio server process
-  std::set<std::shared_ptr<McpSession>> mcp_sessions_;
   std::unique_ptr<HttpServer> metrics_;
   std::map<std::string, ServerState> servers_;
   std::unique_ptr<secrets::SecretWatcher> watcher_;
-  // Leak events not yet sent: (secret, server, tool, agent) -> count.
-  using LeakKey = std::tuple<std::string, std::string, std::string, std::string>;
-  // Keeps one events body well under airlockd's 1 MiB limit (names are at most 128 bytes).
-  static constexpr size_t kMaxLeakKeys = 1000;
-  std::map<LeakKey, uint64_t> leaks_;         // this batch, not yet logged
-  std::map<LeakKey, uint64_t> unsent_leaks_;  // logged, waiting for a link
-  std::unique_ptr<asio::steady_timer> leak_timer_;
-  bool leak_flush_scheduled_ = false;
-  uint64_t redactions_total_ = 0;
   bool stopping_ = false;
-  uint64_t streams_refused_ = 0;
-  uint64_t mcp_streams_ = 0;
-  size_t mcp_streams_open_ = 0;
 };
 
 // Hello inventory for a tunnel config.

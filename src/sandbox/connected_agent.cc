@@ -1,0 +1,538 @@
+#include "sandbox/connected_agent.h"
+
+#include <unistd.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json/serialize.hpp>
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <sstream>
+
+#include "common/connector_cli.h"
+#include "common/jsonrpc.h"
+#include "common/token.h"
+#include "sandbox/image.h"
+#include "sandbox/sandbox.h"
+
+namespace airlock::sandbox {
+namespace json = boost::json;
+namespace rpc = jsonrpc;
+namespace {
+
+constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
+constexpr const char* kToolbox = "sandbox-agent-toolbox";
+
+void log_failure(std::exception_ptr e, const char* what) {
+  if (!e) return;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    spdlog::error("{} failed: {}", what, ex.what());
+  }
+}
+
+std::string format_duration(std::chrono::milliseconds d) {
+  const auto s = d.count() / 1000;
+  if (s % 3600 == 0 && s >= 3600) return std::to_string(s / 3600) + "h";
+  if (s % 60 == 0 && s >= 60) return std::to_string(s / 60) + "m";
+  return std::to_string(s) + "s";
+}
+
+}  // namespace
+
+std::string toolbox_beside(const std::string& self) {
+  std::error_code ec;
+  const auto path = std::filesystem::path(self).parent_path() / kToolbox;
+  return std::filesystem::exists(path, ec) ? path.string() : std::string();
+}
+
+// A session that could not get a sandbox because every one is in use: its first request gets
+// a clear tool error, and the stream ends as "refused" — nothing was lost, and airlockd's next
+// request opens another stream, which may find room.
+class SandboxAgent::BusySession final : public McpBackendSession {
+ public:
+  BusySession(Emit emit, End end, std::string why)
+      : emit_(std::move(emit)), end_(std::move(end)), why_(std::move(why)) {}
+  void send(json::object message) override {
+    std::string error;
+    auto msg = rpc::classify(json::value(std::move(message)), error);
+    if (!msg || msg->kind != rpc::Kind::kRequest) return;
+    if (msg->method() == "tools/call") {
+      emit_(rpc::make_result(msg->id(), Toolset::error_result(why_)), msg->id());
+    } else {
+      emit_(rpc::make_error(msg->id(), rpc::kUpstreamUnavailable, why_), msg->id());
+    }
+    end_(proto::ResetCode::kRefused, why_);
+  }
+  void close() override {}
+
+ private:
+  Emit emit_;
+  End end_;
+  std::string why_;
+};
+
+// One agent MCP session: its sandbox, its calls in flight, its idle timer.
+class SandboxAgent::ToolSession final : public McpBackendSession,
+                                        public std::enable_shared_from_this<ToolSession> {
+ public:
+  ToolSession(SandboxAgent& agent, std::shared_ptr<SandboxSession> sandbox, Emit emit, End end,
+              std::string agent_name)
+      : agent_(agent),
+        sandbox_(std::move(sandbox)),
+        emit_(std::move(emit)),
+        end_(std::move(end)),
+        agent_name_(std::move(agent_name)),
+        idle_(agent.executor_) {}
+
+  void start() { arm_idle(); }
+
+  void send(json::object message) override {
+    std::string error;
+    auto msg = rpc::classify(json::value(std::move(message)), error);
+    if (!msg) return;
+    if (msg->kind == rpc::Kind::kNotification) {
+      if (msg->method() == "notifications/cancelled") {
+        const auto* p = msg->params();
+        const json::value* rid = p ? p->if_contains("requestId") : nullptr;
+        if (!rid) return;
+        if (auto it = calls_.find(rpc::id_key(*rid)); it != calls_.end()) {
+          sandbox_->cancel(it->second);
+        }
+      }
+      return;
+    }
+    if (msg->kind != rpc::Kind::kRequest) return;
+    const std::string method(msg->method());
+    if (method == "tools/call") {
+      asio::co_spawn(agent_.executor_, call(shared_from_this(), std::move(*msg)),
+                     [](std::exception_ptr e) { log_failure(e, "a tool call"); });
+      return;
+    }
+    if (method == "ping" || method == "logging/setLevel") {
+      emit_(rpc::make_result(msg->id(), json::object{}), msg->id());
+      return;
+    }
+    if (method == "tools/list") {
+      emit_(rpc::make_result(msg->id(), json::object{{"tools", agent_.toolset_->definitions()}}),
+            msg->id());
+      return;
+    }
+    emit_(rpc::make_error(msg->id(), rpc::kMethodNotFound,
+                          "sandbox-agent serves tools only; no " + method),
+          msg->id());
+  }
+
+  void close() override {
+    if (closed_) return;
+    closed_ = true;
+    idle_.cancel();
+    sandbox_->close();
+    agent_.sessions_.erase(shared_from_this());
+    agent_.session_ended();
+  }
+
+  bool busy() const { return !calls_.empty(); }
+  // Stopping: a session with nothing in flight ends now.
+  void end_if_idle(const std::string& why) {
+    if (!calls_.empty() || closed_) return;
+    end_(proto::ResetCode::kUnavailable, why);
+  }
+
+ private:
+  asio::awaitable<void> call(std::shared_ptr<ToolSession> self, rpc::Message msg) {
+    const json::value id = msg.id();
+    const json::object* params = msg.params();
+    std::string name;
+    json::value args;
+    json::value progress_token;
+    if (params) {
+      if (auto* n = params->if_contains("name"); n && n->is_string()) name = n->as_string();
+      if (auto* a = params->if_contains("arguments")) args = *a;
+      if (auto* meta = params->if_contains("_meta"); meta && meta->is_object()) {
+        if (auto* t = meta->as_object().if_contains("progressToken")) progress_token = *t;
+      }
+    }
+    ++agent_.calls_total_;
+    if (!args.is_null() && !args.is_object()) {
+      emit_(rpc::make_result(id, Toolset::error_result("Invalid arguments for tool '" + name +
+                                                       "': arguments must be an object")),
+            id);
+      co_return;
+    }
+    toolbox::Request request;
+    std::string error;
+    if (!agent_.toolset_->to_request(name, args, request, error)) {
+      emit_(rpc::make_result(id, Toolset::error_result(error)), id);
+      co_return;
+    }
+    if (sandbox_->ended()) {
+      const std::string why = "the sandbox of this session ended (" + sandbox_->ended_reason() +
+                              "); its workspace and shell are gone — call again to start a "
+                              "new session";
+      emit_(rpc::make_result(id, Toolset::error_result(why)), id);
+      end_(proto::ResetCode::kUnavailable, why);
+      co_return;
+    }
+    const std::string key = rpc::id_key(id);
+    request.id = sandbox_->allocate_id();
+    calls_[key] = request.id;
+    idle_.cancel();
+    auto progress = [this, self, id, progress_token](uint64_t elapsed_ms) {
+      if (progress_token.is_null()) return;
+      emit_(rpc::make_notification(
+                "notifications/progress",
+                json::object{{"progressToken", progress_token},
+                             {"progress", elapsed_ms},
+                             {"message", "running for " + std::to_string(elapsed_ms / 1000) + " s"}}),
+            id);
+    };
+    auto reply = co_await sandbox_->call(std::move(request), progress);
+    calls_.erase(key);
+    if (closed_) co_return;
+    if (!reply) {
+      const std::string why = "the sandbox of this session ended while '" + name +
+                              "' ran (" + sandbox_->ended_reason() +
+                              "); its workspace and shell are gone — call again to start a new "
+                              "session";
+      emit_(rpc::make_result(id, Toolset::error_result(why)), id);
+      end_(proto::ResetCode::kUnavailable, why);
+      co_return;
+    }
+    emit_(rpc::make_result(id, Toolset::to_result(name, *reply)), id);
+    arm_idle();
+  }
+
+  void arm_idle() {
+    if (closed_ || !calls_.empty()) return;
+    idle_.expires_after(agent_.options_.config.session_idle_timeout);
+    idle_.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
+      if (ec) return;
+      auto self = weak.lock();
+      if (!self || self->closed_ || !self->calls_.empty()) return;
+      ++self->agent_.idle_ended_;
+      const std::string why =
+          "the sandbox session was idle for " +
+          format_duration(self->agent_.options_.config.session_idle_timeout) +
+          " (session_idle_timeout) and was removed with its workspace and shell";
+      spdlog::info("session {} of agent '{}': {}", self->sandbox_->id(), self->agent_name_, why);
+      self->sandbox_->close();
+      self->end_(proto::ResetCode::kUnavailable, why);
+    });
+  }
+
+  SandboxAgent& agent_;
+  std::shared_ptr<SandboxSession> sandbox_;
+  Emit emit_;
+  End end_;
+  std::string agent_name_;
+  asio::steady_timer idle_;
+  std::map<std::string, uint64_t> calls_;  // agent request id -> toolbox request id
+  bool closed_ = false;
+};
+
+SandboxAgent::SandboxAgent(asio::any_io_executor ex, SandboxAgentOptions options)
+    : executor_(ex), options_(std::move(options)) {
+  if (!options_.secrets) {
+    options_.secrets = std::make_shared<secrets::SecretStore>(options_.config.secrets);
+    options_.secrets->load();
+  }
+  warm_pool_ = std::min(options_.config.warm_pool, options_.config.max_sessions);
+  ToolsetLimits limits;
+  limits.max_timeout = options_.config.resources.wall_time;
+  limits.default_timeout = std::min(limits.default_timeout, limits.max_timeout);
+  toolset_ = std::make_unique<Toolset>(options_.config.custom_tools, limits);
+  service_ = std::make_unique<McpService>(ex, "sandbox-agent", static_cast<McpBackend&>(*this));
+  // Every byte for airlockd passes the redactor on the link; what it catches is reported.
+  options_.connector.redaction = [store = options_.secrets] {
+    auto set = store->current();
+    return set ? set->patterns : nullptr;
+  };
+  options_.connector.on_redacted = [this](uint32_t, const std::string& secret, uint64_t n) {
+    service_->record_redaction(secret, "", "", "", n);
+  };
+  auto& hello = options_.connector.hello;
+  const auto& c = options_.config;
+  hello.kind = proto::ConnectorKind::kSandbox;
+  hello.software = "sandbox-agent/" AIRLOCK_VERSION;
+  hello.instance = random_hex(8);
+  std::vector<std::string> credential_names;
+  for (const auto& cr : c.credentials) credential_names.push_back(cr.secret);
+  std::vector<std::string> tool_names;
+  for (const auto& t : toolset_->definitions()) {
+    tool_names.emplace_back(t.as_object().at("name").as_string());
+  }
+  hello.inventory = {{.name = std::string(proto::kSandboxToolset),
+                      .url = "sandbox:" + c.image,
+                      .credentials = credential_names,
+                      .tools = tool_names}};
+  hello.sandbox = proto::SandboxDescription{
+      .image = c.image,
+      .cpu = c.resources.cpu_millis ? format_cpu(c.resources.cpu_millis) : "",
+      .memory = c.resources.memory_bytes ? format_bytes(c.resources.memory_bytes) : "",
+      .pids = c.resources.pids,
+      .allowed_outbound = c.allowed_outbound,
+      .max_sessions = c.max_sessions};
+  options_.connector.dial.user_agent = hello.software;
+  options_.connector.on_link_up = [this](std::shared_ptr<Link> link) {
+    service_->on_link_up(link);
+    push_load(link);
+  };
+  connector_ = std::make_unique<Connector>(ex, options_.connector,
+                                           [this](std::shared_ptr<LinkStream> s) {
+                                             service_->on_stream(std::move(s));
+                                           });
+  service_->attach(*connector_);
+}
+
+SandboxAgent::~SandboxAgent() {
+  for (auto& s : pool_) s->close();
+}
+
+void SandboxAgent::start() {
+  std::string error;
+  auto image = resolve_image(options_.config.image, options_.image_store, error);
+  if (!image) throw std::runtime_error(error);
+  if (options_.toolbox_path.empty()) {
+    std::error_code ec;
+    options_.toolbox_path = toolbox_beside(std::filesystem::read_symlink("/proc/self/exe", ec));
+  }
+  if (options_.toolbox_path.empty() || ::access(options_.toolbox_path.c_str(), X_OK) != 0) {
+    throw std::runtime_error(std::string(kToolbox) + " was not found next to sandbox-agent (" +
+                             (options_.toolbox_path.empty() ? "none" : options_.toolbox_path) +
+                             "): install the two together");
+  }
+  SessionFactoryOptions fo{.config = options_.config,
+                           .image = *image,
+                           .secrets = options_.secrets,
+                           .toolbox_path = options_.toolbox_path,
+                           .runtime_dir = options_.runtime_dir};
+  factory_ = std::make_unique<SessionFactory>(executor_, std::move(fo));
+  if (!factory_->cgroups().usable()) {
+    throw std::runtime_error("no usable cgroup hierarchy: " + factory_->cgroups().why_unusable);
+  }
+  if (size_t n = remove_leftovers(factory_->cgroups(), options_.runtime_dir)) {
+    spdlog::info("removed {} leftover(s) of sandbox runs whose agent is gone", n);
+  }
+  if (!options_.metrics_addr.empty()) {
+    metrics_ = std::make_unique<HttpServer>(executor_, loopback_listener(options_.metrics_addr),
+                                            [this](HttpRequest r) {
+                                              return metrics_handler(std::move(r));
+                                            });
+    metrics_->listen();
+    spdlog::info("metrics and readiness on http://{}/metrics and /ready", options_.metrics_addr);
+  }
+}
+
+uint16_t SandboxAgent::metrics_port() const { return metrics_ ? metrics_->port() : 0; }
+
+asio::awaitable<void> SandboxAgent::run() {
+  const auto& c = options_.config;
+  spdlog::info("sandbox-agent {} starting: sandbox '{}', image {}, cpu {}, memory {}, {} "
+               "allowed outbound, max_sessions {}, warm pool {}, {} link(s)",
+               AIRLOCK_VERSION, c.name, c.image,
+               c.resources.cpu_millis ? format_cpu(c.resources.cpu_millis) : "unlimited",
+               c.resources.memory_bytes ? format_bytes(c.resources.memory_bytes) : "unlimited",
+               c.allowed_outbound.size(), c.max_sessions, warm_pool_,
+               options_.connector.ha_connections);
+  if (metrics_) asio::co_spawn(executor_, metrics_->serve(), asio::detached);
+  asio::co_spawn(executor_, check_sandbox(),
+                 [](std::exception_ptr e) { log_failure(e, "the sandbox check"); });
+  co_await connector_->run();
+}
+
+asio::awaitable<void> SandboxAgent::check_sandbox() {
+  // One sandbox is built before anything is offered: a missing image, an unusable cgroup or a
+  // credential not loaded shows up as the toolset being unavailable, with the reason.
+  std::string error;
+  auto first = factory_->start(error);
+  if (first && co_await first->ready()) {
+    status_ = "ok";
+    error_.clear();
+    pool_.push_back(first);
+    spdlog::info("sandbox check passed: sessions can be served");
+  } else {
+    status_ = "unavailable";
+    error_ = first ? first->ended_reason() : error;
+    spdlog::error("sandbox check failed: {}", error_);
+  }
+  service_->inventory_changed();
+  refill_pool();
+}
+
+void SandboxAgent::refill_pool() {
+  if (stopping_ || !factory_ || status_ != "ok") return;
+  // Ended sandboxes (a limit, a failure) are dropped; the pool never grows past what
+  // max_sessions leaves room for.
+  std::erase_if(pool_, [](const auto& s) { return s->ended(); });
+  const size_t room = options_.config.max_sessions > in_use_ ? options_.config.max_sessions - in_use_ : 0;
+  while (pool_.size() < std::min(warm_pool_, room)) {
+    std::string error;
+    auto s = factory_->start(error);
+    if (!s) {
+      spdlog::warn("could not start a sandbox for the warm pool: {}", error);
+      return;
+    }
+    pool_.push_back(std::move(s));
+  }
+}
+
+std::shared_ptr<SandboxSession> SandboxAgent::take_sandbox(std::string& error) {
+  while (!pool_.empty()) {
+    auto s = std::move(pool_.front());
+    pool_.pop_front();
+    if (!s->ended()) return s;
+  }
+  return factory_->start(error);
+}
+
+std::string SandboxAgent::refuse(const proto::McpStreamOpen& open) const {
+  if (open.server == proto::kSandboxToolset) return "";
+  return "sandbox-agent offers one server, '" + std::string(proto::kSandboxToolset) +
+         "', not '" + open.server + "'";
+}
+
+size_t SandboxAgent::max_message(const std::string&) const {
+  // A tool argument may be as large as the toolset accepts, plus the JSON-RPC around it.
+  return 32 * 1024 * 1024;
+}
+
+std::shared_ptr<McpBackendSession> SandboxAgent::open_session(const proto::McpStreamOpen& open,
+                                                              Emit emit, End end,
+                                                              std::string& problem) {
+  if (stopping_) {
+    problem = "sandbox-agent is stopping";
+    return nullptr;
+  }
+  if (status_ != "ok") {
+    problem = "sandbox '" + options_.config.name + "' cannot serve sessions: " +
+              (error_.empty() ? "its first sandbox is still being built" : error_);
+    return nullptr;
+  }
+  if (in_use_ >= options_.config.max_sessions) {
+    ++sessions_busy_;
+    const std::string why = "sandbox '" + options_.config.name + "' is busy: all " +
+                            std::to_string(options_.config.max_sessions) +
+                            " sessions (max_sessions) are in use; try again later";
+    spdlog::warn("agent '{}': {}", open.agent, why);
+    return std::make_shared<BusySession>(std::move(emit), std::move(end), why);
+  }
+  std::string error;
+  auto sandbox = take_sandbox(error);
+  if (!sandbox) {
+    problem = "cannot start a sandbox: " + error;
+    return nullptr;
+  }
+  ++in_use_;
+  ++sessions_total_;
+  auto session = std::make_shared<ToolSession>(*this, std::move(sandbox), std::move(emit),
+                                               std::move(end), open.agent);
+  sessions_.insert(session);
+  session->start();
+  spdlog::info("agent '{}' session {}: sandbox {} ({} of {} in use)", open.agent, open.session,
+               "assigned", in_use_, options_.config.max_sessions);
+  push_load();
+  refill_pool();
+  return session;
+}
+
+void SandboxAgent::session_ended() {
+  if (in_use_ > 0) --in_use_;
+  push_load();
+  refill_pool();
+}
+
+void SandboxAgent::push_load(const std::shared_ptr<Link>& only) {
+  const std::string body = proto::serialize(proto::SessionLoad{
+      .in_use = static_cast<uint32_t>(in_use_), .limit = options_.config.max_sessions});
+  const std::string meta = proto::stream_meta(proto::StreamKind::kLoad);
+  auto push = [&](const std::shared_ptr<Link>& link) {
+    if (link->closed() || link->draining()) return;
+    if (auto s = link->open(meta, body, true); !s) {
+      spdlog::debug("could not report the load to airlockd: {}", s.error().message());
+    }
+  };
+  if (only) {
+    push(only);
+    return;
+  }
+  for (const auto& link : connector_->links()) push(link);
+}
+
+proto::InventoryReport SandboxAgent::inventory() const {
+  json::object server{{"name", std::string(proto::kSandboxToolset)},
+                      {"url", "sandbox:" + options_.config.image},
+                      {"status", status_},
+                      {"capabilities", json::object{{"tools", json::object{}}}},
+                      {"serverInfo", json::object{{"name", "sandbox-agent"},
+                                                  {"version", AIRLOCK_VERSION}}},
+                      {"tools", toolset_->definitions()}};
+  if (!error_.empty()) server["error"] = error_;
+  json::array credentials;
+  for (const auto& c : options_.config.credentials) credentials.push_back(json::string(c.secret));
+  server["credentials"] = std::move(credentials);
+  return proto::InventoryReport{{std::move(server)}};
+}
+
+asio::awaitable<void> SandboxAgent::stop() {
+  stopping_ = true;
+  // Sessions with nothing in flight end now; busy ones when their call is answered (their
+  // stream ends with the link's drain).
+  for (const auto& s : std::set<std::shared_ptr<ToolSession>>(sessions_)) {
+    s->end_if_idle("sandbox-agent is stopping");
+  }
+  service_->stop();
+  if (metrics_) metrics_->stop();
+  co_await connector_->stop();
+  for (const auto& s : std::set<std::shared_ptr<ToolSession>>(sessions_)) s->close();
+  for (auto& s : pool_) s->close();
+  pool_.clear();
+  // Each sandbox's teardown (its processes killed, its cgroup removed) finishes before exit.
+  if (factory_) co_await factory_->wait_all(std::chrono::seconds(10));
+}
+
+asio::awaitable<HttpResponse> SandboxAgent::metrics_handler(HttpRequest req) {
+  const auto& st = connector_->stats();
+  const auto& served = service_->stats();
+  if (req.path() == "/ready") {
+    if (connector_->ready() && status_ == "ok") co_return HttpResponse::json(200, R"({"ready":true})");
+    co_return HttpResponse::json(
+        503, json::serialize(json::object{
+                 {"ready", false},
+                 {"last_error", status_ == "ok" ? st.last_error : error_}}));
+  }
+  if (req.path() != "/metrics") {
+    co_return HttpResponse::error(404, "not_found", "only /ready and /metrics are served here");
+  }
+  std::ostringstream m;
+  auto metric = [&](const char* name, const char* type, const char* help, auto value) {
+    m << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n"
+      << name << " " << value << "\n";
+  };
+  metric("airlock_sandbox_links_active", "gauge", "Established links to airlockd.", st.active_links);
+  metric("airlock_sandbox_connects_total", "counter", "Links established.", st.connects);
+  metric("airlock_sandbox_dial_failures_total", "counter",
+         "Attempts that did not establish a link.", st.dial_failures);
+  metric("airlock_sandbox_sessions_in_use", "gauge", "Agent sessions with a sandbox now.", in_use_);
+  metric("airlock_sandbox_sessions_limit", "gauge", "max_sessions.", options_.config.max_sessions);
+  metric("airlock_sandbox_sessions_total", "counter", "Agent sessions served.", sessions_total_);
+  metric("airlock_sandbox_sessions_busy_total", "counter",
+         "Sessions refused because max_sessions were in use.", sessions_busy_);
+  metric("airlock_sandbox_sessions_idle_ended_total", "counter",
+         "Sessions ended by session_idle_timeout.", idle_ended_);
+  metric("airlock_sandbox_warm_pool", "gauge", "Sandboxes started ahead.", pool_.size());
+  metric("airlock_sandbox_calls_total", "counter", "Tool calls received.", calls_total_);
+  metric("airlock_sandbox_redactions_total", "counter",
+         "Secret occurrences redacted from what was sent.", served.redactions_total);
+  metric("airlock_sandbox_streams_refused_total", "counter",
+         "Streams of a kind or for a server this agent does not serve.", served.streams_refused);
+  auto r = HttpResponse::json(200, m.str());
+  r.content_type = "text/plain; version=0.0.4";
+  co_return r;
+}
+
+}  // namespace airlock::sandbox

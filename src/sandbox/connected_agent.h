@@ -1,0 +1,100 @@
+// SandboxAgent: `sandbox-agent start` as a library — the self-hosted sandbox, connected. It
+// dials out to airlockd (the Connector every connector uses: TLS verification, pinning, HA
+// links, reconnect backoff, drain), says in its hello what it runs (image, resources,
+// allowlist, max_sessions; never a secret), and is the MCP service's backend: each agent MCP
+// session airlockd opens gets a sandbox of its own (session.h) in which the agent toolset runs
+// (toolset.h). Sessions persist across the agent session's calls and end with it, when it idles
+// out, or when the agent stops. A few sandboxes are kept started ahead (the warm pool), so that
+// a new session does not wait for one. It listens on nothing but an opt-in loopback /ready and
+// /metrics. Redactions of its secrets become the same events as the tunnel's.
+// One executor (its io thread); sessions' watcher threads only post to it. Not thread-safe.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <deque>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "common/connector.h"
+#include "common/http_server.h"
+#include "common/mcp_service.h"
+#include "common/secrets.h"
+#include "sandbox/config.h"
+#include "sandbox/session.h"
+#include "sandbox/toolset.h"
+
+namespace airlock::sandbox {
+
+struct SandboxAgentOptions {
+  ConnectorOptions connector;  // endpoint, token, TLS, HA links, drain
+  SandboxConfig config;
+  std::shared_ptr<secrets::SecretStore> secrets;  // loaded; null: a store with no sources
+  std::string image_store = kDefaultImageStore;
+  std::string toolbox_path;  // empty: sandbox-agent-toolbox next to the running executable
+  std::string runtime_dir = "/tmp";
+  std::string metrics_addr;  // loopback HOST:PORT; empty: no listener at all
+};
+
+class SandboxAgent final : private McpBackend {
+ public:
+  SandboxAgent(asio::any_io_executor ex, SandboxAgentOptions options);
+  ~SandboxAgent();
+
+  // Resolves the image and the toolbox, binds the metrics listener if asked for, and starts the
+  // warm pool. Throws std::runtime_error with an operator-facing message.
+  void start();
+  // Connects and serves until stop().
+  asio::awaitable<void> run();
+  // Drains: no new sessions; idle ones end now, busy ones when their call is answered; the
+  // links drain for --drain-timeout; then every sandbox ends.
+  asio::awaitable<void> stop();
+
+  uint16_t metrics_port() const;
+  size_t sessions_in_use() const { return in_use_; }
+  Connector& connector() { return *connector_; }
+
+ private:
+  class ToolSession;
+  class BusySession;
+
+  // McpBackend
+  std::string refuse(const proto::McpStreamOpen& open) const override;
+  size_t max_message(const std::string& server) const override;
+  std::shared_ptr<McpBackendSession> open_session(const proto::McpStreamOpen& open, Emit emit,
+                                                  End end, std::string& problem) override;
+  proto::InventoryReport inventory() const override;
+
+  // A sandbox for a new session: a warm one if any, else one started now.
+  std::shared_ptr<SandboxSession> take_sandbox(std::string& error);
+  void refill_pool();
+  void session_ended();
+  void push_load(const std::shared_ptr<Link>& only = nullptr);
+  // Builds one sandbox at start-up and reports whether sessions can be served.
+  asio::awaitable<void> check_sandbox();
+  asio::awaitable<HttpResponse> metrics_handler(HttpRequest req);
+
+  asio::any_io_executor executor_;
+  SandboxAgentOptions options_;
+  std::unique_ptr<Toolset> toolset_;
+  std::unique_ptr<SessionFactory> factory_;
+  std::unique_ptr<McpService> service_;  // before connector_: the connector calls into it
+  std::unique_ptr<Connector> connector_;
+  std::unique_ptr<HttpServer> metrics_;
+  std::deque<std::shared_ptr<SandboxSession>> pool_;
+  std::set<std::shared_ptr<ToolSession>> sessions_;
+  size_t in_use_ = 0;
+  size_t warm_pool_ = 2;
+  std::string status_ = "pending";  // "ok" once a sandbox was built; "unavailable" with error_
+  std::string error_;
+  bool stopping_ = false;
+  uint64_t sessions_total_ = 0, sessions_busy_ = 0, calls_total_ = 0, idle_ended_ = 0;
+};
+
+// sandbox-agent-toolbox next to `self` (the running executable), or empty.
+std::string toolbox_beside(const std::string& self);
+
+}  // namespace airlock::sandbox

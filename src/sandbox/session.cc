@@ -1,0 +1,296 @@
+#include "sandbox/session.h"
+
+#include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <spdlog/spdlog.h>
+
+#include "sandbox/sandbox.h"
+#include "sandbox/tool_env.h"
+
+namespace airlock::sandbox {
+namespace {
+
+constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
+
+// The watcher thread needs little stack: run_sandboxed's largest frame is its 64 KiB read
+// buffer. A small stack keeps an idle session's memory down.
+constexpr size_t kWatcherStack = 256 * 1024;
+
+// Starts `work` on a detached thread with a small stack; false if no thread could be made.
+bool start_thread(std::function<void()> work) {
+  auto* heap = new std::function<void()>(std::move(work));
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, kWatcherStack);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_t thread;
+  const int rc = pthread_create(
+      &thread, &attr,
+      [](void* arg) -> void* {
+        std::unique_ptr<std::function<void()>> fn(static_cast<std::function<void()>*>(arg));
+        try {
+          (*fn)();
+        } catch (const std::exception& e) {
+          spdlog::error("session watcher failed: {}", e.what());
+        }
+        return nullptr;
+      },
+      heap);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) {
+    delete heap;
+    return false;
+  }
+  return true;
+}
+
+std::string describe_end(const RunResult& r) {
+  if (r.setup_failed) return "the sandbox could not be set up: " + r.error;
+  if (!r.limit.empty() && r.limit != "output") return r.error;
+  if (r.exit_code == 0) return "the sandbox ended";
+  return "the sandbox's toolbox exited with status " + std::to_string(r.exit_code) +
+         (r.error.empty() ? "" : ": " + r.error);
+}
+
+}  // namespace
+
+SessionFactory::SessionFactory(asio::any_io_executor ex, SessionFactoryOptions options)
+    : executor_(ex),
+      options_(std::move(options)),
+      cgroups_(CgroupRoots::detect()),
+      run_ended_(std::make_shared<asio::steady_timer>(ex)) {}
+
+asio::awaitable<void> SessionFactory::wait_all(std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (running_ > 0 && std::chrono::steady_clock::now() < deadline) {
+    run_ended_->expires_at(deadline);
+    co_await run_ended_->async_wait(kUseTuple);
+  }
+}
+
+std::shared_ptr<SandboxSession> SessionFactory::start(std::string& error) {
+  const auto& config = options_.config;
+  const uint64_t n = next_++;
+  const std::string run_id =
+      "airlock-" + config.name + "-" + std::to_string(::getpid()) + "-s" + std::to_string(n);
+  auto spec = std::make_shared<RunSpec>();
+  spec->name = config.name;
+  spec->root.host = options_.image.host;
+  spec->root.image_dir = options_.image.dir;
+  spec->root.tmp_size = config.resources.tmp_size;
+  spec->root.workspace_size = config.resources.tmp_size;
+  spec->root.toolbox = options_.toolbox_path;
+  spec->limits = config.resources;
+  // The session lives as long as the agent session; each call has its own time limit.
+  spec->limits.wall_time = std::chrono::hours(24 * 365);
+  spec->argv = {"/.airlock-toolbox"};
+  spec->run_id = run_id;
+  spec->runtime_dir = options_.runtime_dir;
+  auto set = options_.secrets ? options_.secrets->current() : nullptr;
+  auto proxy = std::shared_ptr<EgressProxy>(make_egress_proxy(config, run_id));
+  if (!tool_environment(config, set.get(), proxy != nullptr, spec->env, error)) return nullptr;
+  // Only the toolbox's own diagnostics arrive here; the tool output travels on the channel.
+  spec->output = [run_id](int, std::string_view bytes) {
+    spdlog::debug("session {}: toolbox: {}", run_id, bytes);
+  };
+  spec->redaction = set ? set->patterns : nullptr;
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+    error = std::string("socketpair: ") + std::strerror(errno);
+    wipe(spec->env);
+    return nullptr;
+  }
+  auto session = std::make_shared<SandboxSession>(executor_, run_id);
+  session->attach(fds[0]);
+  spec->stdin_fd = fds[1];
+  if (proxy) {
+    spec->proxy_port = kProxyPort;
+    spec->on_proxy_socket = [proxy](int fd) { proxy->start(fd); };
+  }
+  // The agent's copy of the toolbox's end is closed as soon as the child has its own, so that
+  // the toolbox's exit closes the channel.
+  auto toolbox_end = std::make_shared<int>(fds[1]);
+  spec->during_setup = [toolbox_end] {
+    if (*toolbox_end >= 0) ::close(*toolbox_end), *toolbox_end = -1;
+  };
+  std::weak_ptr<SandboxSession> weak = session;
+  auto ex = executor_;
+  const CgroupRoots* roots = &cgroups_;
+  ++running_;
+  // Told of each run's end on the executor; a weak pointer, since the factory may be gone.
+  auto ended = [this, signal = std::weak_ptr<asio::steady_timer>(run_ended_)] {
+    if (signal.expired()) return;
+    --running_;
+    signal.lock()->cancel();
+  };
+  const bool started = start_thread([spec, proxy, toolbox_end, weak, ex, roots, run_id, ended] {
+    RunResult result = run_sandboxed(*spec, *roots);
+    if (*toolbox_end >= 0) ::close(*toolbox_end), *toolbox_end = -1;
+    if (proxy) proxy->stop();
+    wipe(spec->env);
+    std::string reason = describe_end(result);
+    if (result.setup_failed || !result.limit.empty()) {
+      spdlog::warn("session {}: {}", run_id, reason);
+    } else {
+      spdlog::debug("session {}: {}", run_id, reason);
+    }
+    asio::post(ex, [weak, ended, reason = std::move(reason)]() mutable {
+      ended();
+      if (auto s = weak.lock()) s->on_run_ended(std::move(reason));
+    });
+  });
+  if (!started) {
+    --running_;
+    ::close(fds[1]);
+    wipe(spec->env);
+    error = "cannot start a thread for the session";
+    session->close();
+    return nullptr;
+  }
+  return session;
+}
+
+SandboxSession::SandboxSession(asio::any_io_executor ex, std::string id)
+    : executor_(ex), id_(std::move(id)), channel_(ex), ready_signal_(ex) {
+  ready_signal_.expires_at(asio::steady_timer::time_point::max());
+}
+
+SandboxSession::~SandboxSession() {
+  boost::system::error_code ignored;
+  channel_.close(ignored);
+}
+
+void SandboxSession::attach(int channel_fd) {
+  channel_.assign(asio::local::stream_protocol(), channel_fd);
+  asio::co_spawn(executor_, read_loop(shared_from_this()), [](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      spdlog::error("session channel reader failed: {}", ex.what());
+    }
+  });
+}
+
+asio::awaitable<bool> SandboxSession::ready() {
+  while (!is_ready_ && !ended_) {
+    co_await ready_signal_.async_wait(kUseTuple);
+  }
+  co_return is_ready_ && !ended_;
+}
+
+asio::awaitable<void> SandboxSession::read_loop([[maybe_unused]] std::shared_ptr<SandboxSession> self) {
+  toolbox::FrameReader frames;
+  std::vector<char> buf(64 * 1024);
+  for (;;) {
+    auto [ec, n] = co_await channel_.async_read_some(asio::buffer(buf), kUseTuple);
+    if (ec) break;
+    if (!frames.feed({buf.data(), n})) {
+      spdlog::warn("session {}: the toolbox sent a frame over the limit; ending the session", id_);
+      break;
+    }
+    while (auto frame = frames.next()) {
+      toolbox::Reply reply;
+      std::string error;
+      if (!toolbox::parse_reply(*frame, reply, error)) {
+        spdlog::warn("session {}: malformed toolbox reply ({}); ignored", id_, error);
+        continue;
+      }
+      if (reply.id == 0) {  // the toolbox is up
+        is_ready_ = true;
+        ready_signal_.cancel();
+        continue;
+      }
+      auto it = pending_.find(reply.id);
+      if (it == pending_.end()) continue;
+      auto p = it->second;
+      if (reply.progress) {
+        if (p->progress) p->progress(reply.elapsed_ms);
+        continue;
+      }
+      p->reply = std::move(reply);
+      pending_.erase(it);
+      p->wake.cancel();
+    }
+  }
+  on_run_ended(ended_reason_.empty() ? "the sandbox's toolbox closed its channel" : ended_reason_);
+}
+
+void SandboxSession::on_run_ended(std::string reason) {
+  // The watcher's reason (a limit, a set-up failure) is more telling than the channel's end.
+  if (ended_ && reason.find("closed its channel") == std::string::npos &&
+      ended_reason_.find("closed its channel") != std::string::npos) {
+    ended_reason_ = std::move(reason);
+    return;
+  }
+  if (ended_) return;
+  ended_ = true;
+  ended_reason_ = std::move(reason);
+  ready_signal_.cancel();
+  for (auto& [id, p] : pending_) p->wake.cancel();
+  pending_.clear();
+  boost::system::error_code ignored;
+  channel_.close(ignored);
+}
+
+void SandboxSession::send(std::string frame) {
+  outbox_.push_back(std::move(frame));
+  if (writing_) return;
+  writing_ = true;
+  asio::co_spawn(executor_, write_loop(shared_from_this()), asio::detached);
+}
+
+asio::awaitable<void> SandboxSession::write_loop([[maybe_unused]] std::shared_ptr<SandboxSession> self) {
+  while (!outbox_.empty() && !ended_) {
+    std::string frame = std::move(outbox_.front());
+    outbox_.pop_front();
+    auto [ec, n] = co_await asio::async_write(channel_, asio::buffer(frame), kUseTuple);
+    if (ec) break;
+  }
+  outbox_.clear();
+  writing_ = false;
+}
+
+asio::awaitable<Result<toolbox::Reply>> SandboxSession::call(toolbox::Request request,
+                                                            Progress progress) {
+  if (!co_await ready()) co_return make_error_code(Errc::kLinkClosed);
+  if (request.id == 0) request.id = allocate_id();
+  auto p = std::make_shared<Pending>(executor_);
+  p->wake.expires_at(asio::steady_timer::time_point::max());
+  p->progress = std::move(progress);
+  pending_[request.id] = p;
+  send(toolbox::encode(request));
+  auto [ec] = co_await p->wake.async_wait(kUseTuple);
+  (void)ec;
+  if (!p->reply) {
+    // Cancelled by our caller (the wait was interrupted while the toolbox still works), or the
+    // sandbox ended.
+    if (!ended_ && pending_.erase(request.id)) cancel(request.id);
+    co_return make_error_code(Errc::kLinkClosed);
+  }
+  co_return std::move(*p->reply);
+}
+
+void SandboxSession::cancel(uint64_t request_id) {
+  if (ended_) return;
+  toolbox::Request c;
+  c.op = toolbox::Op::kCancel;
+  c.target = request_id;
+  send(toolbox::encode(c));
+}
+
+void SandboxSession::close() {
+  if (ended_) return;
+  on_run_ended("the session ended");
+}
+
+}  // namespace airlock::sandbox

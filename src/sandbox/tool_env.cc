@@ -1,0 +1,54 @@
+#include "sandbox/tool_env.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+namespace airlock::sandbox {
+
+bool tool_environment(const SandboxConfig& config, const secrets::SecretSet* secrets, bool proxy,
+                      std::vector<std::string>& env, std::string& error) {
+  env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/workspace",
+         "HOSTNAME=" + config.name, "TMPDIR=/tmp", "LANG=C.UTF-8"};
+  for (const auto& [k, v] : config.env) {
+    std::erase_if(env, [&](const std::string& e) { return e.rfind(k + "=", 0) == 0; });
+    env.push_back(k + "=" + v);
+  }
+  for (const auto& c : config.credentials) {
+    const secrets::SecretValue* value = secrets ? secrets->find(c.secret) : nullptr;
+    if (!value) {
+      error = "credential '" + c.secret + "' (for " + c.env_var + ") is not loaded; check 'secrets:'";
+      wipe(env);
+      return false;
+    }
+    env.push_back(c.env_var + "=" + std::string(value->view()));
+  }
+  if (proxy) {
+    const std::string url = "http://127.0.0.1:" + std::to_string(kProxyPort);
+    for (const char* var :
+         {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"}) {
+      env.push_back(std::string(var) + "=" + url);
+    }
+  }
+  return true;
+}
+
+std::unique_ptr<EgressProxy> make_egress_proxy(const SandboxConfig& config,
+                                               const std::string& run_id) {
+  if (config.allowed_outbound.empty()) return nullptr;
+  EgressOptions eo;
+  eo.allowlist = Allowlist(config.allowed_outbound);
+  eo.host_addresses = local_addresses;
+  eo.proxy_port = kProxyPort;
+  eo.on_denied = [run_id](const std::string& host, const std::string& reason) {
+    spdlog::warn("run {}: egress denied{}: {}", run_id, host.empty() ? "" : " for '" + host + "'",
+                 reason);
+  };
+  return std::make_unique<EgressProxy>(std::move(eo));
+}
+
+void wipe(std::vector<std::string>& env) {
+  for (auto& e : env) std::fill(e.begin(), e.end(), '\0');
+}
+
+}  // namespace airlock::sandbox
