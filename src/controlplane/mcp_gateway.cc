@@ -35,6 +35,13 @@ bool supported_version(std::string_view v) {
 
 std::string line_of(const json::object& o) { return json::serialize(o) + "\n"; }
 
+// A tools/call result that reports `text` as the tool's error.
+json::object tool_error(std::string_view text) {
+  return json::object{
+      {"content", json::array{json::object{{"type", "text"}, {"text", text}}}},
+      {"isError", true}};
+}
+
 HttpResponse rpc_http(int status, const json::object& body) {
   return HttpResponse::json(status, json::serialize(body));
 }
@@ -496,6 +503,18 @@ struct McpGateway::Impl {
     std::vector<std::shared_ptr<Call>> affected;
     for (auto& [k, c] : s->calls) {
       if (c->up == up) affected.push_back(c);
+    }
+    if (up->stream->reset_code() == proto::ResetCode::kRefused) {
+      // Refused before anything ran (a sandbox with every session in use): the reason is the
+      // answer; a tool call gets it as a tool error.
+      for (auto& c : affected) {
+        if (c->method == "tools/call") {
+          complete(*s, c, rpc::make_result(c->agent_id, tool_error(why)));
+        } else {
+          complete(*s, c, rpc::make_error(c->agent_id, rpc::kUpstreamUnavailable, why));
+        }
+      }
+      co_return;
     }
     for (auto& c : affected) {
       const std::string msg = link_lost
@@ -1057,14 +1076,7 @@ struct McpGateway::Impl {
                                  lost->second + ". Its workspace, files and shell state are lost; "
                                  "call again to start a new sandbox session.";
         s->lost.erase(lost);
-        if (method == "tools/call") {
-          co_return rpc_http(
-              200, rpc::make_result(
-                       msg.id(),
-                       json::object{{"content", json::array{json::object{{"type", "text"},
-                                                                         {"text", text}}}},
-                                    {"isError", true}}));
-        }
+        if (method == "tools/call") co_return rpc_http(200, rpc::make_result(msg.id(), tool_error(text)));
         co_return rpc_http(200, rpc::make_error(msg.id(), rpc::kUpstreamUnavailable, text));
       }
     }
@@ -1126,6 +1138,17 @@ struct McpGateway::Impl {
   }
 
   std::string unknown_tool_message(const std::string& name) {
+    // A tool its connector offered when it was last connected.
+    for (const auto& b : *catalog_bindings) {
+      auto why = catalog->unavailable().find(b.name);
+      auto inv = inventories.find(b.connector);
+      if (why == catalog->unavailable().end() || inv == inventories.end()) continue;
+      std::vector<std::string> ignored;
+      const std::vector<Binding> alone{b};
+      const std::map<ConnectorRef, ConnectorInventory> last{{b.connector, inv->second}};
+      const Catalog offered = Catalog::build(alone, last, ignored);
+      if (offered.tool(name)) return "Tool '" + name + "' is unavailable: " + why->second;
+    }
     for (const auto& b : *catalog_bindings) {
       // A single-tool binding exposes its upstream tool under the binding's own name.
       if ((!b.tool.empty() && b.name == name) ||

@@ -50,28 +50,21 @@ std::string toolbox_beside(const std::string& self) {
   return std::filesystem::exists(path, ec) ? path.string() : std::string();
 }
 
-// A session that could not get a sandbox because every one is in use: its first request gets
-// a clear tool error, and the stream ends as "refused" — nothing was lost, and airlockd's next
-// request opens another stream, which may find room.
+// A session that could not get a sandbox because every one is in use: the stream is refused
+// with the reason at its first request (a refusal: nothing was lost), which airlockd turns into
+// a tool error; its next request opens another stream, which may find room. (A RESET would
+// overtake a result queued before it, so the reason travels in the RESET alone.)
 class SandboxAgent::BusySession final : public McpBackendSession {
  public:
-  BusySession(Emit emit, End end, std::string why)
-      : emit_(std::move(emit)), end_(std::move(end)), why_(std::move(why)) {}
+  BusySession(End end, std::string why) : end_(std::move(end)), why_(std::move(why)) {}
   void send(json::object message) override {
-    std::string error;
-    auto msg = rpc::classify(json::value(std::move(message)), error);
-    if (!msg || msg->kind != rpc::Kind::kRequest) return;
-    if (msg->method() == "tools/call") {
-      emit_(rpc::make_result(msg->id(), Toolset::error_result(why_)), msg->id());
-    } else {
-      emit_(rpc::make_error(msg->id(), rpc::kUpstreamUnavailable, why_), msg->id());
+    if (message.contains("method") && message.contains("id")) {
+      end_(proto::ResetCode::kRefused, why_);
     }
-    end_(proto::ResetCode::kRefused, why_);
   }
   void close() override {}
 
  private:
-  Emit emit_;
   End end_;
   std::string why_;
 };
@@ -419,7 +412,7 @@ std::shared_ptr<McpBackendSession> SandboxAgent::open_session(const proto::McpSt
                             std::to_string(options_.config.max_sessions) +
                             " sessions (max_sessions) are in use; try again later";
     spdlog::warn("agent '{}': {}", open.agent, why);
-    return std::make_shared<BusySession>(std::move(emit), std::move(end), why);
+    return std::make_shared<BusySession>(std::move(end), why);
   }
   std::string error;
   auto sandbox = take_sandbox(error);

@@ -202,8 +202,11 @@ asio::awaitable<void> SandboxSession::read_loop([[maybe_unused]] std::shared_ptr
       toolbox::Reply reply;
       std::string error;
       if (!toolbox::parse_reply(*frame, reply, error)) {
-        spdlog::warn("session {}: malformed toolbox reply ({}); ignored", id_, error);
-        continue;
+        // Which call it answered is unknown: rather than leave one waiting forever, the
+        // session ends and every call in it is told why.
+        spdlog::error("session {}: malformed toolbox reply ({}); ending the session", id_, error);
+        on_run_ended("the sandbox's toolbox sent a malformed reply (" + error + ")");
+        co_return;
       }
       if (reply.id == 0) {  // the toolbox is up
         is_ready_ = true;

@@ -62,6 +62,10 @@ std::string encode(const Reply& r);
 bool parse_request(std::string_view json, Request& out, std::string& error);
 bool parse_reply(std::string_view json, Reply& out, std::string& error);
 
+// `text` with every invalid UTF-8 sequence replaced by U+FFFD: tool output is bytes, JSON
+// strings are UTF-8. encode(Reply) applies it to the reply's text.
+std::string valid_utf8(std::string_view text);
+
 // Splits a byte stream into frames.
 class FrameReader {
  public:

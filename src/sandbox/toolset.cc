@@ -107,33 +107,6 @@ size_t largest(const json::value& v) {
 
 }  // namespace
 
-std::string valid_utf8(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    bool ok = len > 0 && i + len <= s.size();
-    for (size_t k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(s[i + k]) & 0xC0) == 0x80;
-    if (ok && len > 1) {
-      // Overlong forms, surrogates and values past U+10FFFF are invalid too.
-      uint32_t cp = c & (0xFF >> (len + 1));
-      for (size_t k = 1; k < len; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
-      ok = !((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-             (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF);
-    }
-    if (ok) {
-      out.append(s.substr(i, len));
-      i += len;
-    } else {
-      out += "\xEF\xBF\xBD";
-      ++i;
-    }
-  }
-  return out;
-}
-
 CustomTool parse_custom_tool(const json::object& spec, const std::string& path) {
   for (const auto& kv : spec) {
     const std::string k(kv.key());
@@ -317,7 +290,7 @@ bool Toolset::to_request(std::string_view name, const json::value& arguments,
 }
 
 json::object Toolset::to_result(std::string_view name, const toolbox::Reply& reply) {
-  std::string text = valid_utf8(reply.text);
+  std::string text = toolbox::valid_utf8(reply.text);
   if (reply.exit_code && (name == "bash" || reply.exit_code != 0)) {
     if (!text.empty() && text.back() != '\n') text += '\n';
     text += "[exit status " + std::to_string(*reply.exit_code) + "]";
@@ -331,7 +304,7 @@ json::object Toolset::to_result(std::string_view name, const toolbox::Reply& rep
 
 json::object Toolset::error_result(std::string_view text) {
   return json::object{
-      {"content", json::array{json::object{{"type", "text"}, {"text", valid_utf8(text)}}}},
+      {"content", json::array{json::object{{"type", "text"}, {"text", toolbox::valid_utf8(text)}}}},
       {"isError", true}};
 }
 

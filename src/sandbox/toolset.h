@@ -73,8 +73,4 @@ class Toolset {
   boost::json::array definitions_;
 };
 
-// `text` with every invalid UTF-8 sequence replaced by U+FFFD (tool output is bytes; JSON
-// strings are UTF-8).
-std::string valid_utf8(std::string_view text);
-
 }  // namespace airlock::sandbox

@@ -102,10 +102,10 @@ TEST(Toolset, CustomToolsWithUnsupportedSchemasOrUnknownPlaceholdersAreRefusedAt
 }
 
 TEST(Toolset, OutputIsMadeValidUtf8) {
-  EXPECT_EQ(valid_utf8("ok \xC3\xA9"), "ok \xC3\xA9");
-  EXPECT_EQ(valid_utf8("bad \xFF end"), "bad \xEF\xBF\xBD end");
-  EXPECT_EQ(valid_utf8("\xC0\xAF"), "\xEF\xBF\xBD\xEF\xBF\xBD");  // overlong '/'
-  EXPECT_EQ(valid_utf8("\xED\xA0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // surrogate
+  EXPECT_EQ(toolbox::valid_utf8("ok \xC3\xA9"), "ok \xC3\xA9");
+  EXPECT_EQ(toolbox::valid_utf8("bad \xFF end"), "bad \xEF\xBF\xBD end");
+  EXPECT_EQ(toolbox::valid_utf8("\xC0\xAF"), "\xEF\xBF\xBD\xEF\xBF\xBD");  // overlong '/'
+  EXPECT_EQ(toolbox::valid_utf8("\xED\xA0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // surrogate
   toolbox::Reply r;
   r.text = "";
   r.exit_code = 0;

@@ -3,6 +3,7 @@
 // that identity and it holds nothing the caller did not. setgroups is denied first (required for
 // an unprivileged gid map, and it keeps the child from dropping a group that guards a file).
 #include <fcntl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -21,8 +22,11 @@ Status write_id_maps(pid_t child, uid_t outer_uid, gid_t outer_gid) {
 }
 
 Status become_namespace_root() {
-  if (::setresgid(0, 0, 0) != 0) return Status::Sys("setresgid", "0, 0, 0", errno);
-  if (::setresuid(0, 0, 0) != 0) return Status::Sys("setresuid", "0, 0, 0", errno);
+  // Raw system calls, not glibc's wrappers: in a multi-threaded agent (the connected agent
+  // clones from a session's thread) the child is a copy of one thread, and glibc's setxid
+  // would wait forever for the other threads of its copied thread list to follow.
+  if (::syscall(SYS_setresgid, 0, 0, 0) != 0) return Status::Sys("setresgid", "0, 0, 0", errno);
+  if (::syscall(SYS_setresuid, 0, 0, 0) != 0) return Status::Sys("setresuid", "0, 0, 0", errno);
   return Status::Ok();
 }
 

@@ -95,6 +95,29 @@ export class Stack {
     return p;
   }
 
+  // Registers sandbox `name` (the CLI checks `sandboxYaml` first) and starts `sandbox-agent
+  // start` for it. `prefix` is a command the agent is started under (e.g. unshare and mounts
+  // for a resolver of the test's own); `env` is added to its environment.
+  startSandbox(name, sandboxYaml, { env = {}, prefix = [], args = [] } = {}) {
+    const cfg = path.join(this.dir, `${name}.sandbox.yaml`);
+    fs.writeFileSync(cfg, sandboxYaml);
+    if (!this.sandboxTokens?.[name]) {
+      const out = this.cli("sandbox", "create", name, "-f", cfg);
+      const token = out.match(/alk_[A-Za-z0-9_-]+/)[0];
+      this.sandboxTokens = { ...this.sandboxTokens, [name]: path.join(this.dir, `${name}.token`) };
+      fs.writeFileSync(this.sandboxTokens[name], token + "\n", { mode: 0o600 });
+    }
+    const endpoint = this.url.replace(/^http/, "ws") + "/v1/connect";
+    const agentArgs = ["start", "--endpoint", endpoint, "--token-file", this.sandboxTokens[name],
+                       "--config", cfg, "--drain-timeout", "2s",
+                       "--log-level", process.env.AIRLOCK_TEST_LOG_LEVEL ?? "info", ...args];
+    const [file, ...rest] = prefix.length ? [...prefix, path.join(BIN, "sandbox-agent"), ...agentArgs]
+                                          : [path.join(BIN, "sandbox-agent"), ...agentArgs];
+    const p = startProcess("sandbox-agent", file, rest, path.join(this.dir, `${name}.log`), env);
+    this.procs.push(p);
+    return p;
+  }
+
   agentKey(name, tools) {
     const out = this.cli("agent-key", "create", name, "--tools", tools);
     return out.match(/alk_[A-Za-z0-9_-]+/)[0];
