@@ -39,6 +39,10 @@ struct Options {
   std::string method = "tools/call";  // or "ping": the first hop alone, answered by the target
   json::object arguments;
   int sessions = 0;  // HTTP: callers share this many sessions (0: one each)
+  // HTTP: instead of calling for `duration`, open this many sessions one after another, time
+  // each one's first call, end it (DELETE), and wait `pause` before the next.
+  int new_sessions = 0;
+  std::chrono::milliseconds pause{0};
 };
 
 // Session ids shared between HTTP callers: caller i uses session i % sessions, created by the
@@ -147,6 +151,44 @@ asio::awaitable<void> http_caller(const Options& o, tcp::endpoint ep, Barrier& b
     auto [rec, rn] = co_await http::async_read(s, buf, res, kUseTuple);
     co_return rec;
   };
+  if (o.new_sessions > 0) {
+    arrived = true;
+    co_await barrier.arrive();
+    asio::steady_timer t(co_await asio::this_coro::executor);
+    const json::object params = call_params(o);
+    for (int n = 0; n < o.new_sessions; ++n) {
+      session.clear();
+      http::response<http::string_body> res, nres, r;
+      if (auto ec = co_await post(request(1, "initialize", init_params()), res);
+          ec || res.result_int() != 200) {
+        st.error("initialize: " + (ec ? ec.message() : std::to_string(res.result_int())));
+        co_return;
+      }
+      session = std::string(res["mcp-session-id"]);
+      co_await post(R"({"jsonrpc":"2.0","method":"notifications/initialized"})", nres);
+      const auto t0 = Clock::now();
+      auto ec = co_await post(request(2, o.method, params), r);
+      const auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0);
+      if (ec || r.result_int() != 200 || !answered_ok(r.body())) {
+        st.error(ec ? ec.message() : std::to_string(r.result_int()) + " " + r.body().substr(0, 200));
+        if (ec) co_return;
+      } else {
+        st.latencies_us.push_back(static_cast<uint32_t>(us.count()));
+      }
+      http::request<http::empty_body> del{http::verb::delete_, o.path, 11};
+      del.set(http::field::host, o.host + ":" + o.port);
+      for (const auto& [k, v] : o.headers) del.set(k, v);
+      del.set("Mcp-Session-Id", session);
+      del.keep_alive(true);
+      http::response<http::string_body> dres;
+      co_await http::async_write(s, del, kUseTuple);
+      co_await http::async_read(s, buf, dres, kUseTuple);
+      t.expires_after(o.pause);
+      co_await t.async_wait(kUseTuple);
+    }
+    barrier.until = Clock::now();
+    co_return;
+  }
   const size_t slot = static_cast<size_t>(index % o.sessions);
   if (index < o.sessions) {
     http::response<http::string_body> res;
@@ -256,7 +298,16 @@ int main(int argc, char** argv) {
   app.add_option("--label", label, "name of this run in the output");
   app.add_option("--sessions", o.sessions,
                  "HTTP: callers share this many MCP sessions (default: one per caller)");
+  int pause_ms = 0;
+  app.add_option("--new-sessions", o.new_sessions,
+                 "HTTP, one caller: open this many sessions one after another and time each "
+                 "one's first call (instead of --duration)")
+      ->check(CLI::Range(1, 100000));
+  app.add_option("--pause-ms", pause_ms, "with --new-sessions: wait between sessions")
+      ->check(CLI::Range(0, 60000));
   CLI11_PARSE(app, argc, argv);
+  o.pause = std::chrono::milliseconds(pause_ms);
+  if (o.new_sessions > 0) o.concurrency = 1;
 
   auto u = boost::urls::parse_uri(target);
   if (!u || (u->scheme() != "http" && u->scheme() != "tcp")) {
@@ -324,7 +375,9 @@ int main(int argc, char** argv) {
                    {"seconds", secs},
                    {"calls_per_s", all.size() / secs},
                    {"p50_us", pct(0.50)},
-                   {"p99_us", pct(0.99)}};
+                   {"p90_us", pct(0.90)},
+                   {"p99_us", pct(0.99)},
+                   {"max_us", all.empty() ? 0 : all.back()}};
   if (!first_error.empty()) out["first_error"] = first_error;
   std::cout << json::serialize(out) << std::endl;
   return all.empty() ? 1 : 0;

@@ -174,6 +174,7 @@ class SandboxAgent::ToolSession final : public McpBackendSession,
     const std::string key = rpc::id_key(id);
     request.id = sandbox_->allocate_id();
     calls_[key] = request.id;
+    ++agent_.calls_in_flight_;
     idle_.cancel();
     auto progress = [this, self, id, progress_token](uint64_t elapsed_ms) {
       if (progress_token.is_null()) return;
@@ -184,8 +185,14 @@ class SandboxAgent::ToolSession final : public McpBackendSession,
                              {"message", "running for " + std::to_string(elapsed_ms / 1000) + " s"}}),
             id);
     };
+    const auto started = std::chrono::steady_clock::now();
     auto reply = co_await sandbox_->call(std::move(request), progress);
     calls_.erase(key);
+    if (--agent_.calls_in_flight_ == 0) agent_.schedule_refill();
+    spdlog::debug("session {}: {} took {} µs in the sandbox", sandbox_->id(), name,
+                  std::chrono::duration_cast<std::chrono::microseconds>(
+                      std::chrono::steady_clock::now() - started)
+                      .count());
     if (closed_) co_return;
     if (!reply) {
       const std::string why = "the sandbox of this session ended while '" + name +
@@ -229,7 +236,7 @@ class SandboxAgent::ToolSession final : public McpBackendSession,
 };
 
 SandboxAgent::SandboxAgent(asio::any_io_executor ex, SandboxAgentOptions options)
-    : executor_(ex), options_(std::move(options)) {
+    : executor_(ex), options_(std::move(options)), refill_timer_(ex) {
   if (!options_.secrets) {
     options_.secrets = std::make_shared<secrets::SecretStore>(options_.config.secrets);
     options_.secrets->load();
@@ -429,14 +436,34 @@ std::shared_ptr<McpBackendSession> SandboxAgent::open_session(const proto::McpSt
   spdlog::info("agent '{}' session {}: sandbox {} ({} of {} in use)", open.agent, open.session,
                "assigned", in_use_, options_.config.max_sessions);
   push_load();
-  refill_pool();
+  schedule_refill();
   return session;
 }
 
 void SandboxAgent::session_ended() {
   if (in_use_ > 0) --in_use_;
   push_load();
-  refill_pool();
+  schedule_refill();
+}
+
+void SandboxAgent::schedule_refill() {
+  // Starting a sandbox under cgroup v1 moves its first process into its cgroups, and while a
+  // move waits for the kernel (an RCU grace period, 10 ms and more) every fork and exit on the
+  // host waits too: calls in flight would pay for it. So the pool is refilled when no call is
+  // in flight, a moment after the last one — unless it is empty: then the next session would
+  // wait for a sandbox anyway.
+  if (pool_.empty()) {
+    refill_pool();
+    return;
+  }
+  if (calls_in_flight_ > 0 || refill_scheduled_) return;
+  refill_scheduled_ = true;
+  refill_timer_.expires_after(std::chrono::milliseconds(20));
+  refill_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    refill_scheduled_ = false;
+    if (calls_in_flight_ == 0) refill_pool();
+  });
 }
 
 void SandboxAgent::push_load(const std::shared_ptr<Link>& only) {
@@ -473,6 +500,7 @@ proto::InventoryReport SandboxAgent::inventory() const {
 
 asio::awaitable<void> SandboxAgent::stop() {
   stopping_ = true;
+  refill_timer_.cancel();
   // Sessions with nothing in flight end now; busy ones when their call is answered (their
   // stream ends with the link's drain).
   for (const auto& s : std::set<std::shared_ptr<ToolSession>>(sessions_)) {

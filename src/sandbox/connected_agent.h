@@ -71,6 +71,8 @@ class SandboxAgent final : private McpBackend {
   // A sandbox for a new session: a warm one if any, else one started now.
   std::shared_ptr<SandboxSession> take_sandbox(std::string& error);
   void refill_pool();
+  // Refills the pool soon, when no call is in flight (connected_agent.cc says why).
+  void schedule_refill();
   void session_ended();
   void push_load(const std::shared_ptr<Link>& only = nullptr);
   // Builds one sandbox at start-up and reports whether sessions can be served.
@@ -87,6 +89,9 @@ class SandboxAgent final : private McpBackend {
   std::deque<std::shared_ptr<SandboxSession>> pool_;
   std::set<std::shared_ptr<ToolSession>> sessions_;
   size_t in_use_ = 0;
+  size_t calls_in_flight_ = 0;
+  asio::steady_timer refill_timer_;
+  bool refill_scheduled_ = false;
   size_t warm_pool_ = 2;
   std::string status_ = "pending";  // "ok" once a sandbox was built; "unavailable" with error_
   std::string error_;

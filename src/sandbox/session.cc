@@ -1,6 +1,9 @@
 #include "sandbox/session.h"
 
 #include <pthread.h>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -21,37 +24,9 @@ namespace {
 
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 
-// The watcher thread needs little stack: run_sandboxed's largest frame is its 64 KiB read
-// buffer. A small stack keeps an idle session's memory down.
-constexpr size_t kWatcherStack = 256 * 1024;
-
-// Starts `work` on a detached thread with a small stack; false if no thread could be made.
-bool start_thread(std::function<void()> work) {
-  auto* heap = new std::function<void()>(std::move(work));
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setstacksize(&attr, kWatcherStack);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_t thread;
-  const int rc = pthread_create(
-      &thread, &attr,
-      [](void* arg) -> void* {
-        std::unique_ptr<std::function<void()>> fn(static_cast<std::function<void()>*>(arg));
-        try {
-          (*fn)();
-        } catch (const std::exception& e) {
-          spdlog::error("session watcher failed: {}", e.what());
-        }
-        return nullptr;
-      },
-      heap);
-  pthread_attr_destroy(&attr);
-  if (rc != 0) {
-    delete heap;
-    return false;
-  }
-  return true;
-}
+// A runner thread needs little stack: run_sandboxed's largest frame is its 64 KiB read buffer.
+// A small stack keeps an idle session's memory down.
+constexpr size_t kRunnerStack = 256 * 1024;
 
 std::string describe_end(const RunResult& r) {
   if (r.setup_failed) return "the sandbox could not be set up: " + r.error;
@@ -63,11 +38,78 @@ std::string describe_end(const RunResult& r) {
 
 }  // namespace
 
+// Threads that run sandboxes (each blocks in run_sandboxed for a session's life). Under cgroup
+// v1 every clone on the host waits while any cgroup migration waits for an RCU grace period
+// (10 ms and more), and making a thread is a clone: so the agent's io thread never makes one.
+// The pool starts with a few threads; a runner that takes the last idle slot makes the next
+// thread itself, before it runs its sandbox.
+class SessionFactory::Runners {
+ public:
+  explicit Runners(size_t initial) {
+    for (size_t i = 0; i < initial; ++i) spawn();
+  }
+  void post(std::function<void()> job) {
+    std::lock_guard lock(mutex_);
+    jobs_.push_back(std::move(job));
+    ready_.notify_one();
+  }
+
+ private:
+  bool spawn() {
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, kRunnerStack);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t thread;
+    const int rc = pthread_create(
+        &thread, &attr,
+        [](void* self) -> void* {
+          static_cast<Runners*>(self)->loop();
+          return nullptr;
+        },
+        this);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) return false;
+    std::lock_guard lock(mutex_);
+    ++idle_;
+    return true;
+  }
+  [[noreturn]] void loop() {
+    for (;;) {
+      std::function<void()> job;
+      bool grow = false;
+      {
+        std::unique_lock lock(mutex_);
+        ready_.wait(lock, [&] { return !jobs_.empty(); });
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+        grow = --idle_ == 0;
+      }
+      if (grow && !spawn()) spdlog::error("cannot start a thread for sandbox sessions");
+      try {
+        job();
+      } catch (const std::exception& e) {
+        spdlog::error("a sandbox runner failed: {}", e.what());
+      }
+      std::lock_guard lock(mutex_);
+      ++idle_;
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<std::function<void()>> jobs_;
+  size_t idle_ = 0;
+};
+
 SessionFactory::SessionFactory(asio::any_io_executor ex, SessionFactoryOptions options)
     : executor_(ex),
       options_(std::move(options)),
       cgroups_(CgroupRoots::detect()),
-      run_ended_(std::make_shared<asio::steady_timer>(ex)) {}
+      run_ended_(std::make_shared<asio::steady_timer>(ex)),
+      // Runners are never freed: a thread may still be returning from its last sandbox when
+      // the factory goes (the process is exiting then).
+      runners_(new Runners(options_.config.warm_pool + 2)) {}
 
 asio::awaitable<void> SessionFactory::wait_all(std::chrono::milliseconds limit) {
   const auto deadline = std::chrono::steady_clock::now() + limit;
@@ -132,7 +174,7 @@ std::shared_ptr<SandboxSession> SessionFactory::start(std::string& error) {
     --running_;
     signal.lock()->cancel();
   };
-  const bool started = start_thread([spec, proxy, toolbox_end, weak, ex, roots, run_id, ended] {
+  runners_->post([spec, proxy, toolbox_end, weak, ex, roots, run_id, ended] {
     RunResult result = run_sandboxed(*spec, *roots);
     if (*toolbox_end >= 0) ::close(*toolbox_end), *toolbox_end = -1;
     if (proxy) proxy->stop();
@@ -148,14 +190,6 @@ std::shared_ptr<SandboxSession> SessionFactory::start(std::string& error) {
       if (auto s = weak.lock()) s->on_run_ended(std::move(reason));
     });
   });
-  if (!started) {
-    --running_;
-    ::close(fds[1]);
-    wipe(spec->env);
-    error = "cannot start a thread for the session";
-    session->close();
-    return nullptr;
-  }
   return session;
 }
 

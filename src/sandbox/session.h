@@ -7,8 +7,9 @@
 // SessionFactory holds what every session is built from (config, image, secrets, cgroup
 // roots) and starts sessions.
 //
-// Threading: a session is used from the agent's io executor only; its watcher thread touches
-// nothing of it but posts the run's end to that executor. Lifetime: shared_ptr; close() ends
+// Threading: a session is used from the agent's io executor only; the runner thread that runs
+// its sandbox touches nothing of it but posts the run's end to that executor. The io thread
+// never makes a thread (session.cc says why). Lifetime: shared_ptr; close() ends
 // the sandbox (the toolbox sees its channel close and exits; the kernel kills what is left).
 #pragma once
 
@@ -66,6 +67,8 @@ class SessionFactory {
   std::atomic<uint64_t> next_{0};
   size_t running_ = 0;  // touched on the executor only
   std::shared_ptr<asio::steady_timer> run_ended_;  // cancelled whenever a run ends
+  class Runners;
+  Runners* runners_;  // threads that run sandboxes; see session.cc
 };
 
 class SandboxSession : public std::enable_shared_from_this<SandboxSession> {

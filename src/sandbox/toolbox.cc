@@ -773,7 +773,7 @@ class Toolbox {
     // The shell starts now, while nobody waits for it (if it cannot, the first bash call tries
     // again and says why); then the agent hears the toolbox is up.
     std::string ignored;
-    start_shell(ignored);
+    if (start_shell(ignored)) warm_up();
     send(ok_reply(0, "ready"));
     flush();
     for (;;) {
@@ -1054,6 +1054,24 @@ class Toolbox {
   }
 
   // --- bash ---
+
+  // One command through the shell, the way every call goes, before the agent is told the
+  // toolbox is up: the first real call then finds the shell and the paths it takes warm.
+  void warm_up() {
+    Request q;
+    q.command = ":";
+    q.timeout_ms = 5000;
+    bash_queue_.push_back(std::move(q));
+    start_bash();
+    const auto until = Clock::now() + std::chrono::seconds(5);
+    while (bash_ && Clock::now() < until) {
+      pollfd p{shell_out_, POLLIN, 0};
+      if (::poll(&p, 1, 100) > 0) read_shell();
+    }
+    out_.clear();  // its reply (id 0) is not for the agent
+    if (bash_) end_bash_with_shell_lost("the shell did not start");
+    out_.clear();
+  }
 
   bool start_shell(std::string& error) {
     int in[2], out[2];
