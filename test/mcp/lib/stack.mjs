@@ -98,8 +98,8 @@ export class Stack {
   // Registers sandbox `name` (the CLI checks `sandboxYaml` first) and starts `sandbox-agent
   // start` for it. `prefix` is a command the agent is started under (e.g. unshare and mounts
   // for a resolver of the test's own); `env` is added to its environment.
-  startSandbox(name, sandboxYaml, { env = {}, prefix = [], args = [] } = {}) {
-    const cfg = path.join(this.dir, `${name}.sandbox.yaml`);
+  startSandbox(name, sandboxYaml, { env = {}, prefix = [], args = [], file = name } = {}) {
+    const cfg = path.join(this.dir, `${file}.sandbox.yaml`);
     fs.writeFileSync(cfg, sandboxYaml);
     if (!this.sandboxTokens?.[name]) {
       const out = this.cli("sandbox", "create", name, "-f", cfg);
@@ -111,9 +111,9 @@ export class Stack {
     const agentArgs = ["start", "--endpoint", endpoint, "--token-file", this.sandboxTokens[name],
                        "--config", cfg, "--drain-timeout", "2s",
                        "--log-level", process.env.AIRLOCK_TEST_LOG_LEVEL ?? "info", ...args];
-    const [file, ...rest] = prefix.length ? [...prefix, path.join(BIN, "sandbox-agent"), ...agentArgs]
-                                          : [path.join(BIN, "sandbox-agent"), ...agentArgs];
-    const p = startProcess("sandbox-agent", file, rest, path.join(this.dir, `${name}.log`), env);
+    const [cmd, ...rest] = prefix.length ? [...prefix, path.join(BIN, "sandbox-agent"), ...agentArgs]
+                                         : [path.join(BIN, "sandbox-agent"), ...agentArgs];
+    const p = startProcess("sandbox-agent", cmd, rest, path.join(this.dir, `${file}.log`), env);
     this.procs.push(p);
     return p;
   }
