@@ -77,5 +77,33 @@ TEST(Handshake, ResourceNames) {
   EXPECT_FALSE(is_valid_resource_name(std::string(64, 'a')));
 }
 
+TEST(Handshake, ASandboxHelloCarriesItsDescriptionAndInstance) {
+  Hello h;
+  h.kind = ConnectorKind::kSandbox;
+  h.instance = "76c35815048c9204";
+  h.sandbox = SandboxDescription{.image = "my-registry/tool-executor:latest",
+                                 .cpu = "2",
+                                 .memory = "4Gi",
+                                 .pids = 256,
+                                 .allowed_outbound = {"*.internal-api.example.com"},
+                                 .max_sessions = 16};
+  Hello back;
+  std::string error;
+  ASSERT_TRUE(parse_hello(serialize(h), back, error)) << error;
+  EXPECT_EQ(back.instance, h.instance);
+  ASSERT_TRUE(back.sandbox);
+  EXPECT_EQ(back.sandbox->image, "my-registry/tool-executor:latest");
+  EXPECT_EQ(back.sandbox->memory, "4Gi");
+  EXPECT_EQ(back.sandbox->allowed_outbound, h.sandbox->allowed_outbound);
+  EXPECT_EQ(back.sandbox->max_sessions, 16u);
+  // A tunnel's hello has none; a malformed description names its field.
+  ASSERT_TRUE(parse_hello(serialize(Hello{}), back, error)) << error;
+  EXPECT_FALSE(back.sandbox);
+  std::string text = serialize(h);
+  text.replace(text.find("\"max_sessions\":16"), 17, "\"max_sessions\":\"x\"");
+  EXPECT_FALSE(parse_hello(text, back, error));
+  EXPECT_NE(error.find("hello.sandbox.max_sessions"), std::string::npos) << error;
+}
+
 }  // namespace
 }  // namespace airlock::proto

@@ -158,5 +158,18 @@ TEST(StreamContract, RedactionEventsRoundTripAndMalformedLinesAreCounted) {
   EXPECT_EQ(back.malformed, 6u);
 }
 
+TEST(StreamContract, SessionLoadRoundTripsAndNamesBadFields) {
+  SessionLoad back;
+  std::string error;
+  ASSERT_TRUE(parse_session_load(serialize(SessionLoad{.in_use = 3, .limit = 16}), back, error))
+      << error;
+  EXPECT_EQ(back, (SessionLoad{.in_use = 3, .limit = 16}));
+  EXPECT_FALSE(parse_session_load(R"({"max_sessions":4})", back, error));
+  EXPECT_EQ(error, "load.sessions_in_use is required");
+  EXPECT_FALSE(parse_session_load(R"({"sessions_in_use":-1,"max_sessions":4})", back, error));
+  EXPECT_NE(error.find("load.sessions_in_use must be an integer"), std::string::npos) << error;
+  EXPECT_FALSE(parse_session_load("nope", back, error));
+}
+
 }  // namespace
 }  // namespace airlock::proto
