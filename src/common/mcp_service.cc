@@ -25,6 +25,17 @@ McpService::McpService(asio::any_io_executor ex, std::string program, McpBackend
 
 McpService::~McpService() = default;
 
+void McpService::redact_links(ConnectorOptions& options,
+                              std::shared_ptr<secrets::SecretStore> store) {
+  options.redaction = [store = std::move(store)] {
+    auto set = store->current();
+    return set ? set->patterns : nullptr;
+  };
+  options.on_redacted = [this](uint32_t, const std::string& secret, uint64_t n) {
+    record_redaction(secret, "", "", "", n);
+  };
+}
+
 void McpService::on_stream(std::shared_ptr<LinkStream> stream) {
   const std::string kind = proto::stream_kind_of(stream->meta());
   if (proto::parse_stream_kind(kind) != proto::StreamKind::kMcp) {

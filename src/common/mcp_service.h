@@ -25,6 +25,7 @@
 
 #include "common/connector.h"
 #include "common/link.h"
+#include "common/secrets.h"
 #include "common/stream_contract.h"
 
 namespace airlock {
@@ -77,6 +78,10 @@ class McpService {
   McpService(asio::any_io_executor ex, std::string program, McpBackend& backend);
   ~McpService();
 
+  // Makes every byte the connector sends pass the redactor for `store`'s secrets (the link
+  // redacts; see LinkOptions::redaction), and reports what it catches outside any agent
+  // session. Before the Connector is made from `options`.
+  void redact_links(ConnectorOptions& options, std::shared_ptr<secrets::SecretStore> store);
   // Sets the connector whose links inventories and events go out on; before it runs.
   void attach(Connector& connector) { connector_ = &connector; }
   // The connector's stream handler.

@@ -1,64 +1,35 @@
 // sandbox-agent: runs tool commands inside the customer network, isolated per sandbox.yaml.
 // Flags only; the work is in src/sandbox/.
-#include <malloc.h>
 #include <sys/prctl.h>
+#include <unistd.h>
 
-#include <boost/asio/io_context.hpp>
 #include <CLI/CLI.hpp>
-#include <spdlog/spdlog.h>
 
 #include <csignal>
+#include <cstring>
+#include <filesystem>
+#include <vector>
 #include <iostream>
 
-#include "common/config_util.h"
-#include "common/connector_cli.h"
 #include "common/log.h"
 #include "sandbox/agent_run.h"
-#include "sandbox/connected_agent.h"
 #include "sandbox/image.h"
 
 namespace {
 
-// `sandbox-agent start`: the connected agent until SIGTERM.
-int start_agent(const airlock::ConnectorFlags& flags, const std::string& config_path,
-                const std::string& image_store) {
-  using namespace airlock;
-  sandbox::SandboxAgentOptions options;
-  try {
-    init_logging("sandbox-agent", flags.log_level);
-    options.connector = flags.to_options("airlock sandbox create NAME");
-    options.config = sandbox::load_sandbox_config(config_path);
-    options.connector.hello.name = "";  // the sandbox the token was minted for
-    options.image_store = image_store;
-    options.metrics_addr = flags.metrics_addr;
-    if (const char* t = std::getenv("TMPDIR"); t && *t) options.runtime_dir = t;
-    // Secrets are read before anything else runs and stay in this process (and the sandboxes
-    // whose credentials name them) only.
-    options.secrets = std::make_shared<secrets::SecretStore>(options.config.secrets);
-    options.secrets->load();
-    set_log_redaction([store = options.secrets] {
-      auto set = store->current();
-      return set ? set->patterns : nullptr;
-    });
-  } catch (const std::exception& e) {
-    std::cerr << "sandbox-agent: " << e.what() << "\n";
-    return 2;
-  }
-  // Each session's sandbox is cloned from its own watcher thread, and the clone allocates before
-  // it execs. glibc's malloc gives threads their own arena only up to M_ARENA_MAX (8 per core
-  // by default); a clone made while another thread sharing its arena held the arena's lock
-  // would wait forever. Room for every thread of every session (watcher and egress proxy).
-  ::mallopt(M_ARENA_MAX, static_cast<int>(4 * options.config.max_sessions + 64));
-  boost::asio::io_context io(1);
-  sandbox::SandboxAgent agent(io.get_executor(), options);
-  try {
-    agent.start();
-  } catch (const std::exception& e) {
-    spdlog::critical("cannot start: {}", e.what());
-    return 1;
-  }
-  return run_until_stopped(
-      io, "sandbox-agent", [&] { return agent.run(); }, [&] { return agent.stop(); });
+// `sandbox-agent start` is the connected agent, a program of its own next to this one: it
+// links TLS (OpenSSL) and the connector, which `run` — started once per sandboxed command —
+// should not load. Its flags and help are its own.
+int exec_connected(int argc, char** argv) {
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  const std::string helper = (self.parent_path() / "sandbox-agent-connected").string();
+  std::vector<char*> args(argv, argv + argc);
+  args.push_back(nullptr);
+  ::execv(helper.c_str(), args.data());
+  std::cerr << "sandbox-agent: cannot start " << helper << " (" << std::strerror(errno)
+            << "): install sandbox-agent-connected next to sandbox-agent\n";
+  return 2;
 }
 
 }  // namespace
@@ -91,17 +62,13 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   run->add_option("command", run_options.argv, "the command and its arguments, after '--'")
       ->required();
+  // Parsed by sandbox-agent-connected: everything after `start` is passed on as it is.
   auto* start = app.add_subcommand(
       "start", "connect to airlockd and serve the agent toolset (bash, read, write, edit, glob, "
                "grep, web_fetch, custom tools) through /mcp, one sandbox per agent session, "
-               "until SIGTERM");
-  ConnectorFlags flags;
-  flags.add_to(*start);
-  std::string start_config, start_store = sandbox::kDefaultImageStore;
-  start->add_option("--config", start_config, "sandbox.yaml")->required()->check(CLI::ExistingFile);
-  start->add_option("--image-store", start_store,
-                    "where layered images are unpacked and image references are looked up")
-      ->capture_default_str();
+               "until SIGTERM ('sandbox-agent start --help' for its flags)");
+  start->prefix_command();
+  start->set_help_flag();
   auto* image = app.add_subcommand("image", "the local image store (no registry pulls)");
   image->require_subcommand(1);
   std::string source, tag;
@@ -118,7 +85,7 @@ int main(int argc, char** argv) {
   }
   app.set_version_flag("--version", std::string("sandbox-agent ") + AIRLOCK_VERSION);
   CLI11_PARSE(app, argc, argv);
-  if (*start) return start_agent(flags, start_config, start_store);
+  if (*start) return exec_connected(argc, argv);
   try {
     init_logging("sandbox-agent", log_level);
   } catch (const std::exception& e) {

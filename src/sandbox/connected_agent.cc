@@ -247,14 +247,7 @@ SandboxAgent::SandboxAgent(asio::any_io_executor ex, SandboxAgentOptions options
   limits.default_timeout = std::min(limits.default_timeout, limits.max_timeout);
   toolset_ = std::make_unique<Toolset>(options_.config.custom_tools, limits);
   service_ = std::make_unique<McpService>(ex, "sandbox-agent", static_cast<McpBackend&>(*this));
-  // Every byte for airlockd passes the redactor on the link; what it catches is reported.
-  options_.connector.redaction = [store = options_.secrets] {
-    auto set = store->current();
-    return set ? set->patterns : nullptr;
-  };
-  options_.connector.on_redacted = [this](uint32_t, const std::string& secret, uint64_t n) {
-    service_->record_redaction(secret, "", "", "", n);
-  };
+  service_->redact_links(options_.connector, options_.secrets);
   auto& hello = options_.connector.hello;
   const auto& c = options_.config;
   hello.kind = proto::ConnectorKind::kSandbox;

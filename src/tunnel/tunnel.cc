@@ -36,14 +36,7 @@ Tunnel::Tunnel(asio::any_io_executor ex, TunnelOptions options)
   }
   children_ = std::make_shared<ChildProcesses>(ex);
   service_ = std::make_unique<McpService>(ex, "mcp-tunnel", static_cast<McpBackend&>(*this));
-  // Every byte for airlockd passes the redactor on the link; what it catches is reported.
-  options_.connector.redaction = [store = options_.secrets] {
-    auto set = store->current();
-    return set ? set->patterns : nullptr;
-  };
-  options_.connector.on_redacted = [this](uint32_t, const std::string& secret, uint64_t n) {
-    service_->record_redaction(secret, "", "", "", n);
-  };
+  service_->redact_links(options_.connector, options_.secrets);
   auto& hello = options_.connector.hello;
   hello.kind = proto::ConnectorKind::kTunnel;
   hello.name = options_.config.name;

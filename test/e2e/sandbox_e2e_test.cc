@@ -162,8 +162,13 @@ TEST_F(Sandbox, DeniedSyscallsFailWithEperm) {
 }
 
 TEST_F(Sandbox, ASystemCallOfAnotherArchitectureKillsTheProcess) {
-  // The same probe outside the sandbox makes the 32-bit call and lives.
+  // The same probe outside the sandbox makes the 32-bit call and lives — unless this kernel
+  // runs no 32-bit system calls at all (IA-32 emulation disabled: the call itself faults), in
+  // which case there is nothing for the filter to catch.
   auto outside = run_program(bin("sandbox_probe"), {"int80"});
+  if (outside.first == 128 + SIGSEGV || outside.first == -SIGSEGV) {
+    GTEST_SKIP() << "this kernel runs no 32-bit system calls (IA-32 emulation is disabled)";
+  }
   ASSERT_EQ(outside.first, 0) << outside.second;
   ASSERT_NE(outside.second.find("int80 getpid returned"), std::string::npos) << outside.second;
   auto o = run(config(), "probe int80; echo probe-status=$?");
