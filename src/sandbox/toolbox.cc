@@ -670,11 +670,10 @@ Reply do_fetch(const Request& q) {
     SSL_set_fd(ssl, fd);
     if (SSL_connect(ssl) != 1) {
       const long v = SSL_get_verify_result(ssl);
-      std::string why = v != X509_V_OK ? X509_verify_cert_error_string(v)
-                                       : ERR_reason_error_string(ERR_get_error())
-                                             ? ERR_reason_error_string(ERR_peek_last_error())
-                                             : "handshake failed";
-      return error_reply(q.id, "web_fetch " + q.url + ": TLS with " + u.host + " failed: " + why);
+      const char* reason = v != X509_V_OK ? X509_verify_cert_error_string(v)
+                                          : ERR_reason_error_string(ERR_peek_last_error());
+      return error_reply(q.id, "web_fetch " + q.url + ": TLS with " + u.host + " failed: " +
+                                   (reason ? reason : "the handshake did not complete"));
     }
   }
   const std::string target = u.tls ? u.path : "http://" + authority + u.path;
@@ -899,7 +898,12 @@ class Toolbox {
     std::string error;
     const Request copy = q;
     if (!spawn(j.child, [&]() -> int {
-          const Reply r = work(copy);
+          Reply r;
+          try {
+            r = work(copy);
+          } catch (const std::exception& e) {
+            r = error_reply(copy.id, std::string(to_string(copy.op)) + " failed: " + e.what());
+          }
           return write_all(1, toolbox::encode(r)) ? 0 : 1;
         }, error)) {
       send(error_reply(q.id, std::string(to_string(q.op)) + ": " + error));

@@ -11,7 +11,7 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { Stack, Checks, assert, waitFor, PEERS } from "./lib/stack.mjs";
+import { Stack, Checks, assert, waitFor, freePort, PEERS } from "./lib/stack.mjs";
 import { emittedForms, findLeaks } from "./lib/secret_forms.mjs";
 
 const checks = new Checks("sandbox agent");
@@ -63,6 +63,16 @@ sandbox:
   env:
     SSL_CERT_FILE: /workspace/ca.pem
 ${moreEnv}  warm_pool: 1
+  custom_tools:
+    - name: greet
+      description: Greets someone, through argv (never a shell)
+      input_schema:
+        type: object
+        properties:
+          who: {type: string, maxLength: 64}
+        required: [who]
+        additionalProperties: false
+      command: ["/bin/echo", "hello,", "{{who}}"]
 ${extra}`;
 }
 
@@ -132,7 +142,9 @@ try {
   await setUpNetwork();
   const env = { SBX_API_KEY: SECRET };
   let agent = stack.startSandbox("box", sandboxYaml("box"), { env, prefix: resolverPrefix() });
-  stack.startSandbox("idle-box", sandboxYaml("idle-box", "  session_idle_timeout: 2s\n"), { env });
+  const metricsPort = await freePort();
+  const idleAgent = stack.startSandbox("idle-box", sandboxYaml("idle-box", "  session_idle_timeout: 2s\n"),
+                                       { env, args: ["--metrics-addr", `127.0.0.1:${metricsPort}`] });
   stack.applyTools(`tools:
   - {name: tool-box, sandbox: box}
   - {name: idle, sandbox: idle-box, prefix: idle_}
@@ -159,11 +171,51 @@ try {
   await checks.check("tools/list offers the agent toolset with Managed Agents' schemas", async () => {
     const { tools } = await a.listTools();
     const names = tools.map((t) => t.name);
-    for (const n of ["bash", "read", "write", "edit", "glob", "grep", "web_fetch", "idle_bash"]) {
+    for (const n of ["bash", "read", "write", "edit", "glob", "grep", "web_fetch", "greet", "idle_bash"]) {
       assert(names.includes(n), `${n} missing from ${names}`);
     }
     const bashTool = tools.find((t) => t.name === "bash");
     assert(JSON.stringify(bashTool.inputSchema.required) === '["command"]', JSON.stringify(bashTool));
+  });
+
+  await checks.check("the agents listen on nothing but an opt-in loopback /ready and /metrics", async () => {
+    const listeners = sh("ss", ["-Hltnup"]);
+    const of = (pid) => listeners.split("\n").filter((l) => l.includes(`pid=${pid},`));
+    assert(of(agent.pid).length === 0, `box listens: ${of(agent.pid).join("; ")}`);
+    const idle = of(idleAgent.pid);
+    assert(idle.length === 1 && idle[0].includes(`127.0.0.1:${metricsPort}`), idle.join("; "));
+    const ready = await fetch(`http://127.0.0.1:${metricsPort}/ready`);
+    assert(ready.status === 200, `/ready ${ready.status}`);
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    assert(/airlock_sandbox_sessions_limit 16/.test(metrics) && /airlock_sandbox_links_active 2/.test(metrics),
+           metrics);
+  });
+
+  await checks.check("a key scoped to read-only tools cannot call bash", async () => {
+    const reader = await connect(stack.agentKey("sbx-reader", "read,glob,grep"));
+    const names = (await reader.listTools()).tools.map((t) => t.name);
+    assert(!names.includes("bash") && names.includes("read"), names.join(","));
+    const refused = await bash(reader, "id").catch((e) => e);
+    assert(refused instanceof Error && /not available to this agent key/.test(refused.message), String(refused));
+    const r = await call(reader, "glob", { pattern: "*" });
+    assert(!r.isError, text(r));
+    await reader.transportRef.terminateSession();
+  });
+
+  await checks.check("a custom tool gets its arguments as argv, never through a shell", async () => {
+    let r = await call(a, "greet", { who: "x; touch /workspace/pwned $(id)" });
+    assert(!r.isError && text(r).startsWith("hello, x; touch /workspace/pwned $(id)\n"), text(r));
+    r = await bash(a, "ls /workspace/pwned 2>&1; true");
+    assert(/No such file/.test(text(r)), text(r));
+    r = await call(a, "greet", { who: "y".repeat(65) });
+    assert(r.isError && /who: must be at most 64 characters/.test(text(r)), text(r));
+  });
+
+  await checks.check("a long bash call reports progress", async () => {
+    const seen = [];
+    const r = await call(a, "bash", { command: "sleep 2.5; echo done" }, { onprogress: (p) => seen.push(p) });
+    assert(text(r).startsWith("done"), text(r));
+    assert(seen.length >= 1 && seen[0].progress >= 2000, JSON.stringify(seen));
   });
 
   await checks.check("bash runs inside: own hostname, its own PID 1, a few processes", async () => {
