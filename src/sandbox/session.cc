@@ -194,8 +194,12 @@ std::shared_ptr<SandboxSession> SessionFactory::start(std::string& error) {
 }
 
 SandboxSession::SandboxSession(asio::any_io_executor ex, std::string id)
-    : executor_(ex), id_(std::move(id)), channel_(ex), ready_signal_(ex) {
-  ready_signal_.expires_at(asio::steady_timer::time_point::max());
+    : executor_(ex),
+      id_(std::move(id)),
+      channel_(ex),
+      ready_signal_(ex),
+      created_(std::chrono::steady_clock::now()) {
+  ready_signal_.expires_at(created_ + kStartDeadline);
 }
 
 SandboxSession::~SandboxSession() {
@@ -216,7 +220,18 @@ void SandboxSession::attach(int channel_fd) {
 }
 
 asio::awaitable<bool> SandboxSession::ready() {
+  // A sandbox that does not come up in time is ended, so that no call waits for it forever.
+  const auto deadline = created_ + kStartDeadline;
   while (!is_ready_ && !ended_) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      spdlog::error("session {}: the sandbox did not start within {} s; ending it", id_,
+                    kStartDeadline.count());
+      on_run_ended("the sandbox did not start within " + std::to_string(kStartDeadline.count()) +
+                   " s");
+      break;
+    }
+    // The timer's expiry is the deadline, set once (several calls may wait at once); it is
+    // cancelled to wake them when the toolbox is up or the run ends.
     co_await ready_signal_.async_wait(kUseTuple);
   }
   co_return is_ready_ && !ended_;

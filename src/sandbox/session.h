@@ -79,8 +79,8 @@ class SandboxSession : public std::enable_shared_from_this<SandboxSession> {
   ~SandboxSession();
 
   const std::string& id() const { return id_; }
-  // Waits until the toolbox is up (or the sandbox failed to start). Cancelling it leaves the
-  // session intact.
+  // Waits until the toolbox is up, or the sandbox failed to start — or did not start within
+  // kStartDeadline, which ends it. Cancelling it leaves the session intact.
   asio::awaitable<bool> ready();
   // Sends `request` (given an id here unless it has one from allocate_id()) and waits for the
   // final reply; progress replies
@@ -121,7 +121,9 @@ class SandboxSession : public std::enable_shared_from_this<SandboxSession> {
   bool is_ready_ = false;
   bool ended_ = false;
   std::string ended_reason_;
-  asio::steady_timer ready_signal_;
+  asio::steady_timer ready_signal_;  // cancelled when the toolbox is up or the run ends
+  std::chrono::steady_clock::time_point created_;
+  static constexpr std::chrono::seconds kStartDeadline{30};
   std::map<uint64_t, std::shared_ptr<Pending>> pending_;
   uint64_t next_request_ = 0;
 };
