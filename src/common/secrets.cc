@@ -1,5 +1,9 @@
 #include "common/secrets.h"
 
+#include <spdlog/spdlog.h>
+
+#include "common/log.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -382,6 +386,25 @@ bool expand(std::string_view text, const SecretSet& set, const SecretValue* agen
   }
   out.append(text.substr(from));
   return true;
+}
+
+std::shared_ptr<SecretStore> open_secret_store(std::vector<SourceSpec> sources, bool report) {
+  auto store = std::make_shared<SecretStore>(std::move(sources));
+  store->load();
+  set_log_redaction([store] {
+    auto set = store->current();
+    return set ? set->patterns : nullptr;
+  });
+  if (auto set = store->current(); report && set && !set->values.empty()) {
+    size_t unlocked = 0;
+    for (const auto& [n, v] : set->values) unlocked += !v->locked();
+    spdlog::info("{} secret(s) loaded{}", set->values.size(),
+                 unlocked ? " (" + std::to_string(unlocked) +
+                                " not locked in memory: mlock needs CAP_IPC_LOCK or a larger "
+                                "RLIMIT_MEMLOCK)"
+                          : "");
+  }
+  return store;
 }
 
 }  // namespace airlock::secrets

@@ -112,6 +112,13 @@ class SecretStore {
   uint64_t generation_ = 0;
 };
 
+// A program's secrets at start-up: loaded (throws SecretError), and every log line from then on
+// redacted of them (log.h). With `report`, logs how many were loaded and how many could not be
+// locked in memory (the daemons do; a one-shot `sandbox-agent run` stays quiet). Used by every
+// program that holds secrets, before anything else runs.
+std::shared_ptr<SecretStore> open_secret_store(std::vector<SourceSpec> sources, bool report);
+
+
 // Expands "${secret:NAME}" references in `text` with values from `set`, and "${agent_secret}"
 // with `agent_secret` (the per-agent credential chosen for a session; may be null). Returns
 // false with `error` naming the missing secret.

@@ -56,21 +56,7 @@ int main(int argc, char** argv) {
     options.allowed_credentials = allowed;
     options.metrics_addr = flags.metrics_addr;
     // Secrets are read before anything else runs and stay in this process only.
-    options.secrets = std::make_shared<secrets::SecretStore>(options.config.secrets);
-    options.secrets->load();
-    set_log_redaction([store = options.secrets] {
-      auto set = store->current();
-      return set ? set->patterns : nullptr;
-    });
-    if (auto set = options.secrets->current(); set && !set->values.empty()) {
-      size_t unlocked = 0;
-      for (const auto& [n, v] : set->values) unlocked += !v->locked();
-      spdlog::info("{} secret(s) loaded{}", set->values.size(),
-                   unlocked ? " (" + std::to_string(unlocked) +
-                                  " not locked in memory: mlock needs CAP_IPC_LOCK or a larger "
-                                  "RLIMIT_MEMLOCK)"
-                            : "");
-    }
+    options.secrets = secrets::open_secret_store(options.config.secrets, /*report=*/true);
   } catch (const std::exception& e) {
     std::cerr << "mcp-tunnel: " << e.what() << "\n";
     return 2;

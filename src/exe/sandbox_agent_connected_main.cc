@@ -49,12 +49,7 @@ int main(int argc, char** argv) {
     if (const char* t = std::getenv("TMPDIR"); t && *t) options.runtime_dir = t;
     // Secrets are read before anything else runs and stay in this process (and the sandboxes
     // whose credentials name them) only.
-    options.secrets = std::make_shared<secrets::SecretStore>(options.config.secrets);
-    options.secrets->load();
-    set_log_redaction([store = options.secrets] {
-      auto set = store->current();
-      return set ? set->patterns : nullptr;
-    });
+    options.secrets = secrets::open_secret_store(options.config.secrets, /*report=*/true);
   } catch (const std::exception& e) {
     std::cerr << "sandbox-agent: " << e.what() << "\n";
     return 2;

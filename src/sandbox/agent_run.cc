@@ -74,12 +74,7 @@ int run_command(const RunCommandOptions& options) {
   RunSpec spec;
   try {
     config = load_sandbox_config(options.config_path);
-    store = std::make_shared<secrets::SecretStore>(config.secrets);
-    store->load();
-    set_log_redaction([store] {
-      auto set = store->current();
-      return set ? set->patterns : nullptr;
-    });
+    store = secrets::open_secret_store(config.secrets, /*report=*/false);
     if (options.argv.empty()) throw ConfigError("no command: give it after '--'");
     if (!options.workspace.empty()) {
       struct stat st {};
