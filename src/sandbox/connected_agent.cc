@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <sstream>
 
+#include "common/backoff.h"
 #include "common/connector_cli.h"
 #include "common/jsonrpc.h"
 #include "common/token.h"
@@ -236,7 +237,7 @@ class SandboxAgent::ToolSession final : public McpBackendSession,
 };
 
 SandboxAgent::SandboxAgent(asio::any_io_executor ex, SandboxAgentOptions options)
-    : executor_(ex), options_(std::move(options)), refill_timer_(ex) {
+    : executor_(ex), options_(std::move(options)), refill_timer_(ex), check_timer_(ex) {
   if (!options_.secrets) {
     options_.secrets = std::make_shared<secrets::SecretStore>(options_.config.secrets);
     options_.secrets->load();
@@ -321,8 +322,6 @@ void SandboxAgent::start() {
   }
 }
 
-uint16_t SandboxAgent::metrics_port() const { return metrics_ ? metrics_->port() : 0; }
-
 asio::awaitable<void> SandboxAgent::run() {
   const auto& c = options_.config;
   spdlog::info("sandbox-agent {} starting: sandbox '{}', image {}, cpu {}, memory {}, {} "
@@ -341,20 +340,27 @@ asio::awaitable<void> SandboxAgent::run() {
 asio::awaitable<void> SandboxAgent::check_sandbox() {
   // One sandbox is built before anything is offered: a missing image, an unusable cgroup or a
   // credential not loaded shows up as the toolset being unavailable, with the reason.
-  std::string error;
-  auto first = factory_->start(error);
-  if (first && co_await first->ready()) {
-    status_ = "ok";
-    error_.clear();
-    pool_.push_back(first);
-    spdlog::info("sandbox check passed: sessions can be served");
-  } else {
+  Backoff backoff(BackoffPolicy{.base = std::chrono::seconds(1), .cap = std::chrono::seconds(60)});
+  while (!stopping_) {
+    std::string error;
+    auto first = factory_->start(error);
+    if (first && co_await first->ready()) {
+      status_ = "ok";
+      error_.clear();
+      pool_.push_back(first);
+      spdlog::info("sandbox check passed: sessions can be served");
+      service_->inventory_changed();
+      refill_pool();
+      co_return;
+    }
+    const std::string why = first ? first->ended_reason() : error;
+    if (status_ != "unavailable" || why != error_) spdlog::error("sandbox check failed: {}", why);
     status_ = "unavailable";
-    error_ = first ? first->ended_reason() : error;
-    spdlog::error("sandbox check failed: {}", error_);
+    error_ = why;
+    service_->inventory_changed();
+    check_timer_.expires_after(backoff.next_delay());
+    co_await check_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
   }
-  service_->inventory_changed();
-  refill_pool();
 }
 
 void SandboxAgent::refill_pool() {
@@ -459,21 +465,18 @@ void SandboxAgent::schedule_refill() {
   });
 }
 
-void SandboxAgent::push_load(const std::shared_ptr<Link>& only) {
+void SandboxAgent::push_load(const std::shared_ptr<Link>& link) {
+  auto target = link;
+  for (const auto& l : connector_->links()) {
+    if (target) break;
+    if (!l->closed() && !l->draining()) target = l;
+  }
+  if (!target || target->closed() || target->draining()) return;
   const std::string body = proto::serialize(proto::SessionLoad{
       .in_use = static_cast<uint32_t>(in_use_), .limit = options_.config.max_sessions});
-  const std::string meta = proto::stream_meta(proto::StreamKind::kLoad);
-  auto push = [&](const std::shared_ptr<Link>& link) {
-    if (link->closed() || link->draining()) return;
-    if (auto s = link->open(meta, body, true); !s) {
-      spdlog::debug("could not report the load to airlockd: {}", s.error().message());
-    }
-  };
-  if (only) {
-    push(only);
-    return;
+  if (auto s = target->open(proto::stream_meta(proto::StreamKind::kLoad), body, true); !s) {
+    spdlog::debug("could not report the load to airlockd: {}", s.error().message());
   }
-  for (const auto& link : connector_->links()) push(link);
 }
 
 proto::InventoryReport SandboxAgent::inventory() const {
@@ -494,6 +497,7 @@ proto::InventoryReport SandboxAgent::inventory() const {
 asio::awaitable<void> SandboxAgent::stop() {
   stopping_ = true;
   refill_timer_.cancel();
+  check_timer_.cancel();
   // Sessions with nothing in flight end now; busy ones when their call is answered (their
   // stream ends with the link's drain).
   for (const auto& s : std::set<std::shared_ptr<ToolSession>>(sessions_)) {

@@ -53,10 +53,6 @@ class SandboxAgent final : private McpBackend {
   // links drain for --drain-timeout; then every sandbox ends.
   asio::awaitable<void> stop();
 
-  uint16_t metrics_port() const;
-  size_t sessions_in_use() const { return in_use_; }
-  Connector& connector() { return *connector_; }
-
  private:
   class ToolSession;
   class BusySession;
@@ -74,8 +70,11 @@ class SandboxAgent final : private McpBackend {
   // Refills the pool soon, when no call is in flight (connected_agent.cc says why).
   void schedule_refill();
   void session_ended();
-  void push_load(const std::shared_ptr<Link>& only = nullptr);
-  // Builds one sandbox at start-up and reports whether sessions can be served.
+  // Reports the sessions in use on `link`, or on one usable link: airlockd keeps the report for
+  // every link of this process.
+  void push_load(const std::shared_ptr<Link>& link = nullptr);
+  // Builds one sandbox and reports whether sessions can be served; until one can be built,
+  // tries again with backoff (a missing image may be imported, a cgroup delegated).
   asio::awaitable<void> check_sandbox();
   asio::awaitable<HttpResponse> metrics_handler(HttpRequest req);
 
@@ -96,6 +95,7 @@ class SandboxAgent final : private McpBackend {
   std::string status_ = "pending";  // "ok" once a sandbox was built; "unavailable" with error_
   std::string error_;
   bool stopping_ = false;
+  asio::steady_timer check_timer_;  // between sandbox checks; cancelled on stop
   uint64_t sessions_total_ = 0, sessions_busy_ = 0, calls_total_ = 0, idle_ended_ = 0;
 };
 
