@@ -8,7 +8,8 @@
 #   3. memory: the agent's RSS idle (warm pool started, no session), then with 16 idle sessions
 #      (each a sandbox with its shell), per session.
 # Usage: [ROUNDS=3] [COUNT=200] [PAUSE_MS=20] bench/sandbox_session_bench.sh [SECONDS_PER_RUN]
-#        (after scripts/build)
+#        (after scripts/build); AGENT_LOG_LEVEL=debug logs each call's time in the sandbox, and
+#        KEEP=1 keeps the work directory (logs) and prints where.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-3}
@@ -17,7 +18,7 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill -- "-$p" 2>/dev/null || kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
+  if [ -n "${KEEP:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
@@ -49,7 +50,7 @@ echo "| round | target | calls/s | p50 µs | p99 µs | errors |"
 echo "|---:|---|---:|---:|---:|---:|"
 for round in $(seq "${ROUNDS:-3}"); do
   for target in airlock-tcp sandbox-bash; do
-    if [ $target = airlock-tcp ]; then tool=tcp_echo; args='{"message":"hi"}'; else tool=bash; args='{"command":"true"}'; fi
+    case $target in airlock-tcp) tool=tcp_echo; args='{"message":"hi"}' ;; *) tool=bash; args='{"command":"true"}' ;; esac
     build/mcp_load --label "$target" --target "$url/mcp" --tool "$tool" --arguments "$args" \
       --concurrency 1 --sessions 1 --duration "${secs}s" --header "Authorization: Bearer $key" |
       node -e 'const r=JSON.parse(require("fs").readFileSync(0,"utf8"));console.log(`| '"$round"' | ${r.label} | ${Math.round(r.calls_per_s)} | ${r.p50_us} | ${r.p99_us} | ${r.errors} |`)'
@@ -62,7 +63,7 @@ echo "| target | sessions | pause between | p50 µs | p90 µs | p99 µs | max µ
 echo "|---|---:|---:|---:|---:|---:|---:|---:|"
 for pause in "${PAUSE_MS:-20}" 0; do
   for target in airlock-tcp sandbox-bash; do
-    if [ $target = airlock-tcp ]; then tool=tcp_echo; args='{"message":"hi"}'; else tool=bash; args='{"command":"true"}'; fi
+    case $target in airlock-tcp) tool=tcp_echo; args='{"message":"hi"}' ;; *) tool=bash; args='{"command":"true"}' ;; esac
     sleep 1
     build/mcp_load --label "$target" --target "$url/mcp" --tool "$tool" --arguments "$args" \
       --new-sessions "${COUNT:-200}" --pause-ms "$pause" --header "Authorization: Bearer $key" |
@@ -74,7 +75,7 @@ echo "## memory (sandbox-agent's own RSS; the sandboxes' processes are not in it
 sleep 2
 rss() { awk '/VmRSS/ {print $2}' "/proc/$agent/status"; }
 idle=$(rss)
-node bench/sandbox_sessions.mjs hold "$url/mcp" "$key" bash 16 > "$work/hold.out" & holder=$!
+node bench/sandbox_sessions.mjs "$url/mcp" "$key" 16 > "$work/hold.out" & holder=$!; pids+=($holder)
 for _ in $(seq 300); do grep -q ready "$work/hold.out" 2>/dev/null && break; sleep 0.1; done
 sleep 2
 busy=$(rss)

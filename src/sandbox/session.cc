@@ -278,7 +278,7 @@ asio::awaitable<void> SandboxSession::read_loop([[maybe_unused]] std::shared_ptr
 }
 
 void SandboxSession::on_run_ended(std::string reason) {
-  // The watcher's reason (a limit, a set-up failure) is more telling than the channel's end.
+  // The runner's reason (a limit, a set-up failure) is more telling than the channel's end.
   if (ended_ && reason.find("closed its channel") == std::string::npos &&
       ended_reason_.find("closed its channel") != std::string::npos) {
     ended_reason_ = std::move(reason);

@@ -55,8 +55,6 @@ class SessionFactory {
   std::shared_ptr<SandboxSession> start(std::string& error);
   const SessionFactoryOptions& options() const { return options_; }
   const CgroupRoots& cgroups() const { return cgroups_; }
-  // Sandboxes whose run has not ended yet (their watcher threads are still going).
-  size_t running() const { return running_; }
   // Waits until every sandbox's run has ended, or `limit` passes. Cancelling it stops waiting.
   asio::awaitable<void> wait_all(std::chrono::milliseconds limit);
 

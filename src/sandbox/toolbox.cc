@@ -638,10 +638,6 @@ Reply do_fetch(const Request& q) {
     const size_t sp = head.find(' ');
     return sp == std::string::npos ? 0 : std::atoi(head.c_str() + sp + 1);
   };
-  auto body_of = [](const std::string& head) {
-    // The proxy's refusals carry the reason in their body.
-    return head;
-  };
   SSL_CTX* ctx = nullptr;
   SSL* ssl = nullptr;
   if (u.tls) {
@@ -657,7 +653,7 @@ Reply do_fetch(const Request& q) {
       if (n > 0) reason.assign(buf, static_cast<size_t>(n));
       while (!reason.empty() && (reason.back() == '\n' || reason.back() == '\r')) reason.pop_back();
       return error_reply(q.id, "web_fetch " + q.url + ": refused by the sandbox's egress proxy: " +
-                               (reason.empty() ? body_of(head) : reason));
+                               (reason.empty() ? head : reason));
     }
     ctx = SSL_CTX_new(TLS_client_method());
     SSL_CTX_set_default_verify_paths(ctx);

@@ -193,10 +193,6 @@ Toolset::Toolset(std::vector<CustomTool> custom, ToolsetLimits limits) : limits_
   }
 }
 
-bool Toolset::has(std::string_view name) const {
-  return builtins_.count(name) || custom_.count(name);
-}
-
 bool Toolset::to_request(std::string_view name, const json::value& arguments,
                          toolbox::Request& out, std::string& error) const {
   out = toolbox::Request{};
@@ -290,7 +286,8 @@ bool Toolset::to_request(std::string_view name, const json::value& arguments,
 }
 
 json::object Toolset::to_result(std::string_view name, const toolbox::Reply& reply) {
-  std::string text = toolbox::valid_utf8(reply.text);
+  // Valid UTF-8 already: the reply was JSON, which the parser accepts only as UTF-8.
+  std::string text = reply.text;
   if (reply.exit_code && (name == "bash" || reply.exit_code != 0)) {
     if (!text.empty() && text.back() != '\n') text += '\n';
     text += "[exit status " + std::to_string(*reply.exit_code) + "]";
@@ -304,7 +301,7 @@ json::object Toolset::to_result(std::string_view name, const toolbox::Reply& rep
 
 json::object Toolset::error_result(std::string_view text) {
   return json::object{
-      {"content", json::array{json::object{{"type", "text"}, {"text", toolbox::valid_utf8(text)}}}},
+      {"content", json::array{json::object{{"type", "text"}, {"text", text}}}},
       {"isError", true}};
 }
 

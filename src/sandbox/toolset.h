@@ -50,7 +50,6 @@ class Toolset {
 
   // Every tool, as tools/list shows them: name, title, description, inputSchema.
   const boost::json::array& definitions() const { return definitions_; }
-  bool has(std::string_view name) const;
 
   // A tools/call's name and arguments as a toolbox request (without its id). On failure
   // `error` is what the agent is told: which tool, which argument, what was wrong.
