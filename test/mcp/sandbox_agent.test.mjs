@@ -168,6 +168,18 @@ try {
     assert(/sandbox\s+box\s+Active/.test(table) && /sessions \d+\/16 in use/.test(table), table);
   });
 
+  await checks.check("sandbox create -f checks sandbox.yaml first and creates nothing when it is wrong", async () => {
+    const bad = path.join(stack.dir, "bad.sandbox.yaml");
+    fs.writeFileSync(bad, sandboxYaml("bad").replace('memory: "256Mi"', 'memory: "256GB"'));
+    const refused = (() => {
+      try { stack.cli("sandbox", "create", "bad-box", "-f", bad); return null; } catch (e) { return e; }
+    })();
+    assert(refused && refused.status === 2 && /sandbox\.resources\.memory '256GB'/.test(refused.stderr),
+           refused ? refused.stderr : "accepted");
+    const listed = JSON.parse(stack.cli("--json", "sandbox", "list"));
+    assert(!JSON.stringify(listed).includes("bad-box"), JSON.stringify(listed));
+  });
+
   await checks.check("tools/list offers the agent toolset with Managed Agents' schemas", async () => {
     const { tools } = await a.listTools();
     const names = tools.map((t) => t.name);
