@@ -15,6 +15,30 @@
 #include "common/log.h"
 #include "tunnel/tunnel.h"
 
+namespace {
+
+int check_config(const std::string& path) {
+  airlock::tunnel::TunnelConfig c;
+  try {
+    c = airlock::tunnel::load_tunnel_config(path);
+  } catch (const std::exception& e) {
+    std::cerr << "mcp-tunnel: " << e.what() << "\n";
+    return 2;
+  }
+  std::cout << path << ": ok — " << c.servers.size() << " server(s)"
+            << (c.name.empty() ? "" : ", tunnel '" + c.name + "'") << "\n";
+  for (const auto& s : c.servers) {
+    std::string creds;
+    for (const auto& n : s.credentials) creds += (creds.empty() ? "" : ", ") + n;
+    std::cout << "  " << s.name << ": " << s.url
+              << (creds.empty() ? "" : " (credentials: " + creds + "; not read by check)")
+              << "\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   // A private server or agent that goes away must not kill the daemon mid-write.
   ::signal(SIGPIPE, SIG_IGN);
@@ -38,8 +62,14 @@ int main(int argc, char** argv) {
   start->add_option("--config", config_path, "tunnel.yaml: the private MCP servers")
       ->check(CLI::ExistingFile);
   start->add_option("--name", name, "tunnel name; must match the token's (default: the token's)");
+  std::string check_path;
+  auto* check = app.add_subcommand(
+      "check", "check tunnel.yaml as start would (keys, URLs, templates, secrets named) without "
+               "reading a secret or starting a server");
+  check->add_option("--config", check_path, "tunnel.yaml")->required()->check(CLI::ExistingFile);
   app.set_version_flag("--version", std::string("mcp-tunnel ") + AIRLOCK_VERSION);
   CLI11_PARSE(app, argc, argv);
+  if (*check) return check_config(check_path);
 
   tunnel::TunnelOptions options;
   try {

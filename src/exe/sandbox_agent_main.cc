@@ -69,6 +69,11 @@ int main(int argc, char** argv) {
                "until SIGTERM ('sandbox-agent start --help' for its flags)");
   start->prefix_command();
   start->set_help_flag();
+  std::string check_path;
+  auto* check = app.add_subcommand(
+      "check", "check sandbox.yaml as run and start would (keys, quantities, allowlist, "
+               "credentials, custom tools) without reading a secret or building a sandbox");
+  check->add_option("--config", check_path, "sandbox.yaml")->required()->check(CLI::ExistingFile);
   auto* image = app.add_subcommand("image", "the local image store (no registry pulls)");
   image->require_subcommand(1);
   std::string source, tag;
@@ -92,6 +97,7 @@ int main(int argc, char** argv) {
     std::cerr << "sandbox-agent: " << e.what() << "\n";
     return 2;
   }
+  if (*check) return sandbox::check_config_command(check_path);
   if (*import) return sandbox::image_import_command(source, tag, store);
   if (*list) return sandbox::image_list_command(store);
   return sandbox::run_command(run_options);

@@ -180,4 +180,39 @@ int image_list_command(const std::string& store) {
   return 0;
 }
 
+int check_config_command(const std::string& path) {
+  SandboxConfig c;
+  try {
+    c = load_sandbox_config(path);
+  } catch (const std::exception& e) {
+    std::cerr << "sandbox-agent: " << e.what() << "\n";
+    return 2;
+  }
+  const Resources& r = c.resources;
+  std::cout << path << ": ok — sandbox '" << c.name << "', image " << c.image << ", cpu "
+            << (r.cpu_millis ? format_cpu(r.cpu_millis) : "unlimited") << ", memory "
+            << (r.memory_bytes ? format_bytes(r.memory_bytes) : "unlimited") << ", pids "
+            << r.pids << ", max_sessions " << c.max_sessions << ", warm pool " << c.warm_pool
+            << "\n";
+  std::string allowed;
+  for (const auto& a : c.allowed_outbound) allowed += (allowed.empty() ? "" : ", ") + a;
+  std::cout << "  allowed outbound: " << (allowed.empty() ? "none" : allowed) << "\n";
+  for (const auto& cred : c.credentials) {
+    // The config loader made sure a `secrets:` entry names it, or a dir: source may hold it.
+    std::string from;
+    for (const auto& s : c.secrets) {
+      if (s.name == cred.secret) from = s.from;
+    }
+    if (from.empty()) {
+      for (const auto& s : c.secrets) {
+        if (s.name.empty()) from += (from.empty() ? "" : " or ") + s.from;
+      }
+    }
+    std::cout << "  credential " << cred.env_var << " <- secret '" << cred.secret << "' from "
+              << from << " (not read by check)\n";
+  }
+  for (const auto& t : c.custom_tools) std::cout << "  custom tool " << t.name << "\n";
+  return 0;
+}
+
 }  // namespace airlock::sandbox

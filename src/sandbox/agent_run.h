@@ -25,4 +25,10 @@ int image_import_command(const std::string& source, const std::string& tag,
                          const std::string& store);
 int image_list_command(const std::string& store);
 
+// `sandbox-agent check --config FILE`: everything `run` and `start` check in sandbox.yaml
+// before they read a secret or build a sandbox (keys, quantities, allowlist, credentials
+// against `secrets:`, custom tools' schemas). Prints what the file describes and returns 0, or
+// prints the error and returns 2. Reads no secret.
+int check_config_command(const std::string& path);
+
 }  // namespace airlock::sandbox
