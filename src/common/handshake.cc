@@ -85,6 +85,7 @@ std::string serialize(const Hello& h) {
     const auto& d = *h.sandbox;
     o["sandbox"] = json::object{
         {"image", d.image},
+        {"image_digest", d.image_digest},
         {"cpu", d.cpu},
         {"memory", d.memory},
         {"pids", d.pids},
@@ -132,7 +133,8 @@ bool parse_hello(std::string_view text, Hello& out, std::string& error) {
     FieldReader sr(*so, "hello.sandbox.", error);
     SandboxDescription d;
     uint32_t max_sessions = 0;
-    if (!sr.str("image", d.image, false, 1024) || !sr.str("cpu", d.cpu, false, 32) ||
+    if (!sr.str("image", d.image, false, 1024) || !sr.str("image_digest", d.image_digest, false, 71) ||
+        !sr.str("cpu", d.cpu, false, 32) ||
         !sr.str("memory", d.memory, false, 32) || !sr.u64("pids", d.pids, false, 1u << 22) ||
         !sr.str_list("allowed_outbound", d.allowed_outbound, 1024) ||
         !sr.u32("max_sessions", max_sessions, false)) {

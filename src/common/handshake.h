@@ -32,6 +32,7 @@ struct InventoryServer {
 // never a secret value.
 struct SandboxDescription {
   std::string image;
+  std::string image_digest;  // "sha256:…" of the image's manifest, when it has one
   std::string cpu;     // as a quantity ("2", "500m"); empty: no limit
   std::string memory;  // "4Gi"; empty: no limit
   uint64_t pids = 0;

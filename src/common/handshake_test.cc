@@ -81,7 +81,8 @@ TEST(Handshake, ASandboxHelloCarriesItsDescriptionAndInstance) {
   Hello h;
   h.kind = ConnectorKind::kSandbox;
   h.instance = "76c35815048c9204";
-  h.sandbox = SandboxDescription{.image = "my-registry/tool-executor:latest",
+  h.sandbox = SandboxDescription{.image = "registry.example.com/tool-executor:latest",
+                                 .image_digest = "sha256:" + std::string(64, 'c'),
                                  .cpu = "2",
                                  .memory = "4Gi",
                                  .pids = 256,
@@ -92,7 +93,8 @@ TEST(Handshake, ASandboxHelloCarriesItsDescriptionAndInstance) {
   ASSERT_TRUE(parse_hello(serialize(h), back, error)) << error;
   EXPECT_EQ(back.instance, h.instance);
   ASSERT_TRUE(back.sandbox);
-  EXPECT_EQ(back.sandbox->image, "my-registry/tool-executor:latest");
+  EXPECT_EQ(back.sandbox->image, "registry.example.com/tool-executor:latest");
+  EXPECT_EQ(back.sandbox->image_digest, h.sandbox->image_digest);
   EXPECT_EQ(back.sandbox->memory, "4Gi");
   EXPECT_EQ(back.sandbox->allowed_outbound, h.sandbox->allowed_outbound);
   EXPECT_EQ(back.sandbox->max_sessions, 16u);

@@ -110,7 +110,9 @@ void print_table(const json::array& rows) {
       for (const auto& a : o.at("allowed_outbound").as_array()) {
         allowed += (allowed.empty() ? "" : ", ") + std::string(a.as_string());
       }
-      std::cout << "         image " << str(o, "image") << "  cpu "
+      std::cout << "         image " << str(o, "image")
+                << (str(o, "image_digest").empty() ? "" : " (" + str(o, "image_digest") + ")")
+                << "  cpu "
                 << (str(res, "cpu").empty() ? "unlimited" : str(res, "cpu")) << "  memory "
                 << (str(res, "memory").empty() ? "unlimited" : str(res, "memory")) << "  pids "
                 << str(res, "pids") << "\n         allowed_outbound "

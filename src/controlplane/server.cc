@@ -479,6 +479,7 @@ std::string ControlPlane::resource_json(const ResourceRecord& r) {
       if (c->sandbox && !o.contains("image")) {
         const auto& d = *c->sandbox;
         o["image"] = d.image;
+        if (!d.image_digest.empty()) o["image_digest"] = d.image_digest;
         o["resources"] = json::object{{"cpu", d.cpu}, {"memory", d.memory}, {"pids", d.pids}};
         o["allowed_outbound"] = json::array(d.allowed_outbound.begin(), d.allowed_outbound.end());
       }

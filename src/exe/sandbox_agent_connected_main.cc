@@ -15,6 +15,7 @@
 #include "common/config_util.h"
 #include "common/connector_cli.h"
 #include "common/log.h"
+#include "sandbox/agent_run.h"
 #include "sandbox/connected_agent.h"
 #include "sandbox/image.h"
 
@@ -44,12 +45,23 @@ int main(int argc, char** argv) {
     init_logging("sandbox-agent", flags.log_level);
     options.connector = flags.to_options("airlock sandbox create NAME");
     options.config = sandbox::load_sandbox_config(config_path);
-    options.image_store = image_store;
     options.metrics_addr = flags.metrics_addr;
     if (const char* t = std::getenv("TMPDIR"); t && *t) options.runtime_dir = t;
     // Secrets are read before anything else runs and stay in this process (and the sandboxes
     // whose credentials name them) only.
     options.secrets = secrets::open_secret_store(options.config.secrets, /*report=*/true);
+    // The image before anything else: a registry image is pulled now (`pull:`), so that the
+    // hello names the digest the sandboxes run.
+    std::string error;
+    auto image = sandbox::resolve_image(
+        options.config.image, image_store,
+        sandbox::pull_options_for(options.config, options.secrets->current().get()), error);
+    if (!image) {
+      spdlog::critical("cannot start: {}", error);
+      return 1;
+    }
+    if (!image->digest.empty()) spdlog::info("image {} is {}", options.config.image, image->digest);
+    options.image = *image;
   } catch (const std::exception& e) {
     std::cerr << "sandbox-agent: " << e.what() << "\n";
     return 2;

@@ -74,7 +74,7 @@ int main(int argc, char** argv) {
       "check", "check sandbox.yaml as run and start would (keys, quantities, allowlist, "
                "credentials, custom tools) without reading a secret or building a sandbox");
   check->add_option("--config", check_path, "sandbox.yaml")->required()->check(CLI::ExistingFile);
-  auto* image = app.add_subcommand("image", "the local image store (no registry pulls)");
+  auto* image = app.add_subcommand("image", "the local image store: pull, import, list");
   image->require_subcommand(1);
   std::string source, tag;
   auto* import = image->add_subcommand(
@@ -84,8 +84,17 @@ int main(int argc, char** argv) {
   import->add_option("--tag", tag, "reference to record, e.g. my-registry/tool-executor:latest")
       ->required();
   auto* list = image->add_subcommand("list", "tags and digests in the store");
+  std::string reference, pull_config, platform;
+  auto* pull = image->add_subcommand(
+      "pull", "pull an image from its registry into the store (what `image: HOST/REPO:TAG` "
+              "does on first use) and print its digest");
+  pull->add_option("reference", reference, "HOST[:PORT]/REPOSITORY[:TAG|@sha256:DIGEST]")->required();
+  pull->add_option("--config", pull_config,
+                   "sandbox.yaml whose registries:, platform and image_pull_secret apply")
+      ->check(CLI::ExistingFile);
+  pull->add_option("--platform", platform, "OS/ARCH[/VARIANT] of a multi-platform image (default linux/amd64)");
   std::string store = sandbox::kDefaultImageStore;
-  for (auto* sub : {import, list}) {
+  for (auto* sub : {import, list, pull}) {
     sub->add_option("--image-store", store, "the image store directory")->capture_default_str();
   }
   app.set_version_flag("--version", std::string("sandbox-agent ") + AIRLOCK_VERSION);
@@ -100,5 +109,6 @@ int main(int argc, char** argv) {
   if (*check) return sandbox::check_config_command(check_path);
   if (*import) return sandbox::image_import_command(source, tag, store);
   if (*list) return sandbox::image_list_command(store);
+  if (*pull) return sandbox::image_pull_command(reference, pull_config, platform, store);
   return sandbox::run_command(run_options);
 }

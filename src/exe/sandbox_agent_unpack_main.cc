@@ -1,5 +1,8 @@
 // sandbox-agent-unpack SOURCE STORE: unpacks one image (an OCI layout directory, an OCI archive
 // or a `docker save` tarball) into sandbox-agent's image store and prints its digest.
+// sandbox-agent-unpack --pull REFERENCE STORE: pulls the image from its registry first
+// (image_pull.h); the platform, `registries:` settings and registry credentials come as JSON on
+// stdin, never in arguments or the environment.
 // sandbox-agent starts it when an image must be unpacked, so that image contents — untrusted
 // input — are read by libarchive in a process that holds no secrets (sandbox/image_unpack.h).
 // As root it keeps only the capabilities that extracting files needs (chown, dac_override,
@@ -11,8 +14,13 @@
 
 #include <filesystem>
 #include <iostream>
+#include <iterator>
+#include <optional>
 #include <string>
 
+#include <boost/json/parse.hpp>
+
+#include "sandbox/image_pull.h"
 #include "sandbox/image_unpack.h"
 #include "sandbox/steps.h"
 
@@ -32,6 +40,7 @@ int main(int argc, char** argv) {
   }
   const std::string usage =
       "usage: sandbox-agent-unpack SOURCE STORE\n"
+      "       sandbox-agent-unpack --pull REFERENCE STORE   (settings as JSON on stdin)\n"
       "Unpacks SOURCE (an OCI layout directory, an OCI archive or a `docker save` tarball) into\n"
       "the image store directory STORE and prints the image's digest. Started by sandbox-agent;\n"
       "to add an image to the store yourself, use `sandbox-agent image import`.\n";
@@ -39,6 +48,8 @@ int main(int argc, char** argv) {
     std::cout << usage;
     return 0;
   }
+  const bool pull = argc == 4 && std::string(argv[1]) == "--pull";
+  if (pull) ++argv, --argc;
   if (argc != 3) {
     std::cerr << usage;
     return 2;
@@ -49,7 +60,26 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::string error;
-  auto digest = airlock::sandbox::unpack_image(argv[1], argv[2], error);
+  std::optional<std::string> digest;
+  if (pull) {
+    airlock::sandbox::PullRequest request;
+    request.reference = argv[1];
+    request.store = argv[2];
+    const std::string input{std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>()};
+    boost::system::error_code ec;
+    const auto settings = boost::json::parse(input.empty() ? "{}" : input, ec);
+    if (ec || !settings.is_object()) {
+      std::cerr << "the pull settings on stdin are not a JSON object\n";
+      return 2;
+    }
+    const auto& o = settings.as_object();
+    if (const auto* p = o.if_contains("platform"); p && p->is_string()) request.platform = p->as_string();
+    if (const auto* r = o.if_contains("registries")) request.registries = airlock::sandbox::registry_settings_from_json(*r);
+    if (const auto* d = o.if_contains("docker_config"); d && d->is_string()) request.docker_config = d->as_string();
+    digest = airlock::sandbox::pull_image(request, error);
+  } else {
+    digest = airlock::sandbox::unpack_image(argv[1], argv[2], error);
+  }
   if (!digest) {
     std::cerr << error << "\n";
     return 1;

@@ -90,7 +90,13 @@ int run_command(const RunCommandOptions& options) {
     return 2;
   }
   std::string error;
-  auto image = resolve_image(config.image, options.image_store, error);
+  std::optional<ImageRoot> image;
+  try {
+    image = resolve_image(config.image, options.image_store,
+                          pull_options_for(config, store->current().get()), error);
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
   if (!image) {
     std::cerr << "sandbox-agent: " << error << "\n";
     return 2;
@@ -161,6 +167,52 @@ int run_command(const RunCommandOptions& options) {
   }
   if (!options.report_path.empty()) write_report(options.report_path, result, egress);
   return result.exit_code;
+}
+
+ImagePullOptions pull_options_for(const SandboxConfig& config, const secrets::SecretSet* set) {
+  ImagePullOptions o;
+  o.policy = config.pull;
+  o.platform = config.platform;
+  o.registries = config.registries;
+  if (!config.image_pull_secret.empty()) {
+    const secrets::SecretValue* v = set ? set->find(config.image_pull_secret) : nullptr;
+    if (!v) {
+      throw ConfigError("sandbox.image_pull_secret '" + config.image_pull_secret +
+                        "' is not loaded (no secrets: source provides it)");
+    }
+    o.docker_config = std::string(v->view());
+    // Checked here, so that a malformed document is an error of the config, not of each pull.
+    std::string ignored;
+    if (auto ref = parse_image_reference(config.image, ignored)) {
+      (void)credentials_for(o.docker_config, ref->registry);
+    }
+  }
+  return o;
+}
+
+int image_pull_command(const std::string& reference, const std::string& config_path,
+                       const std::string& platform, const std::string& store) {
+  ImagePullOptions pull;
+  try {
+    if (!config_path.empty()) {
+      const SandboxConfig config = load_sandbox_config(config_path);
+      auto secrets = secrets::open_secret_store(config.secrets, /*report=*/false);
+      pull = pull_options_for(config, secrets->current().get());
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "sandbox-agent: " << e.what() << "\n";
+    return 2;
+  }
+  if (!platform.empty()) pull.platform = platform;
+  std::string error;
+  auto digest = pull_to_store(reference, store, pull, error);
+  if (!digest) {
+    std::cerr << "sandbox-agent: " << error << "\n";
+    return 1;
+  }
+  std::string ignored;
+  std::cout << parse_image_reference(reference, ignored)->str() << " " << *digest << "\n";
+  return 0;
 }
 
 int image_import_command(const std::string& source, const std::string& tag,

@@ -5,6 +5,9 @@
 #include <string>
 #include <vector>
 
+#include "common/secrets.h"
+#include "sandbox/config.h"
+
 namespace airlock::sandbox {
 
 struct RunCommandOptions {
@@ -18,6 +21,16 @@ struct RunCommandOptions {
 // Returns the process exit status: the tool's, or 124 (wall time), 125 (set-up failed),
 // 126/127 (not executable / not found), 2 (bad config or secrets).
 int run_command(const RunCommandOptions& options);
+
+// How sandbox.yaml says to pull its image: policy, platform, `registries:`, and the registry
+// credentials from the image_pull_secret's value in `set`. Throws ConfigError when that secret is
+// not loaded or is not a .dockerconfigjson document.
+ImagePullOptions pull_options_for(const SandboxConfig& config, const secrets::SecretSet* set);
+
+// `sandbox-agent image pull REF [--config sandbox.yaml] [--platform P]`: pulls, records, prints
+// "REF DIGEST". Exit status 0, 1 (the pull failed) or 2 (bad config).
+int image_pull_command(const std::string& reference, const std::string& config_path,
+                       const std::string& platform, const std::string& store);
 
 // `sandbox-agent image import SOURCE --tag REF` and `image list`: exit status 0, or 1 with the
 // reason on stderr.

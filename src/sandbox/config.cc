@@ -149,13 +149,67 @@ SandboxConfig parse_sandbox_config(const std::string& yaml_text, const std::stri
   if (!root || root.IsNull() || !root.IsMap()) {
     throw ConfigError(origin + ": expected a map with a 'sandbox:' key");
   }
-  expect_keys(root, "", {"sandbox", "secrets"});
+  expect_keys(root, "", {"sandbox", "secrets", "registries"});
   if (auto sec = root["secrets"]) c.secrets = secrets::parse_sources(sec, "secrets");
+  if (auto regs = root["registries"]) {
+    if (!regs.IsSequence()) throw ConfigError("registries must be a list of {host, ca_file, mirror, plain_http}");
+    std::set<std::string> hosts;
+    for (size_t i = 0; i < regs.size(); ++i) {
+      const std::string path = "registries[" + std::to_string(i) + "]";
+      expect_keys(regs[i], path, {"host", "ca_file", "mirror", "plain_http"});
+      RegistrySettings r;
+      if (!regs[i]["host"]) throw ConfigError(path + ".host is required (HOST[:PORT], as in image references)");
+      r.host = read_string(regs[i]["host"], path + ".host");
+      std::string ignored;
+      if (!parse_image_reference(r.host + "/x", ignored)) {
+        throw ConfigError(path + ".host '" + r.host + "' is not a registry host (it needs a '.' or a port, or is localhost)");
+      }
+      if (!hosts.insert(r.host).second) throw ConfigError(path + ".host '" + r.host + "' is listed twice");
+      if (auto v = regs[i]["ca_file"]) r.ca_file = read_string(v, path + ".ca_file");
+      if (auto v = regs[i]["mirror"]) {
+        r.mirror = read_string(v, path + ".mirror");
+        if (!parse_image_reference(r.mirror + "/x", ignored)) {
+          throw ConfigError(path + ".mirror '" + r.mirror + "' is not a registry host");
+        }
+      }
+      if (auto v = regs[i]["plain_http"]) {
+        r.plain_http = read_bool(v, path + ".plain_http");
+        if (r.plain_http) {
+          if (std::string why = plain_http_refusal(r.mirror.empty() ? r.host : r.mirror); !why.empty()) {
+            throw ConfigError(path + ".plain_http: " + why);
+          }
+        }
+      }
+      c.registries.push_back(std::move(r));
+    }
+  }
   const YAML::Node s = root["sandbox"];
   if (!s) throw ConfigError("sandbox is required");
   expect_keys(s, "sandbox",
-              {"type", "name", "image", "resources", "network", "credentials", "env",
-               "max_sessions", "session_idle_timeout", "warm_pool", "custom_tools"});
+              {"type", "name", "image", "pull", "platform", "image_pull_secret", "resources",
+               "network", "credentials", "env", "max_sessions", "session_idle_timeout",
+               "warm_pool", "custom_tools"});
+  if (auto v = s["pull"]) {
+    const std::string p = read_string(v, "sandbox.pull");
+    if (p == "if-missing") c.pull = PullPolicy::kIfMissing;
+    else if (p == "always") c.pull = PullPolicy::kAlways;
+    else if (p == "never") c.pull = PullPolicy::kNever;
+    else throw ConfigError("sandbox.pull '" + p + "' must be if-missing, always or never");
+  }
+  if (auto v = s["platform"]) {
+    c.platform = read_string(v, "sandbox.platform");
+    std::string error;
+    if (!select_platform(boost::json::object{{"manifests", boost::json::array{}}}, c.platform, error) &&
+        error.find("must be OS/ARCH") != std::string::npos) {
+      throw ConfigError("sandbox.platform: " + error);
+    }
+  }
+  if (auto v = s["image_pull_secret"]) {
+    c.image_pull_secret = read_string(v, "sandbox.image_pull_secret");
+    if (!secrets::is_valid_secret_name(c.image_pull_secret)) {
+      throw ConfigError("sandbox.image_pull_secret '" + c.image_pull_secret + "' is not a secret name");
+    }
+  }
   if (auto v = s["max_sessions"]) {
     const uint64_t n = read_uint(v, "sandbox.max_sessions");
     if (n < 1 || n > 4096) throw ConfigError("sandbox.max_sessions must be 1..4096");
@@ -206,6 +260,10 @@ SandboxConfig parse_sandbox_config(const std::string& yaml_text, const std::stri
   if (auto i = s["image"]) {
     c.image = read_string(i, "sandbox.image");
     if (c.image.empty()) throw ConfigError("sandbox.image must not be empty");
+    std::string error;
+    if (!parse_image_reference(c.image, error) && !error.empty()) {
+      throw ConfigError("sandbox.image '" + c.image + "': " + error);
+    }
   }
   if (auto r = s["resources"]) {
     expect_keys(r, "sandbox.resources",
@@ -314,6 +372,11 @@ SandboxConfig parse_sandbox_config(const std::string& yaml_text, const std::stri
   for (const auto& src : c.secrets) {
     if (src.name.empty()) has_dir = true;
     named.insert(src.name);
+  }
+  if (!c.image_pull_secret.empty() && !has_dir && !named.count(c.image_pull_secret)) {
+    throw ConfigError("sandbox.image_pull_secret '" + c.image_pull_secret + "' is not among "
+                      "'secrets:'; add {name: " + c.image_pull_secret + ", from: file:/path} (a "
+                      ".dockerconfigjson document)");
   }
   for (size_t i = 0; i < c.credentials.size(); ++i) {
     if (!has_dir && !named.count(c.credentials[i].secret)) {

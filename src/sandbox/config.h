@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/secrets.h"
+#include "sandbox/image.h"
 #include "sandbox/toolset.h"
 
 namespace airlock::sandbox {
@@ -42,6 +43,13 @@ struct SandboxConfig {
   // "host" (the host's system directories, read-only), a directory holding an unpacked root
   // filesystem, or an image reference resolved by the image store.
   std::string image = "host";
+  // For an image named with its registry: when to pull it, which variant of a multi-platform
+  // image, and the secret (a .dockerconfigjson document) holding the registry credentials.
+  PullPolicy pull = PullPolicy::kIfMissing;
+  std::string platform = "linux/amd64";
+  std::string image_pull_secret;
+  // `registries:` — a CA, a mirror or plain HTTP (loopback only) per registry host.
+  std::vector<RegistrySettings> registries;
   Resources resources;
   // Egress allowlist: "host", "*.domain", either with ":port"; IP literals and CIDRs.
   std::vector<std::string> allowed_outbound;

@@ -16,6 +16,7 @@
 #include "common/connector_cli.h"
 #include "common/jsonrpc.h"
 #include "common/token.h"
+#include "sandbox/agent_run.h"
 #include "sandbox/image.h"
 #include "sandbox/sandbox.h"
 
@@ -266,6 +267,7 @@ SandboxAgent::SandboxAgent(asio::any_io_executor ex, SandboxAgentOptions options
                       .tools = tool_names}};
   hello.sandbox = proto::SandboxDescription{
       .image = c.image,
+      .image_digest = options_.image.digest,
       .cpu = c.resources.cpu_millis ? format_cpu(c.resources.cpu_millis) : "",
       .memory = c.resources.memory_bytes ? format_bytes(c.resources.memory_bytes) : "",
       .pids = c.resources.pids,
@@ -288,9 +290,6 @@ SandboxAgent::~SandboxAgent() {
 }
 
 void SandboxAgent::start() {
-  std::string error;
-  auto image = resolve_image(options_.config.image, options_.image_store, error);
-  if (!image) throw std::runtime_error(error);
   if (options_.toolbox_path.empty()) {
     std::error_code ec;
     options_.toolbox_path = toolbox_beside(std::filesystem::read_symlink("/proc/self/exe", ec));
@@ -301,7 +300,7 @@ void SandboxAgent::start() {
                              "): install the two together");
   }
   SessionFactoryOptions fo{.config = options_.config,
-                           .image = *image,
+                           .image = options_.image,
                            .secrets = options_.secrets,
                            .toolbox_path = options_.toolbox_path,
                            .runtime_dir = options_.runtime_dir};

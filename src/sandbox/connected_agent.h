@@ -33,7 +33,8 @@ struct SandboxAgentOptions {
   ConnectorOptions connector;  // endpoint, token, TLS, HA links, drain
   SandboxConfig config;
   std::shared_ptr<secrets::SecretStore> secrets;  // loaded; null: a store with no sources
-  std::string image_store = kDefaultImageStore;
+  // The sandbox's root, resolved (a registry image pulled) before the agent is made.
+  ImageRoot image;
   std::string toolbox_path;  // empty: sandbox-agent-toolbox next to the running executable
   std::string runtime_dir = "/tmp";
   std::string metrics_addr;  // loopback HOST:PORT; empty: no listener at all

@@ -74,40 +74,58 @@ std::string unpack_helper_path() {
   return (ec ? fs::path(kUnpackHelper) : self.parent_path() / kUnpackHelper).string();
 }
 
-// Runs `sandbox-agent-unpack SOURCE STORE`: its own process, an environment of nothing but
-// PATH, no descriptors but its output. Returns the digest it prints, or its error.
-std::optional<std::string> run_unpack_helper(const fs::path& source, const fs::path& store,
-                                             std::string& error) {
+// Runs `sandbox-agent-unpack SOURCE STORE` (or `--pull REFERENCE STORE` with `input` on its
+// stdin): its own process, an environment of nothing but PATH, no descriptors but its input and
+// output. Returns the digest it prints, or its error.
+std::optional<std::string> run_unpack_helper(const std::vector<std::string>& args,
+                                             const std::string& input, std::string& error) {
   const std::string helper = unpack_helper_path();
   if (::access(helper.c_str(), X_OK) != 0) {
     error = "unpacking an image needs " + helper + ", installed next to sandbox-agent: " +
             std::strerror(errno);
     return std::nullopt;
   }
-  int out[2];
-  if (::pipe2(out, O_CLOEXEC) != 0) {
+  int out[2], in[2] = {-1, -1};
+  if (::pipe2(out, O_CLOEXEC) != 0 || (!input.empty() && ::pipe2(in, O_CLOEXEC) != 0)) {
     error = std::string("pipe2: ") + std::strerror(errno);
     return std::nullopt;
   }
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  if (input.empty()) {
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  } else {
+    posix_spawn_file_actions_adddup2(&actions, in[0], 0);
+  }
   posix_spawn_file_actions_adddup2(&actions, out[1], 1);
   posix_spawn_file_actions_adddup2(&actions, out[1], 2);
   posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-  const std::string source_arg = source.string(), store_arg = store.string();
-  char* argv[] = {const_cast<char*>(helper.c_str()), const_cast<char*>(source_arg.c_str()),
-                  const_cast<char*>(store_arg.c_str()), nullptr};
+  std::vector<char*> argv{const_cast<char*>(helper.c_str())};
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
   char path_env[] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
   char* envp[] = {path_env, nullptr};
   pid_t pid = -1;
-  const int rc = ::posix_spawn(&pid, helper.c_str(), &actions, nullptr, argv, envp);
+  const int rc = ::posix_spawn(&pid, helper.c_str(), &actions, nullptr, argv.data(), envp);
   posix_spawn_file_actions_destroy(&actions);
   ::close(out[1]);
+  if (in[0] >= 0) ::close(in[0]);
   if (rc != 0) {
     ::close(out[0]);
+    if (in[1] >= 0) ::close(in[1]);
     error = "cannot start " + helper + ": " + std::strerror(rc);
     return std::nullopt;
+  }
+  if (in[1] >= 0) {
+    // Small (settings and credentials): the pipe holds it; the helper reads it before anything.
+    std::string_view rest = input;
+    while (!rest.empty()) {
+      const ssize_t n = ::write(in[1], rest.data(), rest.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      rest.remove_prefix(static_cast<size_t>(n));
+    }
+    ::close(in[1]);
   }
   std::string output;
   read_to_end(out[0], output, 64 * 1024);  // a digest, or an error message
@@ -168,7 +186,7 @@ std::optional<std::string> known_or_unpack(const fs::path& source, const fs::pat
       return digest;
     }
   }
-  auto digest = run_unpack_helper(source, store, error);
+  auto digest = run_unpack_helper({source.string(), store.string()}, "", error);
   if (!digest) return std::nullopt;
   std::error_code ec;
   fs::create_directories(store / "archives", ec);
@@ -187,11 +205,41 @@ json::object read_refs(const fs::path& store) {
   return {};
 }
 
+bool record_ref(const fs::path& store, const std::string& ref, const std::string& digest,
+                std::string& error) {
+  json::object refs = read_refs(store);
+  refs[ref] = digest;
+  const fs::path tmp = refs_file(store).string() + ".tmp-" + std::to_string(::getpid());
+  std::ofstream(tmp) << json::serialize(refs) << "\n";
+  std::error_code ec;
+  fs::rename(tmp, refs_file(store), ec);
+  if (ec) error = "cannot write " + refs_file(store).string() + ": " + ec.message();
+  return !ec;
+}
+
 ImageRoot rootfs_of(const fs::path& store, const std::string& digest, const std::string& what) {
   ImageRoot r;
   r.dir = (store / "rootfs" / digest.substr(7)).string();
   r.description = what + " (" + digest.substr(0, 19) + "…)";
+  r.digest = digest;
   return r;
+}
+
+// The pull settings for the helper's stdin.
+std::string pull_input(const ImagePullOptions& pull) {
+  return json::serialize(json::object{{"platform", pull.platform},
+                                      {"registries", registry_settings_to_json(pull.registries)},
+                                      {"docker_config", pull.docker_config}});
+}
+
+std::optional<fs::path> open_store(const std::string& store_dir, std::string& error) {
+  std::error_code ec;
+  fs::create_directories(store_dir, ec);
+  if (ec) {
+    error = "cannot create the image store " + store_dir + ": " + ec.message();
+    return std::nullopt;
+  }
+  return fs::canonical(store_dir);
 }
 
 }  // namespace
@@ -236,15 +284,26 @@ std::optional<std::string> import_image(const std::string& source, const std::st
   const fs::path store = fs::canonical(store_dir);
   auto digest = known_or_unpack(fs::canonical(source), store, error);
   if (!digest) return std::nullopt;
-  json::object refs = read_refs(store);
-  refs[ref] = *digest;
-  const fs::path tmp = refs_file(store).string() + ".tmp";
-  std::ofstream(tmp) << json::serialize(refs) << "\n";
-  fs::rename(tmp, refs_file(store), ec);
-  if (ec) {
-    error = "cannot write " + refs_file(store).string() + ": " + ec.message();
+  if (!record_ref(store, ref, *digest, error)) return std::nullopt;
+  return digest;
+}
+
+std::optional<std::string> pull_to_store(const std::string& reference, const std::string& store_dir,
+                                         const ImagePullOptions& pull, std::string& error) {
+  auto ref = parse_image_reference(reference, error);
+  if (!ref) {
+    if (error.empty()) {
+      error = "'" + reference + "' names no registry: write HOST[:PORT]/REPOSITORY[:TAG] (the "
+              "first part a host name with a '.' or a port, or localhost)";
+    }
     return std::nullopt;
   }
+  auto store = open_store(store_dir, error);
+  if (!store) return std::nullopt;
+  auto digest = run_unpack_helper({"--pull", ref->str(), store->string()}, pull_input(pull), error);
+  if (!digest) return std::nullopt;
+  // Both names: the tag (for the next resolve) and, for the record, the digest it had.
+  if (!record_ref(*store, ref->str(), *digest, error)) return std::nullopt;
   return digest;
 }
 
@@ -257,7 +316,7 @@ std::vector<StoredImage> list_images(const std::string& store) {
 }
 
 std::optional<ImageRoot> resolve_image(const std::string& image, const std::string& store_dir,
-                                       std::string& error) {
+                                       const ImagePullOptions& pull, std::string& error) {
   ImageRoot r;
   if (image == "host") {
     r.host = true;
@@ -287,6 +346,31 @@ std::optional<ImageRoot> resolve_image(const std::string& image, const std::stri
     }
     return rootfs_of(store, *digest, path.string());
   }
+  if (auto remote = parse_image_reference(image, error)) {
+    const std::string ref = remote->str();
+    const fs::path store = fs::exists(store_dir) ? fs::canonical(store_dir) : fs::path(store_dir);
+    if (pull.policy != PullPolicy::kAlways) {
+      const json::object refs = read_refs(store);
+      if (const auto* d = refs.if_contains(ref); d && d->is_string() &&
+          fs::is_directory(store / "rootfs" / std::string(d->as_string()).substr(7))) {
+        return rootfs_of(store, std::string(d->as_string()), ref);
+      }
+      if (pull.policy == PullPolicy::kNever) {
+        error = "image '" + image + "' is not in the local image store (" + store.string() +
+                ") and `pull: never` is set: pull it with `sandbox-agent image pull " + image + "`";
+        return std::nullopt;
+      }
+    }
+    auto digest = pull_to_store(image, store_dir, pull, error);
+    if (!digest) {
+      error = "image '" + image + "': " + error;
+      return std::nullopt;
+    }
+    return rootfs_of(fs::canonical(store_dir), *digest, ref);
+  } else if (!error.empty()) {
+    error = "image '" + image + "': " + error;
+    return std::nullopt;
+  }
   const std::string ref = normalize_reference(image);
   if (ref.empty()) {
     error = "image '" + image + "' is not 'host', an existing path, or an image reference";
@@ -299,8 +383,8 @@ std::optional<ImageRoot> resolve_image(const std::string& image, const std::stri
       !fs::is_directory(store / "rootfs" / std::string(digest->as_string()).substr(7))) {
     error = "image '" + image + "' is not in the local image store (" + store.string() +
             "); import it with `sandbox-agent image import FILE --tag " + image +
-            "` (FILE: an OCI layout directory, an OCI archive or a `docker save` tarball). "
-            "Pulling from a registry is not supported";
+            "` (FILE: an OCI layout directory, an OCI archive or a `docker save` tarball), "
+            "or name it with its registry (HOST[:PORT]/REPOSITORY[:TAG]) to pull it";
     return std::nullopt;
   }
   return rootfs_of(store, std::string(digest->as_string()), ref);

@@ -53,17 +53,17 @@ class Images : public ::testing::Test {
 
 TEST_F(Images, OciLayoutArchiveAndDockerSaveUnpackTheSameWay) {
   std::string error;
-  auto layout = resolve_image(work_.path + "/oci", store_.path, error);
+  auto layout = resolve_image(work_.path + "/oci", store_.path, {}, error);
   ASSERT_TRUE(layout) << error;
   EXPECT_FALSE(layout->host);
   expect_layered_root(layout->dir);
   // The archive of the same layout is the same image: same digest, same directory.
-  auto archive = resolve_image(work_.path + "/oci-archive.tar", store_.path, error);
+  auto archive = resolve_image(work_.path + "/oci-archive.tar", store_.path, {}, error);
   ASSERT_TRUE(archive) << error;
   EXPECT_EQ(archive->dir, layout->dir);
   auto tagged = import_image(work_.path + "/docker-save.tar", "tools:1", store_.path, error);
   ASSERT_TRUE(tagged) << error;
-  auto by_ref = resolve_image("tools:1", store_.path, error);
+  auto by_ref = resolve_image("tools:1", store_.path, {}, error);
   ASSERT_TRUE(by_ref) << error;
   expect_layered_root(by_ref->dir);
   const auto listed = list_images(store_.path);
@@ -72,7 +72,7 @@ TEST_F(Images, OciLayoutArchiveAndDockerSaveUnpackTheSameWay) {
   EXPECT_EQ(listed[0].digest, *tagged);
   // A second resolution reuses the unpacked root (cached by digest).
   const auto before = fs::last_write_time(layout->dir);
-  auto again = resolve_image(work_.path + "/oci", store_.path, error);
+  auto again = resolve_image(work_.path + "/oci", store_.path, {}, error);
   ASSERT_TRUE(again) << error;
   EXPECT_EQ(fs::last_write_time(again->dir), before);
   // A tarball is recognised by what the file is (not re-read): one record for it, and a new
@@ -81,11 +81,11 @@ TEST_F(Images, OciLayoutArchiveAndDockerSaveUnpackTheSameWay) {
     return std::distance(fs::directory_iterator(store_.path + "/archives"), fs::directory_iterator{});
   };
   const size_t tar_records = static_cast<size_t>(records());  // oci-archive.tar, docker-save.tar
-  ASSERT_TRUE(resolve_image(work_.path + "/oci-archive.tar", store_.path, error)) << error;
+  ASSERT_TRUE(resolve_image(work_.path + "/oci-archive.tar", store_.path, {}, error)) << error;
   EXPECT_EQ(static_cast<size_t>(records()), tar_records);
   fs::last_write_time(work_.path + "/oci-archive.tar",
                       fs::last_write_time(work_.path + "/oci-archive.tar") + std::chrono::seconds(5));
-  auto changed = resolve_image(work_.path + "/oci-archive.tar", store_.path, error);
+  auto changed = resolve_image(work_.path + "/oci-archive.tar", store_.path, {}, error);
   ASSERT_TRUE(changed) << error;
   EXPECT_EQ(changed->dir, layout->dir);
   EXPECT_EQ(static_cast<size_t>(records()), tar_records + 1);
@@ -93,11 +93,11 @@ TEST_F(Images, OciLayoutArchiveAndDockerSaveUnpackTheSameWay) {
 
 TEST_F(Images, UnknownReferencesSayHowToImport) {
   std::string error;
-  EXPECT_FALSE(resolve_image("my-registry/tool-executor:latest", store_.path, error));
+  EXPECT_FALSE(resolve_image("my-registry/tool-executor:latest", store_.path, {}, error));
   EXPECT_NE(error.find("sandbox-agent image import FILE --tag my-registry/tool-executor:latest"),
             std::string::npos) << error;
-  EXPECT_NE(error.find("not supported"), std::string::npos) << error;
-  EXPECT_FALSE(resolve_image("bad ref!", store_.path, error));
+  EXPECT_NE(error.find("to pull it"), std::string::npos) << error;
+  EXPECT_FALSE(resolve_image("bad ref!", store_.path, {}, error));
   EXPECT_FALSE(import_image(work_.path + "/oci", "Bad Tag", store_.path, error));
   EXPECT_EQ(normalize_reference("tools"), "tools:latest");
   EXPECT_EQ(normalize_reference("reg.example:5000/team/tools"), "reg.example:5000/team/tools:latest");
@@ -113,14 +113,14 @@ TEST_F(Images, UnpackerFailuresAreReportedAndNothingIsRecorded) {
   } reset;
   std::string error;
   set_unpack_helper("/nonexistent/sandbox-agent-unpack");
-  EXPECT_FALSE(resolve_image(work_.path + "/oci-archive.tar", store_.path, error));
+  EXPECT_FALSE(resolve_image(work_.path + "/oci-archive.tar", store_.path, {}, error));
   EXPECT_NE(error.find("unpacking an image needs /nonexistent/sandbox-agent-unpack"),
             std::string::npos) << error;
   const std::string crashing = work_.path + "/crashing-unpacker";
   std::ofstream(crashing) << "#!/bin/sh\necho partial output\nkill -SEGV $$\n";
   fs::permissions(crashing, fs::perms::owner_all);
   set_unpack_helper(crashing);
-  EXPECT_FALSE(resolve_image(work_.path + "/oci-archive.tar", store_.path, error));
+  EXPECT_FALSE(resolve_image(work_.path + "/oci-archive.tar", store_.path, {}, error));
   EXPECT_NE(error.find("was killed by signal 11: partial output"), std::string::npos) << error;
   const std::string lying = work_.path + "/lying-unpacker";
   std::ofstream(lying) << "#!/bin/sh\necho not-a-digest\n";
@@ -152,7 +152,7 @@ TEST_F(Images, TheUnpackerInheritsNoEnvironmentAndNoDescriptors) {
   fs::permissions(probe, fs::perms::owner_all);
   set_unpack_helper(probe);
   std::string error;
-  EXPECT_FALSE(resolve_image(work_.path + "/oci-archive.tar", store_.path, error));
+  EXPECT_FALSE(resolve_image(work_.path + "/oci-archive.tar", store_.path, {}, error));
   ::close(leaked);
   EXPECT_NE(error.find("stdin:/dev/null"), std::string::npos) << error;  // the probe ran
   EXPECT_EQ(error.find("must-not-arrive"), std::string::npos) << error;
@@ -167,7 +167,7 @@ TEST_F(Images, ACorruptedBlobIsRefused) {
     if (fs::file_size(b.path()) > 1000) std::ofstream(b.path(), std::ios::app) << "tampered";
   }
   std::string error;
-  EXPECT_FALSE(resolve_image(work_.path + "/oci", store_.path, error));
+  EXPECT_FALSE(resolve_image(work_.path + "/oci", store_.path, {}, error));
   EXPECT_NE(error.find("does not match its digest"), std::string::npos) << error;
 }
 
