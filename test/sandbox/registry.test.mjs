@@ -7,6 +7,7 @@
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
+import http from "node:http";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -318,6 +319,111 @@ if (checks.failed === 0) {
       assert(blobsIn(store).includes(ld), "the big layer is stored");
     } finally {
       relay.close();
+    }
+  });
+
+  await checks.check("Bearer tokens: the registry's challenge, its token endpoint with the credentials, then the token", async () => {
+    // A second registry on the same storage that accepts only tokens signed by this test's key,
+    // and the token endpoint (plain HTTP on loopback) that checks the user and password.
+    const dir = path.join(work, "token");
+    fs.mkdirSync(dir);
+    sh("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+                   "-subj", "/CN=airlock test token signer", "-keyout", `${dir}/signer.key`, "-out", `${dir}/signer.pem`]);
+    const key = crypto.createPrivateKey(fs.readFileSync(`${dir}/signer.key`));
+    const der = new crypto.X509Certificate(fs.readFileSync(`${dir}/signer.pem`)).raw.toString("base64");
+    const b64url = (b) => Buffer.from(b).toString("base64url");
+    const seen = [];
+    const tokenPort = await freePort();
+    const tokenServer = http.createServer((req, res) => {
+      const u = new URL(req.url, "http://x");
+      const auth = req.headers.authorization ?? "";
+      seen.push({ scope: u.searchParams.get("scope"), service: u.searchParams.get("service"), auth: auth.split(" ")[0] });
+      const [user, pass] = Buffer.from(auth.replace(/^Basic /, ""), "base64").toString().split(":");
+      if (!auth.startsWith("Basic ") || user !== USER || pass !== PASSWORD) {
+        res.writeHead(401, { "Content-Type": "application/json" });
+        return res.end('{"details":"bad credentials"}');
+      }
+      const [, repo, actions] = /^repository:([^:]+):(.+)$/.exec(u.searchParams.get("scope") ?? "") ?? [];
+      const now = Math.floor(Date.now() / 1000);
+      const head = b64url(JSON.stringify({ alg: "ES256", typ: "JWT", x5c: [der] }));
+      const body = b64url(JSON.stringify({ iss: "airlock-test-issuer", sub: USER, aud: "airlock-test-registry", exp: now + 300,
+                                           nbf: now - 10, iat: now, jti: crypto.randomUUID(),
+                                           access: repo ? [{ type: "repository", name: repo, actions: actions.split(",") }] : [] }));
+      const sig = crypto.sign("sha256", Buffer.from(`${head}.${body}`), { key, dsaEncoding: "ieee-p1363" });
+      res.writeHead(200, { "Content-Type": "application/json" });
+      res.end(JSON.stringify({ token: `${head}.${body}.${b64url(sig)}` }));
+    }).listen(tokenPort, "127.0.0.1");
+    const port = await freePort();
+    const cfg = path.join(dir, "registry.yml");
+    fs.writeFileSync(cfg, `version: 0.1
+log: {level: error, accesslog: {disabled: true}}
+storage:
+  filesystem: {rootdirectory: ${storage}}
+http:
+  addr: 127.0.0.1:${port}
+  tls: {certificate: ${work}/tls/server.pem, key: ${work}/tls/server.key}
+auth:
+  token: {realm: "http://127.0.0.1:${tokenPort}/token", service: airlock-test-registry, issuer: airlock-test-issuer, rootcertbundle: ${dir}/signer.pem}
+`);
+    const tokenRegistry = spawn("docker-registry", ["serve", cfg], { stdio: ["ignore", "ignore", "pipe"] });
+    let log = "";
+    tokenRegistry.stderr.on("data", (d) => { log += d; });
+    procs.push(tokenRegistry);
+    const host = `127.0.0.1:${port}`;
+    const config = (name, password) => {
+      const secret = path.join(dir, `${name}.json`);
+      fs.writeFileSync(secret, JSON.stringify({ auths: { [host]: { username: USER, password } } }));
+      const f = path.join(dir, `${name}.yaml`);
+      fs.writeFileSync(f, `secrets:\n  - {name: regcred, from: "file:${secret}"}\nregistries:\n  - {host: "${host}", ca_file: "${work}/tls/ca.pem"}\nsandbox: {image: host, image_pull_secret: regcred}\n`);
+      return f;
+    };
+    // Not spawnSync: the token endpoint answers from this process's event loop.
+    const pullAsync = (args) => new Promise((resolve) => {
+      const p = spawn(AGENT, ["image", "pull", ...args]);
+      let out = "";
+      p.stdout.on("data", (d) => { out += d; });
+      p.stderr.on("data", (d) => { out += d; });
+      p.on("close", (status) => resolve({ status, out }));
+    });
+    try {
+      await waitFor("the token registry", () => new Promise((resolve) => {
+        const c = net.connect(port, "127.0.0.1", () => { c.end(); resolve(true); });
+        c.on("error", () => resolve(false));
+      }), 20000);
+      const store = path.join(work, "store-token");
+      let r = await pullAsync([`${host}/team/tools:1`, "--image-store", store, "--config", config("good", PASSWORD)]);
+      assert(r.status === 0, `pull with a token: ${r.out}\nregistry: ${log}`);
+      assert(seen.some((x) => x.scope === "repository:team/tools:pull" && x.service === "airlock-test-registry" && x.auth === "Basic"),
+             `the token endpoint was asked ${JSON.stringify(seen)}`);
+      r = await pullAsync([`${host}/team/tools:docker`, "--image-store", store, "--config", config("bad", "wrong")]);
+      assert(r.status === 1 && r.out.includes("token endpoint") && r.out.includes(`user '${USER}'`) && !r.out.includes("wrong"),
+             `wrong password: ${r.out}`);
+    } finally {
+      tokenServer.close();
+      tokenRegistry.kill("SIGKILL");
+    }
+  });
+
+  await checks.check("a mirror: an image of another registry pulled from a loopback mirror over plain HTTP, anonymously", async () => {
+    const port = await freePort();
+    const cfg = path.join(work, "mirror.yml");
+    fs.writeFileSync(cfg, `version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\nstorage:\n  filesystem: {rootdirectory: ${storage}}\nhttp:\n  addr: 127.0.0.1:${port}\n`);
+    const mirror = spawn("docker-registry", ["serve", cfg], { stdio: "ignore" });
+    procs.push(mirror);
+    try {
+      await waitFor("the mirror", () => new Promise((resolve) => {
+        const c = net.connect(port, "127.0.0.1", () => { c.end(); resolve(true); });
+        c.on("error", () => resolve(false));
+      }), 20000);
+      // registry.example.test is never contacted (nor resolved): everything goes to the mirror.
+      const f = path.join(work, "mirror.yaml");
+      fs.writeFileSync(f, `registries:\n  - {host: registry.example.test, mirror: "127.0.0.1:${port}", plain_http: true}\nsandbox: {image: host}\n`);
+      const store = path.join(work, "store-mirror");
+      const r = pull(store, "registry.example.test/team/tools:1", f);
+      assert(r.status === 0 && r.out.startsWith("registry.example.test/team/tools:1 sha256:"), `through the mirror: ${r.out}`);
+      assert(storedRefs(store)["registry.example.test/team/tools:1"], "recorded under the image's own name");
+    } finally {
+      mirror.kill("SIGKILL");
     }
   });
 
