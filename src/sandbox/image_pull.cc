@@ -19,7 +19,10 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <random>
+#include <set>
+#include <thread>
 
 #include "common/encoding.h"
 #include "common/tls.h"
@@ -37,6 +40,8 @@ using tcp = asio::ip::tcp;
 constexpr auto kIoTimeout = std::chrono::seconds(60);
 constexpr size_t kManifestLimit = 4 * 1024 * 1024;
 constexpr int kRedirectLimit = 5;
+// Blobs fetched at once (each on a connection of its own).
+constexpr size_t kParallelBlobs = 4;
 const char* const kManifestAccept =
     "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, "
     "application/vnd.docker.distribution.manifest.list.v2+json, "
@@ -284,25 +289,70 @@ class Puller {
     auto image = parse_image_manifest(doc, error);
     if (!image) throw PullError("manifest " + digest + ": " + error);
     store_bytes(digest, text);
-    blob(image->config);
-    for (const auto& l : image->layers) blob(l);
+    fetch_blobs(*image);
     return unpack(digest, media.empty() ? kOciManifest : media, text.size(), *image);
   }
 
  private:
   std::string base() const { return std::string(plain_ ? "http://" : "https://") + host_; }
 
+  // The config and the layers not stored yet, kParallelBlobs at a time. The first failure is
+  // the pull's; blobs that were verified stay stored (a later pull uses them).
+  void fetch_blobs(const ImageManifest& image) {
+    std::vector<Descriptor> todo;
+    std::set<std::string> seen;
+    for (const auto& d : {image.config}) todo.push_back(d), seen.insert(d.digest);
+    for (const auto& l : image.layers) {
+      if (seen.insert(l.digest).second) todo.push_back(l);
+    }
+    std::mutex mu;
+    size_t next = 0;
+    std::string first_error;
+    auto worker = [&] {
+      for (;;) {
+        size_t i;
+        {
+          std::lock_guard lock(mu);
+          if (next == todo.size() || !first_error.empty()) return;
+          i = next++;
+        }
+        try {
+          blob(todo[i]);
+        } catch (const std::exception& e) {
+          std::lock_guard lock(mu);
+          if (first_error.empty()) first_error = e.what();
+        }
+      }
+    };
+    std::vector<std::thread> threads;
+    for (size_t t = 0; t < std::min(kParallelBlobs, todo.size()); ++t) threads.emplace_back(worker);
+    for (auto& t : threads) t.join();
+    if (!first_error.empty()) throw PullError(first_error);
+  }
+
   // GET with the registry's authentication: anonymous first; on 401 the challenge's scheme.
+  // Safe from several threads (the blob fetches).
   Answer get(const std::string& path, const std::string& accept, int sink) {
     const Url url = parse_url(base() + path);
-    Answer a = client_.get(url, accept, authorization_, sink);
-    if (a.status != 401 || auth_tried_) return a;
-    auth_tried_ = true;
-    authenticate(a.www_authenticate);
+    std::string authorization = current_authorization();
+    Answer a = client_.get(url, accept, authorization, sink);
+    if (a.status != 401) return a;
+    {
+      std::lock_guard lock(auth_mu_);
+      if (auth_tried_) return a;
+      auth_tried_ = true;
+      authenticate(a.www_authenticate);
+      authorization = authorization_;
+    }
     if (sink >= 0 && (::ftruncate(sink, 0) != 0 || ::lseek(sink, 0, SEEK_SET) != 0)) {
       throw PullError(std::string("cannot rewind a blob file: ") + std::strerror(errno));
     }
-    return client_.get(url, accept, authorization_, sink);
+    return client_.get(url, accept, authorization, sink);
+  }
+
+  std::string current_authorization() {
+    std::lock_guard lock(auth_mu_);
+    return authorization_;
   }
 
   void authenticate(const std::string& header) {
@@ -360,11 +410,12 @@ class Puller {
 
   void check_status(const Answer& a, const std::string& what) {
     if (a.status == 200) return;
+    const std::string auth = current_authorization();
     std::string detail = registry_error_text(a);
     if (a.status == 401 || a.status == 403) {
       throw PullError(host_ + " refused " + what + " (" + std::to_string(a.status) + (detail.empty() ? "" : " " + detail) + "): " +
-                      (authorization_.rfind("Basic", 0) == 0 ? "wrong user name or password in image_pull_secret"
-                       : authorization_.empty() ? "it needs credentials (image_pull_secret)"
+                      (auth.rfind("Basic", 0) == 0 ? "wrong user name or password in image_pull_secret"
+                       : auth.empty() ? "it needs credentials (image_pull_secret)"
                                                 : "the credentials do not allow pulling " + ref_.repository));
     }
     if (a.status == 404) {
@@ -468,8 +519,9 @@ class Puller {
   std::string host_;
   bool plain_ = false;
   fs::path blobs_;
-  std::string authorization_;
-  bool auth_tried_ = false;
+  std::mutex auth_mu_;
+  std::string authorization_;  // guarded by auth_mu_
+  bool auth_tried_ = false;    // guarded by auth_mu_
 };
 
 }  // namespace

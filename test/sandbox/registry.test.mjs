@@ -274,8 +274,14 @@ if (checks.failed === 0) {
 
     const relayPort = await freePort();
     let cut = false, passAll = false;
+    // Every connection through the relay (the pull fetches several blobs at once): when the
+    // registry is killed, all of them drop, as they would.
+    const conns = new Set();
     const relay = net.createServer((client) => {
       const upstream = net.connect(registryPort, "127.0.0.1");
+      const pair = { client, upstream };
+      conns.add(pair);
+      const drop = () => { client.destroy(); upstream.destroy(); conns.delete(pair); };
       let down = 0;
       client.on("data", (d) => upstream.write(d));
       upstream.on("data", (d) => {
@@ -283,13 +289,13 @@ if (checks.failed === 0) {
         if (down > (1 << 20) && !cut && !passAll) {
           cut = true;
           registry.kill("SIGKILL");
-          client.destroy();
-          upstream.destroy();
+          for (const c of [...conns]) { c.client.destroy(); c.upstream.destroy(); }
+          conns.clear();
           return;
         }
-        if (!cut || passAll) client.write(d);
+        client.write(d);
       });
-      for (const s of [client, upstream]) s.on("error", () => { client.destroy(); upstream.destroy(); });
+      for (const s of [client, upstream]) { s.on("error", drop); s.on("close", drop); }
     }).listen(relayPort, "127.0.0.1");
     const store = path.join(work, "store-cut");
     const relayed = `127.0.0.1:${relayPort}`;
