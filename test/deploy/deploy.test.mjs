@@ -221,6 +221,13 @@ await checks.check("deploy/kubernetes/sandbox-deployment.yaml: the connected san
   const sandboxYaml = mountedFile(m, pod, c, flags.get("--config"));
   checkProgramConfig("sandbox-agent", sandboxYaml, "sandbox.yaml");
   secretFilesMounted(m, pod, c, sandboxYaml);
+  // The image comes from a registry, with credentials from a Secret of the docker-registry type.
+  const sandboxConf = YAML.parse(sandboxYaml);
+  assert(/^[a-z0-9.-]+\.[a-z]+(:\d+)?\//.test(sandboxConf.sandbox.image), `image ${sandboxConf.sandbox.image} is not a registry reference`);
+  const pullFrom = sandboxConf.secrets.find((x) => x.name === sandboxConf.sandbox.image_pull_secret)?.from?.replace(/^file:/, "");
+  const pullSecret = fileSource(pod, c, pullFrom ?? "/nowhere");
+  assert(m.find("Secret").find((x) => x.metadata.name === pullSecret.name)?.type === "kubernetes.io/dockerconfigjson",
+         "image_pull_secret must be a kubernetes.io/dockerconfigjson Secret");
   mountedFile(m, pod, c, flags.get("--ca-file"));
   assert(/^127\.0\.0\.1:\d+$/.test(flags.get("--metrics-addr")), "--metrics-addr must be loopback");
   probesUse(c, flags.get("--metrics-addr"));
