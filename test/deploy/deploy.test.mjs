@@ -172,6 +172,22 @@ function checkProgramConfig(program, text, name) {
   const r = attempt(path.join(BIN, program), ["check", "--config", file]);
   assert(r.status === 0, `${program} check refuses the ${name} of the manifest: ${r.stderr}${r.stdout}`);
 }
+// What both connectors' containers need: `PROGRAM start` dialing wss://…/v1/connect, the token
+// from a Secret's key (never on the command line), no unverified TLS, the config (which passes
+// the program's own check) and airlockd's CA from mounted keys, every secret file it names a key
+// of a mounted Secret.
+function connectorChecks(m, pod, c, program, configName) {
+  const flags = flagsOf(c, program, "start");
+  assert(/^wss:\/\/[^/]+\/v1\/connect$/.test(flags.get("--endpoint")), `--endpoint ${flags.get("--endpoint")}: wss://HOST/v1/connect expected`);
+  assert(!flags.has("--token") && !flags.has("--insecure-skip-tls-verify"), "no token on the command line, no unverified TLS");
+  const token = fileSource(pod, c, flags.get("--token-file"));
+  assert(token.kind === "Secret" && token.key in dataOf(m, "Secret", token.name), "--token-file must be a key of the Secret");
+  const config = mountedFile(m, pod, c, flags.get("--config"));
+  checkProgramConfig(program, config, configName);
+  secretFilesMounted(m, pod, c, config);
+  mountedFile(m, pod, c, flags.get("--ca-file"));
+  return { flags, config };
+}
 function commonPodChecks(file, dep, pod, container) {
   assert(pod.automountServiceAccountToken === false, `${file}: the pod must not mount an API token`);
   const sa = dep.spec.template.spec.serviceAccountName;
@@ -213,14 +229,7 @@ await checks.check("deploy/kubernetes/sandbox-deployment.yaml: the connected san
   assert(pod.containers.length === 1, "one container expected");
   const c = pod.containers[0];
   commonPodChecks(file, dep, pod, c);
-  const flags = flagsOf(c, "sandbox-agent", "start");
-  assert(/^wss:\/\/[^/]+\/v1\/connect$/.test(flags.get("--endpoint")), `--endpoint ${flags.get("--endpoint")}: wss://HOST/v1/connect expected`);
-  assert(!flags.has("--token") && !flags.has("--insecure-skip-tls-verify"), "no token on the command line, no unverified TLS");
-  const token = fileSource(pod, c, flags.get("--token-file"));
-  assert(token.kind === "Secret" && token.key in dataOf(m, "Secret", token.name), "--token-file must be a key of the Secret");
-  const sandboxYaml = mountedFile(m, pod, c, flags.get("--config"));
-  checkProgramConfig("sandbox-agent", sandboxYaml, "sandbox.yaml");
-  secretFilesMounted(m, pod, c, sandboxYaml);
+  const { flags, config: sandboxYaml } = connectorChecks(m, pod, c, "sandbox-agent", "sandbox.yaml");
   // The image comes from a registry, with credentials from a Secret of the docker-registry type.
   const sandboxConf = YAML.parse(sandboxYaml);
   assert(/^[a-z0-9.-]+\.[a-z]+(:\d+)?\//.test(sandboxConf.sandbox.image), `image ${sandboxConf.sandbox.image} is not a registry reference`);
@@ -228,7 +237,6 @@ await checks.check("deploy/kubernetes/sandbox-deployment.yaml: the connected san
   const pullSecret = fileSource(pod, c, pullFrom ?? "/nowhere");
   assert(m.find("Secret").find((x) => x.metadata.name === pullSecret.name)?.type === "kubernetes.io/dockerconfigjson",
          "image_pull_secret must be a kubernetes.io/dockerconfigjson Secret");
-  mountedFile(m, pod, c, flags.get("--ca-file"));
   assert(/^127\.0\.0\.1:\d+$/.test(flags.get("--metrics-addr")), "--metrics-addr must be loopback");
   probesUse(c, flags.get("--metrics-addr"));
   gracePeriodCovers(pod, flags);
@@ -249,15 +257,7 @@ await checks.check("deploy/kubernetes/mcp-tunnel-deployment.yaml: the tunnel", a
   const pod = dep.spec.template.spec;
   const c = pod.containers[0];
   commonPodChecks(file, dep, pod, c);
-  const flags = flagsOf(c, "mcp-tunnel", "start");
-  assert(/^wss:\/\/[^/]+\/v1\/connect$/.test(flags.get("--endpoint")), "--endpoint wss://HOST/v1/connect");
-  assert(!flags.has("--token") && !flags.has("--insecure-skip-tls-verify"), "no token on the command line, no unverified TLS");
-  const token = fileSource(pod, c, flags.get("--token-file"));
-  assert(token.kind === "Secret" && token.key in dataOf(m, "Secret", token.name), "--token-file must be a key of the Secret");
-  const tunnelYaml = mountedFile(m, pod, c, flags.get("--config"));
-  checkProgramConfig("mcp-tunnel", tunnelYaml, "tunnel.yaml");
-  secretFilesMounted(m, pod, c, tunnelYaml);
-  mountedFile(m, pod, c, flags.get("--ca-file"));
+  const { flags } = connectorChecks(m, pod, c, "mcp-tunnel", "tunnel.yaml");
   probesUse(c, flags.get("--metrics-addr"));
   gracePeriodCovers(pod, flags);
   // The tunnel needs no privilege.

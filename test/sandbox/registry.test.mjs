@@ -41,6 +41,22 @@ function makeTls(dir) {
   fs.copyFileSync(`${dir}/ca.pem`, `${dir}/certs.d/ca.crt`);
 }
 
+// Resolves once something accepts connections on the loopback port.
+const waitListening = (port, what) => waitFor(what, () => new Promise((resolve) => {
+  const c = net.connect(port, "127.0.0.1", () => { c.end(); resolve(true); });
+  c.on("error", () => resolve(false));
+}), 20000);
+
+// `sandbox-agent image pull ARGS` without blocking this process's event loop (the relay and
+// the token endpoint of some checks answer from it).
+const pullAsync = (args) => new Promise((resolve) => {
+  const p = spawn(AGENT, ["image", "pull", ...args]);
+  let out = "";
+  p.stdout.on("data", (d) => { out += d; });
+  p.stderr.on("data", (d) => { out += d; });
+  p.on("close", (status) => resolve({ status, out }));
+});
+
 let registryPort, registry;
 const storage = path.join(work, "registry-storage");
 function startRegistry() {
@@ -59,10 +75,7 @@ auth:
   registry = spawn("docker-registry", ["serve", cfg], { stdio: ["ignore", "ignore", "pipe"] });
   registry.stderr.on("data", () => {});
   procs.push(registry);
-  return waitFor("the registry", () => new Promise((resolve) => {
-    const s = net.connect(registryPort, "127.0.0.1", () => { s.end(); resolve(true); });
-    s.on("error", () => resolve(false));
-  }), 20000);
+  return waitListening(registryPort, "the registry");
 }
 
 function push(src, ref, extra = []) {
@@ -304,14 +317,7 @@ if (checks.failed === 0) {
     fs.writeFileSync(secret, JSON.stringify({ auths: { [relayed]: { username: USER, password: PASSWORD } } }));
     fs.writeFileSync(cfgFile, `secrets:\n  - {name: regcred, from: "file:${secret}"}\nregistries:\n  - {host: "${relayed}", ca_file: "${work}/tls/ca.pem"}\nsandbox: {image: host, image_pull_secret: regcred}\n`);
     try {
-      // Not spawnSync: the relay runs on this process's event loop.
-      const pullThroughRelay = () => new Promise((resolve) => {
-        const p = spawn(AGENT, ["image", "pull", `${relayed}/team/big:1`, "--image-store", store, "--config", cfgFile]);
-        let out = "";
-        p.stdout.on("data", (d) => { out += d; });
-        p.stderr.on("data", (d) => { out += d; });
-        p.on("close", (status) => resolve({ status, out }));
-      });
+      const pullThroughRelay = () => pullAsync([`${relayed}/team/big:1`, "--image-store", store, "--config", cfgFile]);
       const r = await pullThroughRelay();
       assert(cut, "the relay never cut the pull (the layer went through in under 1 MiB?)");
       assert(r.status === 1 && r.out.includes(`${relayed}/team/big:1`) && /broke off|no answer|connect/.test(r.out), `cut pull: ${r.out}`);
@@ -383,19 +389,8 @@ auth:
       fs.writeFileSync(f, `secrets:\n  - {name: regcred, from: "file:${secret}"}\nregistries:\n  - {host: "${host}", ca_file: "${work}/tls/ca.pem"}\nsandbox: {image: host, image_pull_secret: regcred}\n`);
       return f;
     };
-    // Not spawnSync: the token endpoint answers from this process's event loop.
-    const pullAsync = (args) => new Promise((resolve) => {
-      const p = spawn(AGENT, ["image", "pull", ...args]);
-      let out = "";
-      p.stdout.on("data", (d) => { out += d; });
-      p.stderr.on("data", (d) => { out += d; });
-      p.on("close", (status) => resolve({ status, out }));
-    });
     try {
-      await waitFor("the token registry", () => new Promise((resolve) => {
-        const c = net.connect(port, "127.0.0.1", () => { c.end(); resolve(true); });
-        c.on("error", () => resolve(false));
-      }), 20000);
+      await waitListening(port, "the token registry");
       const store = path.join(work, "store-token");
       let r = await pullAsync([`${host}/team/tools:1`, "--image-store", store, "--config", config("good", PASSWORD)]);
       assert(r.status === 0, `pull with a token: ${r.out}\nregistry: ${log}`);
@@ -417,10 +412,7 @@ auth:
     const mirror = spawn("docker-registry", ["serve", cfg], { stdio: "ignore" });
     procs.push(mirror);
     try {
-      await waitFor("the mirror", () => new Promise((resolve) => {
-        const c = net.connect(port, "127.0.0.1", () => { c.end(); resolve(true); });
-        c.on("error", () => resolve(false));
-      }), 20000);
+      await waitListening(port, "the mirror");
       // registry.example.test is never contacted (nor resolved): everything goes to the mirror.
       const f = path.join(work, "mirror.yaml");
       fs.writeFileSync(f, `registries:\n  - {host: registry.example.test, mirror: "127.0.0.1:${port}", plain_http: true}\nsandbox: {image: host}\n`);
