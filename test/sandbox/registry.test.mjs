@@ -425,7 +425,10 @@ auth:
     }
   });
 
-  await checks.check("sandbox-agent start pulls its image, and airlock status shows the digest it runs", async () => {
+  // The connected agent clones sandboxes from its threads, which ASan's allocator does not
+  // allow (docs/architecture.md): in the sanitizer tree this check is left out.
+  if (process.env.AIRLOCK_SANITIZED === "1") console.log("skip - sandbox-agent start (sanitizer build)");
+  else await checks.check("sandbox-agent start pulls its image, and airlock status shows the digest it runs", async () => {
     const stack = new Stack();
     try {
       await stack.startAirlockd();
