@@ -188,6 +188,17 @@ function connectorChecks(m, pod, c, program, configName) {
   mountedFile(m, pod, c, flags.get("--ca-file"));
   return { flags, config };
 }
+// A manifest with one Deployment of one container, and what every pod of ours must be.
+async function parseDeployment(file) {
+  const m = await parseManifest(file);
+  for (const sa of m.find("ServiceAccount")) assert(sa.automountServiceAccountToken === false, `${file}: service account ${sa.metadata.name} mounts a token`);
+  const dep = m.one("Deployment");
+  const pod = dep.spec.template.spec;
+  assert(pod.containers.length === 1, `${file}: one container expected`);
+  const c = pod.containers[0];
+  commonPodChecks(file, dep, pod, c);
+  return { m, dep, pod, c };
+}
 function commonPodChecks(file, dep, pod, container) {
   assert(pod.automountServiceAccountToken === false, `${file}: the pod must not mount an API token`);
   const sa = dep.spec.template.spec.serviceAccountName;
@@ -222,13 +233,7 @@ current-context: test
 
 await checks.check("deploy/kubernetes/sandbox-deployment.yaml: the connected sandbox agent", async () => {
   const file = "sandbox-deployment.yaml";
-  const m = await parseManifest(file);
-  for (const sa of m.find("ServiceAccount")) assert(sa.automountServiceAccountToken === false, "service account mounts a token");
-  const dep = m.one("Deployment");
-  const pod = dep.spec.template.spec;
-  assert(pod.containers.length === 1, "one container expected");
-  const c = pod.containers[0];
-  commonPodChecks(file, dep, pod, c);
+  const { m, dep, pod, c } = await parseDeployment(file);
   const { flags, config: sandboxYaml } = connectorChecks(m, pod, c, "sandbox-agent", "sandbox.yaml");
   // The image comes from a registry, with credentials from a Secret of the docker-registry type.
   const sandboxConf = YAML.parse(sandboxYaml);
@@ -252,11 +257,7 @@ await checks.check("deploy/kubernetes/sandbox-deployment.yaml: the connected san
 
 await checks.check("deploy/kubernetes/mcp-tunnel-deployment.yaml: the tunnel", async () => {
   const file = "mcp-tunnel-deployment.yaml";
-  const m = await parseManifest(file);
-  const dep = m.one("Deployment");
-  const pod = dep.spec.template.spec;
-  const c = pod.containers[0];
-  commonPodChecks(file, dep, pod, c);
+  const { m, dep, pod, c } = await parseDeployment(file);
   const { flags } = connectorChecks(m, pod, c, "mcp-tunnel", "tunnel.yaml");
   probesUse(c, flags.get("--metrics-addr"));
   gracePeriodCovers(pod, flags);
@@ -269,11 +270,7 @@ await checks.check("deploy/kubernetes/mcp-tunnel-deployment.yaml: the tunnel", a
 
 await checks.check("deploy/kubernetes/airlockd.yaml: airlockd starts with its config; volume, port and probes line up", async () => {
   const file = "airlockd.yaml";
-  const m = await parseManifest(file);
-  const dep = m.one("Deployment");
-  const pod = dep.spec.template.spec;
-  const c = pod.containers[0];
-  commonPodChecks(file, dep, pod, c);
+  const { m, dep, pod, c } = await parseDeployment(file);
   assert(dep.spec.replicas === 1 && dep.spec.strategy?.type === "Recreate", "one replica (SQLite), replaced by Recreate");
   assert(c.command[0] === "airlockd" && c.command[1] === "--config", "airlockd --config FILE");
   const configText = mountedFile(m, pod, c, c.command[2]);
@@ -304,7 +301,8 @@ await checks.check("deploy/kubernetes/airlockd.yaml: airlockd starts with its co
   const cfg = path.join(work, "airlockd.yaml");
   fs.writeFileSync(cfg, configText);
   const st = path.join(work, "airlockd-state");
-  const proc = spawn(path.join(BIN, "airlockd"), ["--config", cfg, "--listen", "127.0.0.1:0", "--state-dir", st],
+  // setpriv: airlockd dies with this test however it ends.
+  const proc = spawn("setpriv", ["--pdeathsig", "KILL", "--", path.join(BIN, "airlockd"), "--config", cfg, "--listen", "127.0.0.1:0", "--state-dir", st],
                      { stdio: ["ignore", "ignore", "pipe"] });
   let log = "";
   proc.stderr.on("data", (d) => { log += d; });
