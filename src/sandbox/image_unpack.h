@@ -1,6 +1,7 @@
 // The part of image handling that reads image contents — untrusted input — with libarchive and
 // SHA-256 (OpenSSL). It runs in a process of its own, `sandbox-agent-unpack` (see
-// src/exe/sandbox_agent_unpack_main.cc), started only when an image must be unpacked. That
+// src/exe/sandbox_agent_unpack_main.cc), started only when an image must be unpacked or pulled
+// (image_pull.h); it dies with the process that started it. That
 // process never holds the agent's secrets, keeps (as root) only the capabilities extraction
 // needs, and cannot trace the agent or read its memory; sandbox-agent itself links neither
 // library, which also makes it start faster. The unpacker is not a sandbox of its own: with
