@@ -199,10 +199,7 @@ SandboxConfig parse_sandbox_config(const std::string& yaml_text, const std::stri
   if (auto v = s["platform"]) {
     c.platform = read_string(v, "sandbox.platform");
     std::string error;
-    if (!select_platform(boost::json::object{{"manifests", boost::json::array{}}}, c.platform, error) &&
-        error.find("must be OS/ARCH") != std::string::npos) {
-      throw ConfigError("sandbox.platform: " + error);
-    }
+    if (!parse_platform(c.platform, error)) throw ConfigError("sandbox.platform: " + error);
   }
   if (auto v = s["image_pull_secret"]) {
     c.image_pull_secret = read_string(v, "sandbox.image_pull_secret");

@@ -1,7 +1,6 @@
 #include "sandbox/image_pull.h"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <boost/asio/connect.hpp>
@@ -49,23 +48,6 @@ const char* const kManifestAccept =
 
 struct PullError : std::runtime_error {
   using std::runtime_error::runtime_error;
-};
-
-class Sha256 {
- public:
-  Sha256() : ctx_(EVP_MD_CTX_new(), EVP_MD_CTX_free) {
-    EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr);
-  }
-  void update(const void* data, size_t n) { EVP_DigestUpdate(ctx_.get(), data, n); }
-  std::string digest() {
-    unsigned char md[32];
-    unsigned int len = 0;
-    EVP_DigestFinal_ex(ctx_.get(), md, &len);
-    return "sha256:" + to_hex(std::string_view(reinterpret_cast<const char*>(md), len));
-  }
-
- private:
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx_;
 };
 
 struct Url {

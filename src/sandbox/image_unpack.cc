@@ -22,26 +22,20 @@ namespace json = boost::json;
 using namespace image_files;
 namespace {
 
+// The hex digest of a file ("" with `error` when it cannot be read).
 std::string sha256_file(const fs::path& p, std::string& error) {
   std::ifstream in(p, std::ios::binary);
   if (!in) {
     error = "cannot read " + p.string() + ": " + std::strerror(errno);
     return {};
   }
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
+  Sha256 hash;
   std::vector<char> buf(1 << 20);
   while (in) {
     in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(in.gcount()));
+    hash.update(buf.data(), static_cast<size_t>(in.gcount()));
   }
-  unsigned char md[32];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx.get(), md, &len);
-  static const char* kHex = "0123456789abcdef";
-  std::string hex;
-  for (unsigned i = 0; i < len; ++i) hex += kHex[md[i] >> 4], hex += kHex[md[i] & 15];
-  return hex;
+  return hash.digest().substr(7);
 }
 
 // A path inside an archive, made relative and checked: no absolute paths, no "..".
@@ -384,6 +378,29 @@ std::string apply_layer(const std::string& layer_file, const std::string& root_d
   if (::fchdir(cwd) != 0 && error.empty()) error = std::string("fchdir: ") + std::strerror(errno);
   ::close(cwd);
   return error;
+}
+
+struct Sha256::Ctx {
+  EVP_MD_CTX* md = EVP_MD_CTX_new();
+};
+
+Sha256::Sha256() : ctx_(new Ctx) { EVP_DigestInit_ex(ctx_->md, EVP_sha256(), nullptr); }
+
+Sha256::~Sha256() {
+  EVP_MD_CTX_free(ctx_->md);
+  delete ctx_;
+}
+
+void Sha256::update(const void* data, size_t size) { EVP_DigestUpdate(ctx_->md, data, size); }
+
+std::string Sha256::digest() {
+  unsigned char md[32];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx_->md, md, &len);
+  static const char* kHex = "0123456789abcdef";
+  std::string hex = "sha256:";
+  for (unsigned i = 0; i < len; ++i) hex += kHex[md[i] >> 4], hex += kHex[md[i] & 15];
+  return hex;
 }
 
 }  // namespace airlock::sandbox

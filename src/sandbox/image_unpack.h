@@ -8,10 +8,26 @@
 // dac_override it can read any file root can.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 
 namespace airlock::sandbox {
+
+// SHA-256 over bytes given piece by piece; digest() gives "sha256:<64 hex>" once.
+class Sha256 {
+ public:
+  Sha256();
+  ~Sha256();
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+  void update(const void* data, size_t size);
+  std::string digest();
+
+ private:
+  struct Ctx;
+  Ctx* ctx_;
+};
 
 // Unpacks an OCI layout directory, an OCI archive or a `docker save` tarball (or directory)
 // into `store`/rootfs/<digest> — layers in order, whiteouts honoured, every blob's digest

@@ -270,26 +270,26 @@ bool is_index(const json::value& manifest, const std::string& content_type) {
   return mt.empty() && manifest.as_object().contains("manifests");
 }
 
+std::optional<Platform> parse_platform(const std::string& text, std::string& error) {
+  std::vector<std::string> parts;
+  for (size_t start = 0;;) {
+    const size_t end = text.find('/', start);
+    parts.push_back(text.substr(start, end == std::string::npos ? std::string::npos : end - start));
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  if (parts.size() < 2 || parts.size() > 3 || parts[0].empty() || parts[1].empty() ||
+      (parts.size() == 3 && parts[2].empty())) {
+    error = "platform '" + text + "' must be OS/ARCH[/VARIANT], e.g. linux/amd64";
+    return std::nullopt;
+  }
+  return Platform{parts[0], parts[1], parts.size() == 3 ? parts[2] : ""};
+}
+
 std::optional<Descriptor> select_platform(const json::value& index, const std::string& platform,
                                           std::string& error) {
-  std::string want_os = "linux", want_arch = "amd64", want_variant;
-  {
-    std::vector<std::string> parts;
-    size_t start = 0;
-    while (true) {
-      const size_t end = platform.find('/', start);
-      parts.push_back(platform.substr(start, end == std::string::npos ? std::string::npos : end - start));
-      if (end == std::string::npos) break;
-      start = end + 1;
-    }
-    if (parts.size() < 2 || parts.size() > 3 || parts[0].empty() || parts[1].empty()) {
-      error = "platform '" + platform + "' must be OS/ARCH[/VARIANT], e.g. linux/amd64";
-      return std::nullopt;
-    }
-    want_os = parts[0];
-    want_arch = parts[1];
-    if (parts.size() == 3) want_variant = parts[2];
-  }
+  const auto want = parse_platform(platform, error);
+  if (!want) return std::nullopt;
   const auto* manifests = index.is_object() ? index.as_object().if_contains("manifests") : nullptr;
   if (!manifests || !manifests->is_array()) {
     error = "the image index lists no manifests";
@@ -306,7 +306,7 @@ std::optional<Descriptor> select_platform(const json::value& index, const std::s
     const std::string name = os + "/" + arch + (variant.empty() ? "" : "/" + variant);
     if (os == "unknown") continue;  // attestations
     offered += (offered.empty() ? "" : ", ") + name;
-    if (os == want_os && arch == want_arch && (want_variant.empty() || variant == want_variant)) {
+    if (os == want->os && arch == want->arch && (want->variant.empty() || variant == want->variant)) {
       return read_descriptor(m, "manifests[" + std::to_string(i) + "]", error);
     }
   }

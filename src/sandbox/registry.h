@@ -74,6 +74,12 @@ struct Descriptor {
   uint64_t size = 0;
 };
 
+// "linux/amd64", "linux/arm64/v8"; nullopt with `error` for anything else.
+struct Platform {
+  std::string os, arch, variant;
+};
+std::optional<Platform> parse_platform(const std::string& text, std::string& error);
+
 // An index or manifest list: the entry for `platform` ("linux/amd64", "linux/arm64/v8").
 // nullopt with `error` naming the platforms it has.
 std::optional<Descriptor> select_platform(const boost::json::value& index,

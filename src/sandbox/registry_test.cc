@@ -122,6 +122,12 @@ TEST(Manifests, AnIndexGivesThePlatformsManifest) {
   EXPECT_NE(error.find("linux/arm64/v8, linux/amd64"), std::string::npos) << error;
   EXPECT_FALSE(select_platform(index, "amd64", error));
   EXPECT_NE(error.find("OS/ARCH"), std::string::npos) << error;
+  for (const char* bad : {"linux", "linux/", "/amd64", "linux/arm64/", "a/b/c/d"}) {
+    EXPECT_FALSE(parse_platform(bad, error)) << bad;
+  }
+  auto p = parse_platform("linux/arm64/v8", error);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->variant, "v8");
 }
 
 TEST(Manifests, OciAndDockerManifestsGiveConfigAndLayers) {
