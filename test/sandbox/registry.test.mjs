@@ -358,6 +358,61 @@ if (checks.failed === 0) {
     }
   });
 
+  await checks.check("a registry that lies or redirects: size and digest mismatches refused; credentials not sent to another host", async () => {
+    // A registry of the test's own (plain HTTP on loopback, Basic auth) whose blob answers
+    // redirect to a second server, which records any Authorization it is sent.
+    const layer = fs.readFileSync(`${work}/img/layer1.tar.gz`);
+    const config = Buffer.from('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}');
+    const sha = (b) => "sha256:" + crypto.createHash("sha256").update(b).digest("hex");
+    const manifest = (layerSize) => JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json",
+      config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: sha(config), size: config.length },
+      layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: sha(layer), size: layerSize }] });
+    const storageSeen = [];
+    const storage = http.createServer((req, res) => {
+      storageSeen.push(req.headers.authorization ?? "");
+      const blob = req.url.endsWith(sha(layer).slice(7)) ? layer : config;
+      res.writeHead(200, { "Content-Length": blob.length });
+      res.end(blob);
+    }).listen(0, "127.0.0.1");
+    const fake = http.createServer((req, res) => {
+      if (req.headers.authorization !== "Basic " + Buffer.from(`${USER}:${PASSWORD}`).toString("base64")) {
+        res.writeHead(401, { "WWW-Authenticate": 'Basic realm="fake"' });
+        return res.end();
+      }
+      const m = /^\/v2\/team\/(\w+)\/manifests\/1$/.exec(req.url);
+      if (m) {
+        const body = manifest(m[1] === "wrongsize" ? layer.length + 1 : layer.length);
+        const headers = { "Content-Type": "application/vnd.oci.image.manifest.v1+json" };
+        headers["Docker-Content-Digest"] = m[1] === "wrongdigest" ? "sha256:" + "0".repeat(64) : sha(body);
+        res.writeHead(200, headers);
+        return res.end(body);
+      }
+      res.writeHead(307, { Location: `http://127.0.0.1:${storage.address().port}/blob${req.url}` });
+      res.end();
+    }).listen(0, "127.0.0.1");
+    await Promise.all([storage, fake].map((x) => new Promise((r) => (x.listening ? r() : x.once("listening", r)))));
+    const host = `127.0.0.1:${fake.address().port}`;
+    const f = path.join(work, "fake.yaml");
+    const secret = path.join(work, "fake.json");
+    fs.writeFileSync(secret, JSON.stringify({ auths: { [host]: { username: USER, password: PASSWORD } } }));
+    fs.writeFileSync(f, `secrets:\n  - {name: regcred, from: "file:${secret}"}\nregistries:\n  - {host: "${host}", plain_http: true}\nsandbox: {image: host, image_pull_secret: regcred}\n`);
+    try {
+      const store = path.join(work, "store-fake");
+      let r = await pullAsync([`${host}/team/good:1`, "--image-store", store, "--config", f]);
+      assert(r.status === 0, `through the redirect: ${r.out}`);
+      assert(storageSeen.length >= 2 && storageSeen.every((a) => a === ""), `the other host was sent credentials: ${JSON.stringify(storageSeen)}`);
+      const other = path.join(work, "store-fake-2");
+      r = await pullAsync([`${host}/team/wrongsize:1`, "--image-store", other, "--config", f]);
+      assert(r.status === 1 && r.out.includes(`its manifest says ${layer.length + 1}`), `size: ${r.out}`);
+      r = await pullAsync([`${host}/team/wrongdigest:1`, "--image-store", other, "--config", f]);
+      assert(r.status === 1 && r.out.includes("does not match the digest the registry gave"), `digest header: ${r.out}`);
+      assert(!blobsIn(other).includes(sha(layer).slice(7)) && leftovers(other).length === 0, `stored: ${blobsIn(other)}`);
+    } finally {
+      storage.close();
+      fake.close();
+    }
+  });
+
   await checks.check("Bearer tokens: the registry's challenge, its token endpoint with the credentials, then the token", async () => {
     // A second registry on the same storage that accepts only tokens signed by this test's key,
     // and the token endpoint (plain HTTP on loopback) that checks the user and password.
