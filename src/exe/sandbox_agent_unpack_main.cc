@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <iterator>
@@ -21,16 +22,22 @@
 
 #include <boost/json/parse.hpp>
 
+#include "sandbox/image.h"
 #include "sandbox/image_pull.h"
 #include "sandbox/image_unpack.h"
 #include "sandbox/steps.h"
 
 int main(int argc, char** argv) {
   ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-  // Ends with sandbox-agent: a pull or an unpack nobody waits for any more stops at once.
-  const pid_t parent = ::getppid();
+  // Ends with sandbox-agent: a pull or an unpack nobody waits for any more stops at once. The
+  // signal is armed only now, so a parent that died since it started us (the window is wide in
+  // a sanitizer build) is caught by comparing with the id it passed, not with getppid() read
+  // here, which would already name whoever adopted us.
   ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-  if (::getppid() != parent) return 1;
+  if (const char* parent = std::getenv(airlock::sandbox::kUnpackParentEnv);
+      parent != nullptr && std::to_string(::getppid()) != parent) {
+    return 1;
+  }
   if (::geteuid() == 0) {
     constexpr uint64_t kExtract = uint64_t{1} << CAP_CHOWN | uint64_t{1} << CAP_DAC_OVERRIDE |
                                   uint64_t{1} << CAP_FOWNER | uint64_t{1} << CAP_FSETID;

@@ -75,8 +75,9 @@ std::string unpack_helper_path() {
 }
 
 // Runs `sandbox-agent-unpack SOURCE STORE` (or `--pull REFERENCE STORE` with `input` on its
-// stdin): its own process, an environment of nothing but PATH, no descriptors but its input and
-// output. Returns the digest it prints, or its error.
+// stdin): its own process, an environment of nothing but PATH and this process's id (so that the
+// helper can tell whether it outlived us before its parent-death signal was armed), no
+// descriptors but its input and output. Returns the digest it prints, or its error.
 std::optional<std::string> run_unpack_helper(const std::vector<std::string>& args,
                                              const std::string& input, std::string& error) {
   const std::string helper = unpack_helper_path();
@@ -104,7 +105,8 @@ std::optional<std::string> run_unpack_helper(const std::vector<std::string>& arg
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
   char path_env[] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-  char* envp[] = {path_env, nullptr};
+  std::string parent_env = std::string(kUnpackParentEnv) + "=" + std::to_string(::getpid());
+  char* envp[] = {path_env, parent_env.data(), nullptr};
   pid_t pid = -1;
   const int rc = ::posix_spawn(&pid, helper.c_str(), &actions, nullptr, argv.data(), envp);
   posix_spawn_file_actions_destroy(&actions);

@@ -27,6 +27,8 @@ namespace airlock::sandbox {
 
 inline constexpr const char* kDefaultImageStore = "/var/lib/airlock/images";
 inline constexpr const char* kUnpackHelper = "sandbox-agent-unpack";
+// The environment variable that gives the helper the id of the process that started it.
+inline constexpr const char* kUnpackParentEnv = "SANDBOX_AGENT_PID";
 
 struct ImageRoot {
   bool host = false;
