@@ -157,8 +157,8 @@ TEST_F(Images, TheUnpackerInheritsNoEnvironmentAndNoDescriptors) {
   EXPECT_NE(error.find("stdin:/dev/null"), std::string::npos) << error;  // the probe ran
   EXPECT_EQ(error.find("must-not-arrive"), std::string::npos) << error;
   EXPECT_EQ(error.find("leak-marker"), std::string::npos) << error;
-  // sh adds PWD itself; nothing else besides PATH.
-  EXPECT_NE(error.find("env:PATH PWD \n"), std::string::npos) << error;
+  // sh adds PWD itself; nothing else besides PATH and the agent's process id.
+  EXPECT_NE(error.find("env:PATH PWD SANDBOX_AGENT_PID \n"), std::string::npos) << error;
 }
 
 TEST_F(Images, ACorruptedBlobIsRefused) {
