@@ -1,5 +1,5 @@
 # Airlock's programs in one image on Debian 12: airlockd, airlock, mcp-tunnel, sandbox-agent and
-# its three helpers (sandbox-agent-connected, -toolbox, -unpack), all in /usr/local/bin.
+# its four helpers (sandbox-agent-connected, -init, -toolbox, -unpack), all in /usr/local/bin.
 #
 #   docker build -t airlock:0.1.0 .
 #

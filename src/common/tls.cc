@@ -223,6 +223,47 @@ ServerCertFiles ensure_self_managed_certs(const std::string& state_dir,
   return files;
 }
 
+MemoryCa::MemoryCa(const std::string& common_name, long days) : days_(days) {
+  PkeyPtr key = new_key();
+  PkeyPtr leaf_key = new_key();
+  X509Ptr ca = make_cert(key.get(), common_name, nullptr, days);
+  add_ext(ca.get(), ca.get(), NID_basic_constraints, "critical,CA:TRUE,pathlen:0");
+  add_ext(ca.get(), ca.get(), NID_key_usage, "critical,keyCertSign,cRLSign");
+  add_ext(ca.get(), ca.get(), NID_subject_key_identifier, "hash");
+  sign(ca.get(), key.get());
+  certificate_pem_ = pem_of(ca.get());
+  key_ = key.release();
+  leaf_key_ = leaf_key.release();
+  certificate_ = ca.release();
+}
+
+MemoryCa::~MemoryCa() {
+  contexts_.clear();
+  X509_free(certificate_);
+  EVP_PKEY_free(leaf_key_);
+  EVP_PKEY_free(key_);
+}
+
+std::shared_ptr<ssl::context> MemoryCa::server_context_for(const std::string& host) {
+  for (const auto& [name, ctx] : contexts_) {
+    if (name == host) return ctx;
+  }
+  X509Ptr cert = make_cert(leaf_key_, host, certificate_, days_);
+  add_ext(cert.get(), certificate_, NID_basic_constraints, "critical,CA:FALSE");
+  add_ext(cert.get(), certificate_, NID_key_usage, "critical,digitalSignature");
+  add_ext(cert.get(), certificate_, NID_ext_key_usage, "serverAuth");
+  add_ext(cert.get(), certificate_, NID_authority_key_identifier, "keyid");
+  add_ext(cert.get(), certificate_, NID_subject_alt_name, join_sans({host}));
+  sign(cert.get(), key_);
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
+  SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_compression);
+  if (SSL_CTX_use_certificate(ctx->native_handle(), cert.get()) != 1) fail("SSL_CTX_use_certificate");
+  if (SSL_CTX_use_PrivateKey(ctx->native_handle(), leaf_key_) != 1) fail("SSL_CTX_use_PrivateKey");
+  contexts_.emplace_back(host, ctx);
+  return ctx;
+}
+
 std::shared_ptr<ssl::context> make_server_context(const std::string& cert_file,
                                                   const std::string& key_file) {
   auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);

@@ -30,6 +30,31 @@ struct ServerCertFiles {
 ServerCertFiles ensure_self_managed_certs(const std::string& state_dir,
                                           const std::vector<std::string>& hostnames);
 
+// A certificate authority that lives in memory only, for one sandbox's egress proxy
+// (sandbox/http_credentials.h): its key is made here and never leaves the object. Not
+// thread-safe; its owner's thread only.
+class MemoryCa {
+ public:
+  // Throws std::runtime_error naming the OpenSSL call that failed.
+  MemoryCa(const std::string& common_name, long days);
+  ~MemoryCa();
+  MemoryCa(const MemoryCa&) = delete;
+  MemoryCa& operator=(const MemoryCa&) = delete;
+
+  const std::string& certificate_pem() const { return certificate_pem_; }
+  // A TLS server context presenting a certificate for `host` (a DNS name or an IP literal),
+  // signed by this CA, made on first use and kept. Throws std::runtime_error.
+  std::shared_ptr<boost::asio::ssl::context> server_context_for(const std::string& host);
+
+ private:
+  EVP_PKEY* key_ = nullptr;       // the CA's
+  EVP_PKEY* leaf_key_ = nullptr;  // one key for every certificate it issues
+  X509* certificate_ = nullptr;
+  long days_;
+  std::string certificate_pem_;
+  std::vector<std::pair<std::string, std::shared_ptr<boost::asio::ssl::context>>> contexts_;
+};
+
 // "sha256:<64 lowercase hex>" of a PEM certificate file's first certificate.
 std::string file_fingerprint(const std::string& pem_file);
 std::string cert_fingerprint(X509* cert);

@@ -1,6 +1,7 @@
 // sandbox-agent-connected: `sandbox-agent start` — the self-hosted sandbox, connected to
 // airlockd (src/sandbox/connected_agent.h). sandbox-agent execs it for `start`, so that the
-// one-shot `run` loads no TLS library. Flags only.
+// one-shot `run` loads no TLS library; it also serves a `run` whose sandbox.yaml has
+// http_credentials, whose proxy needs TLS. Flags only.
 #include <malloc.h>
 #include <sys/prctl.h>
 
@@ -17,6 +18,7 @@
 #include "common/log.h"
 #include "sandbox/agent_run.h"
 #include "sandbox/connected_agent.h"
+#include "sandbox/http_credentials.h"
 #include "sandbox/image.h"
 
 int main(int argc, char** argv) {
@@ -37,8 +39,22 @@ int main(int argc, char** argv) {
   start->add_option("--image-store", image_store,
                     "where layered images are unpacked and image references are looked up")
       ->capture_default_str();
+  // sandbox-agent hands it a `run` whose sandbox.yaml has http_credentials.
+  sandbox::RunCommandOptions run_options;
+  std::string run_log_level = "info";
+  auto* run = sandbox::add_run_command(app, run_options, run_log_level);
   app.set_version_flag("--version", std::string("sandbox-agent ") + AIRLOCK_VERSION);
   CLI11_PARSE(app, argc, argv);
+  if (*run) {
+    try {
+      init_logging("sandbox-agent", run_log_level);
+    } catch (const std::exception& e) {
+      std::cerr << "sandbox-agent: " << e.what() << "\n";
+      return 2;
+    }
+    run_options.credential_injector = sandbox::make_credential_injector;
+    return sandbox::run_command(run_options);
+  }
 
   sandbox::SandboxAgentOptions options;
   try {

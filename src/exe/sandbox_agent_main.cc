@@ -19,7 +19,8 @@ namespace {
 
 // `sandbox-agent start` is the connected agent, a program of its own next to this one: it
 // links TLS (OpenSSL) and the connector, which `run` — started once per sandboxed command —
-// should not load. Its flags and help are its own.
+// should not load. Its flags and help are its own. It also serves a `run` whose sandbox.yaml
+// has http_credentials (their proxy terminates TLS), with the same flags as here.
 int exec_connected(int argc, char** argv) {
   std::error_code ec;
   const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
@@ -45,23 +46,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   sandbox::RunCommandOptions run_options;
   std::string log_level = "info";
-  auto* run = app.add_subcommand(
-      "run", "run one command in a sandbox and exit with its status (124: wall-time limit, "
-             "125: sandbox set-up failed, 126/127: command not executable/not found)");
-  run->add_option("--config", run_options.config_path, "sandbox.yaml")
-      ->required()->check(CLI::ExistingFile);
-  run->add_option("--workspace", run_options.workspace,
-                  "directory bound read-write at /workspace (default: an empty private one)");
-  run->add_option("--report", run_options.report_path,
-                  "write a JSON summary of the run (exit code, limits hit, usage) to this file");
-  run->add_option("--log-level", log_level, "trace, debug, info, warn or error")
-      ->capture_default_str();
-  run_options.image_store = sandbox::kDefaultImageStore;
-  run->add_option("--image-store", run_options.image_store,
-                  "where layered images are unpacked and image references are looked up")
-      ->capture_default_str();
-  run->add_option("command", run_options.argv, "the command and its arguments, after '--'")
-      ->required();
+  sandbox::add_run_command(app, run_options, log_level);
   // Parsed by sandbox-agent-connected: everything after `start` is passed on as it is.
   auto* start = app.add_subcommand(
       "start", "connect to airlockd and serve the agent toolset (bash, read, write, edit, glob, "
@@ -110,5 +95,7 @@ int main(int argc, char** argv) {
   if (*import) return sandbox::image_import_command(source, tag, store);
   if (*list) return sandbox::image_list_command(store);
   if (*pull) return sandbox::image_pull_command(reference, pull_config, platform, store);
+  // A run with host-bound credentials needs TLS: sandbox-agent-connected serves it.
+  run_options.hand_over = [argc, argv] { return exec_connected(argc, argv); };
   return sandbox::run_command(run_options);
 }

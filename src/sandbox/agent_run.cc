@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 #include <spdlog/spdlog.h>
@@ -74,6 +75,11 @@ int run_command(const RunCommandOptions& options) {
   RunSpec spec;
   try {
     config = load_sandbox_config(options.config_path);
+    if (!config.http_credentials.empty() && !options.credential_injector) {
+      if (options.hand_over) return options.hand_over();
+      throw ConfigError("sandbox.http_credentials need sandbox-agent-connected, installed next "
+                        "to sandbox-agent");
+    }
     store = secrets::open_secret_store(config.secrets, /*report=*/false);
     if (options.argv.empty()) throw ConfigError("no command: give it after '--'");
     if (!options.workspace.empty()) {
@@ -111,10 +117,26 @@ int run_command(const RunCommandOptions& options) {
   if (const char* t = std::getenv("TMPDIR"); t && *t) spec.runtime_dir = t;
 
   auto set = store->current();
-  std::unique_ptr<EgressProxy> proxy = make_egress_proxy(config, spec.run_id);
-  if (!tool_environment(config, set.get(), proxy != nullptr, spec.env, error)) {
+  std::shared_ptr<CredentialInjector> injector;
+  if (!config.http_credentials.empty() && !config.allowed_outbound.empty()) {
+    injector = options.credential_injector(config, set, spec.run_id, error);
+    if (!injector) {
+      std::cerr << "sandbox-agent: " << error << "\n";
+      return 2;
+    }
+  }
+  std::unique_ptr<EgressProxy> proxy = make_egress_proxy(config, spec.run_id, injector);
+  if (!tool_environment(config, set.get(), proxy.get(), spec.env, error)) {
     std::cerr << "sandbox-agent: " << error << "\n";
     return 2;
+  }
+  if (injector) {
+    spec.root.extra_ca_pem = injector->ca_certificate_pem();
+    spec.clean_init = clean_init_beside_self(error);
+    if (spec.clean_init.empty()) {
+      std::cerr << "sandbox-agent: " << error << "\n";
+      return 2;
+    }
   }
   spec.redaction = set ? set->patterns : nullptr;
   spec.output = [](int stream, std::string_view bytes) { write_out(stream, bytes); };
@@ -167,6 +189,27 @@ int run_command(const RunCommandOptions& options) {
   }
   if (!options.report_path.empty()) write_report(options.report_path, result, egress);
   return result.exit_code;
+}
+
+CLI::App* add_run_command(CLI::App& app, RunCommandOptions& options, std::string& log_level) {
+  auto* run = app.add_subcommand(
+      "run", "run one command in a sandbox and exit with its status (124: wall-time limit, "
+             "125: sandbox set-up failed, 126/127: command not executable/not found)");
+  run->add_option("--config", options.config_path, "sandbox.yaml")
+      ->required()->check(CLI::ExistingFile);
+  run->add_option("--workspace", options.workspace,
+                  "directory bound read-write at /workspace (default: an empty private one)");
+  run->add_option("--report", options.report_path,
+                  "write a JSON summary of the run (exit code, limits hit, usage) to this file");
+  run->add_option("--log-level", log_level, "trace, debug, info, warn or error")
+      ->capture_default_str();
+  options.image_store = kDefaultImageStore;
+  run->add_option("--image-store", options.image_store,
+                  "where layered images are unpacked and image references are looked up")
+      ->capture_default_str();
+  run->add_option("command", options.argv, "the command and its arguments, after '--'")
+      ->required();
+  return run;
 }
 
 ImagePullOptions pull_options_for(const SandboxConfig& config, const secrets::SecretSet* set) {

@@ -2,13 +2,24 @@
 // connected agent (which takes tool calls from airlockd) builds on the same pieces.
 #pragma once
 
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "common/secrets.h"
 #include "sandbox/config.h"
 
+namespace CLI {
+class App;
+}
+
 namespace airlock::sandbox {
+
+class CredentialInjector;
+using CredentialInjectorFactory = std::shared_ptr<CredentialInjector> (*)(
+    const SandboxConfig&, std::shared_ptr<const secrets::SecretSet>, const std::string& run_id,
+    std::string& error);
 
 struct RunCommandOptions {
   std::string config_path;
@@ -16,7 +27,16 @@ struct RunCommandOptions {
   std::string report_path;    // when set, a JSON summary of the run is written there
   std::string image_store;    // where layered images are unpacked and references resolved
   std::vector<std::string> argv;
+  // Makes what adds sandbox.http_credentials (make_credential_injector, which needs TLS).
+  // sandbox-agent, which links no TLS library so that it starts fast, leaves it unset and
+  // gives `hand_over` instead: a run whose config has http_credentials is handed to
+  // sandbox-agent-connected, which sets it.
+  CredentialInjectorFactory credential_injector = nullptr;
+  std::function<int()> hand_over;
 };
+
+// `run`'s flags, for both programs that serve it; `log_level` receives --log-level.
+CLI::App* add_run_command(CLI::App& app, RunCommandOptions& options, std::string& log_level);
 
 // Returns the process exit status: the tool's, or 124 (wall time), 125 (set-up failed),
 // 126/127 (not executable / not found), 2 (bad config or secrets).

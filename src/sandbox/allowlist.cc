@@ -233,6 +233,13 @@ bool Allowlist::network_covers(const ip::address& a, uint16_t port) const {
   return false;
 }
 
+bool names_match(const AllowEntry& e, std::string_view name) {
+  if (e.kind == AllowEntry::Kind::kName) return name == e.name;
+  if (e.kind != AllowEntry::Kind::kSubdomains) return false;
+  return name.size() > e.name.size() + 1 && name.ends_with(e.name) &&
+         name[name.size() - e.name.size() - 1] == '.';
+}
+
 std::optional<std::string> Allowlist::refuse_request(std::string_view host, uint16_t port) const {
   if (port == 0) return "port 0 is not a destination";
   std::string_view bare = host;
@@ -251,14 +258,7 @@ std::optional<std::string> Allowlist::refuse_request(std::string_view host, uint
   if (!is_dns_name(name)) return "'" + std::string(host) + "' is not a host name";
   bool name_listed = false;
   for (const auto& e : entries_) {
-    bool match = false;
-    if (e.kind == AllowEntry::Kind::kName) {
-      match = name == e.name;
-    } else if (e.kind == AllowEntry::Kind::kSubdomains) {
-      match = name.size() > e.name.size() + 1 && name.ends_with(e.name) &&
-              name[name.size() - e.name.size() - 1] == '.';
-    }
-    if (!match) continue;
+    if (!names_match(e, name)) continue;
     name_listed = true;
     if (e.port == 0 || e.port == port) return std::nullopt;
   }

@@ -38,6 +38,10 @@ struct AllowEntry {
 // Parses one allowed_outbound entry; nullopt with `error` saying what is wrong.
 std::optional<AllowEntry> parse_allow_entry(std::string_view text, std::string& error);
 
+// Whether a name entry ("api.example.com", "*.example.com") covers `name`, which is normalized
+// (normalize_host); network entries cover no name. The port is not looked at.
+bool names_match(const AllowEntry& entry, std::string_view name);
+
 // An address with the IPv4 it stands for unwrapped (IPv4-mapped, NAT64 well-known prefix).
 boost::asio::ip::address canonical_address(const boost::asio::ip::address& a);
 

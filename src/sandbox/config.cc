@@ -2,8 +2,12 @@
 
 #include <boost/json.hpp>
 
+#include <unistd.h>
+
 #include <cctype>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <set>
 
 #include "common/config_util.h"
@@ -53,6 +57,77 @@ boost::json::value yaml_to_json(const YAML::Node& n) {
   }
 }
 
+
+std::string lower_ascii(std::string_view text) {
+  std::string out(text);
+  for (char& ch : out) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return out;
+}
+
+// Fields the proxy itself owns (framing, the connection, the proxy hop, the target): a
+// credential in one of them would break the request or reach another hop.
+constexpr std::string_view kProxyOwnedHeaders[] = {
+    "host", "content-length", "transfer-encoding", "connection", "keep-alive", "te", "trailer",
+    "upgrade", "expect", "proxy-authorization", "proxy-connection", "proxy-authenticate"};
+
+HttpCredential read_http_credential(const YAML::Node& n, size_t i, const Allowlist& allowed) {
+  const std::string path = "sandbox.http_credentials[" + std::to_string(i) + "]";
+  if (!n.IsMap()) throw ConfigError(path + " must be a map with host, header and value");
+  expect_keys(n, path, {"host", "header", "value", "ca_file"});
+  for (const char* key : {"host", "header", "value"}) {
+    if (!n[key]) throw ConfigError(path + "." + key + " is required");
+  }
+  HttpCredential h;
+  h.host = read_string(n["host"], path + ".host");
+  std::string error;
+  auto target = parse_allow_entry(h.host, error);
+  if (!target) throw ConfigError(path + ".host: " + error);
+  if (target->kind == AllowEntry::Kind::kNetwork) {
+    throw ConfigError(path + ".host '" + h.host + "' must be a host name (\"api.example.com\" or "
+                      "\"*.example.com\"): the proxy presents a certificate for the name");
+  }
+  h.target = *target;
+  // Reachable at all? A name under a wildcard stands for every name it covers.
+  const std::string sample =
+      target->kind == AllowEntry::Kind::kSubdomains ? "a." + target->name : target->name;
+  if (auto refusal = allowed.refuse_request(sample, target->port ? target->port : 443)) {
+    throw ConfigError(path + ".host '" + h.host + "' can never be reached: " + *refusal +
+                      "; add it to sandbox.network.allowed_outbound");
+  }
+  h.header = read_string(n["header"], path + ".header");
+  if (h.header.empty() ||
+      h.header.find_first_not_of("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghij"
+                                 "klmnopqrstuvwxyz") != std::string::npos) {
+    throw ConfigError(path + ".header '" + h.header + "' is not an HTTP field name");
+  }
+  for (auto owned : kProxyOwnedHeaders) {
+    if (lower_ascii(h.header) == owned) {
+      throw ConfigError(path + ".header '" + h.header + "' is set by the proxy itself; use "
+                        "another header (e.g. Authorization)");
+    }
+  }
+  h.value = read_string(n["value"], path + ".value");
+  const auto refs = secrets::parse_template(h.value, path + ".value");
+  if (refs.agent_secret) {
+    throw ConfigError(path + ".value: ${agent_secret} has no meaning in a sandbox; use "
+                      "${secret:NAME}");
+  }
+  if (refs.secrets.empty()) {
+    throw ConfigError(path + ".value must refer to a secret (\"Bearer ${secret:NAME}\"); a "
+                      "value that is not secret can be sent by the tool itself");
+  }
+  if (h.value.find_first_of("\r\n") != std::string::npos) {
+    throw ConfigError(path + ".value must be one line");
+  }
+  if (auto ca = n["ca_file"]) {
+    h.ca_file = read_string(ca, path + ".ca_file");
+    if (::access(h.ca_file.c_str(), R_OK) != 0) {
+      throw ConfigError(path + ".ca_file '" + h.ca_file + "' cannot be read: " +
+                        std::strerror(errno));
+    }
+  }
+  return h;
+}
 
 // A decimal number with an optional fraction and exponent; the rest of `text` is the suffix.
 std::optional<long double> leading_number(std::string_view text, std::string_view& suffix) {
@@ -187,7 +262,8 @@ SandboxConfig parse_sandbox_config(const std::string& yaml_text, const std::stri
   if (!s) throw ConfigError("sandbox is required");
   expect_keys(s, "sandbox",
               {"type", "name", "image", "pull", "platform", "image_pull_secret", "resources",
-               "network", "credentials", "env", "max_sessions", "session_idle_timeout",
+               "network", "credentials", "http_credentials", "env", "max_sessions",
+               "session_idle_timeout",
                "warm_pool", "custom_tools"});
   if (auto v = s["pull"]) {
     const std::string p = read_string(v, "sandbox.pull");
@@ -344,6 +420,23 @@ SandboxConfig parse_sandbox_config(const std::string& yaml_text, const std::stri
       c.credentials.push_back(std::move(cred));
     }
   }
+  if (auto hc = s["http_credentials"]) {
+    if (!hc.IsSequence()) throw ConfigError("sandbox.http_credentials must be a list");
+    const Allowlist allowed(c.allowed_outbound);
+    for (size_t i = 0; i < hc.size(); ++i) {
+      c.http_credentials.push_back(read_http_credential(hc[i], i, allowed));
+      const auto& added = c.http_credentials.back();
+      for (size_t j = 0; j + 1 < c.http_credentials.size(); ++j) {
+        const auto& earlier = c.http_credentials[j];
+        if (normalize_host(earlier.host) == normalize_host(added.host) &&
+            lower_ascii(earlier.header) == lower_ascii(added.header)) {
+          throw ConfigError("sandbox.http_credentials[" + std::to_string(i) + "] sets " +
+                            added.header + " for '" + added.host + "' again (also entry " +
+                            std::to_string(j) + ")");
+        }
+      }
+    }
+  }
   if (auto e = s["env"]) {
     if (!e.IsMap()) throw ConfigError("sandbox.env must be a map of NAME: value");
     for (const auto& kv : e) {
@@ -374,6 +467,22 @@ SandboxConfig parse_sandbox_config(const std::string& yaml_text, const std::stri
     throw ConfigError("sandbox.image_pull_secret '" + c.image_pull_secret + "' is not among "
                       "'secrets:'; add {name: " + c.image_pull_secret + ", from: file:/path} (a "
                       ".dockerconfigjson document)");
+  }
+  for (size_t i = 0; i < c.http_credentials.size(); ++i) {
+    const std::string path = "sandbox.http_credentials[" + std::to_string(i) + "].value";
+    for (const auto& name : secrets::parse_template(c.http_credentials[i].value, path).secrets) {
+      if (!has_dir && !named.count(name)) {
+        throw ConfigError(path + " refers to secret '" + name + "', which is not among "
+                          "'secrets:'; add {name: " + name + ", from: env:VAR | file:/path}");
+      }
+      for (const auto& cred : c.credentials) {
+        if (cred.secret == name) {
+          throw ConfigError(path + " uses secret '" + name + "', which sandbox.credentials also "
+                            "puts in the sandbox as " + cred.env_var + ": a host-bound "
+                            "credential must never enter it");
+        }
+      }
+    }
   }
   for (size_t i = 0; i < c.credentials.size(); ++i) {
     if (!has_dir && !named.count(c.credentials[i].secret)) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/secrets.h"
+#include "sandbox/allowlist.h"
 #include "sandbox/image.h"
 #include "sandbox/toolset.h"
 
@@ -37,6 +38,16 @@ struct Credential {
   std::string env_var;  // set to the secret's value in the tool process
 };
 
+// A header the egress proxy adds to the sandbox's requests for matching hosts
+// (sandbox.http_credentials, http_credentials.h): its value never enters the sandbox.
+struct HttpCredential {
+  std::string host;     // as written: "api.example.com" or "*.example.com", either with ":PORT"
+  AllowEntry target;    // `host` parsed: a name entry; port 0 for any port
+  std::string header;   // the field name, e.g. "Authorization"
+  std::string value;    // a template with ${secret:NAME} references: "Bearer ${secret:api-key}"
+  std::string ca_file;  // PEM CAs the upstream's certificate must chain to; empty: the system's
+};
+
 struct SandboxConfig {
   // Hostname inside the sandbox and the name in logs; [A-Za-z0-9-], 1-63.
   std::string name = "sandbox";
@@ -54,6 +65,9 @@ struct SandboxConfig {
   // Egress allowlist: "host", "*.domain", either with ":port"; IP literals and CIDRs.
   std::vector<std::string> allowed_outbound;
   std::vector<Credential> credentials;
+  // Headers added by the egress proxy, in file order; for each header name the first entry
+  // whose host matches applies.
+  std::vector<HttpCredential> http_credentials;
   std::vector<secrets::SourceSpec> secrets;
   // Extra environment for the tool (values are literal; credentials go in `credentials`).
   std::vector<std::pair<std::string, std::string>> env;

@@ -99,5 +99,72 @@ TEST(SandboxConfig, ErrorsNameTheKeyAndTheProblem) {
   EXPECT_TRUE(has(error_of("sandbox: [1\n"), "sandbox.yaml"));
 }
 
+TEST(SandboxConfig, HostBoundHttpCredentials) {
+  // The shape, verbatim, with the secret it names.
+  const std::string base =
+      "secrets:\n  - {name: my-api-key, from: env:API_KEY}\nsandbox:\n  network:\n"
+      "    allowed_outbound: ['*.internal-api.example.com', 'other.example.com:8443']\n";
+  const SandboxConfig c = parse_sandbox_config(
+      base + "  http_credentials:\n    - host: \"*.internal-api.example.com\"\n"
+             "      header: Authorization\n      value: \"Bearer ${secret:my-api-key}\"\n",
+      "sandbox.yaml");
+  ASSERT_EQ(c.http_credentials.size(), 1u);
+  EXPECT_EQ(c.http_credentials[0].header, "Authorization");
+  EXPECT_EQ(c.http_credentials[0].value, "Bearer ${secret:my-api-key}");
+  EXPECT_EQ(c.http_credentials[0].target.kind, AllowEntry::Kind::kSubdomains);
+  EXPECT_EQ(c.http_credentials[0].target.name, "internal-api.example.com");
+
+  auto error_of = [&](const std::string& entries) {
+    try {
+      parse_sandbox_config(base + "  http_credentials:\n" + entries, "sandbox.yaml");
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  auto expect_error = [&](const std::string& entries, const std::string& needle) {
+    const std::string e = error_of(entries);
+    EXPECT_NE(e.find(needle), std::string::npos) << entries << " -> " << e;
+  };
+  const std::string ok_value = "value: 'Bearer ${secret:my-api-key}'";
+  expect_error("    - {host: a.internal-api.example.com, header: X-Key}\n",
+               "http_credentials[0].value is required");
+  expect_error("    - {host: a.internal-api.example.com, header: X-Key, " + ok_value + ", tls: 1}\n",
+               "tls");
+  expect_error("    - {host: 10.0.0.1, header: X-Key, " + ok_value + "}\n", "must be a host name");
+  expect_error("    - {host: 'a.*.com', header: X-Key, " + ok_value + "}\n", "http_credentials[0].host");
+  expect_error("    - {host: elsewhere.example.com, header: X-Key, " + ok_value + "}\n",
+               "can never be reached");
+  expect_error("    - {host: 'other.example.com:443', header: X-Key, " + ok_value + "}\n",
+               "can never be reached");
+  expect_error("    - {host: a.internal-api.example.com, header: 'X Key', " + ok_value + "}\n",
+               "not an HTTP field name");
+  expect_error("    - {host: a.internal-api.example.com, header: Host, " + ok_value + "}\n",
+               "set by the proxy itself");
+  expect_error("    - {host: a.internal-api.example.com, header: X-Key, value: literal}\n",
+               "must refer to a secret");
+  expect_error("    - {host: a.internal-api.example.com, header: X-Key, value: '${secret:nope}'}\n",
+               "'nope', which is not among 'secrets:'");
+  expect_error("    - {host: a.internal-api.example.com, header: X-Key, value: '${agent_secret}'}\n",
+               "agent_secret");
+  expect_error("    - {host: a.internal-api.example.com, header: X-Key, " + ok_value +
+                   ", ca_file: /nonexistent/ca.pem}\n",
+               "ca_file '/nonexistent/ca.pem' cannot be read");
+  expect_error("    - {host: a.internal-api.example.com, header: X-Key, " + ok_value + "}\n"
+               "    - {host: A.internal-api.example.com., header: x-key, " + ok_value + "}\n",
+               "again");
+  // A secret handed to the sandbox as an environment variable cannot also be host-bound.
+  const std::string with_env =
+      base + "  credentials:\n    - {secret: my-api-key, env_var: API_KEY}\n"
+             "  http_credentials:\n    - {host: a.internal-api.example.com, header: X-Key, " +
+      ok_value + "}\n";
+  try {
+    parse_sandbox_config(with_env, "sandbox.yaml");
+    ADD_FAILURE() << "a secret both in the environment and host-bound was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("must never enter it"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace airlock::sandbox

@@ -15,7 +15,9 @@
 //           5. wait until it is in the run's cgroup; a cgroup namespace rooted there (it
 //              cannot see or leave it) — every process forked from here on starts inside
 //           6. become the run's init: no dumping; signals taken synchronously  (PID)
-//           7. fork the tool, then reap and forward signals until it exits
+//           7. fork the tool, then reap and forward signals until it exits — with
+//              RunSpec::clean_init, as sandbox-agent-init, exec'd without capabilities, so
+//              that no copy of the agent's memory stays in the sandbox
 //   tool    8. new session (no controlling terminal: TIOCSTI has no target); read the
 //              seccomp program
 //           9. stdin /dev/null, stdout/stderr to the parent's pipes; every other descriptor
@@ -68,6 +70,7 @@ struct ChildPlan {
   int filter_read = -1;   // parent -> tool: the seccomp program, then EOF (a stream socket,
                           // so that the parent's send cannot raise SIGPIPE)
   int stdin_fd = -1;      // the tool's standard input; -1: /dev/null
+  int init_fd = -1;       // sandbox-agent-init (O_PATH), to exec once the tool runs; -1: none
 };
 
 // Child, first thing: closes every descriptor it inherited from the agent except those the
@@ -76,7 +79,7 @@ struct ChildPlan {
 void close_inherited(const ChildPlan& p) {
   std::vector<int> keep{0, 1, 2};
   for (int fd : {p.sync_read, p.ready_write, p.error_write, p.out_write, p.err_write, p.fd_socket,
-                 p.filter_read, p.stdin_fd}) {
+                 p.filter_read, p.stdin_fd, p.init_fd}) {
     if (fd >= 0) keep.push_back(fd);
   }
   std::sort(keep.begin(), keep.end());
@@ -237,11 +240,23 @@ pid_t start_tool(const ChildPlan& p) {
   const pid_t tool = start_tool(p);
   if (tool < 0) fail(err, "start the tool", Status::Sys("clone", "tool", errno), kExitSetupFailed);
   ::close(p.filter_read);
-  ::close(err);
   ::close(p.out_write);
   ::close(p.err_write);
   // The tool's stdin is the tool's alone: its end must close when the tool exits.
   if (p.stdin_fd >= 0) ::close(p.stdin_fd);
+  if (p.init_fd >= 0) {
+    // A clean init: the same signals blocked (sigwaitinfo), no capability, nothing of
+    // the agent's memory. The error pipe closes at exec (close-on-exec), as the tool's did.
+    if (auto s = drop_capabilities(); !s.ok()) fail(err, "clean init", s, kExitSetupFailed);
+    if (auto s = set_no_new_privs(); !s.ok()) fail(err, "clean init", s, kExitSetupFailed);
+    const std::string tool_pid = std::to_string(tool);
+    char name[] = "sandbox-agent-init";
+    char* argv[] = {name, const_cast<char*>(tool_pid.c_str()), nullptr};
+    char* envp[] = {nullptr};
+    ::syscall(SYS_execveat, p.init_fd, "", argv, envp, AT_EMPTY_PATH);
+    fail(err, "clean init", Status::Sys("execveat", "sandbox-agent-init", errno), kExitSetupFailed);
+  }
+  ::close(err);
   ::_exit(run_init(tool));
 }
 
@@ -433,6 +448,14 @@ RunResult run_sandboxed(const RunSpec& spec, const CgroupRoots& cgroup_roots) {
   plan.fd_socket = fd_channel[1];
   plan.filter_read = filter.r;
   plan.stdin_fd = spec.stdin_fd;
+  OwnedFd init_fd;
+  if (!spec.clean_init.empty()) {
+    init_fd.reset(::open(spec.clean_init.c_str(), O_PATH | O_CLOEXEC));
+    if (init_fd.get() < 0) {
+      return setup_error(Status::Sys("open", spec.clean_init + ", O_PATH", errno).error);
+    }
+    plan.init_fd = init_fd.get();
+  }
 
   const unsigned long flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET |
                               CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD;
@@ -680,6 +703,18 @@ size_t remove_leftovers(const CgroupRoots& cgroups, const std::string& runtime_d
     removed += remove_stale_etc_copies(dir, "");
   }
   return removed;
+}
+
+std::string clean_init_beside_self(std::string& error) {
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  const std::string path = (self.parent_path() / "sandbox-agent-init").string();
+  if (ec || ::access(path.c_str(), X_OK) != 0) {
+    error = "sandbox-agent-init was not found next to sandbox-agent (" + path + "): install it "
+            "there; a sandbox with host-bound credentials needs it";
+    return "";
+  }
+  return path;
 }
 
 }  // namespace airlock::sandbox

@@ -314,8 +314,33 @@ struct EgressProxy::Impl {
       co_return;
     }
 
+    const bool inject = o.injector && o.injector->covers(lower(t.host), t.port);
+    static const std::string kEstablished = "HTTP/1.1 200 Connection established\r\n\r\n";
+    if (inject) {
+      // The upstream first, so that a failure to reach it is still an HTTP answer.
+      head_timer.cancel();
+      auto upstream = co_await dial(addrs, t.port, why);
+      if (!upstream) {
+        co_await deny(client, 502, "Bad Gateway", t.host, why);
+        co_return;
+      }
+      ++allowed;
+      if (!is_connect) {
+        co_await o.injector->serve_http(std::move(client), std::move(buf), std::move(*upstream),
+                                        t.host, t.port);
+        co_return;
+      }
+      if (!rest.empty()) {
+        deny_log(t.host, "the client sent data before the CONNECT tunnel was established");
+        co_return;
+      }
+      auto [wec, w] = co_await asio::async_write(client, asio::buffer(kEstablished), kUseTuple);
+      if (wec) co_return;
+      co_await o.injector->serve_tls(std::move(client), std::move(*upstream), t.host, t.port);
+      co_return;
+    }
+
     if (is_connect) {
-      static const std::string kEstablished = "HTTP/1.1 200 Connection established\r\n\r\n";
       auto [wec, w] = co_await asio::async_write(client, asio::buffer(kEstablished), kUseTuple);
       if (wec) co_return;
       // The client's first bytes must be a ClientHello naming the same host.
@@ -407,6 +432,11 @@ void EgressProxy::stop() {
 }
 
 EgressStats EgressProxy::stats() const { return {impl_->allowed.load(), impl_->denied.load()}; }
+
+const std::string& EgressProxy::ca_certificate_pem() const {
+  static const std::string kNone;
+  return impl_->o.injector ? impl_->o.injector->ca_certificate_pem() : kNone;
+}
 
 std::vector<asio::ip::address> local_addresses() {
   std::vector<asio::ip::address> out;

@@ -6,6 +6,8 @@
 //                            address → bytes relayed both ways
 //   GET http://host/path   → allowlist → resolve → check → dial → the request re-sent in
 //                            origin form with "Connection: close" → bytes relayed
+// A host that has a credential (EgressOptions::injector) is checked the same way, and then its
+// CONNECT or request is handed to the injector instead of being relayed as bytes.
 // Everything else (origin-form requests, other schemes, a Host header naming another host, a
 // CONNECT without TLS, requests for the proxy itself) is refused with a reason; every denial
 // is logged with host and reason.
@@ -23,9 +25,35 @@
 #include <thread>
 #include <vector>
 
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
 #include "sandbox/allowlist.h"
 
 namespace airlock::sandbox {
+
+// Requests that carry a host-bound credential (http_credentials.h) are handed to this, after
+// the allowlist and every address were checked and the upstream was dialed. Its coroutines run
+// on the proxy's thread.
+class CredentialInjector {
+ public:
+  virtual ~CredentialInjector() = default;
+  // Whether requests for `host` (normalized) on `port` get a credential.
+  virtual bool covers(std::string_view host, uint16_t port) const = 0;
+  // The certificate (PEM) of the CA that signs what the injector presents for those hosts:
+  // the sandbox must trust it. Never its key.
+  virtual const std::string& ca_certificate_pem() const = 0;
+  // A CONNECT, answered "200" already: the client's TLS ends here. Returns when the exchange
+  // is over; closing the sockets (the proxy stopping) ends it.
+  virtual boost::asio::awaitable<void> serve_tls(boost::asio::ip::tcp::socket client,
+                                                 boost::asio::ip::tcp::socket upstream,
+                                                 std::string host, uint16_t port) = 0;
+  // A plain-HTTP request: `received` holds its head and whatever followed it.
+  virtual boost::asio::awaitable<void> serve_http(boost::asio::ip::tcp::socket client,
+                                                  std::string received,
+                                                  boost::asio::ip::tcp::socket upstream,
+                                                  std::string host, uint16_t port) = 0;
+};
 
 struct EgressOptions {
   Allowlist allowlist;
@@ -39,6 +67,8 @@ struct EgressOptions {
   // refused unless listed (Allowlist::set_host_addresses). Asking the kernel takes a moment
   // that a run's start-up need not wait for.
   std::function<std::vector<boost::asio::ip::address>()> host_addresses;
+  // Adds host-bound credentials to the requests it covers; null: none.
+  std::shared_ptr<CredentialInjector> injector;
   // Called (on the proxy's thread) for every denial: host as requested, reason.
   std::function<void(const std::string& host, const std::string& reason)> on_denied;
 };
@@ -60,6 +90,8 @@ class EgressProxy {
   // Closes the listener and every connection, and joins the thread.
   void stop();
   EgressStats stats() const;
+  // The CA the sandbox must trust for host-bound credentials (PEM); empty when there are none.
+  const std::string& ca_certificate_pem() const;
 
  private:
   struct Impl;

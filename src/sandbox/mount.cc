@@ -12,12 +12,14 @@
 // placeholders in it, live from the host. Copying per run was a third of a run's set-up.
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdio>
@@ -342,6 +344,93 @@ Status populate_dev(const std::string& dev) {
                   "mode=0755,size=64k", "remount ro");
 }
 
+// The system CA bundles of the distributions images come from (Debian/Ubuntu/Alpine,
+// RHEL/Fedora, SUSE, and the OpenSSL default that Alpine links to the first).
+constexpr const char* kSystemCaBundles[] = {"etc/ssl/certs/ca-certificates.crt",
+                                            "etc/pki/tls/certs/ca-bundle.crt",
+                                            "etc/ssl/ca-bundle.pem", "etc/ssl/cert.pem"};
+constexpr size_t kMaxCaBundle = 4 * 1024 * 1024;
+
+// Opens `path` below `root_fd` as if `root_fd` were "/": a symlink in an image cannot lead to
+// a file of the host.
+int open_in_root(int root_fd, const char* path, uint64_t flags) {
+  struct open_how how {};
+  how.flags = flags | O_CLOEXEC;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  return static_cast<int>(::syscall(SYS_openat2, root_fd, path, &how, sizeof how));
+}
+
+Status write_new_file(const std::string& path, std::string_view data) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::Sys("open", path + ", O_CREAT", errno);
+  while (!data.empty()) {
+    const ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int e = errno;
+      ::close(fd);
+      return Status::Sys("write", path, e);
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return Status::Ok();
+}
+
+// Makes the root trust `pem`: the CA alone at kSandboxCaFile, the root's first system bundle
+// with it appended at kSandboxCaBundle, and every system bundle the root has covered by such a
+// copy (bound over it through its descriptor, so no path is resolved twice). The copies live
+// in the root's tmpfs, which becomes read-only with it.
+Status install_ca(const std::string& root, const std::string& pem) {
+  if (auto s = make_dir(root + "/run"); !s.ok()) return s;
+  if (auto s = make_dir(root + "/run/airlock"); !s.ok()) return s;
+  if (auto s = write_new_file(root + kSandboxCaFile, pem); !s.ok()) return s;
+  const int root_fd = ::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root_fd < 0) return Status::Sys("open", root + ", O_PATH", errno);
+  // Every bundle first (one file reached by two paths counts once), then the copies: a copy
+  // bound over one path must not be taken for another bundle.
+  std::vector<std::pair<size_t, int>> bundles;  // (index in kSystemCaBundles, descriptor)
+  std::vector<std::pair<dev_t, ino_t>> seen;
+  for (size_t i = 0; i < std::size(kSystemCaBundles); ++i) {
+    const int fd = open_in_root(root_fd, kSystemCaBundles[i], O_RDONLY);
+    if (fd < 0) continue;  // this distribution keeps it elsewhere
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > off_t(kMaxCaBundle) ||
+        std::find(seen.begin(), seen.end(), std::make_pair(st.st_dev, st.st_ino)) != seen.end()) {
+      ::close(fd);
+      continue;
+    }
+    seen.emplace_back(st.st_dev, st.st_ino);
+    bundles.emplace_back(i, fd);
+  }
+  std::string first_bundle;
+  Status result;
+  for (const auto& [i, fd] : bundles) {
+    if (!result.ok()) break;
+    std::string bundle;
+    char buf[64 * 1024];
+    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) != 0;) {
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 || bundle.size() + size_t(n) > kMaxCaBundle) break;
+      bundle.append(buf, static_cast<size_t>(n));
+    }
+    if (!bundle.empty() && bundle.back() != '\n') bundle += '\n';
+    bundle += pem;
+    const std::string copy = root + "/run/airlock/system-bundle-" + std::to_string(i) + ".pem";
+    result = write_new_file(copy, bundle);
+    if (result.ok()) {
+      const std::string target = "/proc/self/fd/" + std::to_string(fd);
+      result = do_mount(copy.c_str(), target, nullptr, MS_BIND, nullptr,
+                        std::string("bind ") + copy + " over /" + kSystemCaBundles[i]);
+    }
+    if (first_bundle.empty()) first_bundle = std::move(bundle);
+  }
+  for (const auto& [i, fd] : bundles) ::close(fd);
+  ::close(root_fd);
+  if (!result.ok()) return result;
+  return write_new_file(root + kSandboxCaBundle, first_bundle.empty() ? pem : first_bundle);
+}
+
 }  // namespace
 
 size_t remove_stale_etc_copies(const std::string& cache_dir, const std::string& current,
@@ -398,6 +487,9 @@ Status build_root(const RootPlan& plan) {
     const std::string target = root + "/.airlock-toolbox";
     if (auto s = make_file(target); !s.ok()) return s;
     if (auto s = bind(plan.toolbox, target, true); !s.ok()) return s;
+  }
+  if (!plan.extra_ca_pem.empty()) {
+    if (auto s = install_ca(root, plan.extra_ca_pem); !s.ok()) return s;
   }
   const std::string tmp = root + "/tmp";
   if (auto s = make_dir(tmp, 01777); !s.ok()) return s;

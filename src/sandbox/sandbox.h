@@ -57,7 +57,17 @@ struct RunSpec {
   // and, for image "host", the copies of the /etc allow-list.
   std::string runtime_dir = "/tmp";
   std::string run_id;                // cgroup name; unique per run
+  // When set (a path to sandbox-agent-init), the run's init, once the tool has started, drops
+  // every capability and execs this program to go on as init: nothing of the agent's memory
+  // (which holds secrets the sandbox must never see, e.g. host-bound credentials) stays in
+  // the sandbox. Empty: the cloned init goes on as it is — a copy of the agent, which the tool
+  // cannot read (not dumpable) but which a scan from outside would find.
+  std::string clean_init;
 };
+
+// sandbox-agent-init next to the running executable, or empty with `error` when it is not
+// there.
+std::string clean_init_beside_self(std::string& error);
 
 struct RunResult {
   int exit_code = 0;

@@ -60,7 +60,14 @@ struct RootPlan {
   uint64_t tmp_size = 0;  // bytes for /tmp
   // A program bound read-only at /.airlock-toolbox (the connected agent's toolbox); empty: none.
   std::string toolbox;
+  // A CA certificate (PEM) the sandbox must trust — its egress proxy's, for host-bound
+  // credentials; empty: none. Written to kSandboxCaFile; kSandboxCaBundle gets the root's CA
+  // bundle with it appended, and every system CA bundle the root has (Debian, RHEL, SUSE,
+  // Alpine paths) is covered by a copy with it appended.
+  std::string extra_ca_pem;
 };
+inline constexpr const char* kSandboxCaFile = "/run/airlock/egress-ca.pem";
+inline constexpr const char* kSandboxCaBundle = "/run/airlock/ca-bundle.pem";
 // Child: builds the read-only root (image or host directories), /workspace, /tmp, /proc,
 // /dev, then pivot_root into it and detaches the old root.
 Status build_root(const RootPlan& plan);

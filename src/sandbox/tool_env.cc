@@ -1,13 +1,15 @@
 #include "sandbox/tool_env.h"
 
+#include "sandbox/steps.h"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 
 namespace airlock::sandbox {
 
-bool tool_environment(const SandboxConfig& config, const secrets::SecretSet* secrets, bool proxy,
-                      std::vector<std::string>& env, std::string& error) {
+bool tool_environment(const SandboxConfig& config, const secrets::SecretSet* secrets,
+                      const EgressProxy* proxy, std::vector<std::string>& env, std::string& error) {
   env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/workspace",
          "HOSTNAME=" + config.name, "TMPDIR=/tmp", "LANG=C.UTF-8"};
   for (const auto& [k, v] : config.env) {
@@ -29,14 +31,27 @@ bool tool_environment(const SandboxConfig& config, const secrets::SecretSet* sec
          {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"}) {
       env.push_back(std::string(var) + "=" + url);
     }
+    if (!proxy->ca_certificate_pem().empty()) {
+      const auto set_unless_given = [&](const char* var, const char* value) {
+        const bool given = std::any_of(config.env.begin(), config.env.end(),
+                                       [&](const auto& kv) { return kv.first == var; });
+        if (!given) env.push_back(std::string(var) + "=" + value);
+      };
+      for (const char* var : {"SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"}) {
+        set_unless_given(var, kSandboxCaBundle);
+      }
+      set_unless_given("NODE_EXTRA_CA_CERTS", kSandboxCaFile);
+    }
   }
   return true;
 }
 
 std::unique_ptr<EgressProxy> make_egress_proxy(const SandboxConfig& config,
-                                               const std::string& run_id) {
+                                               const std::string& run_id,
+                                               std::shared_ptr<CredentialInjector> injector) {
   if (config.allowed_outbound.empty()) return nullptr;
   EgressOptions eo;
+  eo.injector = std::move(injector);
   eo.allowlist = Allowlist(config.allowed_outbound);
   eo.host_addresses = local_addresses;
   eo.proxy_port = kProxyPort;

@@ -23,7 +23,7 @@ import YAML from "../mcp/node_modules/yaml/dist/index.js";
 const SRC = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
 const BIN = process.env.AIRLOCK_BIN_DIR ?? path.join(SRC, "build");
 const PROGRAMS = ["airlockd", "airlock", "mcp-tunnel", "sandbox-agent", "sandbox-agent-connected",
-                  "sandbox-agent-toolbox", "sandbox-agent-unpack"];
+                  "sandbox-agent-init", "sandbox-agent-toolbox", "sandbox-agent-unpack"];
 const checks = new Checks("deployment files");
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "airlock-deploy-"));
 const run = (cmd, args, opts = {}) =>

@@ -14,10 +14,13 @@
 
 #include <boost/json/parse.hpp>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
+#include "common/redactor.h"
 #include "common/tls.h"
 #include "sandbox/cgroup.h"
 #include "test/e2e/harness.h"
@@ -777,18 +780,21 @@ class Egress : public Sandbox {
   // Runs `script` in the host image with the allowlist, names resolved by the test's server.
   Outcome egress(const std::string& script, const std::string& extra = "",
                  const std::string& top = "") {
+    auto [code, output] = run_program("/usr/bin/unshare", egress_args(script, extra, top));
+    return outcome(code, output, report_path());
+  }
+  // The arguments of /usr/bin/unshare for that run.
+  std::vector<std::string> egress_args(const std::string& script, const std::string& extra,
+                                       const std::string& top) {
     const std::string cfg = config("  network:\n    allowed_outbound: [\"*.internal.test\", "
                                    "\"127.0.0.2\"]\n" + extra, "host", top);
-    const std::string report = dir_.path + "/egress-report.json";
-    auto [code, output] = run_program(
-        "/usr/bin/unshare",
-        {"-m", "sh", "-c",
-         "mount --bind \"$0/hosts\" /etc/hosts && mount --bind \"$0/resolv.conf\" "
-         "/etc/resolv.conf && exec \"$@\"",
-         dir_.path, bin("sandbox-agent"), "run", "--config", cfg, "--report", report, "--workspace",
-         ws_.path, "--", "bash", "-c", script});
-    return outcome(code, output, report);
+    return {"-m", "sh", "-c",
+            "mount --bind \"$0/hosts\" /etc/hosts && mount --bind \"$0/resolv.conf\" "
+            "/etc/resolv.conf && exec \"$@\"",
+            dir_.path, bin("sandbox-agent"), "run", "--config", cfg, "--report", report_path(),
+            "--workspace", ws_.path, "--", "bash", "-c", script};
   }
+  std::string report_path() const { return dir_.path + "/egress-report.json"; }
   std::string upstream_log() const {
     std::ifstream in(log_);
     std::stringstream ss;
@@ -903,6 +909,187 @@ TEST_F(Egress, ARunHoldsAtMost256ProxyConnections) {
   EXPECT_TRUE(o.has("airlock egress: too many connections from this run")) << o.output;
   EXPECT_TRUE(o.has("egress denied: connection limit of 256 reached")) << o.output;
   EXPECT_EQ(count_lines_with(upstream_log(), "\"method\""), 0u) << upstream_log();
+}
+
+// Every readable mapping of process `pid` (from /proc/PID/maps, read through /proc/PID/mem):
+// which of `forms` occur in it, as "form@mapping".
+std::vector<std::string> memory_holds(pid_t pid, const std::vector<std::string>& forms) {
+  std::vector<std::string> found;
+  const std::string dir = "/proc/" + std::to_string(pid);
+  std::ifstream maps(dir + "/maps");
+  const int mem = ::open((dir + "/mem").c_str(), O_RDONLY | O_CLOEXEC);
+  if (mem < 0) return {"cannot open " + dir + "/mem: " + std::strerror(errno)};
+  std::string line;
+  std::string buf;
+  while (std::getline(maps, line)) {
+    unsigned long start = 0, end = 0;
+    char perms[5] = {};
+    if (std::sscanf(line.c_str(), "%lx-%lx %4s", &start, &end, perms) != 3 || perms[0] != 'r') continue;
+    if (line.find("[vvar]") != std::string::npos || line.find("[vsyscall]") != std::string::npos) continue;
+    buf.resize(end - start);
+    const ssize_t n = ::pread(mem, buf.data(), buf.size(), static_cast<off_t>(start));
+    if (n <= 0) continue;
+    const std::string_view region(buf.data(), static_cast<size_t>(n));
+    for (const auto& form : forms) {
+      if (region.find(form) != std::string_view::npos) found.push_back(form + "@" + line);
+    }
+  }
+  ::close(mem);
+  return found;
+}
+
+// The processes below `ancestor` (not itself), from /proc/PID/stat's parent field.
+std::vector<pid_t> descendants_of(pid_t ancestor) {
+  std::map<pid_t, pid_t> parent;
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    const std::string name = e.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat(e.path() / "stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    const size_t close = text.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(text.substr(close + 2));
+    char state;
+    pid_t ppid = 0;
+    rest >> state >> ppid;
+    parent[std::stoi(name)] = ppid;
+  }
+  std::vector<pid_t> out;
+  for (const auto& [pid, ppid] : parent) {
+    for (pid_t p = ppid; p > 1; p = parent.count(p) ? parent[p] : 0) {
+      if (p == ancestor) {
+        out.push_back(pid);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+TEST_F(Egress, AHostBoundCredentialIsAddedOutsideAndNeverEntersTheSandbox) {
+  const std::string key = "hb-" + std::to_string(::getpid()) + "-5e6f7a8b9c0d1e2f";
+  std::ofstream(dir_.path + "/key") << key;
+  const std::string extra = "  http_credentials:\n    - host: \"*.internal.test\"\n"
+                            "      header: Authorization\n"
+                            "      value: \"Bearer ${secret:api-key}\"\n"
+                            "      ca_file: " + certs_.ca_file + "\n";
+  const std::string top = "secrets:\n  - name: api-key\n    from: file:" + dir_.path + "/key\n";
+  const std::string api = "https://api.internal.test:" + https_port_;
+  const std::string script =
+      // No --cacert: the sandbox trusts its proxy's CA through SSL_CERT_FILE, and through the
+      // system bundle when a client ignores the variables.
+      "curl -sS " + api + "/injected; "
+      "env -u SSL_CERT_FILE -u CURL_CA_BUNDLE -u REQUESTS_CA_BUNDLE curl -sS " + api + "/system-bundle; "
+      // The tool's own Authorization is replaced, not sent beside the credential.
+      "curl -sS -H 'Authorization: Bearer forged-by-the-tool' " + api + "/replaced; "
+      "curl -sS -d posted-body http://api.internal.test:" + http_port_ + "/plain; "
+      // A chunked upload; HEAD; two requests on one kept-alive connection.
+      "printf 'chunked-%s' body | curl -sS -H 'Transfer-Encoding: chunked' --data-binary @- " +
+      api + "/chunked; "
+      "curl -sS -I -o /dev/null -w 'head-status=%{http_code}\\n' " + api + "/head; "
+      "curl -sS " + api + "/first " + api + "/second; "
+      // A host no credential names (an allowed IP literal) gets nothing.
+      "curl -sS http://127.0.0.2:" + http_port_ + "/other-host; "
+      // A client that trusts only its own CA refuses the proxy's certificate.
+      "curl -sS --cacert ca.pem " + api + "/pinned; echo pinned-exit=$?; "
+      // Held open for 3 s by the server while the test reads every sandboxed process's memory.
+      "curl -sS " + api + "/hold -o /workspace/held.txt; "
+      "env > /workspace/env.txt; cat /proc/[0-9]*/environ > /workspace/environ.txt 2>/dev/null; "
+      "cp /run/airlock/* /workspace/ 2>/dev/null; true";
+  Process agent("/usr/bin/unshare", egress_args(script, extra, top));
+  ASSERT_TRUE(eventually([&] { return upstream_log().find("\"url\":\"/hold\"") != std::string::npos; },
+                         60s)) << agent.output() << upstream_log();
+  // The agent process itself holds the value (its proxy sends it); everything below it is the
+  // sandbox: its init, bash, curl (waiting for /hold's answer).
+  const auto forms = redact::encoded_forms(key);
+  const auto sandboxed = descendants_of(agent.pid());
+  EXPECT_GE(sandboxed.size(), 3u);
+  for (pid_t pid : sandboxed) {
+    std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
+    std::string name;
+    std::getline(comm, name);
+    const auto found = memory_holds(pid, forms);
+    EXPECT_TRUE(found.empty()) << "process " << pid << " (" << name << ") holds the value: "
+                               << found.front();
+  }
+  ASSERT_EQ(agent.wait(60s), 0) << agent.output();
+  const Outcome o = outcome(0, agent.output(), report_path());
+  const std::string seen = upstream_log();
+  auto request = [&](const std::string& url) {
+    const size_t at = seen.find("\"url\":\"" + url + "\"");
+    if (at == std::string::npos) return std::string("(no request)");
+    const size_t begin = seen.rfind('\n', at) == std::string::npos ? 0 : seen.rfind('\n', at) + 1;
+    return seen.substr(begin, seen.find('\n', at) - begin);
+  };
+  for (const char* url : {"/injected", "/system-bundle", "/replaced", "/plain", "/hold"}) {
+    EXPECT_NE(request(url).find("\"authorization\":\"Bearer " + key + "\""), std::string::npos)
+        << url << ": " << request(url);
+    EXPECT_NE(request(url).find("\"authorizations\":1"), std::string::npos) << url << ": " << request(url);
+  }
+  EXPECT_NE(request("/plain").find("\"body\":\"posted-body\""), std::string::npos) << seen;
+  EXPECT_NE(request("/chunked").find("\"body\":\"chunked-body\""), std::string::npos) << seen;
+  EXPECT_NE(request("/head").find("\"method\":\"HEAD\""), std::string::npos) << seen;
+  EXPECT_TRUE(o.has("head-status=200")) << o.output;
+  for (const char* url : {"/chunked", "/head", "/first", "/second"}) {
+    EXPECT_NE(request(url).find("\"authorization\":\"Bearer " + key + "\""), std::string::npos)
+        << url << ": " << request(url);
+  }
+  EXPECT_TRUE(o.has("\"url\":\"/second\"")) << o.output;
+  EXPECT_NE(request("/other-host").find("\"authorization\":null"), std::string::npos) << seen;
+  EXPECT_EQ(request("/pinned"), "(no request)") << seen;
+  EXPECT_TRUE(o.has("pinned-exit=60")) << o.output;
+  EXPECT_TRUE(o.has("SSL certificate problem")) << o.output;
+  EXPECT_TRUE(o.has("did not accept the sandbox CA's certificate")) << o.output;
+  // The server echoed the header it got; the sandbox received it redacted.
+  EXPECT_TRUE(o.has("Bearer [REDACTED:api-key]")) << o.output;
+  // No form of the value anywhere the sandbox could have written it, its environment included.
+  ASSERT_TRUE(fs::exists(ws_.path + "/env.txt"));
+  size_t files = 0;
+  for (const auto& e : fs::recursive_directory_iterator(ws_.path)) {
+    if (!e.is_regular_file()) continue;
+    ++files;
+    std::ifstream in(e.path(), std::ios::binary);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    for (const auto& form : forms) EXPECT_EQ(text.find(form), std::string::npos) << e.path() << ": " << form;
+  }
+  EXPECT_GE(files, 5u);
+  std::ifstream env_file(ws_.path + "/env.txt");
+  const std::string env((std::istreambuf_iterator<char>(env_file)), std::istreambuf_iterator<char>());
+  EXPECT_NE(env.find("SSL_CERT_FILE=/run/airlock/ca-bundle.pem"), std::string::npos) << env;
+  EXPECT_NE(env.find("NODE_EXTRA_CA_CERTS=/run/airlock/egress-ca.pem"), std::string::npos) << env;
+  // The CA's certificate is in the sandbox; no private key is.
+  std::ifstream ca_copy(ws_.path + "/egress-ca.pem");
+  const std::string ca_text((std::istreambuf_iterator<char>(ca_copy)), std::istreambuf_iterator<char>());
+  EXPECT_NE(ca_text.find("BEGIN CERTIFICATE"), std::string::npos);
+  EXPECT_EQ(ca_text.find("PRIVATE KEY"), std::string::npos);
+  EXPECT_FALSE(o.has(key)) << o.output;
+}
+
+TEST_F(Sandbox, AnImagesCaBundlesTrustTheEgressCaAndItsSymlinksStayInsideIt) {
+  // The busybox image with a CA bundle of its own, a symlink to it (as Alpine has), and a
+  // symlink that, followed on the host, would name a file of the host's.
+  TempDir image;
+  fs::copy(image_->path, image.path, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+  fs::create_directories(image.path + "/etc/ssl/certs");
+  fs::create_directories(image.path + "/etc/pki/tls/certs");
+  std::ofstream(image.path + "/etc/ssl/certs/ca-certificates.crt") << "IMAGE-BUNDLE-MARKER\n";
+  fs::create_symlink("/etc/ssl/certs/ca-certificates.crt", image.path + "/etc/ssl/cert.pem");
+  std::ofstream(dir_.path + "/host-file.crt") << "HOST-FILE-MARKER\n";
+  fs::create_symlink(dir_.path + "/host-file.crt", image.path + "/etc/pki/tls/certs/ca-bundle.crt");
+  std::ofstream(dir_.path + "/key") << "hb-image-test-value-0123456789";
+  const std::string cfg = config(
+      "  network:\n    allowed_outbound: ['*.internal.test']\n"
+      "  http_credentials:\n    - {host: '*.internal.test', header: X-Key, value: '${secret:k}'}\n",
+      image.path, "secrets:\n  - {name: k, from: 'file:" + dir_.path + "/key'}\n");
+  auto o = run(cfg, "cat /etc/ssl/certs/ca-certificates.crt; echo ---; cat /etc/ssl/cert.pem; "
+                    "echo ---; cat /run/airlock/*; echo ---; ls /run/airlock; echo SSL_CERT_FILE=$SSL_CERT_FILE");
+  ASSERT_EQ(o.code, 0) << o.output;
+  // The image's bundle, and the link to it, now end with the sandbox's CA.
+  EXPECT_EQ(count_lines_with(o.output, "IMAGE-BUNDLE-MARKER"), 4u) << o.output;  // bundle, link, copies
+  EXPECT_GE(count_lines_with(o.output, "BEGIN CERTIFICATE"), 4u) << o.output;
+  EXPECT_EQ(o.output.find("HOST-FILE-MARKER"), std::string::npos) << o.output;
+  EXPECT_EQ(o.output.find("PRIVATE KEY"), std::string::npos) << o.output;
+  EXPECT_TRUE(o.has("SSL_CERT_FILE=/run/airlock/ca-bundle.pem")) << o.output;
 }
 
 TEST_F(Sandbox, WithoutAnAllowlistThereIsNoProxyAndNoNetwork) {

@@ -22,6 +22,7 @@ const VETH = `asb${pid % 100000}`;
 const NET = `198.18.${pid % 250}`;
 const DNS = `127.${1 + (pid % 250)}.${Math.floor(pid / 250) % 250}.53`;
 const SECRET = `sbx-secret-${pid}-Zq9/x+Y=`;
+const HOST_KEY = `sbx-host-key-${pid}-4Rt8/w+Q=`;
 const MARKER = `host-only-marker-${pid}`;
 const hostDir = `/var/tmp/airlock-escape-${pid}`;
 const procs = [];
@@ -145,12 +146,29 @@ try {
   const metricsPort = await freePort();
   const idleAgent = stack.startSandbox("idle-box", sandboxYaml("idle-box", "  session_idle_timeout: 2s\n"),
                                        { env, args: ["--metrics-addr", `127.0.0.1:${metricsPort}`] });
+  // A sandbox whose only credential is host-bound: the proxy adds it, the sandbox never has it.
+  stack.startSandbox("cred-box", `secrets:
+  - {name: host-key, from: env:SBX_HOST_KEY}
+sandbox:
+  name: cred-box
+  image: host
+  network:
+    allowed_outbound: ["*.internal.test", "${NET}.2"]
+  http_credentials:
+    - host: "*.internal.test"
+      header: Authorization
+      value: "Bearer \${secret:host-key}"
+      ca_file: ${stack.dir}/ca.pem
+  warm_pool: 0
+`, { env: { SBX_HOST_KEY: HOST_KEY }, prefix: resolverPrefix() });
   stack.applyTools(`tools:
   - {name: tool-box, sandbox: box}
   - {name: idle, sandbox: idle-box, prefix: idle_}
+  - {name: cred, sandbox: cred-box, prefix: cred_}
 `);
   await stack.waitAvailable("tool-box");
   await stack.waitAvailable("idle");
+  await stack.waitAvailable("cred");
   const key = stack.agentKey("sbx-agent", "*");
   const a = await connect(key);
   const b = await connect(key);
@@ -327,6 +345,34 @@ try {
     const out = text(r);
     assert(/"url":"\/via-curl"/.test(out), out);
     assert((out.match(/"url"/g) ?? []).length === 1, `reached more than the allowed host: ${out}`);
+  });
+
+  await checks.check("host-bound credential: web_fetch and curl get the header from the proxy, never in the sandbox", async () => {
+    const api = `https://api.internal.test:${httpsPort}`;
+    let r = await call(a, "cred_web_fetch", { url: `${api}/cred-fetch` });
+    assert(!r.isError && /"url":"\/cred-fetch"/.test(text(r)), text(r));
+    // The API echoes the header it got: redacted before it entered the sandbox.
+    assert(text(r).includes('"authorization":"Bearer [REDACTED:host-key]"'), text(r));
+    r = await call(a, "cred_bash", { command:
+      `curl -sS -H 'Authorization: Bearer set-by-the-tool' ${api}/cred-curl; echo; ` +
+      `curl -sSk https://${NET}.2:${httpsPort}/cred-literal >/dev/null; ` +  // no credential names it
+      `env | grep -c '^SSL_CERT_FILE=/run/airlock/ca-bundle.pem$'; ` +
+      `curl -sS --cacert /run/airlock/egress-ca.pem ${api}/cred-own-ca >/dev/null && echo own-ca-ok; ` +
+      `ls /run/airlock` });
+    const out = text(r);
+    assert(/"url":"\/cred-curl"/.test(out) && /\n1\n/.test(out) && /own-ca-ok/.test(out), out);
+    assert(!/PRIVATE KEY|\.key/.test(out), `a key in the sandbox: ${out}`);
+    const log = fs.readFileSync(`${stack.dir}/upstream.log`, "utf8").split("\n");
+    for (const url of ["/cred-fetch", "/cred-curl", "/cred-own-ca"]) {
+      const line = log.find((l) => l.includes(`"url":"${url}"`)) ?? "(none)";
+      assert(line.includes(`"authorization":"Bearer ${HOST_KEY}"`) && line.includes('"authorizations":1'),
+             `${url}: ${line}`);
+    }
+    const literal = log.find((l) => l.includes('"url":"/cred-literal"')) ?? "(none)";
+    assert(literal.includes('"authorization":null'), literal);
+    // The other sandbox (no http_credentials) sends nothing of it.
+    const plain = log.find((l) => l.includes('"url":"/via-curl"')) ?? "";
+    assert(!plain.includes(HOST_KEY), plain);
   });
 
   await checks.check("a secret bash prints in every encoding comes back redacted, and is recorded", async () => {

@@ -1,7 +1,7 @@
 // A private API for the egress tests: HTTPS and plain HTTP on one loopback address. Every
 // request is appended to a log file (method, host, authorization, body) and answered with an
 // echo of the same — so a credential the tool sends comes back in its output, for the
-// redactor to catch. Ports are chosen by the kernel; prints "listening HTTPS_PORT HTTP_PORT".
+// redactor to catch; the answer to "/hold…" comes 3 s late. Ports are chosen by the kernel; prints "listening HTTPS_PORT HTTP_PORT".
 //   node upstream_server.mjs HOST CERT KEY LOG
 import fs from 'node:fs';
 import http from 'node:http';
@@ -12,10 +12,14 @@ const handler = (req, res) => {
   let body = '';
   req.on('data', (c) => { body += c; });
   req.on('end', () => {
+    // How many Authorization fields arrived (Node keeps only the first in req.headers).
+    const authorizations = req.rawHeaders.filter((h, i) => i % 2 === 0 && h.toLowerCase() === 'authorization').length;
     const line = JSON.stringify({ method: req.method, url: req.url, host: req.headers.host,
-                                  authorization: req.headers.authorization ?? null, body });
+                                  authorization: req.headers.authorization ?? null, body, authorizations });
     fs.appendFileSync(log, line + '\n');
-    res.end(`echo ${line}\n`);
+    // "/hold…": the answer waits 3 s, so that a test can look at the client meanwhile.
+    const delay = req.url.startsWith('/hold') ? 3000 : 0;
+    setTimeout(() => res.end(`echo ${line}\n`), delay);
   });
 };
 const secure = https.createServer({ cert: fs.readFileSync(cert), key: fs.readFileSync(key) }, handler);
