@@ -12,6 +12,7 @@
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
@@ -151,9 +152,16 @@ class HostCredentials final : public CredentialInjector,
           "the certificate of '" + host + "' could not be verified against " +
           (ca_file.empty() ? "the system's CAs" : ca_file) + ": " +
           (vr != X509_V_OK ? X509_verify_cert_error_string(vr) : uec.message());
-      spdlog::warn("run {}: egress to '{}': {}", run_id_, host, why);
-      const std::string answer = error_response(502, "Bad Gateway", why);
-      co_await asio::async_write(client, asio::buffer(answer), kUseTuple);
+      // Told as the answer to its request (read first: closing on unread bytes would reset
+      // the connection and lose the answer).
+      beast::flat_buffer ignored_buffer;
+      http::request_parser<http::empty_body> ignored_request;
+      ignored_request.header_limit(kMaxHead);
+      client.next_layer().expires_after(kHeadTimeout);
+      co_await http::async_read_header(client, ignored_buffer, ignored_request, kUseTuple);
+      co_await answer(client, 502, "Bad Gateway", why);
+      client.next_layer().expires_after(std::chrono::seconds(2));
+      co_await client.async_shutdown(kUseTuple);
       co_return;
     }
     beast::flat_buffer from_client;

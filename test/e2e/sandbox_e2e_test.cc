@@ -987,9 +987,11 @@ TEST_F(Egress, AHostBoundCredentialIsAddedOutsideAndNeverEntersTheSandbox) {
       "printf 'chunked-%s' body | curl -sS -H 'Transfer-Encoding: chunked' --data-binary @- " +
       api + "/chunked; "
       "curl -sS -I -o /dev/null -w 'head-status=%{http_code}\\n' " + api + "/head; "
-      "curl -sS " + api + "/first " + api + "/second; "
-      // A host no credential names (an allowed IP literal) gets nothing.
+      "curl -sS " + api + "/first " + api + "/second -o /workspace/first.txt -o /workspace/second.txt; "
+      // A host no credential names (an allowed IP literal) gets nothing; a denied one, no
+      // connection at all.
       "curl -sS http://127.0.0.2:" + http_port_ + "/other-host; "
+      "curl -sS https://meta.internal.test/denied; curl -sS http://evil.test/denied; "
       // A client that trusts only its own CA refuses the proxy's certificate.
       "curl -sS --cacert ca.pem " + api + "/pinned; echo pinned-exit=$?; "
       // Held open for 3 s by the server while the test reads every sandboxed process's memory.
@@ -1034,9 +1036,16 @@ TEST_F(Egress, AHostBoundCredentialIsAddedOutsideAndNeverEntersTheSandbox) {
     EXPECT_NE(request(url).find("\"authorization\":\"Bearer " + key + "\""), std::string::npos)
         << url << ": " << request(url);
   }
-  EXPECT_TRUE(o.has("\"url\":\"/second\"")) << o.output;
+  std::ifstream second_file(ws_.path + "/second.txt");
+  const std::string second((std::istreambuf_iterator<char>(second_file)), std::istreambuf_iterator<char>());
+  EXPECT_NE(second.find("\"url\":\"/second\",\"host\":\"api.internal.test:" + https_port_ +
+                        "\",\"authorization\":\"Bearer [REDACTED:api-key]\""),
+            std::string::npos) << second;
   EXPECT_NE(request("/other-host").find("\"authorization\":null"), std::string::npos) << seen;
   EXPECT_EQ(request("/pinned"), "(no request)") << seen;
+  EXPECT_EQ(request("/denied"), "(no request)") << seen;
+  EXPECT_TRUE(o.has("egress denied for 'evil.test'")) << o.output;
+  EXPECT_TRUE(o.has("egress denied for 'meta.internal.test'")) << o.output;
   EXPECT_TRUE(o.has("pinned-exit=60")) << o.output;
   EXPECT_TRUE(o.has("SSL certificate problem")) << o.output;
   EXPECT_TRUE(o.has("did not accept the sandbox CA's certificate")) << o.output;
@@ -1063,6 +1072,20 @@ TEST_F(Egress, AHostBoundCredentialIsAddedOutsideAndNeverEntersTheSandbox) {
   EXPECT_NE(ca_text.find("BEGIN CERTIFICATE"), std::string::npos);
   EXPECT_EQ(ca_text.find("PRIVATE KEY"), std::string::npos);
   EXPECT_FALSE(o.has(key)) << o.output;
+}
+
+TEST_F(Egress, AnUpstreamTheProxyCannotVerifyGetsNoCredential) {
+  // No ca_file: the system's CAs, which do not know the test server's.
+  std::ofstream(dir_.path + "/key") << "hb-unverified-0123456789abcdef";
+  auto o = egress("curl -sS -w '\\nstatus=%{http_code}\\n' https://api.internal.test:" + https_port_ +
+                      "/unverified",
+                  "  http_credentials:\n    - {host: '*.internal.test', header: Authorization, "
+                  "value: 'Bearer ${secret:k}'}\n",
+                  "secrets:\n  - {name: k, from: 'file:" + dir_.path + "/key'}\n");
+  EXPECT_TRUE(o.has("status=502")) << o.output;
+  EXPECT_TRUE(o.has("airlock egress: the certificate of 'api.internal.test' could not be verified "
+                    "against the system's CAs")) << o.output;
+  EXPECT_EQ(upstream_log().find("/unverified"), std::string::npos) << upstream_log();
 }
 
 TEST_F(Sandbox, AnImagesCaBundlesTrustTheEgressCaAndItsSymlinksStayInsideIt) {
