@@ -8,6 +8,7 @@ import { execFileSync, spawn, spawnSync } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import http from "node:http";
+import https from "node:https";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -358,7 +359,7 @@ if (checks.failed === 0) {
     }
   });
 
-  await checks.check("a registry that lies or redirects: size and digest mismatches refused; credentials not sent to another host", async () => {
+  await checks.check("a registry that lies or redirects: size and digest mismatches and an oversized manifest refused; credentials not sent to another host; no redirect from HTTPS to HTTP", async () => {
     // A registry of the test's own (plain HTTP on loopback, Basic auth) whose blob answers
     // redirect to a second server, which records any Authorization it is sent.
     const layer = fs.readFileSync(`${work}/img/layer1.tar.gz`);
@@ -380,6 +381,10 @@ if (checks.failed === 0) {
         return res.end();
       }
       const m = /^\/v2\/team\/(\w+)\/manifests\/1$/.exec(req.url);
+      if (m && m[1] === "huge") {
+        res.writeHead(200, { "Content-Type": "application/vnd.oci.image.manifest.v1+json" });
+        return res.end(Buffer.alloc(5 << 20, 0x20));  // 5 MiB where a manifest belongs
+      }
       if (m) {
         const body = manifest(m[1] === "wrongsize" ? layer.length + 1 : layer.length);
         const headers = { "Content-Type": "application/vnd.oci.image.manifest.v1+json" };
@@ -390,7 +395,13 @@ if (checks.failed === 0) {
       res.writeHead(307, { Location: `http://127.0.0.1:${storage.address().port}/blob${req.url}` });
       res.end();
     }).listen(0, "127.0.0.1");
-    await Promise.all([storage, fake].map((x) => new Promise((r) => (x.listening ? r() : x.once("listening", r)))));
+    // The same redirects from HTTPS: to plain HTTP they must not be followed.
+    const secureFake = https.createServer({ cert: fs.readFileSync(`${work}/tls/server.pem`),
+                                            key: fs.readFileSync(`${work}/tls/server.key`) }, (req, res) => {
+      res.writeHead(307, { Location: `http://127.0.0.1:${storage.address().port}/blob${req.url}` });
+      res.end();
+    }).listen(0, "127.0.0.1");
+    await Promise.all([storage, fake, secureFake].map((x) => new Promise((r) => (x.listening ? r() : x.once("listening", r)))));
     const host = `127.0.0.1:${fake.address().port}`;
     const f = path.join(work, "fake.yaml");
     const secret = path.join(work, "fake.json");
@@ -406,10 +417,20 @@ if (checks.failed === 0) {
       assert(r.status === 1 && r.out.includes(`its manifest says ${layer.length + 1}`), `size: ${r.out}`);
       r = await pullAsync([`${host}/team/wrongdigest:1`, "--image-store", other, "--config", f]);
       assert(r.status === 1 && r.out.includes("does not match the digest the registry gave"), `digest header: ${r.out}`);
+      r = await pullAsync([`${host}/team/huge:1`, "--image-store", other, "--config", f]);
+      assert(r.status === 1 && r.out.includes("is larger than 4 MiB where a manifest or an error was expected"), `huge: ${r.out}`);
       assert(!blobsIn(other).includes(sha(layer).slice(7)) && leftovers(other).length === 0, `stored: ${blobsIn(other)}`);
+      const secureHost = `127.0.0.1:${secureFake.address().port}`;
+      const sf = path.join(work, "fake-tls.yaml");
+      fs.writeFileSync(sf, `registries:\n  - {host: "${secureHost}", ca_file: "${work}/tls/ca.pem"}\nsandbox: {image: host}\n`);
+      const seenBefore = storageSeen.length;
+      r = await pullAsync([`${secureHost}/team/good:1`, "--image-store", other, "--config", sf]);
+      assert(r.status === 1 && r.out.includes("a redirect from HTTPS to plain HTTP") && r.out.includes("was refused"), `downgrade: ${r.out}`);
+      assert(storageSeen.length === seenBefore, "the plain-HTTP location was fetched");
     } finally {
       storage.close();
       fake.close();
+      secureFake.close();
     }
   });
 
