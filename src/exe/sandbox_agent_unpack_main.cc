@@ -71,6 +71,8 @@ int main(int argc, char** argv) {
     std::cerr << "the image store " << argv[2] << " is not a directory\n";
     return 1;
   }
+  // What an earlier helper, killed outright, left behind.
+  airlock::sandbox::remove_abandoned_work(argv[2]);
   std::string error;
   std::optional<std::string> digest;
   if (pull) {

@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -271,6 +273,52 @@ std::optional<std::string> unpack_tarball(const fs::path& file, const fs::path& 
 }
 
 }  // namespace
+
+size_t remove_abandoned_work(const std::string& store_dir, time_t min_age) {
+  const fs::path store(store_dir);
+  // The process id a leftover names: "<hex>-PID-RAND.partial", "PID-RAND", "<digest>.partial-PID",
+  // "extract-PID"; 0 when the name is none of those.
+  auto pid_in = [](const std::string& name) -> pid_t {
+    std::string digits;
+    if (name.size() > 8 && name.ends_with(".partial") && name.front() == '.') {
+      const size_t a = name.find('-'), b = name.find('-', a + 1);
+      if (a != std::string::npos && b != std::string::npos) digits = name.substr(a + 1, b - a - 1);
+    } else if (const size_t p = name.find(".partial-"); p != std::string::npos) {
+      digits = name.substr(p + 9);
+    } else if (name.starts_with("extract-")) {
+      digits = name.substr(8);
+    } else if (const size_t dash = name.find('-'); dash != std::string::npos) {
+      digits = name.substr(0, dash);
+    }
+    if (digits.empty() || digits.size() > 9 ||
+        digits.find_first_not_of("0123456789") != std::string::npos) {
+      return 0;
+    }
+    return static_cast<pid_t>(std::stol(digits));
+  };
+  const time_t now = ::time(nullptr);
+  size_t removed = 0;
+  std::error_code ec;
+  auto sweep = [&](const fs::path& dir, bool any_name, auto&& wanted) {
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+      const std::string name = e.path().filename().string();
+      if (!any_name && !wanted(name)) continue;
+      const pid_t pid = pid_in(name);
+      const bool gone = pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH;
+      if (!gone) continue;
+      struct stat st {};
+      if (::lstat(e.path().c_str(), &st) != 0 || now - st.st_mtim.tv_sec < min_age) continue;
+      std::error_code rec;
+      if (fs::remove_all(e.path(), rec) > 0 && !rec) ++removed;
+    }
+  };
+  sweep(store / "blobs", false, [](const std::string& n) { return n.ends_with(".partial"); });
+  sweep(store / "pulls", true, [](const std::string&) { return true; });
+  sweep(store / "rootfs", false,
+        [](const std::string& n) { return n.find(".partial-") != std::string::npos; });
+  sweep(store, false, [](const std::string& n) { return n.starts_with("extract-"); });
+  return removed;
+}
 
 std::optional<std::string> unpack_image(const std::string& source_path, const std::string& store_dir,
                                         std::string& error) {

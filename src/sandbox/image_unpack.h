@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstddef>
+#include <ctime>
 #include <optional>
 #include <string>
 
@@ -35,6 +36,12 @@ class Sha256 {
 // ("sha256:…"), or nullopt with `error`. `store` must exist.
 std::optional<std::string> unpack_image(const std::string& source, const std::string& store,
                                         std::string& error);
+
+// Removes what unpacks and pulls killed outright left in `store` (a pull's `.partial` blobs and
+// its `pulls/` layout, a half-unpacked `rootfs/*.partial-PID`, an `extract-PID` directory): each
+// names its process, and is removed when that process is gone and it was last changed more
+// than `min_age` seconds ago. Never anything a later run would use. Returns how many.
+size_t remove_abandoned_work(const std::string& store, time_t min_age = 60);
 
 // Applies one layer (a tar, optionally gzip/zstd/xz-compressed) onto `root`: whiteouts
 // (".wh.NAME" removes NAME from lower layers, ".wh..wh..opq" empties its directory of lower

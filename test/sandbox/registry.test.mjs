@@ -359,7 +359,7 @@ if (checks.failed === 0) {
     }
   });
 
-  await checks.check("a registry that lies or redirects: size and digest mismatches and an oversized manifest refused; credentials not sent to another host; no redirect from HTTPS to HTTP", async () => {
+  await checks.check("a registry that lies, stalls or redirects: size and digest mismatches and an oversized manifest refused; what a killed helper left removed by the next pull; credentials not sent to another host; no redirect from HTTPS to HTTP", async () => {
     // A registry of the test's own (plain HTTP on loopback, Basic auth) whose blob answers
     // redirect to a second server, which records any Authorization it is sent.
     const layer = fs.readFileSync(`${work}/img/layer1.tar.gz`);
@@ -373,6 +373,8 @@ if (checks.failed === 0) {
       storageSeen.push(req.headers.authorization ?? "");
       const blob = req.url.endsWith(sha(layer).slice(7)) ? layer : config;
       res.writeHead(200, { "Content-Length": blob.length });
+      // "stall": half the layer, then nothing (the connection stays open).
+      if (req.url.includes("/team/stall/") && blob === layer) return res.write(blob.subarray(0, blob.length >> 1));
       res.end(blob);
     }).listen(0, "127.0.0.1");
     const fake = http.createServer((req, res) => {
@@ -420,6 +422,21 @@ if (checks.failed === 0) {
       r = await pullAsync([`${host}/team/huge:1`, "--image-store", other, "--config", f]);
       assert(r.status === 1 && r.out.includes("is larger than 4 MiB where a manifest or an error was expected"), `huge: ${r.out}`);
       assert(!blobsIn(other).includes(sha(layer).slice(7)) && leftovers(other).length === 0, `stored: ${blobsIn(other)}`);
+      // A helper killed outright mid-blob leaves its .partial; the next pull into the store
+      // removes it once its process is gone and it is a minute old.
+      const stalled = path.join(work, "store-stall");
+      const killed = pullAsync([`${host}/team/stall:1`, "--image-store", stalled, "--config", f]);
+      await waitFor("a half-written blob", () => leftovers(stalled).length > 0, 20000);
+      spawnSync("pkill", ["-KILL", "-f", `sandbox-agent-unpack --pull ${host}/team/stall:1 `]);
+      await killed;
+      const left = leftovers(stalled);
+      assert(left.length === 1 && left[0].endsWith(".partial"), `left by the killed helper: ${left}`);
+      r = await pullAsync([`${host}/team/good:1`, "--image-store", stalled, "--config", f]);
+      assert(r.status === 0 && leftovers(stalled).length === 1, `a fresh leftover is kept: ${r.out} ${leftovers(stalled)}`);
+      const old = new Date(Date.now() - 120000);
+      fs.utimesSync(`${stalled}/blobs/${left[0]}`, old, old);
+      r = await pullAsync([`${host}/team/good:1`, "--image-store", stalled, "--config", f]);
+      assert(r.status === 0 && leftovers(stalled).length === 0, `not removed: ${r.out} ${leftovers(stalled)}`);
       const secureHost = `127.0.0.1:${secureFake.address().port}`;
       const sf = path.join(work, "fake-tls.yaml");
       fs.writeFileSync(sf, `registries:\n  - {host: "${secureHost}", ca_file: "${work}/tls/ca.pem"}\nsandbox: {image: host}\n`);
