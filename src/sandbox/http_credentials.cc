@@ -116,6 +116,7 @@ class HostCredentials final : public CredentialInjector,
   asio::awaitable<void> serve_tls(tcp::socket client_socket, tcp::socket upstream_socket,
                                   std::string host, uint16_t port) override {
     auto self = shared_from_this();
+    no_delay(client_socket, upstream_socket);
     std::shared_ptr<ssl::context> server_ctx;
     std::shared_ptr<ssl::context> client_ctx;
     const auto applicable = credentials_for(credentials_, normalize_host(host), port);
@@ -174,6 +175,7 @@ class HostCredentials final : public CredentialInjector,
                                    tcp::socket upstream_socket, std::string host,
                                    uint16_t port) override {
     auto self = shared_from_this();
+    no_delay(client_socket, upstream_socket);
     beast::tcp_stream client(std::move(client_socket));
     beast::tcp_stream upstream(std::move(upstream_socket));
     beast::flat_buffer from_client;
@@ -184,6 +186,14 @@ class HostCredentials final : public CredentialInjector,
   }
 
  private:
+  // A message goes out in a few writes (head, body pieces); waiting for acknowledgements between
+  // them (Nagle against delayed ACKs) would cost ~40 ms per exchange.
+  static void no_delay(tcp::socket& a, tcp::socket& b) {
+    boost::system::error_code ignored;
+    a.set_option(tcp::no_delay(true), ignored);
+    b.set_option(tcp::no_delay(true), ignored);
+  }
+
   std::shared_ptr<ssl::context> upstream_context(const std::string& ca_file) {
     auto& ctx = upstream_contexts_[ca_file];
     if (!ctx) ctx = tls::make_client_context(tls::ClientOptions{ca_file});
