@@ -18,6 +18,8 @@
 #include <algorithm>
 #include <optional>
 
+#include <spdlog/spdlog.h>
+
 #include "sandbox/client_hello.h"
 
 namespace airlock::sandbox {
@@ -119,7 +121,15 @@ struct EgressProxy::Impl {
       // `this`, not a shared_ptr: a connection still pending when stop() ends the loop is
       // destroyed with the io_context, inside ~Impl, which a shared_ptr held by its own
       // handler would never let happen.
-      asio::co_spawn(io, serve(std::move(socket)), [this](std::exception_ptr) { --active; });
+      asio::co_spawn(io, serve(std::move(socket)), [this](std::exception_ptr e) {
+        --active;
+        if (!e) return;
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& what) {
+          spdlog::error("egress proxy: a connection ended on an error: {}", what.what());
+        }
+      });
     }
   }
 

@@ -63,7 +63,7 @@ bool hop_field(std::string_view name) {
   static constexpr std::string_view kHop[] = {
       "connection", "keep-alive",        "proxy-connection", "proxy-authorization",
       "te",         "trailer",           "upgrade",          "transfer-encoding",
-      "content-length", "host", "proxy-authenticate"};
+      "content-length", "host", "proxy-authenticate", "expect"};
   return std::any_of(std::begin(kHop), std::end(kHop),
                      [&](std::string_view h) { return beast::iequals(h, name); });
 }
@@ -290,6 +290,14 @@ class HostCredentials final : public CredentialInjector,
         co_await answer(client, 502, "Bad Gateway",
                         "sending the request to '" + host + "' failed: " + wec.message());
         co_return;
+      }
+      // A client that waits for "100 Continue" before its body gets it from here (Expect is
+      // not passed on, so the upstream answers only once the body is there).
+      if (auto e = head.find(http::field::expect);
+          e != head.end() && beast::iequals(e->value(), "100-continue") && !request.is_done()) {
+        static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+        auto [cec, cn] = co_await asio::async_write(client, asio::buffer(kContinue), kUseTuple);
+        if (cec) co_return;
       }
       // The request body, as it arrives.
       while (!request.is_done()) {

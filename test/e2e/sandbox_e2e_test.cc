@@ -987,6 +987,8 @@ TEST_F(Egress, AHostBoundCredentialIsAddedOutsideAndNeverEntersTheSandbox) {
       "printf 'chunked-%s' body | curl -sS -H 'Transfer-Encoding: chunked' --data-binary @- " +
       api + "/chunked; "
       "curl -sS -I -o /dev/null -w 'head-status=%{http_code}\\n' " + api + "/head; "
+      "head -c 3000 /dev/zero | tr '\\0' x | curl -sS -H 'Expect: 100-continue' --data-binary @- " +
+      api + "/expect; "
       "curl -sS " + api + "/first " + api + "/second -o /workspace/first.txt -o /workspace/second.txt; "
       // A host no credential names (an allowed IP literal) gets nothing; a denied one, no
       // connection at all.
@@ -1031,8 +1033,10 @@ TEST_F(Egress, AHostBoundCredentialIsAddedOutsideAndNeverEntersTheSandbox) {
   EXPECT_NE(request("/plain").find("\"body\":\"posted-body\""), std::string::npos) << seen;
   EXPECT_NE(request("/chunked").find("\"body\":\"chunked-body\""), std::string::npos) << seen;
   EXPECT_NE(request("/head").find("\"method\":\"HEAD\""), std::string::npos) << seen;
+  EXPECT_NE(request("/expect").find("\"body\":\"" + std::string(3000, 'x') + "\""), std::string::npos)
+      << request("/expect");
   EXPECT_TRUE(o.has("head-status=200")) << o.output;
-  for (const char* url : {"/chunked", "/head", "/first", "/second"}) {
+  for (const char* url : {"/chunked", "/head", "/expect", "/first", "/second"}) {
     EXPECT_NE(request(url).find("\"authorization\":\"Bearer " + key + "\""), std::string::npos)
         << url << ": " << request(url);
   }
