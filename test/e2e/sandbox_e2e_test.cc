@@ -1048,13 +1048,14 @@ TEST_F(Egress, AHostBoundCredentialIsAddedOutsideAndNeverEntersTheSandbox) {
   EXPECT_NE(request("/other-host").find("\"authorization\":null"), std::string::npos) << seen;
   EXPECT_EQ(request("/pinned"), "(no request)") << seen;
   EXPECT_EQ(request("/denied"), "(no request)") << seen;
-  EXPECT_TRUE(o.has("egress denied for 'evil.test'")) << o.output;
-  EXPECT_TRUE(o.has("egress denied for 'meta.internal.test'")) << o.output;
-  EXPECT_TRUE(o.has("pinned-exit=60")) << o.output;
-  EXPECT_TRUE(o.has("SSL certificate problem")) << o.output;
-  EXPECT_TRUE(o.has("did not accept the sandbox CA's certificate")) << o.output;
-  // The server echoed the header it got; the sandbox received it redacted.
-  EXPECT_TRUE(o.has("Bearer [REDACTED:api-key]")) << o.output;
+  for (const char* said : {
+           "egress denied for 'evil.test'", "egress denied for 'meta.internal.test'",
+           // The pinning client's failure, on both sides.
+           "pinned-exit=60", "SSL certificate problem", "did not accept the sandbox CA's certificate",
+           // The server echoed the header it got; the sandbox received it redacted.
+           "Bearer [REDACTED:api-key]"}) {
+    EXPECT_TRUE(o.has(said)) << said << "\n" << o.output;
+  }
   // No form of the value anywhere the sandbox could have written it, its environment included.
   ASSERT_TRUE(fs::exists(ws_.path + "/env.txt"));
   size_t files = 0;
