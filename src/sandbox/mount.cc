@@ -446,12 +446,13 @@ size_t remove_stale_etc_copies(const std::string& cache_dir, const std::string& 
     if (!abandoned && (current.empty() || name == current)) continue;
     struct stat st {};
     if (::lstat(d.path().c_str(), &st) != 0) continue;
-    // Everything counts from its last change (ctime): an abandoned build from when it was last
-    // written, a copy from when it was put in place (a run that read the old key a moment ago
-    // may still be binding it). Not the modification time: a build that has just marked itself
-    // finished carries kEtcCopyMark there, decades back, until it is renamed into place — taken
-    // for abandoned, it was removed under the run that was building it.
-    const time_t since = st.st_ctim.tv_sec;
+    // An abandoned build counts from when it was last written; a copy from when it was put in
+    // place (a run that read the old key a moment ago may still be binding it). A build that
+    // has marked itself finished carries kEtcCopyMark as its modification time, decades back,
+    // until it is renamed into place: it counts from that change (taken for abandoned, it was
+    // removed under the run that was building it).
+    const bool marked = st.st_mtim.tv_sec == kEtcCopyMark && st.st_mtim.tv_nsec == 0;
+    const time_t since = abandoned && !marked ? st.st_mtim.tv_sec : st.st_ctim.tv_sec;
     if (now - since < min_age) continue;
     if (fs::remove_all(d.path(), ec) > 0 && !ec) ++removed;
   }

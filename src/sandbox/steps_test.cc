@@ -71,13 +71,17 @@ TEST(Steps, StaleEtcCopiesGoAfterTheirMinimumAgeAndTheCurrentOneStays) {
   EXPECT_EQ(remove_stale_etc_copies(d.path, "etc-aaaa"), 0u);
   EXPECT_EQ(names(d.path).size(), 5u);
   // A build that has just marked itself finished (the modification time every finished copy
-  // carries, decades back) is still being made: ages count from the last change.
+  // carries, decades back) is still being made.
   const timespec marked[2] = {{0, UTIME_OMIT}, {1, 0}};
   ASSERT_EQ(::utimensat(AT_FDCWD, (d.path + "/etc-tmp-x1").c_str(), marked, 0), 0);
   EXPECT_EQ(remove_stale_etc_copies(d.path, ""), 0u);
-  // Past the age (0 here: the last change is the ctime, which a test cannot set back), the
-  // agent (no current key) takes abandoned builds and damaged copies set aside, never a copy.
-  EXPECT_EQ(remove_stale_etc_copies(d.path, "", 0), 2u);
+  // The agent (no current key) takes only abandoned builds, here one last written an hour ago.
+  const timespec hour_ago[2] = {{::time(nullptr) - 3600, 0}, {::time(nullptr) - 3600, 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, (d.path + "/etc-tmp-x1").c_str(), hour_ago, 0), 0);
+  EXPECT_EQ(remove_stale_etc_copies(d.path, ""), 1u);
+  // Past the age (0 here: a copy's age is its ctime, which a test cannot set back) it also
+  // takes damaged copies set aside, never a copy.
+  EXPECT_EQ(remove_stale_etc_copies(d.path, "", 0), 1u);
   EXPECT_EQ(names(d.path), (std::set<std::string>{"etc-aaaa", "etc-bbbb", "root"}));
   // A run that built etc-aaaa takes every other copy past the age, never its own or what is
   // not a copy.
