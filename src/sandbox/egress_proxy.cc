@@ -335,9 +335,14 @@ struct EgressProxy::Impl {
         co_return;
       }
       ++allowed;
+      CredentialInjector::Redial redial = [this, addrs, port = t.port]()
+          -> asio::awaitable<std::optional<tcp::socket>> {
+        std::string ignored;
+        co_return co_await dial(addrs, port, ignored);
+      };
       if (!is_connect) {
         co_await o.injector->serve_http(std::move(client), std::move(buf), std::move(*upstream),
-                                        t.host, t.port);
+                                        t.host, t.port, std::move(redial));
         co_return;
       }
       if (!rest.empty()) {
@@ -346,7 +351,8 @@ struct EgressProxy::Impl {
       }
       auto [wec, w] = co_await asio::async_write(client, asio::buffer(kEstablished), kUseTuple);
       if (wec) co_return;
-      co_await o.injector->serve_tls(std::move(client), std::move(*upstream), t.host, t.port);
+      co_await o.injector->serve_tls(std::move(client), std::move(*upstream), t.host, t.port,
+                                     std::move(redial));
       co_return;
     }
 

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -37,6 +38,11 @@ namespace airlock::sandbox {
 // on the proxy's thread.
 class CredentialInjector {
  public:
+  // Dials the request's host again, at the addresses the proxy checked: a new connection for
+  // one the upstream may have closed while it was idle. nullopt when no address answers.
+  using Redial =
+      std::function<boost::asio::awaitable<std::optional<boost::asio::ip::tcp::socket>>()>;
+
   virtual ~CredentialInjector() = default;
   // Whether requests for `host` (normalized) on `port` get a credential.
   virtual bool covers(std::string_view host, uint16_t port) const = 0;
@@ -47,12 +53,14 @@ class CredentialInjector {
   // is over; closing the sockets (the proxy stopping) ends it.
   virtual boost::asio::awaitable<void> serve_tls(boost::asio::ip::tcp::socket client,
                                                  boost::asio::ip::tcp::socket upstream,
-                                                 std::string host, uint16_t port) = 0;
+                                                 std::string host, uint16_t port,
+                                                 Redial redial) = 0;
   // A plain-HTTP request: `received` holds its head and whatever followed it.
   virtual boost::asio::awaitable<void> serve_http(boost::asio::ip::tcp::socket client,
                                                   std::string received,
                                                   boost::asio::ip::tcp::socket upstream,
-                                                  std::string host, uint16_t port) = 0;
+                                                  std::string host, uint16_t port,
+                                                  Redial redial) = 0;
 };
 
 struct EgressOptions {

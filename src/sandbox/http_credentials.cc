@@ -1,6 +1,7 @@
 #include "sandbox/http_credentials.h"
 
 #include <openssl/ssl.h>
+#include <poll.h>
 #include <openssl/x509_vfy.h>
 #include <spdlog/spdlog.h>
 
@@ -19,8 +20,10 @@
 #include <boost/url/parse.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <optional>
 
@@ -114,7 +117,7 @@ class HostCredentials final : public CredentialInjector,
   const std::string& ca_certificate_pem() const override { return ca_.certificate_pem(); }
 
   asio::awaitable<void> serve_tls(tcp::socket client_socket, tcp::socket upstream_socket,
-                                  std::string host, uint16_t port) override {
+                                  std::string host, uint16_t port, Redial redial) override {
     auto self = shared_from_this();
     no_delay(client_socket, upstream_socket);
     std::shared_ptr<ssl::context> server_ctx;
@@ -142,17 +145,30 @@ class HostCredentials final : public CredentialInjector,
                    run_id_, host, hec.message());
       co_return;
     }
-    beast::ssl_stream<beast::tcp_stream> upstream(beast::tcp_stream(std::move(upstream_socket)),
-                                                  *client_ctx);
-    tls::prepare_client(upstream.native_handle(), host, tls::ClientOptions{ca_file});
-    upstream.next_layer().expires_after(kHeadTimeout);
-    auto [uec] = co_await upstream.async_handshake(ssl::stream_base::client, kUseTuple);
-    if (uec) {
-      const long vr = SSL_get_verify_result(upstream.native_handle());
-      const std::string why =
-          "the certificate of '" + host + "' could not be verified against " +
+    UpstreamLink<beast::ssl_stream<beast::tcp_stream>> link;
+    // A TLS connection to the upstream on `socket`, verified; the reason when it is not.
+    auto connect = [&](tcp::socket socket) -> asio::awaitable<std::string> {
+      link.stream.reset();
+      link.stream.emplace(beast::tcp_stream(std::move(socket)), *client_ctx);
+      tls::prepare_client(link.stream->native_handle(), host, tls::ClientOptions{ca_file});
+      link.stream->next_layer().expires_after(kHeadTimeout);
+      auto [uec] = co_await link.stream->async_handshake(ssl::stream_base::client, kUseTuple);
+      if (!uec) co_return std::string();
+      const long vr = SSL_get_verify_result(link.stream->native_handle());
+      co_return "the certificate of '" + host + "' could not be verified against " +
           (ca_file.empty() ? "the system's CAs" : ca_file) + ": " +
           (vr != X509_V_OK ? X509_verify_cert_error_string(vr) : uec.message());
+    };
+    link.reconnect = [&]() -> asio::awaitable<bool> {
+      auto socket = co_await redial();
+      if (!socket) co_return false;
+      boost::system::error_code ignored;
+      socket->set_option(tcp::no_delay(true), ignored);
+      const std::string why = co_await connect(std::move(*socket));
+      if (!why.empty()) spdlog::warn("run {}: egress to '{}': {}", run_id_, host, why);
+      co_return why.empty();
+    };
+    if (const std::string why = co_await connect(std::move(upstream_socket)); !why.empty()) {
       // Told as the answer to its request (read first: closing on unread bytes would reset
       // the connection and lose the answer).
       beast::flat_buffer ignored_buffer;
@@ -166,28 +182,38 @@ class HostCredentials final : public CredentialInjector,
       co_return;
     }
     beast::flat_buffer from_client;
-    co_await exchange(client, from_client, upstream, host, port, /*plain=*/false);
+    co_await exchange(client, from_client, link, host, port, /*plain=*/false);
     client.next_layer().expires_after(std::chrono::seconds(2));
     co_await client.async_shutdown(kUseTuple);
   }
 
   asio::awaitable<void> serve_http(tcp::socket client_socket, std::string received,
                                    tcp::socket upstream_socket, std::string host,
-                                   uint16_t port) override {
+                                   uint16_t port, Redial redial) override {
     auto self = shared_from_this();
     no_delay(client_socket, upstream_socket);
     beast::tcp_stream client(std::move(client_socket));
-    beast::tcp_stream upstream(std::move(upstream_socket));
+    UpstreamLink<beast::tcp_stream> link;
+    link.stream.emplace(std::move(upstream_socket));
+    link.reconnect = [&]() -> asio::awaitable<bool> {
+      auto socket = co_await redial();
+      if (!socket) co_return false;
+      boost::system::error_code ignored;
+      socket->set_option(tcp::no_delay(true), ignored);
+      link.stream.reset();
+      link.stream.emplace(std::move(*socket));
+      co_return true;
+    };
     beast::flat_buffer from_client;
     auto space = from_client.prepare(received.size());
     asio::buffer_copy(space, asio::buffer(received));
     from_client.commit(received.size());
-    co_await exchange(client, from_client, upstream, host, port, /*plain=*/true);
+    co_await exchange(client, from_client, link, host, port, /*plain=*/true);
   }
 
  private:
   // A message goes out in a few writes (head, body pieces); waiting for acknowledgements between
-  // them (Nagle against delayed ACKs) would cost ~40 ms per exchange.
+  // them (Nagle against delayed ACKs) could stall an exchange for a delayed-ACK timeout.
   static void no_delay(tcp::socket& a, tcp::socket& b) {
     boost::system::error_code ignored;
     a.set_option(tcp::no_delay(true), ignored);
@@ -202,10 +228,27 @@ class HostCredentials final : public CredentialInjector,
 
   // Requests from the sandbox, one after another on one connection, each sent upstream with
   // the credential and answered with the upstream's response, redacted.
-  template <class Client, class Upstream>
+  // The connection to the upstream: replaced before a request when it has been idle long
+  // enough for the upstream to have closed it (many servers keep an idle connection 5 s), or
+  // when it shows that it has.
+  template <class Stream>
+  struct UpstreamLink {
+    std::optional<Stream> stream;
+    std::function<asio::awaitable<bool>()> reconnect;  // a new `stream`; false: none
+    std::optional<std::chrono::steady_clock::time_point> idle_since;  // since its last answer
+  };
+  static constexpr std::chrono::seconds kUpstreamReuse{2};
+
+  // Readable (a close_notify, an EOF), hung up or failed: an idle connection that is closing.
+  static bool closing(tcp::socket& socket) {
+    pollfd p{socket.native_handle(), POLLIN | POLLRDHUP, 0};
+    return ::poll(&p, 1, 0) != 0;
+  }
+
+  template <class Client, class Stream>
   asio::awaitable<void> exchange(Client& client, beast::flat_buffer& from_client,
-                                 Upstream& upstream, const std::string& host, uint16_t port,
-                                 bool plain) {
+                                 UpstreamLink<Stream>& link, const std::string& host,
+                                 uint16_t port, bool plain) {
     const std::string name = normalize_host(host);
     const auto applicable = credentials_for(credentials_, name, port);
     beast::flat_buffer from_upstream;
@@ -283,6 +326,18 @@ class HostCredentials final : public CredentialInjector,
       const bool client_keeps = head.keep_alive();
       out += "\r\n";
       const bool is_head = head.method() == http::verb::head;
+      if (link.idle_since &&
+          (std::chrono::steady_clock::now() - *link.idle_since > kUpstreamReuse ||
+           closing(beast::get_lowest_layer(*link.stream).socket()))) {
+        from_upstream.consume(from_upstream.size());
+        if (!co_await link.reconnect()) {
+          std::fill(out.begin(), out.end(), '\0');
+          co_await answer(client, 502, "Bad Gateway", "connecting to '" + host + "' again failed");
+          co_return;
+        }
+      }
+      link.idle_since.reset();
+      auto& upstream = *link.stream;
       beast::get_lowest_layer(upstream).expires_after(kTransferTimeout);
       auto [wec, wn] = co_await asio::async_write(upstream, asio::buffer(out), kUseTuple);
       std::fill(out.begin(), out.end(), '\0');  // it held the credential
@@ -397,6 +452,7 @@ class HostCredentials final : public CredentialInjector,
         break;
       }
       if (!keep) co_return;
+      link.idle_since = std::chrono::steady_clock::now();
     }
   }
 

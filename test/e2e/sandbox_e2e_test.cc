@@ -990,6 +990,14 @@ TEST_F(Egress, AHostBoundCredentialIsAddedOutsideAndNeverEntersTheSandbox) {
       "head -c 3000 /dev/zero | tr '\\0' x | curl -sS -H 'Expect: 100-continue' --data-binary @- " +
       api + "/expect; "
       "curl -sS " + api + "/first " + api + "/second -o /workspace/first.txt -o /workspace/second.txt; "
+      // A kept-alive connection used again after the API closed its side of the proxy's
+      // connection (within ~1.2 s of idling), then at once.
+      "python3 -c 'import http.client, ssl, time\n"
+      "c = http.client.HTTPSConnection(\"127.0.0.1\", 3128, context=ssl.create_default_context())\n"
+      "c.set_tunnel(\"api.internal.test\", " + https_port_ + ")\n"
+      "for path, pause in ((\"/ka-first\", 1.6), (\"/ka-after-idle\", 0), (\"/ka-again\", 0)):\n"
+      "    c.request(\"GET\", path); r = c.getresponse(); r.read()\n"
+      "    print(path, r.status, file=open(\"/workspace/keepalive.txt\", \"a\")); time.sleep(pause)\n'; "
       // A host no credential names (an allowed IP literal) gets nothing; a denied one, no
       // connection at all.
       "curl -sS http://127.0.0.2:" + http_port_ + "/other-host; "
@@ -1036,7 +1044,10 @@ TEST_F(Egress, AHostBoundCredentialIsAddedOutsideAndNeverEntersTheSandbox) {
   EXPECT_NE(request("/expect").find("\"body\":\"" + std::string(3000, 'x') + "\""), std::string::npos)
       << request("/expect");
   EXPECT_TRUE(o.has("head-status=200")) << o.output;
-  for (const char* url : {"/chunked", "/head", "/expect", "/first", "/second"}) {
+  std::ifstream keepalive_file(ws_.path + "/keepalive.txt");
+  const std::string keepalive((std::istreambuf_iterator<char>(keepalive_file)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(keepalive, "/ka-first 200\n/ka-after-idle 200\n/ka-again 200\n") << o.output;
+  for (const char* url : {"/chunked", "/head", "/expect", "/first", "/second", "/ka-after-idle", "/ka-again"}) {
     EXPECT_NE(request(url).find("\"authorization\":\"Bearer " + key + "\""), std::string::npos)
         << url << ": " << request(url);
   }

@@ -24,6 +24,9 @@ const handler = (req, res) => {
 };
 const secure = https.createServer({ cert: fs.readFileSync(cert), key: fs.readFileSync(key) }, handler);
 const plain = http.createServer(handler);
+// Idle connections closed soon (Node's default is 5 s; it closes about a second after the
+// timeout): a client — or a proxy — that reuses one later must notice.
+secure.keepAliveTimeout = plain.keepAliveTimeout = 200;
 secure.listen(0, host, () => plain.listen(0, host, () => {
   console.log(`listening ${secure.address().port} ${plain.address().port}`);
 }));
