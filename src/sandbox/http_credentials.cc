@@ -326,22 +326,37 @@ class HostCredentials final : public CredentialInjector,
       const bool client_keeps = head.keep_alive();
       out += "\r\n";
       const bool is_head = head.method() == http::verb::head;
-      if (link.idle_since &&
-          (std::chrono::steady_clock::now() - *link.idle_since > kUpstreamReuse ||
-           closing(beast::get_lowest_layer(*link.stream).socket()))) {
+      struct Wipe {  // `out` holds the credential
+        std::string& s;
+        ~Wipe() { std::fill(s.begin(), s.end(), '\0'); }
+      } wipe{out};
+      // A reused connection the upstream may have closed: replaced first when it idled long or
+      // shows it; and a request without a body that then finds it closed (the upstream closed
+      // it just as the request went) is sent once more on a new one, before anything of an
+      // answer has come.
+      bool reused = link.idle_since.has_value();
+      if (reused && (std::chrono::steady_clock::now() - *link.idle_since > kUpstreamReuse ||
+                     closing(beast::get_lowest_layer(*link.stream).socket()))) {
         from_upstream.consume(from_upstream.size());
+        reused = false;
         if (!co_await link.reconnect()) {
-          std::fill(out.begin(), out.end(), '\0');
           co_await answer(client, 502, "Bad Gateway", "connecting to '" + host + "' again failed");
           co_return;
         }
       }
       link.idle_since.reset();
-      auto& upstream = *link.stream;
-      beast::get_lowest_layer(upstream).expires_after(kTransferTimeout);
-      auto [wec, wn] = co_await asio::async_write(upstream, asio::buffer(out), kUseTuple);
-      std::fill(out.begin(), out.end(), '\0');  // it held the credential
-      if (wec) {
+      const bool resendable = reused && request.is_done();  // no body to send again
+      bool resent = false;
+      auto& upstream = *link.stream;  // the same object after a reconnect (replaced in place)
+      for (;;) {
+        beast::get_lowest_layer(upstream).expires_after(kTransferTimeout);
+        auto [wec, wn] = co_await asio::async_write(upstream, asio::buffer(out), kUseTuple);
+        if (!wec) break;
+        if (resendable && !resent) {
+          resent = true;
+          from_upstream.consume(from_upstream.size());
+          if (co_await link.reconnect()) continue;
+        }
         co_await answer(client, 502, "Bad Gateway",
                         "sending the request to '" + host + "' failed: " + wec.message());
         co_return;
@@ -374,6 +389,7 @@ class HostCredentials final : public CredentialInjector,
       }
       // The response (interim 1xx ones passed on first), redacted.
       bool keep = client_keeps;
+      bool answered = false;  // something of it went to the sandbox
       for (;;) {
         http::response_parser<http::buffer_body> response;
         response.header_limit(kMaxHead);
@@ -383,6 +399,14 @@ class HostCredentials final : public CredentialInjector,
         auto [hec, hn] =
             co_await http::async_read_header(upstream, from_upstream, response, kUseTuple);
         if (hec) {
+          if (resendable && !resent && !answered && from_upstream.size() == 0) {
+            resent = true;
+            if (co_await link.reconnect()) {
+              beast::get_lowest_layer(upstream).expires_after(kTransferTimeout);
+              auto [rec2, rn2] = co_await asio::async_write(upstream, asio::buffer(out), kUseTuple);
+              if (!rec2) continue;  // the answer, on the new connection
+            }
+          }
           co_await answer(client, 502, "Bad Gateway",
                           "'" + host + "' did not answer: " + hec.message());
           co_return;
@@ -416,6 +440,7 @@ class HostCredentials final : public CredentialInjector,
         beast::get_lowest_layer(client).expires_after(kTransferTimeout);
         auto [rwec, rwn] = co_await asio::async_write(client, asio::buffer(reply), kUseTuple);
         if (rwec) co_return;
+        answered = true;
         if (interim) {
           if (status == 101) co_return;  // no upgrades through a credential (Upgrade is a hop field)
           continue;

@@ -991,11 +991,13 @@ TEST_F(Egress, AHostBoundCredentialIsAddedOutsideAndNeverEntersTheSandbox) {
       api + "/expect; "
       "curl -sS " + api + "/first " + api + "/second -o /workspace/first.txt -o /workspace/second.txt; "
       // A kept-alive connection used again after the API closed its side of the proxy's
-      // connection (within ~1.2 s of idling), then at once.
+      // connection (within ~1.2 s of idling), then at once; and after the API closed it just
+      // as a request came (the proxy sends it again on a new one).
       "python3 -c 'import http.client, ssl, time\n"
       "c = http.client.HTTPSConnection(\"127.0.0.1\", 3128, context=ssl.create_default_context())\n"
       "c.set_tunnel(\"api.internal.test\", " + https_port_ + ")\n"
-      "for path, pause in ((\"/ka-first\", 1.6), (\"/ka-after-idle\", 0), (\"/ka-again\", 0)):\n"
+      "for path, pause in ((\"/ka-first\", 1.6), (\"/ka-after-idle\", 0), (\"/ka-again\", 0),\n"
+      "                    (\"/arm-drop\", 0), (\"/after-drop\", 0)):\n"
       "    c.request(\"GET\", path); r = c.getresponse(); r.read()\n"
       "    print(path, r.status, file=open(\"/workspace/keepalive.txt\", \"a\")); time.sleep(pause)\n'; "
       // A host no credential names (an allowed IP literal) gets nothing; a denied one, no
@@ -1046,8 +1048,10 @@ TEST_F(Egress, AHostBoundCredentialIsAddedOutsideAndNeverEntersTheSandbox) {
   EXPECT_TRUE(o.has("head-status=200")) << o.output;
   std::ifstream keepalive_file(ws_.path + "/keepalive.txt");
   const std::string keepalive((std::istreambuf_iterator<char>(keepalive_file)), std::istreambuf_iterator<char>());
-  EXPECT_EQ(keepalive, "/ka-first 200\n/ka-after-idle 200\n/ka-again 200\n") << o.output;
-  for (const char* url : {"/chunked", "/head", "/expect", "/first", "/second", "/ka-after-idle", "/ka-again"}) {
+  EXPECT_EQ(keepalive, "/ka-first 200\n/ka-after-idle 200\n/ka-again 200\n/arm-drop 200\n"
+                       "/after-drop 200\n") << o.output;
+  for (const char* url : {"/chunked", "/head", "/expect", "/first", "/second", "/ka-after-idle",
+                          "/ka-again", "/after-drop"}) {
     EXPECT_NE(request(url).find("\"authorization\":\"Bearer " + key + "\""), std::string::npos)
         << url << ": " << request(url);
   }

@@ -1,7 +1,7 @@
 // A private API for the egress tests: HTTPS and plain HTTP on one loopback address. Every
 // request is appended to a log file (method, host, authorization, body) and answered with an
 // echo of the same — so a credential the tool sends comes back in its output, for the
-// redactor to catch; the answer to "/hold…" comes 3 s late. Ports are chosen by the kernel; prints "listening HTTPS_PORT HTTP_PORT".
+// redactor to catch; the answer to "/hold…" comes 3 s late; "/arm-drop" see below. Ports are chosen by the kernel; prints "listening HTTPS_PORT HTTP_PORT".
 //   node upstream_server.mjs HOST CERT KEY LOG
 import fs from 'node:fs';
 import http from 'node:http';
@@ -9,6 +9,10 @@ import https from 'node:https';
 
 const [, , host, cert, key, log] = process.argv;
 const handler = (req, res) => {
+  // After "/arm-drop", the next request on the same connection finds it closed, unanswered
+  // (as when a server closes an idle connection just as a request arrives).
+  if (req.socket.dropNext) return req.socket.destroy();
+  if (req.url.startsWith('/arm-drop')) req.socket.dropNext = true;
   let body = '';
   req.on('data', (c) => { body += c; });
   req.on('end', () => {
