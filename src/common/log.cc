@@ -57,4 +57,15 @@ void init_logging(std::string_view program, std::string_view level) {
   spdlog::set_default_logger(std::move(logger));
 }
 
+void log_failure(std::exception_ptr e, std::string_view what) {
+  if (!e) return;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    spdlog::error("{} failed: {}", what, ex.what());
+  } catch (...) {
+    spdlog::error("{} failed", what);
+  }
+}
+
 }  // namespace airlock

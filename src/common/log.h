@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <exception>
 #include <functional>
 #include <memory>
 #include <string_view>
@@ -19,5 +20,9 @@ void init_logging(std::string_view program, std::string_view level);
 // stderr, forwarded into the log, may print a secret). Thread-safe; `source` is asked for
 // the current set on every line and must be thread-safe itself.
 void set_log_redaction(std::function<std::shared_ptr<const redact::Patterns>()> source);
+
+// The completion of a co_spawn that must not end silently: logs "WHAT failed: REASON" when
+// `e` holds an exception.
+void log_failure(std::exception_ptr e, std::string_view what);
 
 }  // namespace airlock

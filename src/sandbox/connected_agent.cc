@@ -15,6 +15,7 @@
 #include "common/backoff.h"
 #include "common/connector_cli.h"
 #include "common/jsonrpc.h"
+#include "common/log.h"
 #include "common/token.h"
 #include "sandbox/agent_run.h"
 #include "sandbox/image.h"
@@ -27,15 +28,6 @@ namespace {
 
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 constexpr const char* kToolbox = "sandbox-agent-toolbox";
-
-void log_failure(std::exception_ptr e, const char* what) {
-  if (!e) return;
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    spdlog::error("{} failed: {}", what, ex.what());
-  }
-}
 
 std::string format_duration(std::chrono::milliseconds d) {
   const auto s = d.count() / 1000;

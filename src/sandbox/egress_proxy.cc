@@ -18,8 +18,7 @@
 #include <algorithm>
 #include <optional>
 
-#include <spdlog/spdlog.h>
-
+#include "common/log.h"
 #include "sandbox/client_hello.h"
 
 namespace airlock::sandbox {
@@ -123,12 +122,7 @@ struct EgressProxy::Impl {
       // handler would never let happen.
       asio::co_spawn(io, serve(std::move(socket)), [this](std::exception_ptr e) {
         --active;
-        if (!e) return;
-        try {
-          std::rethrow_exception(e);
-        } catch (const std::exception& what) {
-          spdlog::error("egress proxy: a connection ended on an error: {}", what.what());
-        }
+        log_failure(e, "an egress proxy connection");
       });
     }
   }
