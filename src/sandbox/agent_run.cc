@@ -75,10 +75,8 @@ int run_command(const RunCommandOptions& options) {
   RunSpec spec;
   try {
     config = load_sandbox_config(options.config_path);
-    if (!config.http_credentials.empty() && !options.credential_injector) {
-      if (options.hand_over) return options.hand_over();
-      throw ConfigError("sandbox.http_credentials need sandbox-agent-connected, installed next "
-                        "to sandbox-agent");
+    if (!config.http_credentials.empty() && !options.credential_injector && options.hand_over) {
+      return options.hand_over();
     }
     store = secrets::open_secret_store(config.secrets, /*report=*/false);
     if (options.argv.empty()) throw ConfigError("no command: give it after '--'");
@@ -117,26 +115,10 @@ int run_command(const RunCommandOptions& options) {
   if (const char* t = std::getenv("TMPDIR"); t && *t) spec.runtime_dir = t;
 
   auto set = store->current();
-  std::shared_ptr<CredentialInjector> injector;
-  if (!config.http_credentials.empty() && !config.allowed_outbound.empty()) {
-    injector = options.credential_injector(config, set, spec.run_id, error);
-    if (!injector) {
-      std::cerr << "sandbox-agent: " << error << "\n";
-      return 2;
-    }
-  }
-  std::unique_ptr<EgressProxy> proxy = make_egress_proxy(config, spec.run_id, injector);
-  if (!tool_environment(config, set.get(), proxy.get(), spec.env, error)) {
+  std::unique_ptr<EgressProxy> proxy;
+  if (!prepare_sandbox(config, set, options.credential_injector, spec, proxy, error)) {
     std::cerr << "sandbox-agent: " << error << "\n";
     return 2;
-  }
-  if (injector) {
-    spec.root.extra_ca_pem = injector->ca_certificate_pem();
-    spec.clean_init = clean_init_beside_self(error);
-    if (spec.clean_init.empty()) {
-      std::cerr << "sandbox-agent: " << error << "\n";
-      return 2;
-    }
   }
   spec.redaction = set ? set->patterns : nullptr;
   spec.output = [](int stream, std::string_view bytes) { write_out(stream, bytes); };

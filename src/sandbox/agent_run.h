@@ -9,6 +9,7 @@
 
 #include "common/secrets.h"
 #include "sandbox/config.h"
+#include "sandbox/tool_env.h"
 
 namespace CLI {
 class App;
@@ -16,10 +17,6 @@ class App;
 
 namespace airlock::sandbox {
 
-class CredentialInjector;
-using CredentialInjectorFactory = std::shared_ptr<CredentialInjector> (*)(
-    const SandboxConfig&, std::shared_ptr<const secrets::SecretSet>, const std::string& run_id,
-    std::string& error);
 
 struct RunCommandOptions {
   std::string config_path;

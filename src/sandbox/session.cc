@@ -16,6 +16,7 @@
 #include <boost/asio/write.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/log.h"
 #include "sandbox/http_credentials.h"
 #include "sandbox/sandbox.h"
 #include "sandbox/tool_env.h"
@@ -139,18 +140,11 @@ std::shared_ptr<SandboxSession> SessionFactory::start(std::string& error) {
   spec->run_id = run_id;
   spec->runtime_dir = options_.runtime_dir;
   auto set = options_.secrets ? options_.secrets->current() : nullptr;
-  std::shared_ptr<CredentialInjector> injector;
-  if (!config.allowed_outbound.empty()) {
-    injector = make_credential_injector(config, set, run_id, error);
-    if (!injector && !error.empty()) return nullptr;
+  std::unique_ptr<EgressProxy> made_proxy;
+  if (!prepare_sandbox(config, set, make_credential_injector, *spec, made_proxy, error)) {
+    return nullptr;
   }
-  auto proxy = std::shared_ptr<EgressProxy>(make_egress_proxy(config, run_id, injector));
-  if (!tool_environment(config, set.get(), proxy.get(), spec->env, error)) return nullptr;
-  if (injector) {
-    spec->root.extra_ca_pem = injector->ca_certificate_pem();
-    spec->clean_init = clean_init_beside_self(error);
-    if (spec->clean_init.empty()) return nullptr;
-  }
+  std::shared_ptr<EgressProxy> proxy = std::move(made_proxy);
   // Only the toolbox's own diagnostics arrive here; the tool output travels on the channel.
   spec->output = [run_id](int, std::string_view bytes) {
     spdlog::debug("session {}: toolbox: {}", run_id, bytes);
@@ -220,14 +214,8 @@ SandboxSession::~SandboxSession() {
 
 void SandboxSession::attach(int channel_fd) {
   channel_.assign(asio::local::stream_protocol(), channel_fd);
-  asio::co_spawn(executor_, read_loop(shared_from_this()), [](std::exception_ptr e) {
-    if (!e) return;
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-      spdlog::error("session channel reader failed: {}", ex.what());
-    }
-  });
+  asio::co_spawn(executor_, read_loop(shared_from_this()),
+                 [](std::exception_ptr e) { log_failure(e, "session channel reader"); });
 }
 
 asio::awaitable<bool> SandboxSession::ready() {

@@ -8,6 +8,8 @@
 
 namespace airlock::sandbox {
 
+namespace {
+
 bool tool_environment(const SandboxConfig& config, const secrets::SecretSet* secrets,
                       const EgressProxy* proxy, std::vector<std::string>& env, std::string& error) {
   env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/workspace",
@@ -60,6 +62,29 @@ std::unique_ptr<EgressProxy> make_egress_proxy(const SandboxConfig& config,
                  reason);
   };
   return std::make_unique<EgressProxy>(std::move(eo));
+}
+
+}  // namespace
+
+bool prepare_sandbox(const SandboxConfig& config,
+                     std::shared_ptr<const secrets::SecretSet> secrets,
+                     CredentialInjectorFactory make_injector, RunSpec& spec,
+                     std::unique_ptr<EgressProxy>& proxy, std::string& error) {
+  std::shared_ptr<CredentialInjector> injector;
+  if (!config.http_credentials.empty()) {  // allowed_outbound is not empty then (config.cc)
+    if (!make_injector) {
+      error = "sandbox.http_credentials need sandbox-agent-connected, installed next to "
+              "sandbox-agent";
+      return false;
+    }
+    injector = make_injector(config, secrets, spec.run_id, error);
+    if (!injector) return false;
+    spec.root.extra_ca_pem = injector->ca_certificate_pem();
+    spec.clean_init = clean_init_beside_self(error);
+    if (spec.clean_init.empty()) return false;
+  }
+  proxy = make_egress_proxy(config, spec.run_id, std::move(injector));
+  return tool_environment(config, secrets.get(), proxy.get(), spec.env, error);
 }
 
 void wipe(std::vector<std::string>& env) {
