@@ -1007,7 +1007,9 @@ TEST_F(Egress, AHostBoundCredentialIsAddedOutsideAndNeverEntersTheSandbox) {
       // A client that trusts only its own CA refuses the proxy's certificate.
       "curl -sS --cacert ca.pem " + api + "/pinned; echo pinned-exit=$?; "
       // Held open for 3 s by the server while the test reads every sandboxed process's memory.
-      "curl -sS " + api + "/hold -o /workspace/held.txt; "
+      "curl -sS " + api + "/hold -o /workspace/held.txt -D /workspace/held-headers.txt; "
+      // A Host header naming another host than the tunnel's is refused by the proxy.
+      "curl -sS -H 'Host: evil.test' " + api + "/wrong-host; "
       "env > /workspace/env.txt; cat /proc/[0-9]*/environ > /workspace/environ.txt 2>/dev/null; "
       "cp /run/airlock/* /workspace/ 2>/dev/null; true";
   Process agent("/usr/bin/unshare", egress_args(script, extra, top));
@@ -1063,10 +1065,18 @@ TEST_F(Egress, AHostBoundCredentialIsAddedOutsideAndNeverEntersTheSandbox) {
   EXPECT_NE(request("/other-host").find("\"authorization\":null"), std::string::npos) << seen;
   EXPECT_EQ(request("/pinned"), "(no request)") << seen;
   EXPECT_EQ(request("/denied"), "(no request)") << seen;
+  EXPECT_EQ(request("/wrong-host"), "(no request)") << seen;
+  // The API's answer echoed the header in a header of its own too: redacted before it entered.
+  std::ifstream held_headers_file(ws_.path + "/held-headers.txt");
+  const std::string held_headers((std::istreambuf_iterator<char>(held_headers_file)),
+                                 std::istreambuf_iterator<char>());
+  EXPECT_NE(held_headers.find("X-Seen-Authorization: Bearer [REDACTED:api-key]"), std::string::npos)
+      << held_headers;
   for (const char* said : {
            "egress denied for 'evil.test'", "egress denied for 'meta.internal.test'",
            // The pinning client's failure, on both sides.
            "pinned-exit=60", "SSL certificate problem", "did not accept the sandbox CA's certificate",
+           "the Host header 'evil.test' names another host than the one this connection is for",
            // The server echoed the header it got; the sandbox received it redacted.
            "Bearer [REDACTED:api-key]"}) {
     EXPECT_TRUE(o.has(said)) << said << "\n" << o.output;
@@ -1133,6 +1143,27 @@ TEST_F(Sandbox, AnImagesCaBundlesTrustTheEgressCaAndItsSymlinksStayInsideIt) {
   EXPECT_EQ(o.output.find("HOST-FILE-MARKER"), std::string::npos) << o.output;
   EXPECT_EQ(o.output.find("PRIVATE KEY"), std::string::npos) << o.output;
   EXPECT_TRUE(o.has("SSL_CERT_FILE=/run/airlock/ca-bundle.pem")) << o.output;
+}
+
+TEST_F(Sandbox, TheCleanInitAndItsToolEndWithAKilledAgent) {
+  // With host-bound credentials the run's init is sandbox-agent-init, exec'd: it must still die
+  // with the agent (the parent-death signal survives that exec), and the tool with it.
+  std::ofstream(dir_.path + "/key") << "hb-pdeath-0123456789abcdef";
+  const std::string marker = "77." + std::to_string(::getpid() % 1000);
+  const std::string cfg = config(
+      "  network:\n    allowed_outbound: ['*.internal.test']\n"
+      "  http_credentials:\n    - {host: '*.internal.test', header: X-Key, value: '${secret:k}'}\n",
+      "host", "secrets:\n  - {name: k, from: 'file:" + dir_.path + "/key'}\n");
+  Process agent(bin("sandbox-agent"), {"run", "--config", cfg, "--", "sleep", marker});
+  auto running = [&](const std::string& pattern) {
+    return run_program("/usr/bin/pgrep", {"-f", pattern}).first == 0;
+  };
+  ASSERT_TRUE(eventually([&] { return running("^sleep " + marker); }, 20s)) << agent.output();
+  ASSERT_TRUE(running("^sandbox-agent-init ")) << "the init was not replaced";
+  agent.signal(SIGKILL);
+  agent.wait(10s);
+  EXPECT_TRUE(eventually([&] { return !running("^sleep " + marker); }, 10s))
+      << "the tool outlived its agent";
 }
 
 TEST_F(Sandbox, WithoutAnAllowlistThereIsNoProxyAndNoNetwork) {

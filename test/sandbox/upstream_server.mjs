@@ -23,6 +23,8 @@ const handler = (req, res) => {
     fs.appendFileSync(log, line + '\n');
     // "/hold…": the answer waits 3 s, so that a test can look at the client meanwhile.
     const delay = req.url.startsWith('/hold') ? 3000 : 0;
+    // The Authorization it got goes back in a header as well as in the body.
+    if (req.headers.authorization) res.setHeader('X-Seen-Authorization', req.headers.authorization);
     setTimeout(() => res.end(`echo ${line}\n`), delay);
   });
 };
