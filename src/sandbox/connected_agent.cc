@@ -26,8 +26,6 @@ namespace json = boost::json;
 namespace rpc = jsonrpc;
 namespace {
 
-constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
-constexpr const char* kToolbox = "sandbox-agent-toolbox";
 
 std::string format_duration(std::chrono::milliseconds d) {
   const auto s = d.count() / 1000;
@@ -37,12 +35,6 @@ std::string format_duration(std::chrono::milliseconds d) {
 }
 
 }  // namespace
-
-std::string toolbox_beside(const std::string& self) {
-  std::error_code ec;
-  const auto path = std::filesystem::path(self).parent_path() / kToolbox;
-  return std::filesystem::exists(path, ec) ? path.string() : std::string();
-}
 
 // A session that could not get a sandbox because every one is in use: the stream is refused
 // with the reason at its first request (a refusal: nothing was lost), which airlockd turns into
@@ -168,7 +160,7 @@ class SandboxAgent::ToolSession final : public McpBackendSession,
     const std::string key = rpc::id_key(id);
     request.id = sandbox_->allocate_id();
     calls_[key] = request.id;
-    ++agent_.calls_in_flight_;
+    agent_.pool_->call_started();
     idle_.cancel();
     auto progress = [this, self, id, progress_token](uint64_t elapsed_ms) {
       if (progress_token.is_null()) return;
@@ -182,7 +174,7 @@ class SandboxAgent::ToolSession final : public McpBackendSession,
     const auto started = std::chrono::steady_clock::now();
     auto reply = co_await sandbox_->call(std::move(request), progress);
     calls_.erase(key);
-    if (--agent_.calls_in_flight_ == 0) agent_.schedule_refill();
+    agent_.pool_->call_finished();
     spdlog::debug("session {}: {} took {} µs in the sandbox", sandbox_->id(), name,
                   std::chrono::duration_cast<std::chrono::microseconds>(
                       std::chrono::steady_clock::now() - started)
@@ -230,12 +222,17 @@ class SandboxAgent::ToolSession final : public McpBackendSession,
 };
 
 SandboxAgent::SandboxAgent(asio::any_io_executor ex, SandboxAgentOptions options)
-    : executor_(ex), options_(std::move(options)), refill_timer_(ex), check_timer_(ex) {
+    : executor_(ex), options_(std::move(options)) {
   if (!options_.secrets) {
     options_.secrets = std::make_shared<secrets::SecretStore>(options_.config.secrets);
     options_.secrets->load();
   }
-  warm_pool_ = std::min(options_.config.warm_pool, options_.config.max_sessions);
+  pool_ = std::make_unique<SandboxPool>(
+      ex, SandboxPoolOptions{.config = options_.config,
+                             .secrets = options_.secrets,
+                             .image = options_.image,
+                             .toolbox_path = options_.toolbox_path,
+                             .runtime_dir = options_.runtime_dir});
   ToolsetLimits limits;
   limits.max_timeout = options_.config.resources.wall_time;
   limits.default_timeout = std::min(limits.default_timeout, limits.max_timeout);
@@ -277,32 +274,10 @@ SandboxAgent::SandboxAgent(asio::any_io_executor ex, SandboxAgentOptions options
   service_->attach(*connector_);
 }
 
-SandboxAgent::~SandboxAgent() {
-  for (auto& s : pool_) s->close();
-}
+SandboxAgent::~SandboxAgent() = default;
 
 void SandboxAgent::start() {
-  if (options_.toolbox_path.empty()) {
-    std::error_code ec;
-    options_.toolbox_path = toolbox_beside(std::filesystem::read_symlink("/proc/self/exe", ec));
-  }
-  if (options_.toolbox_path.empty() || ::access(options_.toolbox_path.c_str(), X_OK) != 0) {
-    throw std::runtime_error(std::string(kToolbox) + " was not found next to sandbox-agent (" +
-                             (options_.toolbox_path.empty() ? "none" : options_.toolbox_path) +
-                             "): install the two together");
-  }
-  SessionFactoryOptions fo{.config = options_.config,
-                           .image = options_.image,
-                           .secrets = options_.secrets,
-                           .toolbox_path = options_.toolbox_path,
-                           .runtime_dir = options_.runtime_dir};
-  factory_ = std::make_unique<SessionFactory>(executor_, std::move(fo));
-  if (!factory_->cgroups().usable()) {
-    throw std::runtime_error("no usable cgroup hierarchy: " + factory_->cgroups().why_unusable);
-  }
-  if (size_t n = remove_leftovers(factory_->cgroups(), options_.runtime_dir)) {
-    spdlog::info("removed {} leftover(s) of sandbox runs whose agent is gone", n);
-  }
+  pool_->start();
   if (!options_.metrics_addr.empty()) {
     metrics_ = std::make_unique<HttpServer>(executor_, loopback_listener(options_.metrics_addr),
                                             [this](HttpRequest r) {
@@ -320,64 +295,13 @@ asio::awaitable<void> SandboxAgent::run() {
                AIRLOCK_VERSION, c.name, c.image,
                c.resources.cpu_millis ? format_cpu(c.resources.cpu_millis) : "unlimited",
                c.resources.memory_bytes ? format_bytes(c.resources.memory_bytes) : "unlimited",
-               c.allowed_outbound.size(), c.max_sessions, warm_pool_,
+               c.allowed_outbound.size(), c.max_sessions,
+               std::min(c.warm_pool, c.max_sessions),
                options_.connector.ha_connections);
   if (metrics_) asio::co_spawn(executor_, metrics_->serve(), asio::detached);
-  asio::co_spawn(executor_, check_sandbox(),
+  asio::co_spawn(executor_, pool_->check([this] { service_->inventory_changed(); }),
                  [](std::exception_ptr e) { log_failure(e, "the sandbox check"); });
   co_await connector_->run();
-}
-
-asio::awaitable<void> SandboxAgent::check_sandbox() {
-  // One sandbox is built before anything is offered: a missing image, an unusable cgroup or a
-  // credential not loaded shows up as the toolset being unavailable, with the reason.
-  Backoff backoff(BackoffPolicy{.base = std::chrono::seconds(1), .cap = std::chrono::seconds(60)});
-  while (!stopping_) {
-    std::string error;
-    auto first = factory_->start(error);
-    if (first && co_await first->ready()) {
-      status_ = "ok";
-      error_.clear();
-      pool_.push_back(first);
-      spdlog::info("sandbox check passed: sessions can be served");
-      service_->inventory_changed();
-      refill_pool();
-      co_return;
-    }
-    const std::string why = first ? first->ended_reason() : error;
-    if (status_ != "unavailable" || why != error_) spdlog::error("sandbox check failed: {}", why);
-    status_ = "unavailable";
-    error_ = why;
-    service_->inventory_changed();
-    check_timer_.expires_after(backoff.next_delay());
-    co_await check_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
-  }
-}
-
-void SandboxAgent::refill_pool() {
-  if (stopping_ || !factory_ || status_ != "ok") return;
-  // Ended sandboxes (a limit, a failure) are dropped; the pool never grows past what
-  // max_sessions leaves room for.
-  std::erase_if(pool_, [](const auto& s) { return s->ended(); });
-  const size_t room = options_.config.max_sessions > in_use_ ? options_.config.max_sessions - in_use_ : 0;
-  while (pool_.size() < std::min(warm_pool_, room)) {
-    std::string error;
-    auto s = factory_->start(error);
-    if (!s) {
-      spdlog::warn("could not start a sandbox for the warm pool: {}", error);
-      return;
-    }
-    pool_.push_back(std::move(s));
-  }
-}
-
-std::shared_ptr<SandboxSession> SandboxAgent::take_sandbox(std::string& error) {
-  while (!pool_.empty()) {
-    auto s = std::move(pool_.front());
-    pool_.pop_front();
-    if (!s->ended()) return s;
-  }
-  return factory_->start(error);
 }
 
 std::string SandboxAgent::refuse(const proto::McpStreamOpen& open) const {
@@ -394,66 +318,28 @@ size_t SandboxAgent::max_message(const std::string&) const {
 std::shared_ptr<McpBackendSession> SandboxAgent::open_session(const proto::McpStreamOpen& open,
                                                               Emit emit, End end,
                                                               std::string& problem) {
-  if (stopping_) {
-    problem = "sandbox-agent is stopping";
-    return nullptr;
-  }
-  if (status_ != "ok") {
-    problem = "sandbox '" + options_.config.name + "' cannot serve sessions: " +
-              (error_.empty() ? "its first sandbox is still being built" : error_);
-    return nullptr;
-  }
-  if (in_use_ >= options_.config.max_sessions) {
+  bool busy = false;
+  auto sandbox = pool_->acquire(problem, busy);
+  if (busy) {
     ++sessions_busy_;
-    const std::string why = "sandbox '" + options_.config.name + "' is busy: all " +
-                            std::to_string(options_.config.max_sessions) +
-                            " sessions (max_sessions) are in use; try again later";
-    spdlog::warn("agent '{}': {}", open.agent, why);
-    return std::make_shared<BusySession>(std::move(end), why);
+    spdlog::warn("agent '{}': {}", open.agent, problem);
+    return std::make_shared<BusySession>(std::move(end), std::exchange(problem, {}));
   }
-  std::string error;
-  auto sandbox = take_sandbox(error);
-  if (!sandbox) {
-    problem = "cannot start a sandbox: " + error;
-    return nullptr;
-  }
-  ++in_use_;
+  if (!sandbox) return nullptr;
   ++sessions_total_;
   auto session = std::make_shared<ToolSession>(*this, std::move(sandbox), std::move(emit),
                                                std::move(end), open.agent);
   sessions_.insert(session);
   session->start();
   spdlog::info("agent '{}' session {}: sandbox {} ({} of {} in use)", open.agent, open.session,
-               "assigned", in_use_, options_.config.max_sessions);
+               "assigned", pool_->in_use(), options_.config.max_sessions);
   push_load();
-  schedule_refill();
   return session;
 }
 
 void SandboxAgent::session_ended() {
-  if (in_use_ > 0) --in_use_;
+  pool_->release();
   push_load();
-  schedule_refill();
-}
-
-void SandboxAgent::schedule_refill() {
-  // Starting a sandbox under cgroup v1 moves its first process into its cgroups, and while a
-  // move waits for the kernel (an RCU grace period, 10 ms and more) every fork and exit on the
-  // host waits too: calls in flight would pay for it. So the pool is refilled when no call is
-  // in flight, a moment after the last one — unless it is empty: then the next session would
-  // wait for a sandbox anyway.
-  if (pool_.empty()) {
-    refill_pool();
-    return;
-  }
-  if (calls_in_flight_ > 0 || refill_scheduled_) return;
-  refill_scheduled_ = true;
-  refill_timer_.expires_after(std::chrono::milliseconds(20));
-  refill_timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (ec) return;
-    refill_scheduled_ = false;
-    if (calls_in_flight_ == 0) refill_pool();
-  });
 }
 
 void SandboxAgent::push_load(const std::shared_ptr<Link>& link) {
@@ -464,7 +350,7 @@ void SandboxAgent::push_load(const std::shared_ptr<Link>& link) {
   }
   if (!target || target->closed() || target->draining()) return;
   const std::string body = proto::serialize(proto::SessionLoad{
-      .in_use = static_cast<uint32_t>(in_use_), .limit = options_.config.max_sessions});
+      .in_use = static_cast<uint32_t>(pool_->in_use()), .limit = options_.config.max_sessions});
   if (auto s = target->open(proto::stream_meta(proto::StreamKind::kLoad), body, true); !s) {
     spdlog::debug("could not report the load to airlockd: {}", s.error().message());
   }
@@ -473,12 +359,12 @@ void SandboxAgent::push_load(const std::shared_ptr<Link>& link) {
 proto::InventoryReport SandboxAgent::inventory() const {
   json::object server{{"name", std::string(proto::kSandboxToolset)},
                       {"url", "sandbox:" + options_.config.image},
-                      {"status", status_},
+                      {"status", pool_->status_name()},
                       {"capabilities", json::object{{"tools", json::object{}}}},
                       {"serverInfo", json::object{{"name", "sandbox-agent"},
                                                   {"version", AIRLOCK_VERSION}}},
                       {"tools", toolset_->definitions()}};
-  if (!error_.empty()) server["error"] = error_;
+  if (!pool_->error().empty()) server["error"] = pool_->error();
   json::array credentials;
   for (const auto& c : options_.config.credentials) credentials.push_back(json::string(c.secret));
   server["credentials"] = std::move(credentials);
@@ -487,8 +373,7 @@ proto::InventoryReport SandboxAgent::inventory() const {
 
 asio::awaitable<void> SandboxAgent::stop() {
   stopping_ = true;
-  refill_timer_.cancel();
-  check_timer_.cancel();
+  pool_->stop();
   // Sessions with nothing in flight end now; busy ones when their call is answered (their
   // stream ends with the link's drain).
   for (const auto& s : std::set<std::shared_ptr<ToolSession>>(sessions_)) {
@@ -498,21 +383,20 @@ asio::awaitable<void> SandboxAgent::stop() {
   if (metrics_) metrics_->stop();
   co_await connector_->stop();
   for (const auto& s : std::set<std::shared_ptr<ToolSession>>(sessions_)) s->close();
-  for (auto& s : pool_) s->close();
-  pool_.clear();
   // Each sandbox's teardown (its processes killed, its cgroup removed) finishes before exit.
-  if (factory_) co_await factory_->wait_all(std::chrono::seconds(10));
+  co_await pool_->wait_all(std::chrono::seconds(10));
 }
 
 asio::awaitable<HttpResponse> SandboxAgent::metrics_handler(HttpRequest req) {
   const auto& st = connector_->stats();
   const auto& served = service_->stats();
   if (req.path() == "/ready") {
-    if (connector_->ready() && status_ == "ok") co_return HttpResponse::json(200, R"({"ready":true})");
+    const bool ok = pool_->status() == SandboxPool::Status::kOk;
+    if (connector_->ready() && ok) co_return HttpResponse::json(200, R"({"ready":true})");
     co_return HttpResponse::json(
         503, json::serialize(json::object{
                  {"ready", false},
-                 {"last_error", status_ == "ok" ? st.last_error : error_}}));
+                 {"last_error", ok ? st.last_error : pool_->error()}}));
   }
   if (req.path() != "/metrics") {
     co_return HttpResponse::error(404, "not_found", "only /ready and /metrics are served here");
@@ -526,14 +410,14 @@ asio::awaitable<HttpResponse> SandboxAgent::metrics_handler(HttpRequest req) {
   metric("airlock_sandbox_connects_total", "counter", "Links established.", st.connects);
   metric("airlock_sandbox_dial_failures_total", "counter",
          "Attempts that did not establish a link.", st.dial_failures);
-  metric("airlock_sandbox_sessions_in_use", "gauge", "Agent sessions with a sandbox now.", in_use_);
+  metric("airlock_sandbox_sessions_in_use", "gauge", "Agent sessions with a sandbox now.", pool_->in_use());
   metric("airlock_sandbox_sessions_limit", "gauge", "max_sessions.", options_.config.max_sessions);
   metric("airlock_sandbox_sessions_total", "counter", "Agent sessions served.", sessions_total_);
   metric("airlock_sandbox_sessions_busy_total", "counter",
          "Sessions refused because max_sessions were in use.", sessions_busy_);
   metric("airlock_sandbox_sessions_idle_ended_total", "counter",
          "Sessions ended by session_idle_timeout.", idle_ended_);
-  metric("airlock_sandbox_warm_pool", "gauge", "Sandboxes started ahead.", pool_.size());
+  metric("airlock_sandbox_warm_pool", "gauge", "Sandboxes started ahead.", pool_->warm());
   metric("airlock_sandbox_calls_total", "counter", "Tool calls received.", calls_total_);
   metric("airlock_sandbox_redactions_total", "counter",
          "Secret occurrences redacted from what was sent.", served.redactions_total);

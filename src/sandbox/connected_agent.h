@@ -4,8 +4,9 @@
 // allowlist, max_sessions; never a secret), and is the MCP service's backend: each agent MCP
 // session airlockd opens gets a sandbox of its own (session.h) in which the agent toolset runs
 // (toolset.h). Sessions persist across the agent session's calls and end with it, when it idles
-// out, or when the agent stops. A few sandboxes are kept started ahead (the warm pool), so that
-// a new session does not wait for one. It listens on nothing but an opt-in loopback /ready and
+// out, or when the agent stops. The sandboxes, the warm pool among them, come from the session
+// engine it shares with the environment worker (sandbox_pool.h). It listens on nothing but an
+// opt-in loopback /ready and
 // /metrics. Redactions of its secrets become the same events as the tunnel's.
 // One executor (its io thread); sessions' watcher threads only post to it. Not thread-safe.
 #pragma once
@@ -14,7 +15,6 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include <deque>
 #include <memory>
 #include <set>
 #include <string>
@@ -24,7 +24,7 @@
 #include "common/mcp_service.h"
 #include "common/secrets.h"
 #include "sandbox/config.h"
-#include "sandbox/session.h"
+#include "sandbox/sandbox_pool.h"
 #include "sandbox/toolset.h"
 
 namespace airlock::sandbox {
@@ -65,42 +65,22 @@ class SandboxAgent final : private McpBackend {
                                                   End end, std::string& problem) override;
   proto::InventoryReport inventory() const override;
 
-  // A sandbox for a new session: a warm one if any, else one started now.
-  std::shared_ptr<SandboxSession> take_sandbox(std::string& error);
-  void refill_pool();
-  // Refills the pool soon, when no call is in flight (connected_agent.cc says why).
-  void schedule_refill();
   void session_ended();
   // Reports the sessions in use on `link`, or on one usable link: airlockd keeps the report for
   // every link of this process.
   void push_load(const std::shared_ptr<Link>& link = nullptr);
-  // Builds one sandbox and reports whether sessions can be served; until one can be built,
-  // tries again with backoff (a missing image may be imported, a cgroup delegated).
-  asio::awaitable<void> check_sandbox();
   asio::awaitable<HttpResponse> metrics_handler(HttpRequest req);
 
   asio::any_io_executor executor_;
   SandboxAgentOptions options_;
   std::unique_ptr<Toolset> toolset_;
-  std::unique_ptr<SessionFactory> factory_;
+  std::unique_ptr<SandboxPool> pool_;
   std::unique_ptr<McpService> service_;  // before connector_: the connector calls into it
   std::unique_ptr<Connector> connector_;
   std::unique_ptr<HttpServer> metrics_;
-  std::deque<std::shared_ptr<SandboxSession>> pool_;
   std::set<std::shared_ptr<ToolSession>> sessions_;
-  size_t in_use_ = 0;
-  size_t calls_in_flight_ = 0;
-  asio::steady_timer refill_timer_;
-  bool refill_scheduled_ = false;
-  size_t warm_pool_ = 2;
-  std::string status_ = "pending";  // "ok" once a sandbox was built; "unavailable" with error_
-  std::string error_;
   bool stopping_ = false;
-  asio::steady_timer check_timer_;  // between sandbox checks; cancelled on stop
   uint64_t sessions_total_ = 0, sessions_busy_ = 0, calls_total_ = 0, idle_ended_ = 0;
 };
-
-// sandbox-agent-toolbox next to `self` (the running executable), or empty.
-std::string toolbox_beside(const std::string& self);
 
 }  // namespace airlock::sandbox
