@@ -3,6 +3,8 @@
 // sandbox-agent-unpack --pull REFERENCE STORE: pulls the image from its registry first
 // (image_pull.h); the platform, `registries:` settings and registry credentials come as JSON on
 // stdin, never in arguments or the environment.
+// sandbox-agent-unpack --skill ARCHIVE DEST: extracts a Managed Agents skill's archive (zip or
+// tar) into the new directory DEST (image_unpack.h, extract_skill) and prints "ok".
 // sandbox-agent starts it when an image must be unpacked, so that image contents — untrusted
 // input — are read by libarchive in a process that holds no secrets (sandbox/image_unpack.h).
 // As root it keeps only the capabilities that extracting files needs (chown, dac_override,
@@ -38,10 +40,12 @@ int main(int argc, char** argv) {
       parent != nullptr && std::to_string(::getppid()) != parent) {
     return 1;
   }
+  // A skill is extracted only below DEST, which its own user owns: no capability at all.
+  const bool skill = argc == 4 && std::string(argv[1]) == "--skill";
   if (::geteuid() == 0) {
     constexpr uint64_t kExtract = uint64_t{1} << CAP_CHOWN | uint64_t{1} << CAP_DAC_OVERRIDE |
                                   uint64_t{1} << CAP_FOWNER | uint64_t{1} << CAP_FSETID;
-    if (auto s = airlock::sandbox::drop_capabilities(kExtract); !s.ok()) {
+    if (auto s = airlock::sandbox::drop_capabilities(skill ? 0 : kExtract); !s.ok()) {
       std::cerr << "dropping capabilities: " << s.error << "\n";
       return 1;
     }
@@ -53,11 +57,21 @@ int main(int argc, char** argv) {
   const std::string usage =
       "usage: sandbox-agent-unpack SOURCE STORE\n"
       "       sandbox-agent-unpack --pull REFERENCE STORE   (settings as JSON on stdin)\n"
+      "       sandbox-agent-unpack --skill ARCHIVE DEST\n"
       "Unpacks SOURCE (an OCI layout directory, an OCI archive or a `docker save` tarball) into\n"
       "the image store directory STORE and prints the image's digest. Started by sandbox-agent;\n"
       "to add an image to the store yourself, use `sandbox-agent image import`.\n";
   if (argc == 2 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h")) {
     std::cout << usage;
+    return 0;
+  }
+  if (skill) {
+    const std::string error = airlock::sandbox::extract_skill(argv[2], argv[3]);
+    if (!error.empty()) {
+      std::cerr << error << "\n";
+      return 1;
+    }
+    std::cout << "ok\n";
     return 0;
   }
   const bool pull = argc == 4 && std::string(argv[1]) == "--pull";

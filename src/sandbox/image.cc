@@ -247,6 +247,7 @@ std::optional<fs::path> open_store(const std::string& store_dir, std::string& er
 }  // namespace
 
 void set_unpack_helper(std::string path) { unpack_helper_override() = std::move(path); }
+std::string unpack_helper() { return unpack_helper_path(); }
 
 std::string normalize_reference(const std::string& ref) {
   if (ref.empty() || ref.size() > 255 || ref.find("..") != std::string::npos ||

@@ -68,6 +68,8 @@ std::vector<StoredImage> list_images(const std::string& store);
 
 // Uses this helper executable instead of the one next to the running executable (tests).
 void set_unpack_helper(std::string path);
+// Where sandbox-agent-unpack is (next to the running executable, unless set above).
+std::string unpack_helper();
 
 // A reference's tag name for the store: "my-registry/tool-executor:latest"; a name without
 // ":tag" gets ":latest". Empty if `ref` is not a valid reference.

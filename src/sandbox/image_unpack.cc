@@ -451,4 +451,74 @@ std::string Sha256::digest() {
   return hex;
 }
 
+std::string extract_skill(const std::string& archive_file, const std::string& dest,
+                          size_t max_bytes, size_t max_entries) {
+  std::error_code ec;
+  if (!fs::create_directory(dest, ec) || ec) {
+    return "cannot create " + dest + ": " + (ec ? ec.message() : "it exists");
+  }
+  auto fail = [&](std::string why) {
+    fs::remove_all(dest, ec);
+    return why;
+  };
+  Archive ar;
+  archive_read_support_filter_all(ar.a);
+  archive_read_support_format_tar(ar.a);
+  archive_read_support_format_zip(ar.a);
+  if (archive_read_open_filename(ar.a, archive_file.c_str(), 1 << 16) != ARCHIVE_OK) {
+    return fail(std::string("not a zip or tar archive: ") + archive_error_string(ar.a));
+  }
+  size_t entries = 0, bytes = 0;
+  archive_entry* entry = nullptr;
+  int rc;
+  std::string error;
+  while ((rc = archive_read_next_header(ar.a, &entry)) == ARCHIVE_OK) {
+    if (++entries > max_entries) {
+      return fail("more than " + std::to_string(max_entries) + " entries");
+    }
+    auto path = clean_entry_path(archive_entry_pathname(entry), error);
+    if (!path) return fail(error);
+    if (path->empty()) continue;
+    const auto type = archive_entry_filetype(entry);
+    // Links, devices and FIFOs are left out (never made), as the reference workers do.
+    if (archive_entry_hardlink(entry) || (type != AE_IFREG && type != AE_IFDIR)) continue;
+    // Every directory on the way is made here (0755), so none can be a symlink.
+    const fs::path target = fs::path(dest) / *path;
+    fs::create_directories(type == AE_IFDIR ? target : target.parent_path(), ec);
+    if (ec) return fail("entry '" + *path + "': " + ec.message());
+    if (type == AE_IFDIR) continue;
+    const mode_t mode = (archive_entry_perm(entry) & 0111) ? 0755 : 0644;
+    const int fd = ::open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd < 0) return fail("entry '" + *path + "': " + std::strerror(errno));
+    char buf[1 << 16];
+    for (;;) {
+      const la_ssize_t n = archive_read_data(ar.a, buf, sizeof buf);
+      if (n < 0) {
+        ::close(fd);
+        return fail("entry '" + *path + "': " + archive_error_string(ar.a));
+      }
+      if (n == 0) break;
+      bytes += static_cast<size_t>(n);
+      if (bytes > max_bytes) {
+        ::close(fd);
+        return fail("more than " + std::to_string(max_bytes) + " bytes of files");
+      }
+      for (la_ssize_t done = 0; done < n;) {
+        const ssize_t w = ::write(fd, buf + done, static_cast<size_t>(n - done));
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+          const std::string why = std::strerror(errno);
+          ::close(fd);
+          return fail("entry '" + *path + "': " + why);
+        }
+        done += w;
+      }
+    }
+    ::fchmod(fd, mode);  // whatever the umask took away
+    ::close(fd);
+  }
+  if (rc != ARCHIVE_EOF) return fail(std::string("the archive is damaged: ") + archive_error_string(ar.a));
+  return {};
+}
+
 }  // namespace airlock::sandbox

@@ -49,4 +49,14 @@ size_t remove_abandoned_work(const std::string& store, time_t min_age = 60);
 // symlink; leaves out device nodes. Empty on success, else the error.
 std::string apply_layer(const std::string& layer_file, const std::string& root);
 
+// A skill's archive (a zip, or a tar optionally compressed), extracted into the directory
+// `dest` (which must not exist yet; it is created) for a Claude Managed Agents session's
+// skills/ folder. Stricter than an image layer: only regular files and directories are made
+// (a symlink, a hard link, a device or a FIFO is left out); an absolute path, "..", more than
+// `max_entries` entries or more than `max_bytes` of file contents refuses the whole archive. Files
+// are 0644, or 0755 when the archive marks them executable; directories 0755. Empty on
+// success, else the error (and `dest` removed).
+std::string extract_skill(const std::string& archive_file, const std::string& dest,
+                          size_t max_bytes = 64u << 20, size_t max_entries = 10'000);
+
 }  // namespace airlock::sandbox

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 
 #include <algorithm>
@@ -236,7 +237,108 @@ Reply ok_reply(uint64_t id, std::string text) {
   return r;
 }
 
+// --- read, as the reference environment workers word it (Style::kManagedAgents) -------------
+
+constexpr size_t kMaReadLimit = 110'000;     // bytes of text one read returns
+constexpr size_t kMaMediaLimit = 16u << 20;  // an image or PDF, before base64
+
+// "image/png" etc. for the first bytes of an image or PDF; empty for anything else.
+std::string media_type_of(std::string_view head) {
+  auto starts = [&](std::string_view magic) { return head.substr(0, magic.size()) == magic; };
+  if (starts("\x89PNG\r\n\x1a\n")) return "image/png";
+  if (starts("\xff\xd8\xff")) return "image/jpeg";
+  if (starts("GIF87a") || starts("GIF89a")) return "image/gif";
+  if (head.size() >= 12 && starts("RIFF") && head.substr(8, 4) == "WEBP") return "image/webp";
+  if (starts("%PDF-")) return "application/pdf";
+  return "";
+}
+
+std::string base64_of(std::string_view bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3), '\0');
+  const int n = ::EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                  reinterpret_cast<const unsigned char*>(bytes.data()),
+                                  static_cast<int>(bytes.size()));
+  out.resize(n < 0 ? 0 : static_cast<size_t>(n));
+  return out;
+}
+
+bool read_file(const std::string& path, std::string& out, std::string& error);
+
+// strerror's words as the reference workers put them: "no such file or directory".
+std::string lower_first(std::string text) {
+  if (!text.empty() && text[0] >= 'A' && text[0] <= 'Z') text[0] = static_cast<char>(text[0] - 'A' + 'a');
+  return text;
+}
+
+Reply do_read_managed(const Request& q) {
+  const std::string path = resolve(q.path);
+  const std::string& shown = q.path;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return error_reply(q.id, "read: " + shown + ": " + lower_first(errno_text(errno)));
+  if (!S_ISREG(st.st_mode)) return error_reply(q.id, "read: " + shown + " is not a regular file");
+  int64_t first = 1, last = 0;  // last <= 0: to the end
+  if (q.view_range) {
+    first = std::max<int64_t>(1, q.view_range->first);
+    last = q.view_range->second;
+  }
+  std::string head(16, '\0');
+  if (FILE* f = std::fopen(path.c_str(), "re")) {
+    head.resize(std::fread(head.data(), 1, head.size(), f));
+    std::fclose(f);
+  }
+  if (const std::string type = media_type_of(head); !type.empty() && !q.view_range) {
+    if (static_cast<size_t>(st.st_size) > kMaMediaLimit) {
+      return error_reply(q.id, "read: " + shown + " is " + std::to_string(st.st_size) +
+                                   " bytes, exceeds the " + std::to_string(kMaMediaLimit) +
+                                   "-byte limit for " + type);
+    }
+    std::string bytes, error;
+    if (!read_file(path, bytes, error)) return error_reply(q.id, "read: " + shown + ": " + lower_first(error));
+    Reply r;
+    r.id = q.id;
+    r.media_type = type;
+    r.data = base64_of(bytes);
+    return r;
+  }
+  if (static_cast<size_t>(st.st_size) > kMaReadLimit && !q.view_range) {
+    return error_reply(q.id, "read: " + shown + " is " + std::to_string(st.st_size) +
+                                 " bytes, exceeds " + std::to_string(kMaReadLimit) +
+                                 "-byte limit. Use the view_range parameter to read specific line "
+                                 "ranges, e.g. view_range: [1, 500].");
+  }
+  FILE* f = std::fopen(path.c_str(), "re");
+  if (!f) return error_reply(q.id, "read: " + shown + ": " + lower_first(errno_text(errno)));
+  std::string out;
+  char* line = nullptr;
+  size_t cap = 0;
+  int64_t n = 0;
+  bool over = false;
+  for (ssize_t len; (len = ::getline(&line, &cap, f)) >= 0;) {
+    ++n;
+    if (n < first) continue;
+    if (last > 0 && n > last) break;
+    out.append(line, static_cast<size_t>(len));
+    if (out.size() > kMaReadLimit) {
+      over = true;
+      break;
+    }
+  }
+  std::free(line);
+  std::fclose(f);
+  if (over) {
+    return error_reply(q.id, "read: view_range [" + std::to_string(q.view_range->first) + ", " +
+                                 std::to_string(q.view_range->second) + "] of " + shown +
+                                 " exceeds " + std::to_string(kMaReadLimit) +
+                                 "-byte limit. Narrow the view_range to read a smaller portion.");
+  }
+  // Lines are joined by newlines: the range's last line keeps none after it (a whole file
+  // keeps the one it ends with).
+  if (q.view_range && !out.empty() && out.back() == '\n') out.pop_back();
+  return ok_reply(q.id, std::move(out));
+}
+
 Reply do_read(const Request& q) {
+  if (q.style == toolbox::Style::kManagedAgents) return do_read_managed(q);
   const std::string path = resolve(q.path);
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return error_reply(q.id, "read " + path + ": " + errno_text(errno));
@@ -312,9 +414,29 @@ bool write_file(const std::string& path, std::string_view content, std::string& 
 Reply do_write(const Request& q) {
   const std::string path = resolve(q.path);
   std::string error;
-  if (!make_parents(path, error)) return error_reply(q.id, "write " + path + ": " + error);
-  if (!write_file(path, q.content, error)) return error_reply(q.id, "write " + path + ": " + error);
-  return ok_reply(q.id, "Wrote " + std::to_string(q.content.size()) + " bytes to " + path);
+  std::string decoded;
+  if (q.content_base64) {
+    // EVP_DecodeBlock counts the padding's zero bytes in; they are taken off again.
+    decoded.resize(3 * (q.content.size() / 4) + 3);
+    const int n = ::EVP_DecodeBlock(reinterpret_cast<unsigned char*>(decoded.data()),
+                                    reinterpret_cast<const unsigned char*>(q.content.data()),
+                                    static_cast<int>(q.content.size()));
+    if (n < 0 || q.content.size() % 4 != 0) return error_reply(q.id, "write: content is not base64");
+    size_t pad = 0;
+    for (size_t i = q.content.size(); i > 0 && q.content[i - 1] == '=' && pad < 2; --i) ++pad;
+    decoded.resize(static_cast<size_t>(n) - pad);
+  }
+  const std::string& content = q.content_base64 ? decoded : q.content;
+  const bool managed = q.style == toolbox::Style::kManagedAgents;
+  if (!make_parents(path, error) || !write_file(path, content, error)) {
+    return error_reply(q.id, managed ? "write: " + q.path + ": " + lower_first(error)
+                                     : "write " + path + ": " + error);
+  }
+  if (q.executable) ::chmod(path.c_str(), 0755);
+  if (q.style == toolbox::Style::kManagedAgents) {
+    return ok_reply(q.id, "wrote " + std::to_string(content.size()) + " bytes to " + q.path);
+  }
+  return ok_reply(q.id, "Wrote " + std::to_string(content.size()) + " bytes to " + path);
 }
 
 bool read_file(const std::string& path, std::string& out, std::string& error) {
@@ -351,11 +473,22 @@ Reply do_edit(const Request& q) {
     return error_reply(q.id, "edit: old_string and new_string are the same; nothing to change");
   }
   std::string text, error;
-  if (!read_file(path, text, error)) return error_reply(q.id, "edit " + path + ": " + error);
+  if (!read_file(path, text, error)) {
+    if (q.style == toolbox::Style::kManagedAgents) {
+      return error_reply(q.id, "edit: " + q.path + ": " + lower_first(error));
+    }
+    return error_reply(q.id, "edit " + path + ": " + error);
+  }
   size_t count = 0;
   for (size_t at = text.find(q.old_string); at != std::string::npos;
        at = text.find(q.old_string, at + q.old_string.size())) {
     ++count;
+  }
+  const bool managed = q.style == toolbox::Style::kManagedAgents;
+  if (count == 0 && managed) return error_reply(q.id, "edit: old_string not found in " + q.path);
+  if (count > 1 && !q.replace_all && managed) {
+    return error_reply(q.id, "edit: old_string appears " + std::to_string(count) + " times in " +
+                                 q.path + " (must be unique)");
   }
   if (count == 0) {
     return error_reply(q.id, "edit " + path + ": old_string was not found (0 matches); read the "
@@ -378,6 +511,10 @@ Reply do_edit(const Request& q) {
   }
   out.append(text, from, std::string::npos);
   if (!write_file(path, out, error)) return error_reply(q.id, "edit " + path + ": " + error);
+  if (managed) {
+    return ok_reply(q.id, "edited " + q.path + " (" +
+                              std::to_string(q.replace_all ? count : 1) + " replacement(s))");
+  }
   return ok_reply(q.id, "Replaced " + std::to_string(q.replace_all ? count : 1) +
                             " occurrence(s) in " + path);
 }
@@ -476,6 +613,13 @@ Reply do_glob(const Request& q) {
   }
   if (!whole) out += "[airlock: stopped after visiting 200000 entries; narrow path or pattern]\n";
   if (found.empty()) out = "No files match '" + q.pattern + "' under " + base + "\n" + out;
+  if (q.style == toolbox::Style::kManagedAgents) {
+    if (found.empty()) return ok_reply(q.id, "no matches");
+    out.clear();
+    for (size_t i = 0; i < found.size() && i < kGlobResults; ++i) {
+      out += (i ? "\n" : "") + found[i].second;
+    }
+  }
   return ok_reply(q.id, std::move(out));
 }
 
@@ -534,6 +678,15 @@ Reply do_grep(const Request& q) {
     grep_file(base);
   }
   ::regfree(&re);
+  if (q.style == toolbox::Style::kManagedAgents) {
+    if (matches == 0) return ok_reply(q.id, "no matches");
+    if (truncated) {
+      out += "\n[output truncated at " + std::to_string(kOutputCap) + " bytes]";
+    } else if (!out.empty() && out.back() == '\n') {
+      out.pop_back();
+    }
+    return ok_reply(q.id, std::move(out));
+  }
   if (truncated) out += "\n[airlock: matches truncated at 100 KiB; narrow pattern or path]\n";
   if (!whole) out += "[airlock: stopped after visiting 200000 entries; narrow path]\n";
   if (matches == 0) out = "No matches for '" + q.pattern + "' under " + base + "\n" + out;
@@ -755,7 +908,36 @@ struct BashCall {
   Clock::time_point give_up = Clock::time_point::max();  // the shell itself is killed then
   std::set<ProcessId> before;
   std::string stopped;  // why its processes were killed: "timed out …", "cancelled"
+  // Style::kManagedAgents: output is held back only as far as the end marker could reach; what
+  // is past kMaBashLimit goes, whole, to a file in /tmp the agent can read with view_range.
+  std::string held;
+  size_t line_breaks = 0;
+  int saved_fd = -1;
+  std::string saved_path;
+  size_t saved_bytes = 0;
 };
+
+constexpr size_t kMaBashLimit = 30'000;           // characters of output a result shows
+constexpr size_t kMaBashSaved = 32u << 20;         // bytes of output kept in the saved file
+
+// ESC [ … final byte: the colour and cursor sequences of a terminal.
+std::string without_ansi(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\x1b' && i + 1 < text.size() && text[i + 1] == '[') {
+      size_t j = i + 2;
+      while (j < text.size() && ((text[j] >= '0' && text[j] <= '9') || text[j] == ';' || text[j] == '?')) ++j;
+      while (j < text.size() && text[j] >= 0x20 && text[j] <= 0x2f) ++j;
+      if (j < text.size() && text[j] >= 0x40 && text[j] <= 0x7e) {
+        i = j;
+        continue;
+      }
+    }
+    out += text[i];
+  }
+  return out;
+}
 
 class Toolbox {
  public:
@@ -1190,8 +1372,83 @@ class Toolbox {
   // Appends shell output to the running call, and ends the call at its end marker. Past the
   // cap, output is only searched for the marker: `tail` keeps the last bytes, starting with
   // the last kMarkerRoom bytes of what was kept, so a marker split across the cap is found.
+  // Style::kManagedAgents: `bytes` are final output (no marker in them).
+  void keep_managed(BashCall& c, std::string_view bytes) {
+    c.line_breaks += static_cast<size_t>(std::count(bytes.begin(), bytes.end(), '\n'));
+    if (c.saved_fd < 0 && c.output.size() + bytes.size() > kMaBashLimit) {
+      char dir[] = "/tmp/bash-output-XXXXXX";
+      if (::mkdtemp(dir)) {
+        c.saved_path = std::string(dir) + "/" + random_token() + ".txt";
+        c.saved_fd = ::open(c.saved_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (c.saved_fd >= 0) {
+          write_all(c.saved_fd, c.output);
+          c.saved_bytes = c.output.size();
+        }
+      }
+    }
+    if (c.saved_fd >= 0 && c.saved_bytes < kMaBashSaved) {
+      const size_t n = std::min(bytes.size(), kMaBashSaved - c.saved_bytes);
+      write_all(c.saved_fd, bytes.substr(0, n));
+      c.saved_bytes += bytes.size();
+    } else if (c.saved_fd >= 0) {
+      c.saved_bytes += bytes.size();
+    }
+    if (c.output.size() < kMaBashLimit + 4) {
+      c.output.append(bytes.substr(0, kMaBashLimit + 4 - c.output.size()));
+    }
+  }
+
+  void take_output_managed(std::string_view data) {
+    BashCall& c = *bash_;
+    const std::string marker = "\n__airlock_end_" + c.token + " ";
+    c.held.append(data);
+    const size_t at = c.held.find(marker);
+    if (at != std::string::npos) {
+      const size_t eol = c.held.find('\n', at + marker.size());
+      if (eol == std::string::npos) {
+        keep_managed(c, std::string_view(c.held).substr(0, at));
+        c.held.erase(0, at);
+        return;
+      }
+      const int code = std::atoi(c.held.c_str() + at + marker.size());
+      keep_managed(c, std::string_view(c.held).substr(0, at));
+      c.held.clear();
+      finish_bash(code, "");
+      return;
+    }
+    // Everything but what a marker split across reads could have begun with is final.
+    const size_t keep_back = marker.size() + 16;
+    if (c.held.size() > keep_back) {
+      keep_managed(c, std::string_view(c.held).substr(0, c.held.size() - keep_back));
+      c.held.erase(0, c.held.size() - keep_back);
+    }
+  }
+
+  // The result text of a managed-style bash call, as the reference workers word it.
+  static std::string managed_text(BashCall& c) {
+    if (c.saved_fd < 0) {
+      std::string text = without_ansi(c.output);
+      while (!text.empty() && text.back() == '\n') text.pop_back();
+      return text;
+    }
+    ::close(c.saved_fd);
+    c.saved_fd = -1;
+    size_t end = std::min(kMaBashLimit, c.output.size());
+    while (end > 0 && end < c.output.size() &&
+           (static_cast<unsigned char>(c.output[end]) & 0xC0) == 0x80) {
+      --end;
+    }
+    const std::string kept = c.output.substr(0, end);
+    const size_t cut = 1 + c.line_breaks - static_cast<size_t>(std::count(kept.begin(), kept.end(), '\n'));
+    const std::string what = c.saved_bytes > kMaBashSaved ? "First 32 MiB of output" : "Full output";
+    return without_ansi(kept) + "\n\n... [" + std::to_string(cut) + " lines truncated] " + what +
+           " saved to: " + c.saved_path +
+           " \u2014 use read with view_range to read specific portions. ...";
+  }
+
   void take_output(std::string_view data) {
     static constexpr size_t kMarkerRoom = 128;
+    if (bash_->request.style == toolbox::Style::kManagedAgents) return take_output_managed(data);
     BashCall& c = *bash_;
     const std::string marker = "\n__airlock_end_" + c.token + " ";
     std::string& where = c.truncated ? c.tail : c.output;
@@ -1245,7 +1502,12 @@ class Toolbox {
     bash_.reset();
     Reply r;
     r.id = c.request.id;
-    r.text = std::move(c.output);
+    if (c.request.style == toolbox::Style::kManagedAgents) {
+      keep_managed(c, c.held);  // the shell ended without a marker: what it wrote is final
+      r.text = managed_text(c);
+    } else {
+      r.text = std::move(c.output);
+    }
     if (c.truncated) r.text += "\n[airlock: output truncated at 100 KiB]";
     if (!c.stopped.empty()) {
       r.is_error = true;

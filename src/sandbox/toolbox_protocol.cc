@@ -100,6 +100,8 @@ std::string encode(const Request& r) {
     case Op::kWrite:
       o["path"] = r.path;
       o["content"] = r.content;
+      if (r.content_base64) o["content_base64"] = true;
+      if (r.executable) o["executable"] = true;
       break;
     case Op::kEdit:
       o["path"] = r.path;
@@ -124,6 +126,7 @@ std::string encode(const Request& r) {
       o["target"] = r.target;
       break;
   }
+  if (r.style == Style::kManagedAgents) o["style"] = "managed_agents";
   return frame(o);
 }
 
@@ -164,6 +167,10 @@ std::string encode(const Reply& r) {
   o["is_error"] = r.is_error;
   o["text"] = valid_utf8(r.text);
   if (r.exit_code) o["exit_code"] = *r.exit_code;
+  if (!r.media_type.empty()) {
+    o["media_type"] = r.media_type;
+    o["data"] = r.data;
+  }
   return frame(o);
 }
 
@@ -187,8 +194,16 @@ bool parse_request(std::string_view text, Request& out, std::string& error) {
       !f.u64("timeout_ms", out.timeout_ms) || !f.str("path", out.path) ||
       !f.str("content", out.content) || !f.str("old_string", out.old_string) ||
       !f.str("new_string", out.new_string) || !f.flag("replace_all", out.replace_all) ||
-      !f.str("pattern", out.pattern) || !f.str("url", out.url) || !f.u64("target", out.target)) {
+      !f.str("pattern", out.pattern) || !f.str("url", out.url) || !f.u64("target", out.target) ||
+      !f.flag("content_base64", out.content_base64) || !f.flag("executable", out.executable)) {
     return false;
+  }
+  std::string style;
+  if (!f.str("style", style)) return false;
+  if (style == "managed_agents") {
+    out.style = Style::kManagedAgents;
+  } else if (!style.empty() && style != "mcp") {
+    return f.bad("style", "'" + style + "' is not a style of the toolbox");
   }
   if (auto* vr = o.if_contains("view_range")) {
     if (!vr->is_array() || vr->as_array().size() != 2 || !vr->as_array()[0].is_int64() ||
@@ -222,6 +237,7 @@ bool parse_reply(std::string_view text, Reply& out, std::string& error) {
     if (!c->is_int64()) return f.bad("exit_code", "must be an integer");
     out.exit_code = static_cast<int>(c->as_int64());
   }
+  if (!f.str("media_type", out.media_type) || !f.str("data", out.data)) return false;
   return true;
 }
 

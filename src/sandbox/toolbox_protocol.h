@@ -24,6 +24,12 @@ inline constexpr size_t kMaxFrame = 32 * 1024 * 1024;
 enum class Op { kBash, kRead, kWrite, kEdit, kGlob, kGrep, kFetch, kExec, kCancel };
 std::string_view to_string(Op op);
 
+// How results are worded. kMcp: the connected agent's (numbered lines from read, notes in
+// brackets). kManagedAgents: the reference environment workers' own words and shapes (read
+// returns the file as it is, or an image or PDF as a media reply; `wrote N bytes to X`;
+// `edited X (N replacement(s))`; `no matches`), so that an agent cannot tell the two apart.
+enum class Style { kMcp, kManagedAgents };
+
 struct Request {
   uint64_t id = 0;
   Op op = Op::kBash;
@@ -36,12 +42,15 @@ struct Request {
   std::string path;
   std::optional<std::pair<int64_t, int64_t>> view_range;  // read: first and last line, 1-based
   std::string content;                                     // write
+  bool content_base64 = false;  // write: `content` is base64 of the bytes (binary files)
+  bool executable = false;      // write: the file is made 0755 (a skill's scripts)
   std::string old_string, new_string;                      // edit
   bool replace_all = false;                                // edit
   std::string pattern;                                     // glob, grep
   std::string url;                                         // web_fetch
   std::vector<std::string> argv;                           // exec: never through a shell
   uint64_t target = 0;                                     // cancel: the request to stop
+  Style style = Style::kMcp;
 };
 
 struct Reply {
@@ -53,6 +62,10 @@ struct Reply {
   bool is_error = false;
   std::string text;
   std::optional<int> exit_code;  // bash and exec
+  // read in Style::kManagedAgents, of an image or a PDF: its media type ("image/png",
+  // "application/pdf") and its bytes, base64; `text` is then empty.
+  std::string media_type;
+  std::string data;
 };
 
 // A whole frame: length prefix and JSON.
