@@ -54,6 +54,13 @@ int main(int argc, char** argv) {
                "until SIGTERM ('sandbox-agent start --help' for its flags)");
   start->prefix_command();
   start->set_help_flag();
+  // Parsed by sandbox-agent-connected as well.
+  auto* worker = app.add_subcommand(
+      "worker", "serve a Claude Managed Agents self-hosted environment: poll its work queue and "
+                "run each session's tool calls in a sandbox of its own ('sandbox-agent worker "
+                "--help' for its flags)");
+  worker->prefix_command();
+  worker->set_help_flag();
   std::string check_path;
   auto* check = app.add_subcommand(
       "check", "check sandbox.yaml as run and start would (keys, quantities, allowlist, "
@@ -84,7 +91,7 @@ int main(int argc, char** argv) {
   }
   app.set_version_flag("--version", std::string("sandbox-agent ") + AIRLOCK_VERSION);
   CLI11_PARSE(app, argc, argv);
-  if (*start) return exec_connected(argc, argv);
+  if (*start || *worker) return exec_connected(argc, argv);
   try {
     init_logging("sandbox-agent", log_level);
   } catch (const std::exception& e) {

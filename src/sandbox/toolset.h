@@ -58,6 +58,9 @@ class Toolset {
 
   // The MCP tool result (content, isError) for a toolbox reply to a call of `name`.
   static boost::json::object to_result(std::string_view name, const toolbox::Reply& reply);
+  // Whether sandbox.yaml declares a custom tool of this name.
+  bool has_custom(std::string_view name) const { return custom_.find(name) != custom_.end(); }
+
   // A tool result that reports `text` as an error.
   static boost::json::object error_result(std::string_view text);
 
