@@ -255,6 +255,25 @@ await checks.check("deploy/kubernetes/sandbox-deployment.yaml: the connected san
   assert(dep.spec.strategy?.rollingUpdate?.maxUnavailable === 0, "a rollout keeps every replica until its successor is up");
 });
 
+await checks.check("deploy/kubernetes/sandbox-worker-deployment.yaml: the sandbox as a Managed Agents environment worker", async () => {
+  const file = "sandbox-worker-deployment.yaml";
+  const { m, dep, pod, c } = await parseDeployment(file);
+  const flags = flagsOf(c, "sandbox-agent", "worker");
+  assert(/^env_/.test(flags.get("--environment-id") ?? ""), "--environment-id names the environment");
+  const key = fileSource(pod, c, flags.get("--environment-key-file"));
+  assert(key.kind === "Secret" && key.key in dataOf(m, "Secret", key.name), "--environment-key-file must be a key of the Secret");
+  assert(!JSON.stringify(c.env ?? []).includes("ANTHROPIC_ENVIRONMENT_KEY"), "the key comes from a file, not the environment");
+  const config = mountedFile(m, pod, c, flags.get("--config"));
+  checkProgramConfig("sandbox-agent", config, "worker-sandbox.yaml");
+  secretFilesMounted(m, pod, c, config);
+  assert(/^127\.0\.0\.1:\d+$/.test(flags.get("--metrics-addr")), "--metrics-addr must be loopback");
+  probesUse(c, flags.get("--metrics-addr"));
+  assert(pod.terminationGracePeriodSeconds > 30, "the grace period covers the worker's 30 s for ending its sessions");
+  assert(c.securityContext.privileged === true && c.securityContext.runAsUser === 0, "sandboxes need a privileged root container");
+  writable(pod, c, flags.get("--image-store"));
+  writable(pod, c, "/tmp");
+});
+
 await checks.check("deploy/kubernetes/mcp-tunnel-deployment.yaml: the tunnel", async () => {
   const file = "mcp-tunnel-deployment.yaml";
   const { m, dep, pod, c } = await parseDeployment(file);
@@ -337,7 +356,7 @@ await checks.check("cmake --install puts every program in one bin directory", as
 
 await checks.check("deploy/systemd: every unit passes systemd-analyze verify without a warning", async () => {
   const units = fs.readdirSync(path.join(SRC, "deploy/systemd")).filter((f) => f.endsWith(".service"));
-  assert(units.length === 3, `three units expected, found ${units}`);
+  assert(units.length === 4, `four units expected, found ${units}`);
   const dir = path.join(work, "units");
   fs.mkdirSync(dir, { recursive: true });
   for (const u of units) {
@@ -355,8 +374,11 @@ await checks.check("deploy/systemd: every unit passes systemd-analyze verify wit
   }
 });
 
-await checks.check("deploy/systemd/sandbox-agent.service keeps what sandboxes need", async () => {
-  const text = fs.readFileSync(path.join(SRC, "deploy/systemd/sandbox-agent.service"), "utf8");
+await checks.check("deploy/systemd/sandbox-agent.service and sandbox-agent-worker.service keep what sandboxes need", async () => {
+  const worker = fs.readFileSync(path.join(SRC, "deploy/systemd/sandbox-agent-worker.service"), "utf8");
+  assert(/sandbox-agent worker /.test(worker) && /--environment-key-file %d\/environment-key/.test(worker) &&
+         /^LoadCredential=environment-key:/m.test(worker), "the worker's key comes from the credentials directory");
+  for (const text of [fs.readFileSync(path.join(SRC, "deploy/systemd/sandbox-agent.service"), "utf8"), worker]) {
   const set = (k) => new RegExp(`^${k}=`, "m").test(text);
   assert(/^Delegate=yes$/m.test(text), "Delegate=yes: the agent makes each session's cgroup");
   assert(/^KillMode=mixed$/m.test(text), "KillMode=mixed: SIGTERM to the agent alone, which drains");
@@ -365,6 +387,7 @@ await checks.check("deploy/systemd/sandbox-agent.service keeps what sandboxes ne
                    "ProtectKernelLogs", "ProtectProc", "ProtectControlGroups", "MemoryDenyWriteExecute",
                    "RestrictSUIDSGID", "PrivateDevices", "DynamicUser", "CapabilityBoundingSet"]) {
     assert(!set(k), `${k} must not be set for the sandbox agent`);
+  }
   }
   const tunnel = fs.readFileSync(path.join(SRC, "deploy/systemd/mcp-tunnel.service"), "utf8");
   assert(/^DynamicUser=yes$/m.test(tunnel) && /^CapabilityBoundingSet=$/m.test(tunnel), "the tunnel runs with no privilege");
