@@ -75,6 +75,20 @@ ConnectorOptions ConnectorFlags::to_options(const std::string& create_hint) cons
   return options;
 }
 
+std::unique_ptr<HttpServer> metrics_listener(boost::asio::any_io_executor ex,
+                                             const std::string& addr, HttpServer::Handler handler) {
+  auto server = std::make_unique<HttpServer>(ex, loopback_listener(addr), std::move(handler));
+  server->listen();
+  spdlog::info("metrics and readiness on http://{}/metrics and /ready", addr);
+  return server;
+}
+
+HttpResponse MetricsText::response() const {
+  auto r = HttpResponse::json(200, out_.str());
+  r.content_type = "text/plain; version=0.0.4";
+  return r;
+}
+
 HttpServerOptions loopback_listener(const std::string& addr) {
   const auto colon = addr.rfind(':');
   HttpServerOptions http;

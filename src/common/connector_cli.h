@@ -10,6 +10,8 @@
 #include <boost/asio/io_context.hpp>
 
 #include <functional>
+#include <memory>
+#include <sstream>
 #include <string>
 
 #include "common/connector.h"
@@ -37,6 +39,25 @@ struct ConnectorFlags {
 // Options for a listener on `addr` ("127.0.0.1:9464", "[::1]:9464"); throws ConfigError unless
 // it is a loopback address (connectors listen on nothing reachable from the network).
 HttpServerOptions loopback_listener(const std::string& addr);
+
+// The opt-in /ready and /metrics listener of a daemon: bound on the loopback `addr` now (throws
+// ConfigError, or what binding throws) and logged; the caller serve()s it.
+std::unique_ptr<HttpServer> metrics_listener(boost::asio::any_io_executor ex,
+                                             const std::string& addr, HttpServer::Handler handler);
+
+// /metrics in Prometheus' text format, one metric at a time.
+class MetricsText {
+ public:
+  template <class T>
+  void add(const char* name, const char* type, const char* help, const T& value) {
+    out_ << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n"
+         << name << " " << value << "\n";
+  }
+  HttpResponse response() const;
+
+ private:
+  std::ostringstream out_;
+};
 
 // Runs `run` on `io` until it returns or SIGINT/SIGTERM arrives, then `stop` (which drains);
 // the loop ends when `stop` completes. Returns the exit status: 0, or 1 when either coroutine

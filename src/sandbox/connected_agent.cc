@@ -279,12 +279,9 @@ SandboxAgent::~SandboxAgent() = default;
 void SandboxAgent::start() {
   pool_->start();
   if (!options_.metrics_addr.empty()) {
-    metrics_ = std::make_unique<HttpServer>(executor_, loopback_listener(options_.metrics_addr),
-                                            [this](HttpRequest r) {
-                                              return metrics_handler(std::move(r));
-                                            });
-    metrics_->listen();
-    spdlog::info("metrics and readiness on http://{}/metrics and /ready", options_.metrics_addr);
+    metrics_ = metrics_listener(executor_, options_.metrics_addr, [this](HttpRequest r) {
+      return metrics_handler(std::move(r));
+    });
   }
 }
 
@@ -401,31 +398,25 @@ asio::awaitable<HttpResponse> SandboxAgent::metrics_handler(HttpRequest req) {
   if (req.path() != "/metrics") {
     co_return HttpResponse::error(404, "not_found", "only /ready and /metrics are served here");
   }
-  std::ostringstream m;
-  auto metric = [&](const char* name, const char* type, const char* help, auto value) {
-    m << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n"
-      << name << " " << value << "\n";
-  };
-  metric("airlock_sandbox_links_active", "gauge", "Established links to airlockd.", st.active_links);
-  metric("airlock_sandbox_connects_total", "counter", "Links established.", st.connects);
-  metric("airlock_sandbox_dial_failures_total", "counter",
+  MetricsText m;
+  m.add("airlock_sandbox_links_active", "gauge", "Established links to airlockd.", st.active_links);
+  m.add("airlock_sandbox_connects_total", "counter", "Links established.", st.connects);
+  m.add("airlock_sandbox_dial_failures_total", "counter",
          "Attempts that did not establish a link.", st.dial_failures);
-  metric("airlock_sandbox_sessions_in_use", "gauge", "Agent sessions with a sandbox now.", pool_->in_use());
-  metric("airlock_sandbox_sessions_limit", "gauge", "max_sessions.", options_.config.max_sessions);
-  metric("airlock_sandbox_sessions_total", "counter", "Agent sessions served.", sessions_total_);
-  metric("airlock_sandbox_sessions_busy_total", "counter",
+  m.add("airlock_sandbox_sessions_in_use", "gauge", "Agent sessions with a sandbox now.", pool_->in_use());
+  m.add("airlock_sandbox_sessions_limit", "gauge", "max_sessions.", options_.config.max_sessions);
+  m.add("airlock_sandbox_sessions_total", "counter", "Agent sessions served.", sessions_total_);
+  m.add("airlock_sandbox_sessions_busy_total", "counter",
          "Sessions refused because max_sessions were in use.", sessions_busy_);
-  metric("airlock_sandbox_sessions_idle_ended_total", "counter",
+  m.add("airlock_sandbox_sessions_idle_ended_total", "counter",
          "Sessions ended by session_idle_timeout.", idle_ended_);
-  metric("airlock_sandbox_warm_pool", "gauge", "Sandboxes started ahead.", pool_->warm());
-  metric("airlock_sandbox_calls_total", "counter", "Tool calls received.", calls_total_);
-  metric("airlock_sandbox_redactions_total", "counter",
+  m.add("airlock_sandbox_warm_pool", "gauge", "Sandboxes started ahead.", pool_->warm());
+  m.add("airlock_sandbox_calls_total", "counter", "Tool calls received.", calls_total_);
+  m.add("airlock_sandbox_redactions_total", "counter",
          "Secret occurrences redacted from what was sent.", served.redactions_total);
-  metric("airlock_sandbox_streams_refused_total", "counter",
+  m.add("airlock_sandbox_streams_refused_total", "counter",
          "Streams of a kind or for a server this agent does not serve.", served.streams_refused);
-  auto r = HttpResponse::json(200, m.str());
-  r.content_type = "text/plain; version=0.0.4";
-  co_return r;
+  co_return m.response();
 }
 
 }  // namespace airlock::sandbox

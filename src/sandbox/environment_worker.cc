@@ -734,12 +734,9 @@ EnvironmentWorker::~EnvironmentWorker() = default;
 void EnvironmentWorker::start() {
   pool_->start();
   if (!options_.metrics_addr.empty()) {
-    metrics_ = std::make_unique<HttpServer>(executor_, loopback_listener(options_.metrics_addr),
-                                            [this](HttpRequest r) {
-                                              return metrics_handler(std::move(r));
-                                            });
-    metrics_->listen();
-    spdlog::info("metrics and readiness on http://{}/metrics and /ready", options_.metrics_addr);
+    metrics_ = metrics_listener(executor_, options_.metrics_addr, [this](HttpRequest r) {
+      return metrics_handler(std::move(r));
+    });
   }
 }
 
@@ -756,24 +753,18 @@ asio::awaitable<HttpResponse> EnvironmentWorker::metrics_handler(HttpRequest req
   if (req.path() != "/metrics") {
     co_return HttpResponse::error(404, "not_found", "only /ready and /metrics are served here");
   }
-  std::ostringstream m;
-  auto metric = [&](const char* name, const char* type, const char* help, auto value) {
-    m << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n"
-      << name << " " << value << "\n";
-  };
-  metric("airlock_worker_sessions_in_use", "gauge", "Work items being served now.", items_.size());
-  metric("airlock_worker_sessions_limit", "gauge", "max_sessions.", options_.pool.config.max_sessions);
-  metric("airlock_worker_work_claimed_total", "counter", "Work items claimed (polled and acked).", claimed_);
-  metric("airlock_worker_work_served_total", "counter", "Work items finished.", served_);
-  metric("airlock_worker_leases_lost_total", "counter", "Work items whose lease was lost.", leases_lost_);
-  metric("airlock_worker_poll_failures_total", "counter", "Polls that failed.", poll_failures_);
-  metric("airlock_worker_calls_total", "counter", "Tool calls run.", calls_);
-  metric("airlock_worker_redactions_total", "counter",
+  MetricsText m;
+  m.add("airlock_worker_sessions_in_use", "gauge", "Work items being served now.", items_.size());
+  m.add("airlock_worker_sessions_limit", "gauge", "max_sessions.", options_.pool.config.max_sessions);
+  m.add("airlock_worker_work_claimed_total", "counter", "Work items claimed (polled and acked).", claimed_);
+  m.add("airlock_worker_work_served_total", "counter", "Work items finished.", served_);
+  m.add("airlock_worker_leases_lost_total", "counter", "Work items whose lease was lost.", leases_lost_);
+  m.add("airlock_worker_poll_failures_total", "counter", "Polls that failed.", poll_failures_);
+  m.add("airlock_worker_calls_total", "counter", "Tool calls run.", calls_);
+  m.add("airlock_worker_redactions_total", "counter",
          "Secret occurrences redacted from tool results.", redactions_);
-  metric("airlock_worker_warm_pool", "gauge", "Sandboxes started ahead.", pool_->warm());
-  auto r = HttpResponse::json(200, m.str());
-  r.content_type = "text/plain; version=0.0.4";
-  co_return r;
+  m.add("airlock_worker_warm_pool", "gauge", "Sandboxes started ahead.", pool_->warm());
+  co_return m.response();
 }
 
 asio::awaitable<void> EnvironmentWorker::nap(ms d) {

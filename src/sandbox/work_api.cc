@@ -133,14 +133,19 @@ asio::awaitable<std::unique_ptr<ApiClient::Connection>> ApiClient::connect(
 
 namespace {
 
+// Writes the request; false with r.error set when that fails.
+template <class Stream, class Request>
+asio::awaitable<bool> send_request(Stream& stream, Request& req, ApiResult& r) {
+  auto [ec, n] = co_await http::async_write(stream, req, kUseTuple);
+  if (ec) r.error = "sending the request failed: " + ec.message();
+  co_return !ec;
+}
+
 template <class Stream>
 asio::awaitable<ApiResult> exchange(Stream& stream, http::request<http::string_body>& req) {
   ApiResult r;
-  auto [wec, wn] = co_await http::async_write(stream, req, kUseTuple);
-  if (wec) {
-    r.error = "sending the request failed: " + wec.message();
-    co_return r;
-  }
+  const bool sent = co_await send_request(stream, req, r);
+  if (!sent) co_return r;
   beast::flat_buffer buffer;
   http::response_parser<http::string_body> parser;
   parser.body_limit(kMaxBody);
@@ -161,11 +166,8 @@ asio::awaitable<ApiResult> read_events(Stream& stream, http::request<http::empty
                                        std::function<void()>& on_open,
                                        std::function<void(sse::Event)>& on_event) {
   ApiResult r;
-  auto [wec, wn] = co_await http::async_write(stream, req, kUseTuple);
-  if (wec) {
-    r.error = "sending the request failed: " + wec.message();
-    co_return r;
-  }
+  const bool sent = co_await send_request(stream, req, r);
+  if (!sent) co_return r;
   beast::flat_buffer buffer;
   http::response_parser<http::buffer_body> parser;
   parser.body_limit(boost::none);

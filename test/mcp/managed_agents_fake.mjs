@@ -28,6 +28,11 @@ export class FakeManagedAgentsApi {
     this.waiters = new Set();   // pending polls
     this.refuseResults = 0;     // the next N result posts are answered 503
     this.skills = new Map();    // skill id -> { name, versionId, archive }
+    this.watchers = new Set();  // waitFor()s, checked again on every change
+  }
+
+  #changed() {
+    for (const w of this.watchers) w();
   }
 
   // A skill whose content is `archive` (a zip or a tar): what a session's agent lists.
@@ -41,7 +46,7 @@ export class FakeManagedAgentsApi {
     this.server = http.createServer((req, res) => this.#handle(req, res).catch((e) => {
       res.writeHead(500, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ type: 'error', error: { type: 'api_error', message: String(e) } }));
-    }));
+    }).finally(() => this.#changed()));
     await new Promise((r) => this.server.listen(0, '127.0.0.1', r));
     this.url = `http://127.0.0.1:${this.server.address().port}`;
     return this;
@@ -96,6 +101,7 @@ export class FakeManagedAgentsApi {
       else if (ev.type === 'session.status_terminated') s.session.status = 'terminated';
       for (const res of s.streams) res.write(`event: ${ev.type}\ndata: ${JSON.stringify(ev)}\n\n`);
     }
+    this.#changed();
     return out;
   }
 
@@ -127,14 +133,21 @@ export class FakeManagedAgentsApi {
     return this.results(sessionId).filter((e) => (e.tool_use_id ?? e.custom_tool_use_id) === callId);
   }
 
-  async waitFor(what, check, timeoutMs = 30_000) {
-    const until = Date.now() + timeoutMs;
-    for (;;) {
-      const v = check();
-      if (v) return v;
-      if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
+  // Resolves with check()'s first truthy value: checked again whenever the double's state
+  // changes (an event, a request handled), and every 100 ms for what changes elsewhere (a log).
+  waitFor(what, check, timeoutMs = 30_000) {
+    return new Promise((resolve, reject) => {
+      const done = (f) => { this.watchers.delete(test); clearInterval(tick); clearTimeout(limit); f(); };
+      const test = () => {
+        let v;
+        try { v = check(); } catch (e) { return done(() => reject(e)); }
+        if (v) done(() => resolve(v));
+      };
+      const tick = setInterval(test, 100);
+      const limit = setTimeout(() => done(() => reject(new Error(`timed out waiting for ${what}`))), timeoutMs);
+      this.watchers.add(test);
+      test();
+    });
   }
 
   // Closes the session's event streams (a dropped connection).

