@@ -3,12 +3,11 @@
 // one-shot `run` loads no TLS library; it also serves a `run` whose sandbox.yaml has
 // http_credentials, whose proxy needs TLS. Flags only.
 #include <malloc.h>
+#include <spdlog/spdlog.h>
 #include <sys/prctl.h>
 
-#include <boost/asio/io_context.hpp>
 #include <CLI/CLI.hpp>
-#include <spdlog/spdlog.h>
-
+#include <boost/asio/io_context.hpp>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -47,25 +46,31 @@ int main(int argc, char** argv) {
   auto* run = sandbox::add_run_command(app, run_options, run_log_level);
   // `worker`: the same sandbox as a Claude Managed Agents environment worker.
   auto* worker = app.add_subcommand(
-      "worker", "serve a Claude Managed Agents self-hosted environment: poll its work queue and "
-                "run each session's tool calls (bash, read, write, edit, glob, grep, custom tools) "
-                "in a sandbox of its own, until SIGTERM");
+      "worker",
+      "serve a Claude Managed Agents self-hosted environment: poll its work queue and "
+      "run each session's tool calls (bash, read, write, edit, glob, grep, custom tools) "
+      "in a sandbox of its own, until SIGTERM");
   std::string worker_config, environment_id, key_file, base_url, worker_id, ca_file;
   std::string worker_log_level = "info", worker_image_store = sandbox::kDefaultImageStore;
   double max_idle_s = 60;
   bool once = false;
-  worker->add_option("--config", worker_config, "sandbox.yaml")->required()->check(CLI::ExistingFile);
+  worker->add_option("--config", worker_config, "sandbox.yaml")
+      ->required()
+      ->check(CLI::ExistingFile);
   worker->add_option("--environment-id", environment_id,
                      "the self-hosted environment (default: $ANTHROPIC_ENVIRONMENT_ID)");
-  worker->add_option("--environment-key-file", key_file,
-                     "a file holding the environment key (default: $ANTHROPIC_ENVIRONMENT_KEY, "
-                     "which is removed from the process's environment once read)")
+  worker
+      ->add_option("--environment-key-file", key_file,
+                   "a file holding the environment key (default: $ANTHROPIC_ENVIRONMENT_KEY, "
+                   "which is removed from the process's environment once read)")
       ->check(CLI::ExistingFile);
   worker->add_option("--base-url", base_url,
                      "the API (default: $ANTHROPIC_BASE_URL, else https://api.anthropic.com)");
-  worker->add_option("--max-idle", max_idle_s,
-                     "seconds a session may sit idle after its turn ends before its work is done")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+  worker
+      ->add_option("--max-idle", max_idle_s,
+                   "seconds a session may sit idle after its turn ends before its work is done")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   worker->add_flag("--once", once, "serve one work item, then exit");
   worker->add_option("--worker-id", worker_id,
                      "Anthropic-Worker-ID (default: the host name and a random suffix)");
@@ -73,8 +78,9 @@ int main(int argc, char** argv) {
   std::string worker_metrics;
   worker->add_option("--metrics-addr", worker_metrics,
                      "serve /ready and /metrics on this loopback HOST:PORT (off by default)");
-  worker->add_option("--image-store", worker_image_store,
-                     "where layered images are unpacked and image references are looked up")
+  worker
+      ->add_option("--image-store", worker_image_store,
+                   "where layered images are unpacked and image references are looked up")
       ->capture_default_str();
   worker->add_option("--log-level", worker_log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
@@ -88,8 +94,8 @@ int main(int argc, char** argv) {
         const char* v = std::getenv(name);
         return std::string(v ? v : "");
       };
-      wo.environment_id = environment_id.empty() ? from_env("ANTHROPIC_ENVIRONMENT_ID")
-                                                 : environment_id;
+      wo.environment_id =
+          environment_id.empty() ? from_env("ANTHROPIC_ENVIRONMENT_ID") : environment_id;
       if (!key_file.empty()) {
         wo.environment_key = read_first_line(key_file);
       } else {
@@ -101,17 +107,19 @@ int main(int argc, char** argv) {
         ::unsetenv("ANTHROPIC_ENVIRONMENT_KEY");
       }
       if (wo.environment_id.empty()) {
-        throw std::runtime_error("no environment id: pass --environment-id or set "
-                                 "ANTHROPIC_ENVIRONMENT_ID");
+        throw std::runtime_error(
+            "no environment id: pass --environment-id or set "
+            "ANTHROPIC_ENVIRONMENT_ID");
       }
       if (wo.environment_key.empty()) {
-        throw std::runtime_error("no environment key: pass --environment-key-file or set "
-                                 "ANTHROPIC_ENVIRONMENT_KEY (from the environment's page in "
-                                 "Claude's console)");
+        throw std::runtime_error(
+            "no environment key: pass --environment-key-file or set "
+            "ANTHROPIC_ENVIRONMENT_KEY (from the environment's page in "
+            "Claude's console)");
       }
-      wo.api.base_url = !base_url.empty() ? base_url
+      wo.api.base_url = !base_url.empty()                         ? base_url
                         : !from_env("ANTHROPIC_BASE_URL").empty() ? from_env("ANTHROPIC_BASE_URL")
-                                                                   : wo.api.base_url;
+                                                                  : wo.api.base_url;
       wo.api.tls.ca_file = ca_file;
       wo.worker_id = worker_id;
       wo.once = once;

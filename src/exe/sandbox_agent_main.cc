@@ -56,9 +56,10 @@ int main(int argc, char** argv) {
   start->set_help_flag();
   // Parsed by sandbox-agent-connected as well.
   auto* worker = app.add_subcommand(
-      "worker", "serve a Claude Managed Agents self-hosted environment: poll its work queue and "
-                "run each session's tool calls in a sandbox of its own ('sandbox-agent worker "
-                "--help' for its flags)");
+      "worker",
+      "serve a Claude Managed Agents self-hosted environment: poll its work queue and "
+      "run each session's tool calls in a sandbox of its own ('sandbox-agent worker "
+      "--help' for its flags)");
   worker->prefix_command();
   worker->set_help_flag();
   std::string check_path;

@@ -26,7 +26,6 @@ namespace json = boost::json;
 namespace rpc = jsonrpc;
 namespace {
 
-
 std::string format_duration(std::chrono::milliseconds d) {
   const auto s = d.count() / 1000;
   if (s % 3600 == 0 && s >= 3600) return std::to_string(s / 3600) + "h";
@@ -227,12 +226,12 @@ SandboxAgent::SandboxAgent(asio::any_io_executor ex, SandboxAgentOptions options
     options_.secrets = std::make_shared<secrets::SecretStore>(options_.config.secrets);
     options_.secrets->load();
   }
-  pool_ = std::make_unique<SandboxPool>(
-      ex, SandboxPoolOptions{.config = options_.config,
-                             .secrets = options_.secrets,
-                             .image = options_.image,
-                             .toolbox_path = options_.toolbox_path,
-                             .runtime_dir = options_.runtime_dir});
+  pool_ =
+      std::make_unique<SandboxPool>(ex, SandboxPoolOptions{.config = options_.config,
+                                                           .secrets = options_.secrets,
+                                                           .image = options_.image,
+                                                           .toolbox_path = options_.toolbox_path,
+                                                           .runtime_dir = options_.runtime_dir});
   ToolsetLimits limits;
   limits.max_timeout = options_.config.resources.wall_time;
   limits.default_timeout = std::min(limits.default_timeout, limits.max_timeout);
@@ -279,22 +278,21 @@ SandboxAgent::~SandboxAgent() = default;
 void SandboxAgent::start() {
   pool_->start();
   if (!options_.metrics_addr.empty()) {
-    metrics_ = metrics_listener(executor_, options_.metrics_addr, [this](HttpRequest r) {
-      return metrics_handler(std::move(r));
-    });
+    metrics_ = metrics_listener(executor_, options_.metrics_addr,
+                                [this](HttpRequest r) { return metrics_handler(std::move(r)); });
   }
 }
 
 asio::awaitable<void> SandboxAgent::run() {
   const auto& c = options_.config;
-  spdlog::info("sandbox-agent {} starting: sandbox '{}', image {}, cpu {}, memory {}, {} "
-               "allowed outbound, max_sessions {}, warm pool {}, {} link(s)",
-               AIRLOCK_VERSION, c.name, c.image,
-               c.resources.cpu_millis ? format_cpu(c.resources.cpu_millis) : "unlimited",
-               c.resources.memory_bytes ? format_bytes(c.resources.memory_bytes) : "unlimited",
-               c.allowed_outbound.size(), c.max_sessions,
-               std::min(c.warm_pool, c.max_sessions),
-               options_.connector.ha_connections);
+  spdlog::info(
+      "sandbox-agent {} starting: sandbox '{}', image {}, cpu {}, memory {}, {} "
+      "allowed outbound, max_sessions {}, warm pool {}, {} link(s)",
+      AIRLOCK_VERSION, c.name, c.image,
+      c.resources.cpu_millis ? format_cpu(c.resources.cpu_millis) : "unlimited",
+      c.resources.memory_bytes ? format_bytes(c.resources.memory_bytes) : "unlimited",
+      c.allowed_outbound.size(), c.max_sessions, std::min(c.warm_pool, c.max_sessions),
+      options_.connector.ha_connections);
   if (metrics_) asio::co_spawn(executor_, metrics_->serve(), asio::detached);
   asio::co_spawn(executor_, pool_->check([this] { service_->inventory_changed(); }),
                  [](std::exception_ptr e) { log_failure(e, "the sandbox check"); });
@@ -354,13 +352,13 @@ void SandboxAgent::push_load(const std::shared_ptr<Link>& link) {
 }
 
 proto::InventoryReport SandboxAgent::inventory() const {
-  json::object server{{"name", std::string(proto::kSandboxToolset)},
-                      {"url", "sandbox:" + options_.config.image},
-                      {"status", pool_->status_name()},
-                      {"capabilities", json::object{{"tools", json::object{}}}},
-                      {"serverInfo", json::object{{"name", "sandbox-agent"},
-                                                  {"version", AIRLOCK_VERSION}}},
-                      {"tools", toolset_->definitions()}};
+  json::object server{
+      {"name", std::string(proto::kSandboxToolset)},
+      {"url", "sandbox:" + options_.config.image},
+      {"status", pool_->status_name()},
+      {"capabilities", json::object{{"tools", json::object{}}}},
+      {"serverInfo", json::object{{"name", "sandbox-agent"}, {"version", AIRLOCK_VERSION}}},
+      {"tools", toolset_->definitions()}};
   if (!pool_->error().empty()) server["error"] = pool_->error();
   json::array credentials;
   for (const auto& c : options_.config.credentials) credentials.push_back(json::string(c.secret));
@@ -391,9 +389,8 @@ asio::awaitable<HttpResponse> SandboxAgent::metrics_handler(HttpRequest req) {
     const bool ok = pool_->status() == SandboxPool::Status::kOk;
     if (connector_->ready() && ok) co_return HttpResponse::json(200, R"({"ready":true})");
     co_return HttpResponse::json(
-        503, json::serialize(json::object{
-                 {"ready", false},
-                 {"last_error", ok ? st.last_error : pool_->error()}}));
+        503, json::serialize(json::object{{"ready", false},
+                                          {"last_error", ok ? st.last_error : pool_->error()}}));
   }
   if (req.path() != "/metrics") {
     co_return HttpResponse::error(404, "not_found", "only /ready and /metrics are served here");
@@ -401,21 +398,22 @@ asio::awaitable<HttpResponse> SandboxAgent::metrics_handler(HttpRequest req) {
   MetricsText m;
   m.add("airlock_sandbox_links_active", "gauge", "Established links to airlockd.", st.active_links);
   m.add("airlock_sandbox_connects_total", "counter", "Links established.", st.connects);
-  m.add("airlock_sandbox_dial_failures_total", "counter",
-         "Attempts that did not establish a link.", st.dial_failures);
-  m.add("airlock_sandbox_sessions_in_use", "gauge", "Agent sessions with a sandbox now.", pool_->in_use());
+  m.add("airlock_sandbox_dial_failures_total", "counter", "Attempts that did not establish a link.",
+        st.dial_failures);
+  m.add("airlock_sandbox_sessions_in_use", "gauge", "Agent sessions with a sandbox now.",
+        pool_->in_use());
   m.add("airlock_sandbox_sessions_limit", "gauge", "max_sessions.", options_.config.max_sessions);
   m.add("airlock_sandbox_sessions_total", "counter", "Agent sessions served.", sessions_total_);
   m.add("airlock_sandbox_sessions_busy_total", "counter",
-         "Sessions refused because max_sessions were in use.", sessions_busy_);
+        "Sessions refused because max_sessions were in use.", sessions_busy_);
   m.add("airlock_sandbox_sessions_idle_ended_total", "counter",
-         "Sessions ended by session_idle_timeout.", idle_ended_);
+        "Sessions ended by session_idle_timeout.", idle_ended_);
   m.add("airlock_sandbox_warm_pool", "gauge", "Sandboxes started ahead.", pool_->warm());
   m.add("airlock_sandbox_calls_total", "counter", "Tool calls received.", calls_total_);
   m.add("airlock_sandbox_redactions_total", "counter",
-         "Secret occurrences redacted from what was sent.", served.redactions_total);
+        "Secret occurrences redacted from what was sent.", served.redactions_total);
   m.add("airlock_sandbox_streams_refused_total", "counter",
-         "Streams of a kind or for a server this agent does not serve.", served.streams_refused);
+        "Streams of a kind or for a server this agent does not serve.", served.streams_refused);
   co_return m.response();
 }
 

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <spawn.h>
+#include <spdlog/spdlog.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,17 +15,15 @@
 #include <boost/json/serialize.hpp>
 #include <boost/url/encode.hpp>
 #include <boost/url/rfc/unreserved_chars.hpp>
-#include <spdlog/spdlog.h>
-
 #include <cstring>
 #include <filesystem>
-#include <set>
 #include <random>
+#include <set>
 #include <sstream>
 
 #include "common/connector_cli.h"
-#include "common/log.h"
 #include "common/encoding.h"
+#include "common/log.h"
 #include "common/token.h"
 #include "sandbox/image.h"
 #include "sandbox/managed_results.h"
@@ -38,8 +37,8 @@ using ms = std::chrono::milliseconds;
 
 namespace {
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
-constexpr ms kRequestTimeout = 30s;      // one API request (the poll blocks for ~1 s of it)
-constexpr ms kDefaultTtl = 300s;         // the lease the API grants until it says otherwise
+constexpr ms kRequestTimeout = 30s;  // one API request (the poll blocks for ~1 s of it)
+constexpr ms kDefaultTtl = 300s;     // the lease the API grants until it says otherwise
 constexpr ms kHeartbeatMax = 30s;
 constexpr ms kHeartbeatMin = 1s;
 constexpr ms kStreamConnectTimeout = 15s;
@@ -128,7 +127,8 @@ std::vector<json::object> skills_of(const json::object& session) {
   if (!agent || !agent->is_object()) return out;
   add(agent->as_object().if_contains("skills"));
   if (const json::value* m = agent->as_object().if_contains("multiagent"); m && m->is_object()) {
-    if (const json::value* agents = m->as_object().if_contains("agents"); agents && agents->is_array()) {
+    if (const json::value* agents = m->as_object().if_contains("agents");
+        agents && agents->is_array()) {
       for (const auto& a : agents->as_array()) {
         if (a.is_object()) add(a.as_object().if_contains("skills"));
       }
@@ -150,8 +150,13 @@ std::optional<json::object> parse_object(const std::string& body) {
 class EnvironmentWorker::Item : public std::enable_shared_from_this<Item> {
  public:
   Item(EnvironmentWorker& w, json::object work)
-      : w_(w), work_(std::move(work)), wake_(w.executor_), retry_(w.executor_),
-        heartbeat_timer_(w.executor_), joined_(w.executor_) {
+      : w_(w),
+        work_(std::move(work)),
+        wake_(w.executor_),
+        retry_(w.executor_),
+        post_retry_(w.executor_),
+        heartbeat_timer_(w.executor_),
+        joined_(w.executor_) {
     work_id = str(work_, "id");
     if (auto* d = work_.if_contains("data"); d && d->is_object()) {
       data_type_ = str(d->as_object(), "type");
@@ -181,6 +186,7 @@ class EnvironmentWorker::Item : public std::enable_shared_from_this<Item> {
     stream_stop_.stop();
     wake_.cancel();
     retry_.cancel();
+    post_retry_.cancel();
     heartbeat_timer_.cancel();
     if (running_request_ && sandbox_) sandbox_->cancel(*running_request_);
   }
@@ -235,12 +241,13 @@ class EnvironmentWorker::Item : public std::enable_shared_from_this<Item> {
   std::shared_ptr<SandboxSession> sandbox_;
   bool done_ = false;
   bool lease_lost_ = false;
-  bool connected_ = false;      // the history since the stream opened has been read
-  uint64_t connection_ = 0;     // counts stream connections
-  asio::steady_timer wake_;     // the call runner waits on it; cancelled on every change
-  asio::steady_timer retry_;    // the reader's and poster's backoff
+  bool connected_ = false;         // the history since the stream opened has been read
+  uint64_t connection_ = 0;        // counts stream connections
+  asio::steady_timer wake_;        // the call runner waits on it; cancelled on every change
+  asio::steady_timer retry_;       // the session read's and the reader's backoff (sleep())
+  asio::steady_timer post_retry_;  // the result poster's: the two may wait at the same time
   asio::steady_timer heartbeat_timer_;
-  asio::steady_timer joined_;   // cancelled when the reader and heartbeats have returned
+  asio::steady_timer joined_;  // cancelled when the reader and heartbeats have returned
   int joins_ = 0;
   managed::StreamStop stream_stop_;
   std::optional<uint64_t> running_request_;
@@ -256,8 +263,8 @@ asio::awaitable<bool> EnvironmentWorker::Item::extend() {
   for (int attempt = 0;; ++attempt) {
     const Clock::time_point sent = Clock::now();
     auto r = co_await w_.api_->call(
-        "POST", path("/heartbeat?expected_last_heartbeat=" + query_value(last_heartbeat_)),
-        bearer_, "", kRequestTimeout);
+        "POST", path("/heartbeat?expected_last_heartbeat=" + query_value(last_heartbeat_)), bearer_,
+        "", kRequestTimeout);
     spdlog::debug("work {}: heartbeat answered {} {}", work_id, r.status, r.body.substr(0, 200));
     if (r.ok()) {
       auto hb = parse_object(r.body);
@@ -271,7 +278,8 @@ asio::awaitable<bool> EnvironmentWorker::Item::extend() {
         co_return false;
       } else {
         const json::value* ttl = hb->if_contains("ttl_seconds");
-        if (ttl && ttl->is_number()) ttl_ = ms(static_cast<int64_t>(ttl->to_number<double>() * 1000));
+        if (ttl && ttl->is_number())
+          ttl_ = ms(static_cast<int64_t>(ttl->to_number<double>() * 1000));
         heartbeat_due_ = sent + std::clamp(ttl_ / 2, kHeartbeatMin, kHeartbeatMax);
         expires_ = sent + ttl_;
         last_heartbeat_ = str(*hb, "last_heartbeat");
@@ -316,8 +324,8 @@ asio::awaitable<void> EnvironmentWorker::Item::heartbeats(std::shared_ptr<Item> 
 
 asio::awaitable<bool> EnvironmentWorker::Item::read_session() {
   for (int attempt = 0; !done_; ++attempt) {
-    auto r = co_await w_.api_->call("GET", "/v1/sessions/" + session_id, bearer_, "",
-                                    kRequestTimeout);
+    auto r =
+        co_await w_.api_->call("GET", "/v1/sessions/" + session_id, bearer_, "", kRequestTimeout);
     if (r.ok()) {
       auto s = parse_object(r.body);
       if (s && str(*s, "status") == "terminated") {
@@ -408,9 +416,9 @@ asio::awaitable<std::string> EnvironmentWorker::Item::install_skill(const json::
   const std::string id = str(skill, "skill_id");
   std::string version = str(skill, "version");
   if (version.empty()) version = "latest";
-  auto v = co_await w_.api_->call("GET", "/v1/skills/" + query_value(id) + "/versions/" +
-                                             query_value(version),
-                                  bearer_, "", kRequestTimeout);
+  auto v = co_await w_.api_->call(
+      "GET", "/v1/skills/" + query_value(id) + "/versions/" + query_value(version), bearer_, "",
+      kRequestTimeout);
   if (!v.ok()) co_return "reading its version failed: " + v.describe();
   auto meta = parse_object(v.body);
   if (!meta) co_return "its version is not a JSON object";
@@ -424,9 +432,9 @@ asio::awaitable<std::string> EnvironmentWorker::Item::install_skill(const json::
   }
   if (!names.insert(name).second) co_return "an earlier skill has the name '" + name + "'";
   const std::string version_id = str(*meta, "id").empty() ? version : str(*meta, "id");
-  auto content = co_await w_.api_->call("GET", "/v1/skills/" + query_value(id) + "/versions/" +
-                                                   query_value(version_id) + "/content",
-                                        bearer_, "", kRequestTimeout);
+  auto content = co_await w_.api_->call(
+      "GET", "/v1/skills/" + query_value(id) + "/versions/" + query_value(version_id) + "/content",
+      bearer_, "", kRequestTimeout);
   if (!content.ok()) co_return "downloading it failed: " + content.describe();
   // A directory of this worker's own (0700) for the archive and what the unpacker makes of it.
   std::string work = w_.options_.pool.runtime_dir + "/airlock-skill-XXXXXX";
@@ -465,7 +473,8 @@ asio::awaitable<std::string> EnvironmentWorker::Item::install_skill(const json::
       const int fd = ::open(it->path().c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
       if (fd < 0) continue;
       char buf[1 << 16];
-      for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) bytes.append(buf, static_cast<size_t>(n));
+      for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;)
+        bytes.append(buf, static_cast<size_t>(n));
       ::close(fd);
     }
     toolbox::Request write;
@@ -604,8 +613,8 @@ asio::awaitable<void> EnvironmentWorker::Item::post_result(const managed::ToolCa
   bool replaced = false;
   const auto began = Clock::now();
   for (int attempt = 0;; ++attempt) {
-    auto r = co_await w_.api_->call("POST", "/v1/sessions/" + session_id + "/events", bearer_,
-                                    body, kRequestTimeout);
+    auto r = co_await w_.api_->call("POST", "/v1/sessions/" + session_id + "/events", bearer_, body,
+                                    kRequestTimeout);
     if (r.ok()) co_return;
     if ((r.status == 400 || r.status == 413) && !replaced) {
       // The API refused the result itself (too large, a shape it does not take): the agent is
@@ -625,11 +634,11 @@ asio::awaitable<void> EnvironmentWorker::Item::post_result(const managed::ToolCa
                     r.describe());
       co_return;
     }
-    spdlog::warn("work {}: posting the result of {} failed, trying again: {}", work_id,
-                 call.name, r.describe());
+    spdlog::warn("work {}: posting the result of {} failed, trying again: {}", work_id, call.name,
+                 r.describe());
     const ms d = exponential(attempt, 1s, 30s);
-    retry_.expires_after(jitter(d / 2, d));
-    co_await retry_.async_wait(kUseTuple);  // end() cuts the wait short, not the retries
+    post_retry_.expires_after(jitter(d / 2, d));
+    co_await post_retry_.async_wait(kUseTuple);  // end() cuts the wait short, not the retries
   }
 }
 
@@ -655,8 +664,10 @@ asio::awaitable<void> EnvironmentWorker::Item::stop_work() {
     t.expires_after(exponential(attempt, 500ms, 8s));
     co_await t.async_wait(kUseTuple);
   }
-  spdlog::error("work {}: stopping the work failed {} times; the API reclaims it when its "
-                "lease runs out", work_id, kStopAttempts);
+  spdlog::error(
+      "work {}: stopping the work failed {} times; the API reclaims it when its "
+      "lease runs out",
+      work_id, kStopAttempts);
 }
 
 asio::awaitable<void> EnvironmentWorker::Item::serve() {
@@ -717,7 +728,8 @@ EnvironmentWorker::EnvironmentWorker(asio::any_io_executor ex, EnvironmentWorker
   limits.default_timeout = std::min(limits.default_timeout, limits.max_timeout);
   toolset_ = std::make_unique<Toolset>(options_.pool.config.custom_tools, limits);
   try {
-    key_patterns_ = redact::Patterns::build({{"ANTHROPIC_ENVIRONMENT_KEY", options_.environment_key}});
+    key_patterns_ =
+        redact::Patterns::build({{"ANTHROPIC_ENVIRONMENT_KEY", options_.environment_key}});
   } catch (const std::exception&) {
     // A key shorter than the redactor takes cannot be told from ordinary text; it is still
     // never sent anywhere but the API.
@@ -734,9 +746,8 @@ EnvironmentWorker::~EnvironmentWorker() = default;
 void EnvironmentWorker::start() {
   pool_->start();
   if (!options_.metrics_addr.empty()) {
-    metrics_ = metrics_listener(executor_, options_.metrics_addr, [this](HttpRequest r) {
-      return metrics_handler(std::move(r));
-    });
+    metrics_ = metrics_listener(executor_, options_.metrics_addr,
+                                [this](HttpRequest r) { return metrics_handler(std::move(r)); });
   }
 }
 
@@ -755,14 +766,17 @@ asio::awaitable<HttpResponse> EnvironmentWorker::metrics_handler(HttpRequest req
   }
   MetricsText m;
   m.add("airlock_worker_sessions_in_use", "gauge", "Work items being served now.", items_.size());
-  m.add("airlock_worker_sessions_limit", "gauge", "max_sessions.", options_.pool.config.max_sessions);
-  m.add("airlock_worker_work_claimed_total", "counter", "Work items claimed (polled and acked).", claimed_);
+  m.add("airlock_worker_sessions_limit", "gauge", "max_sessions.",
+        options_.pool.config.max_sessions);
+  m.add("airlock_worker_work_claimed_total", "counter", "Work items claimed (polled and acked).",
+        claimed_);
   m.add("airlock_worker_work_served_total", "counter", "Work items finished.", served_);
-  m.add("airlock_worker_leases_lost_total", "counter", "Work items whose lease was lost.", leases_lost_);
+  m.add("airlock_worker_leases_lost_total", "counter", "Work items whose lease was lost.",
+        leases_lost_);
   m.add("airlock_worker_poll_failures_total", "counter", "Polls that failed.", poll_failures_);
   m.add("airlock_worker_calls_total", "counter", "Tool calls run.", calls_);
   m.add("airlock_worker_redactions_total", "counter",
-         "Secret occurrences redacted from tool results.", redactions_);
+        "Secret occurrences redacted from tool results.", redactions_);
   m.add("airlock_worker_warm_pool", "gauge", "Sandboxes started ahead.", pool_->warm());
   co_return m.response();
 }
@@ -785,17 +799,19 @@ asio::awaitable<void> EnvironmentWorker::serve(std::shared_ptr<Item> item) {
 
 asio::awaitable<void> EnvironmentWorker::run() {
   const auto& c = options_.pool.config;
-  spdlog::info("sandbox-agent {} worker {} for environment {} at {}: sandbox '{}', image {}, "
-               "max_sessions {}", AIRLOCK_VERSION, options_.worker_id, options_.environment_id,
-               options_.api.base_url, c.name, c.image, c.max_sessions);
+  spdlog::info(
+      "sandbox-agent {} worker {} for environment {} at {}: sandbox '{}', image {}, "
+      "max_sessions {}",
+      AIRLOCK_VERSION, options_.worker_id, options_.environment_id, options_.api.base_url, c.name,
+      c.image, c.max_sessions);
   if (metrics_) {
     asio::co_spawn(executor_, metrics_->serve(),
                    [](std::exception_ptr e) { log_failure(e, "the metrics listener"); });
   }
   asio::co_spawn(executor_, pool_->check([this] { wake_.cancel(); }),
                  [](std::exception_ptr e) { log_failure(e, "the sandbox check"); });
-  const std::string poll = "/v1/environments/" + options_.environment_id +
-                           "/work/poll?block_ms=999";
+  const std::string poll =
+      "/v1/environments/" + options_.environment_id + "/work/poll?block_ms=999";
   int failures = 0;
   bool idle_logged = false;
   while (!stopping_) {

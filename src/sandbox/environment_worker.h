@@ -15,7 +15,6 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
-
 #include <chrono>
 #include <map>
 #include <memory>
@@ -36,7 +35,7 @@ struct EnvironmentWorkerOptions {
   std::string worker_id;  // Anthropic-Worker-ID; empty: the host name and a random suffix
   // A session idle at the end of its turn for this long is done with.
   std::chrono::milliseconds max_idle{60'000};
-  bool once = false;  // serve one work item, then return
+  bool once = false;         // serve one work item, then return
   std::string metrics_addr;  // loopback HOST:PORT for /ready and /metrics; empty: none
   SandboxPoolOptions pool;
 };

@@ -39,6 +39,7 @@ class Images : public ::testing::Test {
     ss << in.rdbuf();
     return ss.str();
   }
+
  protected:
   void expect_layered_root(const std::string& dir) {
     EXPECT_EQ(slurp(dir + "/bin/tool"), "#!/bin/sh\necho tool\n");
@@ -207,15 +208,16 @@ TEST(SkillArchives, ExtractRegularFilesOnlyWithinTheLimits) {
   auto sh = [&](const std::string& cmd) {
     ASSERT_EQ(std::system(("cd " + w + " && " + cmd + " >/dev/null 2>&1").c_str()), 0) << cmd;
   };
-  sh("mkdir -p src/scripts && printf 'hello' > src/SKILL.md && printf '#!/bin/sh' > src/scripts/run.sh"
+  sh("mkdir -p src/scripts && printf 'hello' > src/SKILL.md && printf '#!/bin/sh' > "
+     "src/scripts/run.sh"
      " && chmod 700 src/scripts/run.sh && ln -s /etc/shadow src/link && mkfifo src/fifo"
      " && tar czf ok.tgz -C src . && (cd src && zip -qr ../ok.zip SKILL.md scripts)");
   for (const char* archive : {"ok.tgz", "ok.zip"}) {
     const std::string dest = w + "/out-" + archive;
     ASSERT_EQ(extract_skill(w + "/" + archive, dest), "") << archive;
     EXPECT_EQ(Images::slurp(dest + "/SKILL.md"), "hello");
-    EXPECT_EQ(fs::status(dest + "/scripts/run.sh").permissions() & fs::perms::all,
-              fs::perms(0755)) << archive;
+    EXPECT_EQ(fs::status(dest + "/scripts/run.sh").permissions() & fs::perms::all, fs::perms(0755))
+        << archive;
     EXPECT_EQ(fs::status(dest + "/SKILL.md").permissions() & fs::perms::all, fs::perms(0644));
     EXPECT_FALSE(fs::exists(fs::symlink_status(dest + "/link"))) << "a symlink is left out";
     EXPECT_FALSE(fs::exists(fs::symlink_status(dest + "/fifo"))) << "a FIFO is left out";
@@ -225,9 +227,11 @@ TEST(SkillArchives, ExtractRegularFilesOnlyWithinTheLimits) {
      " && tar cf abs.tar -P --transform='s,^esc,/tmp/esc,' esc"
      " && head -c 3000000 /dev/zero > big && tar czf big.tgz big"
      " && mkdir many && touch many/a many/b many/c && tar cf many.tar many");
-  const std::pair<const char*, std::string> refused[] = {
-      {"dotdot.tar", "leaves"}, {"abs.tar", "absolute"}, {"big.tgz", "bytes"},
-      {"many.tar", "entries"}, {"esc", "not a zip or tar"}};
+  const std::pair<const char*, std::string> refused[] = {{"dotdot.tar", "leaves"},
+                                                         {"abs.tar", "absolute"},
+                                                         {"big.tgz", "bytes"},
+                                                         {"many.tar", "entries"},
+                                                         {"esc", "not a zip or tar"}};
   for (const auto& [archive, why] : refused) {
     const std::string dest = w + "/refused-" + archive;
     const std::string error = extract_skill(w + "/" + archive, dest, 1 << 20, 3);

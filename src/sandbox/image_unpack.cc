@@ -488,7 +488,8 @@ std::string extract_skill(const std::string& archive_file, const std::string& de
     if (ec) return fail("entry '" + *path + "': " + ec.message());
     if (type == AE_IFDIR) continue;
     const mode_t mode = (archive_entry_perm(entry) & 0111) ? 0755 : 0644;
-    const int fd = ::open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    const int fd =
+        ::open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd < 0) return fail("entry '" + *path + "': " + std::strerror(errno));
     char buf[1 << 16];
     for (;;) {
@@ -517,7 +518,8 @@ std::string extract_skill(const std::string& archive_file, const std::string& de
     ::fchmod(fd, mode);  // whatever the umask took away
     ::close(fd);
   }
-  if (rc != ARCHIVE_EOF) return fail(std::string("the archive is damaged: ") + archive_error_string(ar.a));
+  if (rc != ARCHIVE_EOF)
+    return fail(std::string("the archive is damaged: ") + archive_error_string(ar.a));
   return {};
 }
 

@@ -28,8 +28,9 @@ json::object text_block(std::string text) {
 
 }  // namespace
 
-ResultContent result_content(std::string_view tool, const toolbox::Reply& reply,
-                             const std::vector<std::shared_ptr<const redact::Patterns>>& redactors) {
+ResultContent result_content(
+    std::string_view tool, const toolbox::Reply& reply,
+    const std::vector<std::shared_ptr<const redact::Patterns>>& redactors) {
   ResultContent out;
   out.is_error = reply.is_error;
   if (!reply.media_type.empty()) {
@@ -39,16 +40,16 @@ ResultContent result_content(std::string_view tool, const toolbox::Reply& reply,
     if (!bytes || redacted(*bytes, redactors, found) != *bytes) {
       out.redactions = found;
       out.is_error = true;
-      out.content.push_back(text_block("read: the file holds a secret of this sandbox and was "
-                                       "withheld"));
+      out.content.push_back(
+          text_block("read: the file holds a secret of this sandbox and was "
+                     "withheld"));
       return out;
     }
     const bool pdf = reply.media_type == "application/pdf";
-    out.content.push_back(json::object{
-        {"type", pdf ? "document" : "image"},
-        {"source", json::object{{"type", "base64"},
-                                {"media_type", reply.media_type},
-                                {"data", reply.data}}}});
+    out.content.push_back(json::object{{"type", pdf ? "document" : "image"},
+                                       {"source", json::object{{"type", "base64"},
+                                                               {"media_type", reply.media_type},
+                                                               {"data", reply.data}}}});
     return out;
   }
   // The toolbox words the text (toolbox::Style::kManagedAgents); a command that failed is an

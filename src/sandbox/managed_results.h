@@ -6,7 +6,6 @@
 #pragma once
 
 #include <boost/json/array.hpp>
-
 #include <memory>
 #include <string>
 #include <string_view>
@@ -20,7 +19,7 @@ namespace airlock::sandbox::managed {
 struct ResultContent {
   boost::json::array content;  // text, image or document blocks; never empty
   bool is_error = false;
-  uint64_t redactions = 0;     // secret occurrences replaced
+  uint64_t redactions = 0;  // secret occurrences replaced
 };
 
 // `redactors`: every pattern set whose secrets must not leave (the sandbox's secrets, the

@@ -60,7 +60,9 @@ TEST(SessionView, ACallRunsOnceTheSessionWaitsOnItAndNotAfterItsResult) {
   SessionView v;
   v.apply(ev(R"({"type":"agent.tool_use","id":"t1","name":"bash","input":{"command":"ls"}})"), now);
   EXPECT_TRUE(ids(v).empty()) << "not waited on yet";
-  v.apply(ev(R"({"type":"session.status_idle","id":"i1","stop_reason":{"type":"requires_action","event_ids":["t1"]}})"), now);
+  v.apply(
+      ev(R"({"type":"session.status_idle","id":"i1","stop_reason":{"type":"requires_action","event_ids":["t1"]}})"),
+      now);
   ASSERT_EQ(ids(v), std::vector<std::string>{"t1"});
   EXPECT_EQ(v.runnable()[0].input.as_object().at("command").as_string(), "ls");
   v.take("t1");
@@ -68,7 +70,8 @@ TEST(SessionView, ACallRunsOnceTheSessionWaitsOnItAndNotAfterItsResult) {
   // Replays (a reconnect's catch-up) change nothing.
   v.apply(ev(R"({"type":"agent.tool_use","id":"t1","name":"bash","input":{}})"), now);
   EXPECT_TRUE(ids(v).empty());
-  v.apply(ev(R"({"type":"agent.tool_use","id":"t2","name":"read","evaluated_permission":"allow"})"), now);
+  v.apply(ev(R"({"type":"agent.tool_use","id":"t2","name":"read","evaluated_permission":"allow"})"),
+          now);
   v.apply(ev(R"({"type":"user.tool_result","id":"r2","tool_use_id":"t2"})"), now);
   EXPECT_TRUE(v.answered("t2"));
   EXPECT_TRUE(ids(v).empty()) << "answered by someone else";
@@ -76,31 +79,43 @@ TEST(SessionView, ACallRunsOnceTheSessionWaitsOnItAndNotAfterItsResult) {
 
 TEST(SessionView, TheListingMayComeBeforeTheCall) {
   SessionView v;
-  v.apply(ev(R"({"type":"session.status_idle","id":"i1","stop_reason":{"type":"requires_action","event_ids":["t1"]}})"), now);
-  v.apply(ev(R"({"type":"agent.custom_tool_use","id":"t1","name":"greet","input":{"who":"x"}})"), now);
+  v.apply(
+      ev(R"({"type":"session.status_idle","id":"i1","stop_reason":{"type":"requires_action","event_ids":["t1"]}})"),
+      now);
+  v.apply(ev(R"({"type":"agent.custom_tool_use","id":"t1","name":"greet","input":{"who":"x"}})"),
+          now);
   ASSERT_EQ(ids(v), std::vector<std::string>{"t1"});
   EXPECT_TRUE(v.runnable()[0].custom);
 }
 
 TEST(SessionView, AskWaitsForAConfirmationAndDenyNeverRuns) {
   SessionView v;
-  v.apply(ev(R"({"type":"agent.tool_use","id":"a","name":"bash","evaluated_permission":"ask"})"), now);
-  v.apply(ev(R"({"type":"agent.tool_use","id":"d","name":"bash","evaluated_permission":"deny"})"), now);
-  v.apply(ev(R"({"type":"agent.tool_use","id":"n","name":"bash","evaluated_permission":"ask"})"), now);
-  v.apply(ev(R"({"type":"agent.tool_use","id":"w","name":"bash","evaluated_permission":"weird"})"), now);
+  v.apply(ev(R"({"type":"agent.tool_use","id":"a","name":"bash","evaluated_permission":"ask"})"),
+          now);
+  v.apply(ev(R"({"type":"agent.tool_use","id":"d","name":"bash","evaluated_permission":"deny"})"),
+          now);
+  v.apply(ev(R"({"type":"agent.tool_use","id":"n","name":"bash","evaluated_permission":"ask"})"),
+          now);
+  v.apply(ev(R"({"type":"agent.tool_use","id":"w","name":"bash","evaluated_permission":"weird"})"),
+          now);
   EXPECT_TRUE(ids(v).empty());
   EXPECT_EQ(v.awaiting_confirmation(), (std::vector<std::string>{"a", "n"}));
-  v.apply(ev(R"({"type":"user.tool_confirmation","id":"c1","tool_use_id":"n","result":"deny"})"), now);
-  v.apply(ev(R"({"type":"user.tool_confirmation","id":"c2","tool_use_id":"a","result":"allow"})"), now);
-  v.apply(ev(R"({"type":"user.tool_confirmation","id":"c3","tool_use_id":"d","result":"allow"})"), now);
+  v.apply(ev(R"({"type":"user.tool_confirmation","id":"c1","tool_use_id":"n","result":"deny"})"),
+          now);
+  v.apply(ev(R"({"type":"user.tool_confirmation","id":"c2","tool_use_id":"a","result":"allow"})"),
+          now);
+  v.apply(ev(R"({"type":"user.tool_confirmation","id":"c3","tool_use_id":"d","result":"allow"})"),
+          now);
   EXPECT_EQ(ids(v), std::vector<std::string>{"a"}) << "an evaluated deny is final";
-  v.apply(ev(R"({"type":"user.tool_confirmation","id":"c4","tool_use_id":"w","result":"allow"})"), now);
+  v.apply(ev(R"({"type":"user.tool_confirmation","id":"c4","tool_use_id":"w","result":"allow"})"),
+          now);
   EXPECT_EQ(ids(v), (std::vector<std::string>{"a", "w"}));
 }
 
 TEST(SessionView, EndOfTurnIdlesAndTerminationEnds) {
   SessionView v;
-  v.apply(ev(R"({"type":"agent.tool_use","id":"t1","name":"bash","evaluated_permission":"allow"})"), now);
+  v.apply(ev(R"({"type":"agent.tool_use","id":"t1","name":"bash","evaluated_permission":"allow"})"),
+          now);
   v.apply(ev(R"({"type":"session.status_idle","id":"i1","stop_reason":{"type":"end_turn"}})"), now);
   ASSERT_TRUE(v.idle_since());
   EXPECT_TRUE(ids(v).empty()) << "the turn moved on without it";
@@ -121,8 +136,8 @@ TEST(ManagedResults, TextIsRedactedByEverySetAndEmptyBecomesNoOutput) {
   toolbox::Reply r;
   r.text = "key=sk-live-0123456789 token=st-abcdefghijkl";
   r.exit_code = 0;
-  auto c = managed::result_content("bash", r, {secret("api", "sk-live-0123456789"), nullptr,
-                                               secret("tok", "st-abcdefghijkl")});
+  auto c = managed::result_content(
+      "bash", r, {secret("api", "sk-live-0123456789"), nullptr, secret("tok", "st-abcdefghijkl")});
   EXPECT_FALSE(c.is_error);
   EXPECT_EQ(c.redactions, 2u);
   EXPECT_EQ(c.content.at(0).as_object().at("text").as_string(),
@@ -155,7 +170,8 @@ TEST(ManagedResults, SessionsTokenFromTheWorkSecret) {
   EXPECT_EQ(managed::sessions_token_from_secret(base64(secret_json, false, true)), "st-123");
   EXPECT_EQ(managed::sessions_token_from_secret(""), "");
   EXPECT_EQ(managed::sessions_token_from_secret("!!not base64"), "");
-  EXPECT_EQ(managed::sessions_token_from_secret(base64(R"({"sessions_token":5})", true, false)), "");
+  EXPECT_EQ(managed::sessions_token_from_secret(base64(R"({"sessions_token":5})", true, false)),
+            "");
   EXPECT_EQ(managed::sessions_token_from_secret(base64("[1]", true, false)), "");
 }
 

@@ -1,11 +1,10 @@
 #include "sandbox/sandbox_pool.h"
 
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <spdlog/spdlog.h>
-
 #include <filesystem>
 
 #include "common/backoff.h"
@@ -171,9 +170,12 @@ void SandboxPool::schedule_refill() {
 
 const char* SandboxPool::status_name() const {
   switch (status_) {
-    case Status::kOk: return "ok";
-    case Status::kUnavailable: return "unavailable";
-    case Status::kPending: break;
+    case Status::kOk:
+      return "ok";
+    case Status::kUnavailable:
+      return "unavailable";
+    case Status::kPending:
+      break;
   }
   return "pending";
 }

@@ -28,8 +28,8 @@ bool SessionView::apply(const json::object& event, Clock::time_point now) {
   if (type == "agent.tool_use" || type == "agent.custom_tool_use") {
     if (answered_.count(id)) return true;
     Tracked& t = track(id);
-    ToolCall call{.id = id, .name = string_field(event, "name"),
-                  .custom = type == "agent.custom_tool_use"};
+    ToolCall call{
+        .id = id, .name = string_field(event, "name"), .custom = type == "agent.custom_tool_use"};
     if (const json::value* in = event.if_contains("input")) call.input = *in;
     t.call = std::move(call);
     t.permission = string_field(event, "evaluated_permission");

@@ -1,11 +1,14 @@
 #include "sandbox/toolbox.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <regex.h>
 #include <sys/socket.h>
@@ -13,10 +16,6 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/ssl.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -266,7 +265,8 @@ bool read_file(const std::string& path, std::string& out, std::string& error);
 
 // strerror's words as the reference workers put them: "no such file or directory".
 std::string lower_first(std::string text) {
-  if (!text.empty() && text[0] >= 'A' && text[0] <= 'Z') text[0] = static_cast<char>(text[0] - 'A' + 'a');
+  if (!text.empty() && text[0] >= 'A' && text[0] <= 'Z')
+    text[0] = static_cast<char>(text[0] - 'A' + 'a');
   return text;
 }
 
@@ -274,7 +274,8 @@ Reply do_read_managed(const Request& q) {
   const std::string path = resolve(q.path);
   const std::string& shown = q.path;
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return error_reply(q.id, "read: " + shown + ": " + lower_first(errno_text(errno)));
+  if (::stat(path.c_str(), &st) != 0)
+    return error_reply(q.id, "read: " + shown + ": " + lower_first(errno_text(errno)));
   if (!S_ISREG(st.st_mode)) return error_reply(q.id, "read: " + shown + " is not a regular file");
   int64_t first = 1, last = 0;  // last <= 0: to the end
   if (q.view_range) {
@@ -293,7 +294,8 @@ Reply do_read_managed(const Request& q) {
                                    "-byte limit for " + type);
     }
     std::string bytes, error;
-    if (!read_file(path, bytes, error)) return error_reply(q.id, "read: " + shown + ": " + lower_first(error));
+    if (!read_file(path, bytes, error))
+      return error_reply(q.id, "read: " + shown + ": " + lower_first(error));
     Reply r;
     r.id = q.id;
     r.media_type = type;
@@ -421,7 +423,8 @@ Reply do_write(const Request& q) {
     const int n = ::EVP_DecodeBlock(reinterpret_cast<unsigned char*>(decoded.data()),
                                     reinterpret_cast<const unsigned char*>(q.content.data()),
                                     static_cast<int>(q.content.size()));
-    if (n < 0 || q.content.size() % 4 != 0) return error_reply(q.id, "write: content is not base64");
+    if (n < 0 || q.content.size() % 4 != 0)
+      return error_reply(q.id, "write: content is not base64");
     size_t pad = 0;
     for (size_t i = q.content.size(); i > 0 && q.content[i - 1] == '=' && pad < 2; --i) ++pad;
     decoded.resize(static_cast<size_t>(n) - pad);
@@ -512,8 +515,8 @@ Reply do_edit(const Request& q) {
   out.append(text, from, std::string::npos);
   if (!write_file(path, out, error)) return error_reply(q.id, "edit " + path + ": " + error);
   if (managed) {
-    return ok_reply(q.id, "edited " + q.path + " (" +
-                              std::to_string(q.replace_all ? count : 1) + " replacement(s))");
+    return ok_reply(q.id, "edited " + q.path + " (" + std::to_string(q.replace_all ? count : 1) +
+                              " replacement(s))");
   }
   return ok_reply(q.id, "Replaced " + std::to_string(q.replace_all ? count : 1) +
                             " occurrence(s) in " + path);
@@ -917,8 +920,8 @@ struct BashCall {
   size_t saved_bytes = 0;
 };
 
-constexpr size_t kMaBashLimit = 30'000;           // characters of output a result shows
-constexpr size_t kMaBashSaved = 32u << 20;         // bytes of output kept in the saved file
+constexpr size_t kMaBashLimit = 30'000;     // characters of output a result shows
+constexpr size_t kMaBashSaved = 32u << 20;  // bytes of output kept in the saved file
 
 // ESC [ … final byte: the colour and cursor sequences of a terminal.
 std::string without_ansi(std::string_view text) {
@@ -927,7 +930,9 @@ std::string without_ansi(std::string_view text) {
   for (size_t i = 0; i < text.size(); ++i) {
     if (text[i] == '\x1b' && i + 1 < text.size() && text[i + 1] == '[') {
       size_t j = i + 2;
-      while (j < text.size() && ((text[j] >= '0' && text[j] <= '9') || text[j] == ';' || text[j] == '?')) ++j;
+      while (j < text.size() &&
+             ((text[j] >= '0' && text[j] <= '9') || text[j] == ';' || text[j] == '?'))
+        ++j;
       while (j < text.size() && text[j] >= 0x20 && text[j] <= 0x2f) ++j;
       if (j < text.size() && text[j] >= 0x40 && text[j] <= 0x7e) {
         i = j;
@@ -1439,8 +1444,10 @@ class Toolbox {
       --end;
     }
     const std::string kept = c.output.substr(0, end);
-    const size_t cut = 1 + c.line_breaks - static_cast<size_t>(std::count(kept.begin(), kept.end(), '\n'));
-    const std::string what = c.saved_bytes > kMaBashSaved ? "First 32 MiB of output" : "Full output";
+    const size_t cut =
+        1 + c.line_breaks - static_cast<size_t>(std::count(kept.begin(), kept.end(), '\n'));
+    const std::string what =
+        c.saved_bytes > kMaBashSaved ? "First 32 MiB of output" : "Full output";
     return without_ansi(kept) + "\n\n... [" + std::to_string(cut) + " lines truncated] " + what +
            " saved to: " + c.saved_path +
            " \u2014 use read with view_range to read specific portions. ...";

@@ -8,7 +8,6 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/url/parse.hpp>
-
 #include <stdexcept>
 
 namespace airlock::sandbox::managed {
@@ -162,8 +161,7 @@ asio::awaitable<ApiResult> exchange(Stream& stream, http::request<http::string_b
 
 template <class Stream>
 asio::awaitable<ApiResult> read_events(Stream& stream, http::request<http::empty_body>& req,
-                                       beast::tcp_stream& lowest,
-                                       std::function<void()>& on_open,
+                                       beast::tcp_stream& lowest, std::function<void()>& on_open,
                                        std::function<void(sse::Event)>& on_event) {
   ApiResult r;
   const bool sent = co_await send_request(stream, req, r);

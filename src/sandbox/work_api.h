@@ -10,7 +10,6 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ssl/context.hpp>
-
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -32,9 +31,9 @@ struct ApiOptions {
 };
 
 struct ApiResult {
-  int status = 0;      // 0: no answer came back (error says why)
+  int status = 0;  // 0: no answer came back (error says why)
   std::string body;
-  std::string error;   // transport failure, or the API's error message for a status >= 400
+  std::string error;  // transport failure, or the API's error message for a status >= 400
 
   bool ok() const { return status >= 200 && status < 300; }
   // A 4xx that trying again cannot fix (not 408, 409 or 429): the worker gives up on it.
@@ -62,10 +61,9 @@ class ApiClient {
 
   // One request: `target` is the path and query; `body` is JSON (empty: none). `headers` are
   // extra fields (Anthropic-Worker-ID).
-  asio::awaitable<ApiResult> call(
-      const char* method, std::string target, const std::string& bearer, std::string body,
-      std::chrono::milliseconds timeout,
-      std::vector<std::pair<std::string, std::string>> headers = {});
+  asio::awaitable<ApiResult> call(const char* method, std::string target, const std::string& bearer,
+                                  std::string body, std::chrono::milliseconds timeout,
+                                  std::vector<std::pair<std::string, std::string>> headers = {});
 
   // GETs an event stream: `on_open` once the answer's status is 200, then `on_event` for each
   // event as it arrives, until the stream ends, fails, or `stop` is stopped. The result's

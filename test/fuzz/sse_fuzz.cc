@@ -3,7 +3,6 @@
 // split anywhere must give the same events as bytes fed whole; nothing may crash, read out of
 // bounds or loop; the view must never offer a call twice once taken.
 #include <boost/json/parse.hpp>
-
 #include <cstdint>
 #include <cstdlib>
 #include <string>

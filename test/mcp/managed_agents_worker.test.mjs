@@ -266,6 +266,8 @@ async function main() {
     const itemCalls = reqs.filter((q) => q.path.includes(wid) && !q.path.endsWith("/ack") || q.path.startsWith(`/v1/sessions/${sid}`));
     assert(itemCalls.every((q) => q.authorization === `Bearer ${token}`), "an item call did not use the item's sessions token");
     assert(reqs.every((q) => q.apiKey === undefined), "x-api-key was sent");
+    assert(reqs.every((q) => q.version === "2023-06-01" && q.beta === "managed-agents-2026-04-01"),
+           "a request lacked anthropic-version or anthropic-beta");
     const polls = reqs.filter((q) => q.path.endsWith("/work/poll"));
     assert(polls.every((q) => q.workerId && q.authorization === `Bearer ${api.environmentKey}` &&
                               q.query.includes("block_ms=999")), "a poll lacked its worker id, key or block_ms");
@@ -359,6 +361,23 @@ async function main() {
   await checks.check("a health-check item is stopped and skipped", async () => {
     const wid = api.enqueue(null, { type: "healthcheck" });
     await api.waitFor("the health check to be stopped", () => api.work.get(wid).state === "stopped");
+  });
+
+  await checks.check("two work items at once, each session in a sandbox of its own", async () => {
+    const a = api.createSession(), b = api.createSession();
+    api.enqueue(a);
+    api.enqueue(b);
+    const ia = api.toolUse(a, "bash", { command: "echo A > mine; sleep 2; cat mine" });
+    const ib = api.toolUse(b, "bash", { command: "echo B > mine; sleep 2; cat mine" });
+    api.requireAction(a, [ia]);
+    api.requireAction(b, [ib]);
+    await api.waitFor("both results", () => api.resultFor(a, ia).length && api.resultFor(b, ib).length);
+    assert(api.resultFor(a, ia)[0].content[0].text === "A" && api.resultFor(b, ib)[0].content[0].text === "B",
+           "the sessions shared a workspace");
+    assert(new RegExp(`serving session (${a}|${b}) \\(2 of 3 sandboxes in use\\)`).test(worker.log),
+           "the two sessions were not served at the same time");
+    api.emit(a, { type: "session.status_terminated" });
+    api.emit(b, { type: "session.status_terminated" });
   });
 
   await checks.check("two workers, one item: only one claims and runs it", async () => {
