@@ -27,6 +27,8 @@ export class FakeManagedAgentsApi {
     this.emptyAnswers = 0;      // empty polls answered, alternating 204 / 200 null
     this.waiters = new Set();   // pending polls
     this.refuseResults = 0;     // the next N result posts are answered 503
+    this.failAcks = 0;          // the next N acks are answered 500
+    this.failHeartbeatsOf = new Set();  // items whose heartbeats are all answered 503
     this.skills = new Map();    // skill id -> { name, versionId, archive }
     this.watchers = new Set();  // waitFor()s, checked again on every change
   }
@@ -266,6 +268,14 @@ export class FakeManagedAgentsApi {
       if (!w) return this.#error(res, 404, 'not_found_error', `no work item ${m[1]}`);
       if (!this.#authorized(req, w)) return this.#error(res, 401, 'authentication_error', 'invalid credential');
       const what = m[2] ?? '';
+      if (what === '/ack' && req.method === 'POST' && this.failAcks > 0) {
+        this.failAcks--;
+        return this.#error(res, 500, 'api_error', 'internal error');
+      }
+      if (what === '/heartbeat' && req.method === 'POST' && this.failHeartbeatsOf.has(w.id)) {
+        w.heartbeats.push({ at: Date.now(), failed: true });
+        return this.#error(res, 503, 'overloaded_error', 'try again');
+      }
       if (what === '/ack' && req.method === 'POST') {
         if (w.state !== 'starting') return this.#error(res, 409, 'conflict_error', `work is ${w.state}`);
         w.state = 'active';

@@ -358,6 +358,27 @@ async function main() {
     assert(worker.log.includes("asks the work to stop"), "no stop reason logged");
   });
 
+  await checks.check("a failed ack stops the item at once; heartbeats failing for the whole TTL give the lease up", async () => {
+    api.failAcks = 1;
+    const sid = api.createSession();
+    const wid = api.enqueue(sid);
+    await api.waitFor("the unacknowledged item to be stopped", () => api.work.get(wid).stops.length);
+    const w = api.work.get(wid);
+    assert(w.stops[0].force === true && w.heartbeats.length === 0, `stops ${JSON.stringify(w.stops)}, heartbeats ${w.heartbeats.length}`);
+    assert(api.resultFor(sid, "x").length === 0 && worker.log.includes(`work ${wid}: the ack failed`), "no ack failure logged");
+    // A lease whose heartbeats all fail (4 s TTL): retried with backoff, then given up.
+    const sid2 = api.createSession();
+    const wid2 = api.enqueue(sid2);
+    await runCalls(api, sid2, [["bash", { command: "true" }]]);
+    api.failHeartbeatsOf.add(wid2);
+    await api.waitFor("the lease to be given up", () => worker.log.includes(`work ${wid2} (session ${sid2}): lease assumed lost`), 15000);
+    const failed = api.work.get(wid2).heartbeats.filter((h) => h.failed).length;
+    assert(failed >= 2, `only ${failed} heartbeat attempt(s) before giving up`);
+    assert(api.work.get(wid2).stops.length === 0, "an item whose lease may be another's was stopped");
+    api.failHeartbeatsOf.delete(wid2);
+    api.emit(sid2, { type: "session.status_terminated" });  // the API may give the item out again
+  });
+
   await checks.check("a health-check item is stopped and skipped", async () => {
     const wid = api.enqueue(null, { type: "healthcheck" });
     await api.waitFor("the health check to be stopped", () => api.work.get(wid).state === "stopped");
@@ -374,7 +395,7 @@ async function main() {
     await api.waitFor("both results", () => api.resultFor(a, ia).length && api.resultFor(b, ib).length);
     assert(api.resultFor(a, ia)[0].content[0].text === "A" && api.resultFor(b, ib)[0].content[0].text === "B",
            "the sessions shared a workspace");
-    assert(new RegExp(`serving session (${a}|${b}) \\(2 of 3 sandboxes in use\\)`).test(worker.log),
+    assert(new RegExp(`serving session (${a}|${b}) \\([23] of 3 sandboxes in use\\)`).test(worker.log),
            "the two sessions were not served at the same time");
     api.emit(a, { type: "session.status_terminated" });
     api.emit(b, { type: "session.status_terminated" });
@@ -408,7 +429,7 @@ async function main() {
     const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     const value = (name) => Number(new RegExp(`^${name} (\\d+)$`, "m").exec(text)?.[1]);
     assert(value("airlock_worker_calls_total") >= compared.length, `calls: ${text}`);
-    assert(value("airlock_worker_leases_lost_total") === 1 && value("airlock_worker_redactions_total") >= 5 &&
+    assert(value("airlock_worker_leases_lost_total") === 2 && value("airlock_worker_redactions_total") >= 5 &&
            value("airlock_worker_work_claimed_total") >= 8, `counters: ${text}`);
   });
 
