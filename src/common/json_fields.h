@@ -16,6 +16,13 @@
 
 namespace airlock::proto {
 
+// The string at `key`, or empty when it is missing or not a string: for fields read leniently
+// (a Managed Agents event's, whose absence means the same as empty).
+inline std::string string_or_empty(const boost::json::object& o, std::string_view key) {
+  const boost::json::value* v = o.if_contains(key);
+  return v && v->is_string() ? std::string(v->as_string()) : std::string();
+}
+
 class FieldReader {
  public:
   // `prefix` is the path of `o` with a trailing dot ("hello.", "mcp stream meta.").

@@ -1,7 +1,6 @@
 #include "sandbox/environment_worker.h"
 
 #include <fcntl.h>
-#include <spawn.h>
 #include <spdlog/spdlog.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -23,6 +22,7 @@
 
 #include "common/connector_cli.h"
 #include "common/encoding.h"
+#include "common/json_fields.h"
 #include "common/log.h"
 #include "common/token.h"
 #include "sandbox/image.h"
@@ -60,10 +60,8 @@ ms exponential(int attempt, ms base, ms cap) {
   return std::min(d, cap);
 }
 
-std::string str(const json::object& o, std::string_view key) {
-  const json::value* v = o.if_contains(key);
-  return v && v->is_string() ? std::string(v->as_string()) : std::string();
-}
+// Every field the worker reads is optional: a missing one reads as empty.
+using proto::string_or_empty;
 
 std::string query_value(std::string_view v) {
   return boost::urls::encode(v, boost::urls::unreserved_chars);
@@ -74,29 +72,14 @@ std::string query_value(std::string_view v) {
 // success, else why not.
 asio::awaitable<std::string> extract_skill_archive(const std::string& archive,
                                                    const std::string& dest) {
-  const std::string helper = unpack_helper();
   int out[2];
   if (::pipe2(out, O_CLOEXEC) != 0) co_return std::string("pipe2: ") + std::strerror(errno);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, out[1], 2);
-  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-  std::vector<std::string> args{helper, "--skill", archive, dest};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  std::string path_env = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-  std::string parent_env = std::string(kUnpackParentEnv) + "=" + std::to_string(::getpid());
-  char* envp[] = {path_env.data(), parent_env.data(), nullptr};
-  pid_t pid = -1;
-  const int rc = ::posix_spawn(&pid, helper.c_str(), &actions, nullptr, argv.data(), envp);
-  posix_spawn_file_actions_destroy(&actions);
+  std::string error;
+  const pid_t pid = spawn_unpack_helper({"--skill", archive, dest}, -1, out[1], error);
   ::close(out[1]);
-  if (rc != 0) {
+  if (pid < 0) {
     ::close(out[0]);
-    co_return "cannot start " + helper + ": " + std::strerror(rc);
+    co_return error;
   }
   asio::posix::stream_descriptor pipe(co_await asio::this_coro::executor, out[0]);
   std::string output;
@@ -119,7 +102,7 @@ std::vector<json::object> skills_of(const json::object& session) {
     if (!list || !list->is_array()) return;
     for (const auto& s : list->as_array()) {
       if (!s.is_object()) continue;
-      const std::string id = str(s.as_object(), "skill_id");
+      const std::string id = string_or_empty(s.as_object(), "skill_id");
       if (!id.empty() && seen.insert(id).second) out.push_back(s.as_object());
     }
   };
@@ -157,12 +140,12 @@ class EnvironmentWorker::Item : public std::enable_shared_from_this<Item> {
         post_retry_(w.executor_),
         heartbeat_timer_(w.executor_),
         joined_(w.executor_) {
-    work_id = str(work_, "id");
+    work_id = string_or_empty(work_, "id");
     if (auto* d = work_.if_contains("data"); d && d->is_object()) {
-      data_type_ = str(d->as_object(), "type");
-      session_id = str(d->as_object(), "id");
+      data_type_ = string_or_empty(d->as_object(), "type");
+      session_id = string_or_empty(d->as_object(), "id");
     }
-    const std::string token = managed::sessions_token_from_secret(str(work_, "secret"));
+    const std::string token = managed::sessions_token_from_secret(string_or_empty(work_, "secret"));
     bearer_ = token.empty() ? w.options_.environment_key : token;
     redactors_ = {w.pool_->secrets()->current()->patterns, w.key_patterns_};
     if (!token.empty()) {
@@ -175,6 +158,11 @@ class EnvironmentWorker::Item : public std::enable_shared_from_this<Item> {
   }
 
   std::string work_id, session_id;
+
+  // The work item's endpoint `tail` ("/ack", "/heartbeat?…", "/stop").
+  std::string path_of(const std::string& tail) const {
+    return "/v1/environments/" + w_.options_.environment_id + "/work/" + work_id + tail;
+  }
 
   asio::awaitable<void> serve();
 
@@ -189,14 +177,6 @@ class EnvironmentWorker::Item : public std::enable_shared_from_this<Item> {
     post_retry_.cancel();
     heartbeat_timer_.cancel();
     if (running_request_ && sandbox_) sandbox_->cancel(*running_request_);
-  }
-
- private:
-  std::string path(const std::string& tail) const { return path_of(tail); }
-
- public:
-  std::string path_of(const std::string& tail) const {
-    return "/v1/environments/" + w_.options_.environment_id + "/work/" + work_id + tail;
   }
 
  private:
@@ -263,13 +243,13 @@ asio::awaitable<bool> EnvironmentWorker::Item::extend() {
   for (int attempt = 0;; ++attempt) {
     const Clock::time_point sent = Clock::now();
     auto r = co_await w_.api_->call(
-        "POST", path("/heartbeat?expected_last_heartbeat=" + query_value(last_heartbeat_)), bearer_,
-        "", kRequestTimeout);
+        "POST", path_of("/heartbeat?expected_last_heartbeat=" + query_value(last_heartbeat_)),
+        bearer_, "", kRequestTimeout);
     spdlog::debug("work {}: heartbeat answered {} {}", work_id, r.status, r.body.substr(0, 200));
     if (r.ok()) {
       auto hb = parse_object(r.body);
       const json::value* extended = hb ? hb->if_contains("lease_extended") : nullptr;
-      const std::string state = hb ? str(*hb, "state") : "";
+      const std::string state = hb ? string_or_empty(*hb, "state") : "";
       if (!extended || !extended->is_bool()) {
         spdlog::warn("work {}: a heartbeat answer without lease_extended: {}", work_id,
                      r.body.substr(0, 200));
@@ -282,7 +262,7 @@ asio::awaitable<bool> EnvironmentWorker::Item::extend() {
           ttl_ = ms(static_cast<int64_t>(ttl->to_number<double>() * 1000));
         heartbeat_due_ = sent + std::clamp(ttl_ / 2, kHeartbeatMin, kHeartbeatMax);
         expires_ = sent + ttl_;
-        last_heartbeat_ = str(*hb, "last_heartbeat");
+        last_heartbeat_ = string_or_empty(*hb, "last_heartbeat");
         co_return true;
       }
     } else if (r.status == 412) {
@@ -328,7 +308,7 @@ asio::awaitable<bool> EnvironmentWorker::Item::read_session() {
         co_await w_.api_->call("GET", "/v1/sessions/" + session_id, bearer_, "", kRequestTimeout);
     if (r.ok()) {
       auto s = parse_object(r.body);
-      if (s && str(*s, "status") == "terminated") {
+      if (s && string_or_empty(*s, "status") == "terminated") {
         end("the session has terminated; nothing to run");
         co_return false;
       }
@@ -357,7 +337,7 @@ void EnvironmentWorker::Item::on_event(const sse::Event& e) {
   if (running_request_ && view_.answered(running_call_) && sandbox_) {
     sandbox_->cancel(*running_request_);
   }
-  if (view_.ended()) end("the session ended (" + str(v.as_object(), "type") + ")");
+  if (view_.ended()) end("the session ended (" + string_or_empty(v.as_object(), "type") + ")");
   wake();
 }
 
@@ -390,7 +370,7 @@ asio::awaitable<void> EnvironmentWorker::Item::catch_up(std::shared_ptr<Item> se
     for (const auto& ev : data->as_array()) {
       if (ev.is_object()) view_.apply(ev.as_object(), Clock::now());
     }
-    cursor = str(*page, "next_page");
+    cursor = string_or_empty(*page, "next_page");
     if (cursor.empty()) break;
   }
   connected_ = true;
@@ -402,7 +382,7 @@ asio::awaitable<void> EnvironmentWorker::Item::setup_skills() {
   std::set<std::string> names;
   for (const auto& skill : skills_of(session_)) {
     if (done_) co_return;
-    const std::string id = str(skill, "skill_id");
+    const std::string id = string_or_empty(skill, "skill_id");
     std::string why = co_await install_skill(skill, names);
     if (!why.empty()) spdlog::warn("work {}: skill {} not installed: {}", work_id, id, why);
   }
@@ -413,8 +393,8 @@ asio::awaitable<void> EnvironmentWorker::Item::setup_skills() {
 asio::awaitable<std::string> EnvironmentWorker::Item::install_skill(const json::object& skill,
                                                                     std::set<std::string>& names) {
   namespace fs = std::filesystem;
-  const std::string id = str(skill, "skill_id");
-  std::string version = str(skill, "version");
+  const std::string id = string_or_empty(skill, "skill_id");
+  std::string version = string_or_empty(skill, "version");
   if (version.empty()) version = "latest";
   auto v = co_await w_.api_->call(
       "GET", "/v1/skills/" + query_value(id) + "/versions/" + query_value(version), bearer_, "",
@@ -422,7 +402,7 @@ asio::awaitable<std::string> EnvironmentWorker::Item::install_skill(const json::
   if (!v.ok()) co_return "reading its version failed: " + v.describe();
   auto meta = parse_object(v.body);
   if (!meta) co_return "its version is not a JSON object";
-  std::string name = str(*meta, "name");
+  std::string name = string_or_empty(*meta, "name");
   while (!name.empty() && std::isspace(static_cast<unsigned char>(name.back()))) name.pop_back();
   while (!name.empty() && std::isspace(static_cast<unsigned char>(name.front()))) name.erase(0, 1);
   name = fs::path(name).filename().string();
@@ -431,7 +411,8 @@ asio::awaitable<std::string> EnvironmentWorker::Item::install_skill(const json::
     co_return "its name '" + name + "' is not a directory name";
   }
   if (!names.insert(name).second) co_return "an earlier skill has the name '" + name + "'";
-  const std::string version_id = str(*meta, "id").empty() ? version : str(*meta, "id");
+  const std::string version_id =
+      string_or_empty(*meta, "id").empty() ? version : string_or_empty(*meta, "id");
   auto content = co_await w_.api_->call(
       "GET", "/v1/skills/" + query_value(id) + "/versions/" + query_value(version_id) + "/content",
       bearer_, "", kRequestTimeout);
@@ -648,7 +629,8 @@ asio::awaitable<void> EnvironmentWorker::Item::stop_work() {
   for (int attempt = 0; attempt < kStopAttempts; ++attempt) {
     // (Built before the co_await: GCC 12 mishandles initializer lists inside one.)
     std::string body = force ? R"({"force":true})" : R"({"force":false})";
-    auto r = co_await w_.api_->call("POST", path("/stop"), bearer, std::move(body), kStopTimeout);
+    auto r =
+        co_await w_.api_->call("POST", path_of("/stop"), bearer, std::move(body), kStopTimeout);
     if (r.ok() || r.status == 409) co_return;  // 409: already stopped
     if (r.status == 401 && bearer != w_.options_.environment_key) {
       // The item's token is no longer taken: the environment key may still stop it, gently.
@@ -858,7 +840,7 @@ asio::awaitable<void> EnvironmentWorker::run() {
       continue;
     }
     idle_logged = false;
-    const std::string id = str(*work, "id");
+    const std::string id = string_or_empty(*work, "id");
     if (id.empty()) {
       spdlog::warn("a work item without an id was skipped");
       continue;

@@ -75,47 +75,20 @@ std::string unpack_helper_path() {
 }
 
 // Runs `sandbox-agent-unpack SOURCE STORE` (or `--pull REFERENCE STORE` with `input` on its
-// stdin): its own process, an environment of nothing but PATH and this process's id (so that the
-// helper can tell whether it outlived us before its parent-death signal was armed), no
-// descriptors but its input and output. Returns the digest it prints, or its error.
+// stdin; spawn_unpack_helper). Returns the digest it prints, or its error.
 std::optional<std::string> run_unpack_helper(const std::vector<std::string>& args,
                                              const std::string& input, std::string& error) {
-  const std::string helper = unpack_helper_path();
-  if (::access(helper.c_str(), X_OK) != 0) {
-    error = "unpacking an image needs " + helper + ", installed next to sandbox-agent: " +
-            std::strerror(errno);
-    return std::nullopt;
-  }
   int out[2], in[2] = {-1, -1};
   if (::pipe2(out, O_CLOEXEC) != 0 || (!input.empty() && ::pipe2(in, O_CLOEXEC) != 0)) {
     error = std::string("pipe2: ") + std::strerror(errno);
     return std::nullopt;
   }
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  if (input.empty()) {
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  } else {
-    posix_spawn_file_actions_adddup2(&actions, in[0], 0);
-  }
-  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, out[1], 2);
-  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-  std::vector<char*> argv{const_cast<char*>(helper.c_str())};
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  char path_env[] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-  std::string parent_env = std::string(kUnpackParentEnv) + "=" + std::to_string(::getpid());
-  char* envp[] = {path_env, parent_env.data(), nullptr};
-  pid_t pid = -1;
-  const int rc = ::posix_spawn(&pid, helper.c_str(), &actions, nullptr, argv.data(), envp);
-  posix_spawn_file_actions_destroy(&actions);
+  const pid_t pid = spawn_unpack_helper(args, in[0], out[1], error);
   ::close(out[1]);
   if (in[0] >= 0) ::close(in[0]);
-  if (rc != 0) {
+  if (pid < 0) {
     ::close(out[0]);
     if (in[1] >= 0) ::close(in[1]);
-    error = "cannot start " + helper + ": " + std::strerror(rc);
     return std::nullopt;
   }
   if (in[1] >= 0) {
@@ -247,7 +220,40 @@ std::optional<fs::path> open_store(const std::string& store_dir, std::string& er
 }  // namespace
 
 void set_unpack_helper(std::string path) { unpack_helper_override() = std::move(path); }
-std::string unpack_helper() { return unpack_helper_path(); }
+
+pid_t spawn_unpack_helper(const std::vector<std::string>& args, int in_fd, int out_fd,
+                          std::string& error) {
+  const std::string helper = unpack_helper_path();
+  if (::access(helper.c_str(), X_OK) != 0) {
+    error =
+        "unpacking needs " + helper + ", installed next to sandbox-agent: " + std::strerror(errno);
+    return -1;
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  if (in_fd < 0) {
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  } else {
+    posix_spawn_file_actions_adddup2(&actions, in_fd, 0);
+  }
+  posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
+  posix_spawn_file_actions_adddup2(&actions, out_fd, 2);
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+  std::vector<char*> argv{const_cast<char*>(helper.c_str())};
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  char path_env[] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  std::string parent_env = std::string(kUnpackParentEnv) + "=" + std::to_string(::getpid());
+  char* envp[] = {path_env, parent_env.data(), nullptr};
+  pid_t pid = -1;
+  const int rc = ::posix_spawn(&pid, helper.c_str(), &actions, nullptr, argv.data(), envp);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) {
+    error = "cannot start " + helper + ": " + std::strerror(rc);
+    return -1;
+  }
+  return pid;
+}
 
 std::string normalize_reference(const std::string& ref) {
   if (ref.empty() || ref.size() > 255 || ref.find("..") != std::string::npos ||

@@ -17,6 +17,8 @@
 // same image are safe: the result is renamed into place).
 #pragma once
 
+#include <sys/types.h>
+
 #include <optional>
 #include <string>
 #include <vector>
@@ -68,8 +70,12 @@ std::vector<StoredImage> list_images(const std::string& store);
 
 // Uses this helper executable instead of the one next to the running executable (tests).
 void set_unpack_helper(std::string path);
-// Where sandbox-agent-unpack is (next to the running executable, unless set above).
-std::string unpack_helper();
+// Starts sandbox-agent-unpack with `args`: a process of its own, an environment of nothing but
+// PATH and this process's id (so that the helper can tell whether it outlived us before its
+// parent-death signal was armed), standard input from `in_fd` (-1: /dev/null), standard output
+// and error to `out_fd`, no other descriptor. Its pid, or -1 with `error`.
+pid_t spawn_unpack_helper(const std::vector<std::string>& args, int in_fd, int out_fd,
+                          std::string& error);
 
 // A reference's tag name for the store: "my-registry/tool-executor:latest"; a name without
 // ":tag" gets ":latest". Empty if `ref` is not a valid reference.

@@ -118,8 +118,8 @@ TEST_F(Images, UnpackerFailuresAreReportedAndNothingIsRecorded) {
   std::string error;
   set_unpack_helper("/nonexistent/sandbox-agent-unpack");
   EXPECT_FALSE(resolve_image(work_.path + "/oci-archive.tar", store_.path, {}, error));
-  EXPECT_NE(error.find("unpacking an image needs /nonexistent/sandbox-agent-unpack"),
-            std::string::npos) << error;
+  EXPECT_NE(error.find("unpacking needs /nonexistent/sandbox-agent-unpack"), std::string::npos)
+      << error;
   const std::string crashing = work_.path + "/crashing-unpacker";
   std::ofstream(crashing) << "#!/bin/sh\necho partial output\nkill -SEGV $$\n";
   fs::permissions(crashing, fs::perms::owner_all);

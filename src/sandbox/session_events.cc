@@ -2,14 +2,13 @@
 
 #include <algorithm>
 
+#include "common/json_fields.h"
+
 namespace airlock::sandbox::managed {
 namespace json = boost::json;
 namespace {
 
-std::string string_field(const json::object& o, std::string_view key) {
-  const json::value* v = o.if_contains(key);
-  return v && v->is_string() ? std::string(v->as_string()) : std::string();
-}
+using proto::string_or_empty;
 
 }  // namespace
 
@@ -20,27 +19,28 @@ SessionView::Tracked& SessionView::track(const std::string& id) {
 }
 
 bool SessionView::apply(const json::object& event, Clock::time_point now) {
-  const std::string type = string_field(event, "type");
-  const std::string id = string_field(event, "id");
+  const std::string type = string_or_empty(event, "type");
+  const std::string id = string_or_empty(event, "id");
   if (type.empty() || id.empty()) return false;
   if (!seen_.insert(id).second) return true;
 
   if (type == "agent.tool_use" || type == "agent.custom_tool_use") {
     if (answered_.count(id)) return true;
     Tracked& t = track(id);
-    ToolCall call{
-        .id = id, .name = string_field(event, "name"), .custom = type == "agent.custom_tool_use"};
+    ToolCall call{.id = id,
+                  .name = string_or_empty(event, "name"),
+                  .custom = type == "agent.custom_tool_use"};
     if (const json::value* in = event.if_contains("input")) call.input = *in;
     t.call = std::move(call);
-    t.permission = string_field(event, "evaluated_permission");
-    if (!t.permission.empty() || !string_field(event, "session_thread_id").empty()) {
+    t.permission = string_or_empty(event, "evaluated_permission");
+    if (!t.permission.empty() || !string_or_empty(event, "session_thread_id").empty()) {
       t.waited_on = true;
     }
     return true;
   }
   if (type == "user.tool_result" || type == "agent.tool_result" ||
       type == "user.custom_tool_result") {
-    const std::string of = string_field(
+    const std::string of = string_or_empty(
         event, type == "user.custom_tool_result" ? "custom_tool_use_id" : "tool_use_id");
     if (of.empty()) return true;
     answered_.insert(of);
@@ -48,11 +48,11 @@ bool SessionView::apply(const json::object& event, Clock::time_point now) {
     return true;
   }
   if (type == "user.tool_confirmation") {
-    const std::string of = string_field(event, "tool_use_id");
+    const std::string of = string_or_empty(event, "tool_use_id");
     if (of.empty() || answered_.count(of)) return true;
     Tracked& t = track(of);
     if (t.confirmation.empty()) {
-      t.confirmation = string_field(event, "result") == "allow" ? "allow" : "deny";
+      t.confirmation = string_or_empty(event, "result") == "allow" ? "allow" : "deny";
     }
     return true;
   }
@@ -63,7 +63,7 @@ bool SessionView::apply(const json::object& event, Clock::time_point now) {
   if (type == "session.status_idle") {
     const json::value* reason = event.if_contains("stop_reason");
     const json::object* r = reason && reason->is_object() ? &reason->as_object() : nullptr;
-    const std::string why = r ? string_field(*r, "type") : "";
+    const std::string why = r ? string_or_empty(*r, "type") : "";
     if (why == "requires_action") {
       idle_since_.reset();
       if (const json::value* ids = r->if_contains("event_ids"); ids && ids->is_array()) {

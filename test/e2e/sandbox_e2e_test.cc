@@ -607,7 +607,7 @@ TEST_F(Sandbox, TheAgentParsesNoImageItselfAndLinksNoArchiveOrTlsLibrary) {
                                  {"image", "import", work.path + "/docker-save.tar", "--tag",
                                   "battery/tools:1", "--image-store", dir_.path + "/images"});
   EXPECT_EQ(code, 1) << out;
-  EXPECT_NE(out.find("unpacking an image needs " + lone.path + "/sandbox-agent-unpack, installed "
+  EXPECT_NE(out.find("unpacking needs " + lone.path + "/sandbox-agent-unpack, installed "
                      "next to sandbox-agent"), std::string::npos) << out;
 }
 
