@@ -2,12 +2,14 @@
 // which tool calls run, and the tool results' content.
 #include <gtest/gtest.h>
 
+#include <boost/asio/io_context.hpp>
 #include <boost/json/parse.hpp>
 
 #include "common/encoding.h"
 #include "sandbox/managed_results.h"
 #include "sandbox/session_events.h"
 #include "sandbox/sse.h"
+#include "sandbox/work_api.h"
 
 namespace airlock::sandbox {
 namespace {
@@ -173,6 +175,31 @@ TEST(ManagedResults, SessionsTokenFromTheWorkSecret) {
   EXPECT_EQ(managed::sessions_token_from_secret(base64(R"({"sessions_token":5})", true, false)),
             "");
   EXPECT_EQ(managed::sessions_token_from_secret(base64("[1]", true, false)), "");
+}
+
+// The environment key is sent only where it cannot be read on the way: plain HTTP is taken for
+// a loopback test double alone. Making the client connects nowhere.
+TEST(WorkApi, PlainHttpOnlyToLoopbackAndOnlyHttpOrHttps) {
+  boost::asio::io_context io;
+  auto make = [&](const std::string& url) {
+    managed::ApiOptions o;
+    o.base_url = url;
+    managed::ApiClient client(io.get_executor(), o);
+  };
+  EXPECT_NO_THROW(make("http://127.0.0.1:8080"));
+  EXPECT_NO_THROW(make("http://localhost:8080/prefix"));
+  EXPECT_NO_THROW(make("http://[::1]:8080"));
+  EXPECT_NO_THROW(make("https://api.anthropic.com"));
+  for (const char* refused :
+       {"http://api.anthropic.com", "http://10.0.0.1:80", "http://127.example.com",
+        "ftp://127.0.0.1", "api.anthropic.com", ""}) {
+    try {
+      make(refused);
+      ADD_FAILURE() << refused << " was taken";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("base URL"), std::string::npos) << e.what();
+    }
+  }
 }
 
 }  // namespace

@@ -20,9 +20,14 @@ namespace {
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 constexpr size_t kMaxBody = 64 * 1024 * 1024;
 
-bool is_loopback_host(const std::string& host) {
-  if (host == "localhost" || host == "::1" || host == "[::1]") return true;
-  return host.rfind("127.", 0) == 0;
+// "localhost" or a loopback address literal — not a name that merely starts like one.
+bool is_loopback_host(std::string host) {
+  if (host == "localhost") return true;
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  boost::system::error_code ec;
+  const auto ip = asio::ip::make_address(host, ec);
+  return !ec && ip.is_loopback();
 }
 
 // The API's error message from an error body, or the body's start.
