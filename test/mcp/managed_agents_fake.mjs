@@ -27,6 +27,7 @@ export class FakeManagedAgentsApi {
     this.emptyAnswers = 0;      // empty polls answered, alternating 204 / 200 null
     this.waiters = new Set();   // pending polls
     this.refuseResults = 0;     // the next N result posts are answered 503
+    this.tooLargeResults = 0;   // the next N result posts are answered 413
     this.failAcks = 0;          // the next N acks are answered 500
     this.failHeartbeatsOf = new Set();  // items whose heartbeats are all answered 503
     this.skills = new Map();    // skill id -> { name, versionId, archive }
@@ -354,6 +355,10 @@ export class FakeManagedAgentsApi {
         if (this.refuseResults > 0) {
           this.refuseResults--;
           return this.#error(res, 503, 'overloaded_error', 'try again');
+        }
+        if (this.tooLargeResults > 0) {
+          this.tooLargeResults--;
+          return this.#error(res, 413, 'request_too_large', 'the event is larger than the API takes');
         }
         if (!Array.isArray(body.events) || body.events.length === 0) {
           return this.#error(res, 400, 'invalid_request_error', 'events: an array is required');

@@ -69,12 +69,14 @@ async function stopChild(p) {
   clearTimeout(t);
 }
 
+// The key comes from ANTHROPIC_ENVIRONMENT_KEY unless `key` is null (then `extra` names it, or
+// nothing does).
 function ourWorker(api, extra = [], key = api.environmentKey) {
   return start(path.join(BIN, "sandbox-agent"),
                ["worker", "--config", path.join(dir, "sandbox.yaml"), "--base-url", api.url,
                 "--max-idle", "2", ...extra],
-               { ANTHROPIC_ENVIRONMENT_ID: api.environmentId, ANTHROPIC_ENVIRONMENT_KEY: key,
-                 SBX_API_KEY: SECRET }, "sandbox-agent worker");
+               { ANTHROPIC_ENVIRONMENT_ID: api.environmentId, SBX_API_KEY: SECRET,
+                 ...(key === null ? {} : { ANTHROPIC_ENVIRONMENT_KEY: key }) }, "sandbox-agent worker");
 }
 
 function referenceWorker(api, workdir) {
@@ -310,12 +312,29 @@ async function main() {
     api.emit(sid, { type: "session.status_terminated" });
   });
 
-  await checks.check("a result post the API answers 503 is retried until it lands, once", async () => {
+  await checks.check("a result post the API answers 503 is retried until it lands, once; one it refuses as too large becomes an error result saying so", async () => {
     const sid = api.createSession();
     api.enqueue(sid);
     api.refuseResults = 2;
     const [r] = await runCalls(api, sid, [["bash", { command: "echo retried" }]]);
     assert(r.content[0].text === "retried" && api.results(sid).length === 1, "not posted exactly once");
+    api.tooLargeResults = 1;
+    const [big] = await runCalls(api, sid, [["bash", { command: "echo big" }]]);
+    assert(big.is_error && /^The API refused the result of tool 'bash': the event is larger/.test(big.content[0].text),
+           `the refused result: ${JSON.stringify(big)}`);
+    api.emit(sid, { type: "session.status_terminated" });
+  });
+
+  await checks.check("a result that appears for a running call (the session moved on) stops it", async () => {
+    const sid = api.createSession();
+    api.enqueue(sid);
+    const id = api.toolUse(sid, "bash", { command: "sleep 3; touch late" });
+    api.requireAction(sid, [id]);
+    await api.waitFor("the call to start", () => worker.log.includes(`running bash (${id})`));
+    api.emit(sid, { type: "user.tool_result", tool_use_id: id, is_error: true, content: [{ type: "text", text: "interrupted" }] });
+    const [after] = await runCalls(api, sid, [["bash", { command: "sleep 3.5; ls late 2>&1; true" }]]);
+    assert(/No such file/.test(after.content[0].text), `the stopped command ran on: ${after.content[0].text}`);
+    assert(api.resultFor(sid, id).length === 1, "the worker posted a result for a call already answered");
     api.emit(sid, { type: "session.status_terminated" });
   });
 
@@ -417,6 +436,12 @@ async function main() {
     }
   });
 
+  await checks.check("the environment key is wiped from the worker's own environment once read", async () => {
+    const environ = fs.readFileSync(`/proc/${worker.pid}/environ`);
+    assert(environ.includes("ANTHROPIC_ENVIRONMENT_ID=") && !environ.includes(api.environmentKey),
+           "the key is still in the worker's environment block");
+  });
+
   await checks.check("the environment key and the sessions tokens appear in no log and no result", async () => {
     const everything = worker.log + JSON.stringify([...api.sessions.values()].map((s) => s.events));
     assert(!everything.includes(api.environmentKey), "the environment key leaked");
@@ -433,10 +458,21 @@ async function main() {
            value("airlock_worker_work_claimed_total") >= 8, `counters: ${text}`);
   });
 
-  await stopChild(worker);
+  await checks.check("SIGTERM stops the work items being served, so that another worker can take them", async () => {
+    const sid = api.createSession();
+    const wid = api.enqueue(sid);
+    await runCalls(api, sid, [["bash", { command: "true" }]]);
+    await stopChild(worker);
+    const w = api.work.get(wid);
+    assert(worker.exitCode === 0 && w.state === "stopped" && w.stops.at(-1)?.force === true,
+           `exit ${worker.exitCode}, work ${w.state}, stops ${JSON.stringify(w.stops)}`);
+  });
+  if (worker.exitCode === null) await stopChild(worker);
 
-  await checks.check("--once serves one item and exits 0; a refused key exits 1 and says why", async () => {
-    const once = ourWorker(api, ["--once"]);
+  await checks.check("--once serves one item and exits 0 (the key from --environment-key-file); a refused key exits 1 and a missing one 2, saying why", async () => {
+    const keyFile = path.join(dir, "environment.key");
+    fs.writeFileSync(keyFile, `${api.environmentKey}\n`, { mode: 0o600 });
+    const once = ourWorker(api, ["--once", "--environment-key-file", keyFile], null);
     const sid = api.createSession();
     api.enqueue(sid);
     await runCalls(api, sid, [["bash", { command: "echo hi" }]]);
@@ -444,6 +480,9 @@ async function main() {
     assert(await once.exited === 0, `--once exited ${once.exitCode}:\n${once.log}`);
     const bad = ourWorker(api, [], "ek-wrong-key-0123456789");
     assert(await bad.exited === 1 && bad.log.includes("refused"), `a wrong key:\n${bad.log}`);
+    const none = ourWorker(api, [], null);
+    assert(await none.exited === 2 && none.log.includes("no environment key: pass --environment-key-file or set ANTHROPIC_ENVIRONMENT_KEY"),
+           `no key:\n${none.log}`);
   });
 
   await api.close();
