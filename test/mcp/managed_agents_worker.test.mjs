@@ -328,9 +328,12 @@ async function main() {
   await checks.check("a result that appears for a running call (the session moved on) stops it", async () => {
     const sid = api.createSession();
     api.enqueue(sid);
-    const id = api.toolUse(sid, "bash", { command: "sleep 3; touch late" });
+    // `&&`: stopping a call kills its processes, but the shell carries on with the statements
+    // after the killed one (docs/sandbox.md); `sleep 3; touch late` would still touch.
+    const id = api.toolUse(sid, "bash", { command: "sleep 3 && touch late" });
     api.requireAction(sid, [id]);
     await api.waitFor("the call to start", () => worker.log.includes(`running bash (${id})`));
+    await new Promise((r) => setTimeout(r, 300));  // sleep is running in the sandbox
     api.emit(sid, { type: "user.tool_result", tool_use_id: id, is_error: true, content: [{ type: "text", text: "interrupted" }] });
     const [after] = await runCalls(api, sid, [["bash", { command: "sleep 3.5; ls late 2>&1; true" }]]);
     assert(/No such file/.test(after.content[0].text), `the stopped command ran on: ${after.content[0].text}`);
