@@ -16,12 +16,16 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       g++ cmake ninja-build pkg-config \
       libboost1.81-dev libssl-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev \
-      libsqlite3-dev libseccomp-dev libarchive-dev \
+      libsqlite3-dev libseccomp-dev libarchive-dev prometheus-cpp-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
+COPY cmake cmake
 COPY include include
 COPY src src
+# The console's pages and the deployment files it fills in are compiled into airlockd.
+COPY console console
+COPY deploy/kubernetes deploy/kubernetes
 # Programs only: no tests, no benchmarks (those need GoogleTest and Node.js).
 RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       -DAIRLOCK_TESTS=OFF -DAIRLOCK_BENCH=OFF \
@@ -34,7 +38,7 @@ FROM debian:12-slim
 # /ready listens on loopback only).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libc6 libgcc-s1 libstdc++6 libssl3 libsqlite3-0 libarchive13 \
+      libc6 libgcc-s1 libstdc++6 libssl3 libsqlite3-0 libarchive13 libprometheus-cpp-core1.0 \
       ca-certificates bash curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin airlock

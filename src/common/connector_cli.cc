@@ -60,6 +60,7 @@ ConnectorOptions ConnectorFlags::to_options(const std::string& create_hint) cons
                       create_hint + "')");
   }
   options.dial.token = t;
+  options.dial.mint_hint = create_hint;
   if (!ca_file.empty() + !pin.empty() + insecure > 1) {
     throw ConfigError("choose one of --ca-file, --pin-sha256 and --insecure-skip-tls-verify");
   }
@@ -81,12 +82,6 @@ std::unique_ptr<HttpServer> metrics_listener(boost::asio::any_io_executor ex,
   server->listen();
   spdlog::info("metrics and readiness on http://{}/metrics and /ready", addr);
   return server;
-}
-
-HttpResponse MetricsText::response() const {
-  auto r = HttpResponse::json(200, out_.str());
-  r.content_type = "text/plain; version=0.0.4";
-  return r;
 }
 
 HttpServerOptions loopback_listener(const std::string& addr) {

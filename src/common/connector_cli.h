@@ -44,20 +44,6 @@ HttpServerOptions loopback_listener(const std::string& addr);
 std::unique_ptr<HttpServer> metrics_listener(boost::asio::any_io_executor ex,
                                              const std::string& addr, HttpServer::Handler handler);
 
-// /metrics in Prometheus' text format, one metric at a time.
-class MetricsText {
- public:
-  template <class T>
-  void add(const char* name, const char* type, const char* help, const T& value) {
-    out_ << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n"
-         << name << " " << value << "\n";
-  }
-  HttpResponse response() const;
-
- private:
-  std::ostringstream out_;
-};
-
 // Runs `run` on `io` until it returns or SIGINT/SIGTERM arrives, then `stop` (which drains);
 // the loop ends when `stop` completes. Returns the exit status: 0, or 1 when either coroutine
 // threw (logged).

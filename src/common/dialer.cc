@@ -70,9 +70,9 @@ asio::awaitable<DialResult> upgrade(Next stream, const DialOptions& o, std::stri
     std::string body = error_message_of(res.body());
     if (status == 401) {
       co_return failed(DialError::kUnauthorized,
-                       "airlockd refused the token (401): " + body +
-                           "; mint a new one with 'airlock tunnel create NAME' and pass it "
-                           "with --token, --token-file or AIRLOCK_TOKEN");
+                       "airlockd refused the token (401): " + body + "; mint a new one with '" +
+                           o.mint_hint +
+                           "' and pass it with --token, --token-file or AIRLOCK_TOKEN");
     }
     if (status == 426) {
       co_return failed(DialError::kVersion, "airlockd refused the protocol version (426): " +

@@ -41,6 +41,8 @@ enum class DialError {
 struct DialOptions {
   Endpoint endpoint;
   std::string token;
+  // The command that mints a token for this connector, for the message when one is refused.
+  std::string mint_hint = "airlock tunnel create NAME";
   tls::ClientOptions tls;
   std::string user_agent;
   std::chrono::milliseconds timeout{10000};  // for each of DNS, TCP, TLS and upgrade

@@ -95,7 +95,7 @@ asio::awaitable<error_code> LinkStream::write(std::string_view data, bool end) {
   co_return co_await write_raw(data, end);
 }
 
-bool LinkStream::redact_out(std::string_view data, bool flush, std::string& out) {
+bool LinkStream::redact_out(std::string_view data, bool flush, std::string& out, uint64_t* count) {
   auto link = link_.lock();
   if (!link || !link->options_.redaction) return false;
   auto patterns = link->options_.redaction();
@@ -117,6 +117,7 @@ bool LinkStream::redact_out(std::string_view data, bool flush, std::string& out)
   redactor_->write(data, out);
   if (flush) redactor_->finish(out);
   redactor_->take_new_counts([&](size_t secret, uint64_t n) {
+    if (count) *count += n;
     if (observer_) {
       observer_(patterns_->name(secret), n);
     } else if (link->options_.on_redacted) {
@@ -240,6 +241,9 @@ asio::awaitable<Result<proto::Hello>> Link::read_hello(std::string& error) {
   const bool ok = events_.size() == 1 && proto::parse_hello(events_[0].data, hello, error);
   if (error.empty() && !ok) error = "expected one HELLO frame";
   events_.clear();
+  if (!ok && hello.protocol_version != 0 && hello.protocol_version != proto::kProtocolVersion) {
+    co_return make_error_code(Errc::kProtocolVersionMismatch);
+  }
   if (!ok) co_return make_error_code(Errc::kHandshakeRejected);
   co_return hello;
 }
@@ -498,9 +502,18 @@ asio::awaitable<std::string> Link::run(StreamHandler on_stream) {
 }
 
 void StreamWriter::push(std::string data) {
-  if (failed_ || end_) return;
+  uint64_t ignored = 0;
+  push_redacted(redact(std::move(data), ignored));
+}
+
+std::string StreamWriter::redact(std::string data, uint64_t& count) {
   std::string redacted;
-  if (stream_->redact_out(data, /*flush=*/true, redacted)) data = std::move(redacted);
+  if (stream_->redact_out(data, /*flush=*/true, redacted, &count)) return redacted;
+  return data;
+}
+
+void StreamWriter::push_redacted(std::string data) {
+  if (failed_ || end_) return;
   queue_.push_back(std::move(data));
   if (writing_) return;
   writing_ = true;

@@ -86,7 +86,8 @@ class LinkStream {
   // Egress redaction: false when there is nothing to redact (send `data` as it is);
   // otherwise `out` is what to send. Bytes held back stay in the redactor until more
   // arrive or `flush`.
-  bool redact_out(std::string_view data, bool flush, std::string& out);
+  // `count`, when given, gains the number of occurrences replaced.
+  bool redact_out(std::string_view data, bool flush, std::string& out, uint64_t* count = nullptr);
   asio::awaitable<boost::system::error_code> write_raw(std::string_view data, bool end);
   void deliver(std::string data, bool end);
   void fail(boost::system::error_code ec, proto::ResetCode code, std::string reason);
@@ -114,6 +115,11 @@ class StreamWriter : public std::enable_shared_from_this<StreamWriter> {
  public:
   explicit StreamWriter(std::shared_ptr<LinkStream> stream) : stream_(std::move(stream)) {}
   void push(std::string data);
+  // Two steps of push(), for a caller that reports what redaction did in what it sends:
+  // redact() returns one whole message as the stream's redactor leaves it (and adds how many
+  // occurrences it replaced to `count`); push_redacted() queues bytes that were.
+  std::string redact(std::string data, uint64_t& count);
+  void push_redacted(std::string data);
   // Half-closes the stream once everything queued is written.
   void end();
   // Resets the stream with `code` and `reason` once everything queued is written (a reset
@@ -160,7 +166,8 @@ class Link : public std::enable_shared_from_this<Link> {
   // reason (a version mismatch names both versions). Cancelling aborts the transport.
   asio::awaitable<Result<proto::Accept>> connect_handshake(const proto::Hello& hello,
                                                            std::string& error);
-  // airlockd side: waits for and parses HELLO (bounded by handshake_timeout).
+  // airlockd side: waits for and parses HELLO (bounded by handshake_timeout). A hello of
+  // another protocol version fails with kProtocolVersionMismatch.
   asio::awaitable<Result<proto::Hello>> read_hello(std::string& error);
   // airlockd side: answers a hello it accepted. The link then adopts the connector's limits.
   void accept(const proto::Accept& accept, const proto::LinkLimits& connector_limits);

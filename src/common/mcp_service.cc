@@ -1,8 +1,9 @@
 #include "common/mcp_service.h"
 
-#include <boost/asio/co_spawn.hpp>
-
 #include <spdlog/spdlog.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/json/serialize.hpp>
 
 #include "common/jsonrpc.h"
 
@@ -101,7 +102,11 @@ asio::awaitable<void> McpService::serve(std::shared_ptr<LinkStream> stream,
       }
     }
     if (ctx->ended) return;
-    ctx->writer->push(proto::serialize_line({std::move(message), std::move(related)}));
+    // The message is redacted on its own, so that its line can say how much was replaced
+    // (airlockd's audit record of the call counts it); the envelope around it holds no secret.
+    uint64_t redactions = 0;
+    const std::string clean = ctx->writer->redact(json::serialize(message), redactions);
+    ctx->writer->push_redacted(proto::serialize_line(clean, related, redactions));
     // Stopping: a session ends once its last call is answered.
     if (answered && stopping_) end_if_idle(*ctx);
   };

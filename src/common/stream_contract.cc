@@ -76,10 +76,16 @@ bool parse_mcp_open(std::string_view meta, McpStreamOpen& out, std::string& erro
 }
 
 std::string serialize_line(const McpEnvelope& e) {
-  json::object o{{"message", e.message}};
-  if (e.related) o["related"] = *e.related;
-  std::string line = json::serialize(o);
-  line += '\n';
+  return serialize_line(json::serialize(e.message), e.related, e.redactions);
+}
+
+std::string serialize_line(std::string_view message_json, const std::optional<json::value>& related,
+                           uint64_t redactions) {
+  std::string line = "{\"message\":";
+  line.append(message_json);
+  if (related) line += ",\"related\":" + json::serialize(*related);
+  if (redactions) line += ",\"redactions\":" + std::to_string(redactions);
+  line += "}\n";
   return line;
 }
 
@@ -99,6 +105,12 @@ bool parse_envelope(std::string_view line, McpEnvelope& out, std::string& error)
       return r.bad("related", "must be a request id (a string or an integer)");
     }
     out.related = std::move(*rel);
+  }
+  if (auto* n = o.if_contains("redactions")) {
+    if (!n->is_uint64() && !(n->is_int64() && n->as_int64() >= 0)) {
+      return r.bad("redactions", "must be a non-negative integer");
+    }
+    out.redactions = n->is_uint64() ? n->as_uint64() : static_cast<uint64_t>(n->as_int64());
   }
   out.message = std::move(o["message"].as_object());
   return true;

@@ -60,12 +60,18 @@ bool parse_mcp_open(std::string_view meta, McpStreamOpen& out, std::string& erro
 // One line of an `mcp` stream from the connector: a JSON-RPC message and, for a server's own
 // notification or request, the agent request it belongs to. Responses carry the agent's
 // request id again (also as `related`).
+// `redactions`: how many secret occurrences the connector replaced in this message (absent: 0),
+// counted into the audit record of the call the message belongs to.
 struct McpEnvelope {
   boost::json::object message;
   std::optional<boost::json::value> related;  // a request id: a string or a number
+  uint64_t redactions = 0;
 };
 // One line, with its terminating '\n'.
 std::string serialize_line(const McpEnvelope& e);
+// The same line around `message_json`, a message already serialized (and redacted).
+std::string serialize_line(std::string_view message_json,
+                           const std::optional<boost::json::value>& related, uint64_t redactions);
 // One line without its terminator.
 bool parse_envelope(std::string_view line, McpEnvelope& out, std::string& error);
 

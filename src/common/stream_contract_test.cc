@@ -88,6 +88,11 @@ TEST(StreamContract, EnvelopeRoundTripsWithAndWithoutRelated) {
   e.related = json::value("req-1");
   ASSERT_TRUE(parse_envelope(serialize_line(e), back, error)) << error;
   EXPECT_EQ(*back.related, json::value("req-1"));
+  EXPECT_EQ(back.redactions, 0u);
+  e.redactions = 3;
+  ASSERT_TRUE(parse_envelope(serialize_line(e), back, error)) << error;
+  EXPECT_EQ(back.redactions, 3u);
+  EXPECT_EQ(back.message, e.message);
 }
 
 TEST(StreamContract, EnvelopeNamesTheBadField) {
@@ -99,6 +104,9 @@ TEST(StreamContract, EnvelopeNamesTheBadField) {
   EXPECT_EQ(error, "envelope.message must be an object");
   EXPECT_FALSE(parse_envelope(R"({"message":{},"related":{"a":1}})", out, error));
   EXPECT_NE(error.find("envelope.related must be a request id"), std::string::npos) << error;
+  EXPECT_FALSE(parse_envelope(R"({"message":{},"redactions":-1})", out, error));
+  EXPECT_EQ(error, "envelope.redactions must be a non-negative integer");
+  EXPECT_FALSE(parse_envelope(R"({"message":{},"redactions":"2"})", out, error));
   EXPECT_FALSE(parse_envelope("{\"message\":", out, error));
   EXPECT_NE(error.find("envelope not valid JSON"), std::string::npos) << error;
   // Nesting is bounded.

@@ -1,9 +1,9 @@
 #include "controlplane/admin_cli.h"
 
-#include <boost/json.hpp>
-
 #include <CLI/CLI.hpp>
-
+#include <algorithm>
+#include <boost/json.hpp>
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +13,7 @@
 
 #include "common/config_util.h"
 #include "common/http_client.h"
+#include "controlplane/audit_chain.h"
 #include "sandbox/config.h"
 
 namespace airlock::cli {
@@ -103,6 +104,9 @@ void print_table(const json::array& rows) {
               << std::setw(22) << str(o, "version") << std::setw(26)
               << (str(o, "last_seen").empty() ? "never" : str(o, "last_seen"))
               << str(o, "remote_address") << "\n";
+    if (!str(o, "description").empty()) {
+      std::cout << "         description " << str(o, "description") << "\n";
+    }
     if (o.contains("image")) {
       // A sandbox: what it runs, and its sessions per replica.
       const auto& res = o.at("resources").as_object();
@@ -129,6 +133,94 @@ void print_table(const json::array& rows) {
       }
     }
   }
+}
+
+// A query string from the non-empty values.
+std::string query_of(const std::vector<std::pair<std::string, std::string>>& params) {
+  std::string q;
+  for (const auto& [k, v] : params) {
+    if (v.empty()) continue;
+    q += (q.empty() ? "?" : "&") + k + "=";
+    for (unsigned char c : v) {
+      if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == ':' || c == '*' ||
+          c == '/') {
+        q += static_cast<char>(c);
+      } else {
+        char hex[4];
+        std::snprintf(hex, sizeof hex, "%%%02X", c);
+        q += hex;
+      }
+    }
+  }
+  return q;
+}
+
+// One audit record on one line.
+std::string audit_line(const json::object& r) {
+  std::ostringstream o;
+  o << std::left << std::setw(8) << str(r, "seq") << std::setw(25) << str(r, "at") << std::setw(16)
+    << str(r, "type") << std::setw(11) << str(r, "outcome") << std::setw(16)
+    << (str(r, "actor").empty() ? "-" : str(r, "actor")) << str(r, "method");
+  if (!str(r, "target").empty()) o << " " << str(r, "target");
+  if (!str(r, "connector").empty()) {
+    o << "  via " << str(r, "connector");
+    if (!str(r, "server").empty()) o << "/" << str(r, "server");
+  }
+  if (str(r, "type") == "call" || str(r, "type") == "server_request") {
+    o << "  " << str(r, "duration_ms") << " ms  " << str(r, "bytes_in") << "B in "
+      << str(r, "bytes_out") << "B out";
+  }
+  if (!str(r, "error_class").empty()) o << "  [" << str(r, "error_class") << "]";
+  if (str(r, "redactions") != "0") o << "  redacted " << str(r, "redactions");
+  if (!str(r, "remote").empty()) o << "  from " << str(r, "remote");
+  const auto* d = r.if_contains("detail");
+  if (d && d->is_object() && !d->as_object().empty()) o << "  " << json::serialize(*d);
+  return o.str();
+}
+
+// `airlock audit verify --file`: an export checked here, without airlockd.
+int verify_export(const std::string& file, bool as_json) {
+  std::ifstream in(file);
+  if (!in) {
+    std::cerr << "airlock: cannot read " << file << "\n";
+    return 2;
+  }
+  std::vector<controlplane::AuditRecord> records;
+  size_t line_no = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++line_no;
+    if (line.empty()) continue;
+    json::error_code ec;
+    auto v = json::parse(line, ec);
+    controlplane::AuditRecord r;
+    std::string error;
+    if (ec || !v.is_object() || !controlplane::from_json(v.as_object(), r, error)) {
+      std::cerr << "airlock: " << file << ":" << line_no << ": not an audit record"
+                << (error.empty() ? "" : ": " + error) << "\n";
+      return 2;
+    }
+    records.push_back(std::move(r));
+  }
+  const auto v = controlplane::verify_chain(records);
+  if (as_json) {
+    json::object o{{"intact", v.intact},
+                   {"records", v.records},
+                   {"head_seq", v.head_seq},
+                   {"head_hash", v.head_hash}};
+    if (!v.intact) {
+      o["bad_seq"] = v.bad_seq;
+      o["problem"] = v.problem;
+      o["message"] = v.message;
+    }
+    std::cout << json::serialize(o) << "\n";
+  } else if (v.intact) {
+    std::cout << "intact: " << v.records << " record(s); head " << v.head_seq << " " << v.head_hash
+              << "\n";
+  } else {
+    std::cout << "BROKEN at record " << v.bad_seq << " (" << v.problem << "): " << v.message
+              << "\n";
+  }
+  return v.intact ? 0 : 1;
 }
 
 std::string endpoint_hint(const std::string& server) {
@@ -158,7 +250,7 @@ int run(int argc, char** argv) {
   app.set_version_flag("--version", std::string("airlock ") + AIRLOCK_VERSION);
 
   std::string method, path, body;
-  std::string kind_plural, action, name, sandbox_file;
+  std::string kind_plural, action, name, sandbox_file, description;
   auto* status = app.add_subcommand("status", "show every tunnel and sandbox with its status");
   status->callback([&] {
     method = "GET";
@@ -189,10 +281,16 @@ int run(int argc, char** argv) {
         true);
     add("show", "show one " + kind, true);
     add("list", "list " + plural + " with their status", false);
+    add("update", "change a " + kind + "'s description", true);
+    k->get_subcommand("update")
+        ->add_option("--description", description, "what it is for (shown in the console)")
+        ->required();
+    add("delete", "revoke every token of a " + kind + ", close its links and forget it", true);
+    k->get_subcommand("create")->add_option("--description", description,
+                                            "what it is for (shown in the console)");
   }
   std::string mode;  // which of the commands below ran, for printing the answer
-  std::string tools_file, tool_globs, event_type;
-  size_t event_limit = 50;
+  std::string tools_file, tool_globs;
   auto* tools = app.add_subcommand("tools", "manage tool bindings (what agents can call)");
   tools->require_subcommand(1);
   auto* apply = tools->add_subcommand(
@@ -203,6 +301,18 @@ int run(int argc, char** argv) {
   apply->callback([&] { mode = "tools-apply"; });
   tools->add_subcommand("list", "list bindings with the tools they expose and their status")
       ->callback([&] { mode = "tools-list"; });
+  auto* tshow = tools->add_subcommand("show", "show one binding, its tools and availability");
+  tshow->add_option("NAME", name, "binding name")->required();
+  tshow->callback([&] { mode = "tools-show"; });
+  auto* tset = tools->add_subcommand(
+      "set", "create or replace one binding from a YAML (or JSON) file holding that binding");
+  tset->add_option("NAME", name, "binding name")->required();
+  tset->add_option("-f,--file", tools_file, "the binding: {mcp_tunnel, server} or {sandbox}")
+      ->required();
+  tset->callback([&] { mode = "tools-set"; });
+  auto* tdel = tools->add_subcommand("delete", "remove one binding");
+  tdel->add_option("NAME", name, "binding name")->required();
+  tdel->callback([&] { mode = "tools-delete"; });
   auto* keys = app.add_subcommand("agent-key", "manage agent keys (how agents authenticate to /mcp)");
   keys->require_subcommand(1);
   auto* kc = keys->add_subcommand("create", "create an agent and mint its key (printed once)");
@@ -221,10 +331,62 @@ int run(int argc, char** argv) {
   keys->add_subcommand("list", "list agents and their tool scopes")->callback([&] {
     mode = "key-list";
   });
-  auto* events = app.add_subcommand("events", "show recorded events (refusals, secret redactions), newest first");
-  events->add_option("--type", event_type, "only this type: tool_refused or secret_redacted");
-  events->add_option("--limit", event_limit, "at most this many (default 50)");
-  events->callback([&] { mode = "events"; });
+  auto* ks = keys->add_subcommand("show", "show one agent and its tool scope");
+  ks->add_option("NAME", name, "agent name")->required();
+  ks->callback([&] { mode = "key-show"; });
+  auto* ku = keys->add_subcommand("update", "change the tools an agent's keys may use");
+  ku->add_option("NAME", name, "agent name")->required();
+  ku->add_option("--tools", tool_globs, "comma-separated globs, e.g. 'crm_*' or '*'")->required();
+  ku->callback([&] { mode = "key-update"; });
+  auto* kd = keys->add_subcommand("delete", "revoke every key of an agent and forget it");
+  kd->add_option("NAME", name, "agent name")->required();
+  kd->callback([&] { mode = "key-delete"; });
+
+  auto* conns = app.add_subcommand("connections", "live connector links");
+  conns->require_subcommand(1);
+  conns->add_subcommand("list", "every live link: resource, replica, address, version, RTT")
+      ->callback([&] { mode = "conn-list"; });
+  auto* cclose = conns->add_subcommand(
+      "close", "close one link (the connector dials again; revoke its token to keep it out)");
+  cclose->add_option("ID", name, "connection id (from 'connections list')")->required();
+  cclose->callback([&] { mode = "conn-close"; });
+
+  std::string a_type, a_actor, a_target, a_outcome, a_session, a_since, a_until, a_file, a_out;
+  size_t a_limit = 50;
+  bool a_follow = false;
+  auto* audit = app.add_subcommand("audit",
+                                   "the audit log: every call, admin change and refused "
+                                   "authentication, hash-chained");
+  audit->require_subcommand(1);
+  auto* tail = audit->add_subcommand("tail", "show the newest records, oldest first");
+  auto filters = [&](CLI::App* c) {
+    c->add_option("--type", a_type,
+                  "call, server_request, admin, auth_failure, tool_refused, secret_redacted, gap");
+    c->add_option("--actor", a_actor, "an agent name, or admin");
+    c->add_option("--target", a_target, "a tool, prompt or resource URI");
+    c->add_option("--outcome", a_outcome, "ok, tool_error, error, refused, declined, ...");
+    c->add_option("--session", a_session, "an MCP session tag");
+    c->add_option("--since", a_since, "records at or after this time (2026-11-27T14:00:00.000Z)");
+    c->add_option("--until", a_until, "records at or before this time");
+  };
+  filters(tail);
+  tail->add_option("-n,--limit", a_limit, "how many (default 50, at most 1000)");
+  tail->add_flag("-f,--follow", a_follow,
+                 "keep printing records as they are written (Ctrl-C ends)");
+  tail->callback([&] { mode = "audit-tail"; });
+  auto* verify = audit->add_subcommand(
+      "verify",
+      "check the hash chain; names the first edited, removed, inserted or reordered "
+      "record (exit 1)");
+  verify
+      ->add_option("--file", a_file, "check an export (JSON Lines) here instead of asking airlockd")
+      ->check(CLI::ExistingFile);
+  verify->callback([&] { mode = "audit-verify"; });
+  auto* exp = audit->add_subcommand("export", "every record (or a time range) as JSON Lines");
+  exp->add_option("--since", a_since, "records at or after this time");
+  exp->add_option("--until", a_until, "records at or before this time");
+  exp->add_option("-o,--output", a_out, "write to this file instead of standard output");
+  exp->callback([&] { mode = "audit-export"; });
   CLI11_PARSE(app, argc, argv);
 
   if (mode == "tools-apply") {
@@ -262,10 +424,63 @@ int run(int argc, char** argv) {
   } else if (mode == "key-list") {
     method = "GET";
     path = "/v1/agents";
-  } else if (mode == "events") {
+  } else if (mode == "key-show") {
     method = "GET";
-    path = "/v1/events?limit=" + std::to_string(event_limit) +
-           (event_type.empty() ? "" : "&type=" + event_type);
+    path = "/v1/agents/" + name;
+  } else if (mode == "key-update") {
+    json::array globs;
+    std::stringstream ss(tool_globs);
+    for (std::string glob; std::getline(ss, glob, ',');) {
+      while (!glob.empty() && glob.front() == ' ') glob.erase(0, 1);
+      while (!glob.empty() && glob.back() == ' ') glob.pop_back();
+      if (!glob.empty()) globs.push_back(json::string(glob));
+    }
+    method = "PATCH";
+    path = "/v1/agents/" + name;
+    body = json::serialize(json::object{{"tools", std::move(globs)}});
+  } else if (mode == "key-delete") {
+    method = "DELETE";
+    path = "/v1/agents/" + name;
+  } else if (mode == "tools-show") {
+    method = "GET";
+    path = "/v1/tools/" + name;
+  } else if (mode == "tools-set") {
+    std::ifstream in(tools_file);
+    if (!in) {
+      std::cerr << "airlock: cannot read " << tools_file << "\n";
+      return 2;
+    }
+    std::stringstream ss;
+    ss << in.rdbuf();
+    method = "PUT";
+    path = "/v1/tools/" + name;
+    body = ss.str();
+  } else if (mode == "tools-delete") {
+    method = "DELETE";
+    path = "/v1/tools/" + name;
+  } else if (mode == "conn-list") {
+    method = "GET";
+    path = "/v1/connections";
+  } else if (mode == "conn-close") {
+    method = "DELETE";
+    path = "/v1/connections/" + name;
+  } else if (mode == "audit-verify") {
+    if (!a_file.empty()) return verify_export(a_file, g.json_output);
+    method = "GET";
+    path = "/v1/audit/verify";
+  } else if (mode == "audit-tail") {
+    method = "GET";
+    path = "/v1/audit" + query_of({{"type", a_type},
+                                   {"actor", a_actor},
+                                   {"target", a_target},
+                                   {"outcome", a_outcome},
+                                   {"session", a_session},
+                                   {"since", a_since},
+                                   {"until", a_until},
+                                   {"limit", std::to_string(a_limit)}});
+  } else if (mode == "audit-export") {
+    method = "GET";
+    path = "/v1/audit/export" + query_of({{"since", a_since}, {"until", a_until}});
   }
 
   if (!kind_plural.empty()) {
@@ -282,7 +497,9 @@ int run(int argc, char** argv) {
       }
       method = "POST";
       path = base;
-      body = json::serialize(json::object{{"name", name}});
+      json::object o{{"name", name}};
+      if (!description.empty()) o["description"] = description;
+      body = json::serialize(o);
     } else if (action == "token") {
       method = "POST";
       path = base + "/" + name + "/tokens";
@@ -291,6 +508,13 @@ int run(int argc, char** argv) {
       path = base + "/" + name + "/revoke";
     } else if (action == "show") {
       method = "GET";
+      path = base + "/" + name;
+    } else if (action == "update") {
+      method = "PATCH";
+      path = base + "/" + name;
+      body = json::serialize(json::object{{"description", description}});
+    } else if (action == "delete") {
+      method = "DELETE";
       path = base + "/" + name;
     } else {
       method = "GET";
@@ -312,6 +536,79 @@ int run(int argc, char** argv) {
     return 2;
   }
   if (r.status < 200 || r.status >= 300) return report(r);
+  if (mode == "audit-export") {
+    if (a_out.empty()) {
+      std::cout << r.body;
+      return 0;
+    }
+    std::ofstream out(a_out, std::ios::trunc);
+    out << r.body;
+    if (!out) {
+      std::cerr << "airlock: cannot write " << a_out << "\n";
+      return 2;
+    }
+    std::cerr << "wrote " << std::count(r.body.begin(), r.body.end(), '\n') << " record(s) to "
+              << a_out << "\n";
+    return 0;
+  }
+  if (mode == "audit-verify") {
+    json::error_code ec;
+    auto v = json::parse(r.body, ec);
+    if (ec || !v.is_object()) return report(r);
+    const auto& o = v.as_object();
+    const bool intact =
+        o.contains("intact") && o.at("intact").is_bool() && o.at("intact").as_bool();
+    if (g.json_output) {
+      std::cout << r.body << "\n";
+    } else if (intact) {
+      std::cout << "intact: " << str(o, "records") << " record(s); head " << str(o, "head_seq")
+                << " " << str(o, "head_hash") << "\n";
+    } else {
+      std::cout << "BROKEN at record " << str(o, "bad_seq") << " (" << str(o, "problem")
+                << "): " << str(o, "message") << "\n";
+    }
+    return intact ? 0 : 1;
+  }
+  if (mode == "audit-tail") {
+    // Newest first from the server; printed oldest first, then followed.
+    int64_t last = 0;
+    auto print_page = [&](const std::string& text, bool reverse) -> bool {
+      json::error_code ec;
+      auto v = json::parse(text, ec);
+      if (ec || !v.is_object() || !v.as_object().contains("records")) return false;
+      auto records = v.as_object().at("records").as_array();
+      if (reverse) std::reverse(records.begin(), records.end());
+      for (const auto& rec : records) {
+        const auto& o = rec.as_object();
+        std::cout << (g.json_output ? json::serialize(o) : audit_line(o)) << "\n";
+        last = std::max<int64_t>(last, o.at("seq").to_number<int64_t>());
+      }
+      if (records.empty() && last == 0) last = v.as_object().at("head").to_number<int64_t>();
+      std::cout.flush();
+      return true;
+    };
+    if (!print_page(r.body, true)) return report(r);
+    while (a_follow) {
+      const std::string next = "/v1/audit" + query_of({{"type", a_type},
+                                                       {"actor", a_actor},
+                                                       {"target", a_target},
+                                                       {"outcome", a_outcome},
+                                                       {"session", a_session},
+                                                       {"after", std::to_string(last)},
+                                                       {"wait_ms", "25000"},
+                                                       {"limit", "1000"}});
+      HttpCallResult more;
+      try {
+        more = http_call(options, "GET", next);
+      } catch (const std::exception& e) {
+        std::cerr << "airlock: " << e.what() << "\n";
+        return 2;
+      }
+      if (more.status != 200) return report(more);
+      if (!print_page(more.body, false)) return report(more);
+    }
+    return 0;
+  }
   if (g.json_output) {
     std::cout << r.body << "\n";
     return 0;
@@ -321,6 +618,10 @@ int run(int argc, char** argv) {
   if (ec) {
     std::cout << r.body << "\n";
     return 0;
+  }
+  if (mode == "tools-show" || mode == "tools-set") {
+    v = json::object{{"bindings", json::array{v}}};
+    mode = "tools-list";
   }
   if (mode == "tools-apply" || mode == "tools-list") {
     std::cout << std::left << std::setw(24) << "BINDING" << std::setw(28) << "CONNECTOR"
@@ -366,11 +667,36 @@ int run(int argc, char** argv) {
     }
     return 0;
   }
-  if (mode == "events") {
-    for (const auto& e : v.as_object().at("events").as_array()) {
-      const auto& o = e.as_object();
-      std::cout << str(o, "at") << "  " << str(o, "type") << "  agent=" << str(o, "agent")
-                << "  tool=" << str(o, "tool") << "  " << str(o, "detail") << "\n";
+  if (mode == "key-show" || mode == "key-update") {
+    const auto& o = v.as_object();
+    std::string globs;
+    for (const auto& t : o.at("tools").as_array()) {
+      globs += (globs.empty() ? "" : ",") + std::string(t.as_string());
+    }
+    std::cout << "agent " << str(o, "name") << "  created " << str(o, "created_at") << "  tools "
+              << globs << "\n";
+    return 0;
+  }
+  if (mode == "key-delete" || mode == "tools-delete") {
+    std::cout << "Deleted '" << name << "'.\n";
+    return 0;
+  }
+  if (mode == "conn-close") {
+    std::cout << "Closed connection " << name << " of " << str(v.as_object(), "kind") << " '"
+              << str(v.as_object(), "name") << "'.\n";
+    return 0;
+  }
+  if (mode == "conn-list") {
+    std::cout << std::left << std::setw(18) << "ID" << std::setw(9) << "KIND" << std::setw(24)
+              << "NAME" << std::setw(22) << "REMOTE" << std::setw(26) << "CONNECTED SINCE"
+              << std::setw(9) << "STREAMS"
+              << "RTT\n";
+    for (const auto& c : v.as_object().at("connections").as_array()) {
+      const auto& o = c.as_object();
+      std::cout << std::left << std::setw(18) << str(o, "id") << std::setw(9) << str(o, "kind")
+                << std::setw(24) << str(o, "name") << std::setw(22) << str(o, "remote_address")
+                << std::setw(26) << str(o, "connected_since") << std::setw(9) << str(o, "streams")
+                << str(o, "rtt_us") << " us\n";
     }
     return 0;
   }
@@ -395,6 +721,10 @@ int run(int argc, char** argv) {
                 << "  tools:\n    - {name: " << str(o, "name") << "-tools, sandbox: "
                 << str(o, "name") << "}\n";
     }
+  } else if (action == "delete") {
+    const auto& o = v.as_object();
+    std::cout << "Deleted " << str(o, "deleted") << ": revoked " << str(o, "revoked_tokens")
+              << " token(s), closed " << str(o, "closed_links") << " link(s).\n";
   } else if (action == "revoke") {
     const auto& o = v.as_object();
     std::cout << "Revoked " << str(o, "revoked_tokens") << " token(s); closed "

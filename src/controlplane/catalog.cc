@@ -62,6 +62,8 @@ std::vector<std::string> from_array(const json::value* v) {
 
 }  // namespace
 
+std::string ConnectorRef::id() const { return std::string(proto::to_string(kind)) + "/" + name; }
+
 std::string ConnectorRef::describe() const {
   return std::string(proto::to_string(kind)) + " '" + name + "'";
 }

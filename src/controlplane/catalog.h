@@ -31,6 +31,8 @@ struct ConnectorRef {
   auto operator<=>(const ConnectorRef&) const = default;
   // "tunnel 'sales'", "sandbox 'tool-box'": how messages name it.
   std::string describe() const;
+  // "tunnel/sales": how the audit log and metrics name it.
+  std::string id() const;
 };
 
 struct Binding {

@@ -36,8 +36,16 @@ AirlockdConfig parse_airlockd_config(const std::string& yaml_text, const std::st
   AirlockdConfig c;
   YAML::Node root = load_yaml_string(yaml_text, origin);
   if (!root || root.IsNull()) return c;
-  expect_keys(root, "", {"listen", "state_dir", "tls", "connectors", "max_request_body",
-                         "log_level", "mcp", "tools"});
+  expect_keys(root, "",
+              {"listen", "state_dir", "tls", "connectors", "max_request_body", "log_level", "mcp",
+               "tools", "audit"});
+  if (auto a = root["audit"]) {
+    expect_keys(a, "audit", {"enabled", "jsonl_file", "max_backlog"});
+    if (auto n = a["enabled"]) c.audit.enabled = read_bool(n, "audit.enabled");
+    if (auto n = a["jsonl_file"]) c.audit.jsonl_file = read_string(n, "audit.jsonl_file");
+    if (auto n = a["max_backlog"]) c.audit.max_backlog = read_uint(n, "audit.max_backlog");
+    if (c.audit.max_backlog < 100) throw ConfigError("audit.max_backlog must be at least 100");
+  }
   if (auto n = root["tools"]) c.tools = parse_bindings(n, "tools");
   if (auto m = root["mcp"]) {
     expect_keys(m, "mcp", {"allowed_origins", "session_idle_timeout", "max_sessions", "page_size",

@@ -42,6 +42,17 @@ struct McpConfig {
   std::chrono::milliseconds sse_retry{1000};       // `retry` sent to clients
 };
 
+struct AuditConfig {
+  // Record every call, admin change and refused authentication (state_dir/audit.db).
+  bool enabled = true;
+  // Also append each record as one JSON line to this file, for a log shipper; empty: none.
+  // A file renamed away (log rotation) is followed by a new one at the same path.
+  std::string jsonl_file;
+  // Records waiting for the writer beyond which new ones are counted as dropped (and the gap
+  // is itself recorded) rather than held: the request path never waits for the audit log.
+  size_t max_backlog = 100000;
+};
+
 struct AirlockdConfig {
   std::string listen_host = "127.0.0.1";
   uint16_t listen_port = 8443;  // 0 picks a free port (written to state_dir/airlockd.url)
@@ -50,6 +61,7 @@ struct AirlockdConfig {
   ConnectorConfig connectors;
   size_t max_request_body = 4 * 1024 * 1024;  // also /mcp's body limit (413 above it)
   McpConfig mcp;
+  AuditConfig audit;
   // Tool bindings (`tools:`); when present they replace the stored ones at start-up.
   std::optional<std::vector<Binding>> tools;
   std::string log_level = "info";

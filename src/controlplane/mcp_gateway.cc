@@ -16,6 +16,7 @@
 #include "common/jsonrpc.h"
 #include "common/stream_contract.h"
 #include "common/token.h"
+#include "controlplane/access.h"
 
 namespace airlock::controlplane {
 namespace {
@@ -179,6 +180,10 @@ struct Call {
   std::chrono::milliseconds timeout{60000};
   std::string binding;
   asio::steady_timer deadline_timer;
+  // For the audit record and the metrics.
+  Clock::time_point started = Clock::now();
+  uint64_t bytes_in = 0, bytes_out = 0, redactions = 0;
+  std::string end_class;  // how it ended when the answer alone does not say ("cancelled")
 };
 
 // One agent session's stream with one server of a connector (a tunnel's private server, or a
@@ -197,6 +202,10 @@ struct ServerStream {
 struct ServerRequest {
   std::weak_ptr<ServerStream> up;
   json::value original_id;
+  // For the audit record written when the agent answers.
+  std::string method, connector, server, during;  // `during`: the call it came in, if any
+  Clock::time_point started = Clock::now();
+  uint64_t bytes_out = 0;
 };
 
 struct Session {
@@ -292,7 +301,108 @@ struct McpGateway::Impl {
   std::map<std::string, std::shared_ptr<Session>> sessions;
   asio::steady_timer sweeper;
   bool stopped = false;
-  uint64_t calls_total = 0;
+  uint64_t calls_started = 0;
+  // Set by record_refusal() while a request is being routed: the reason it was refused.
+  std::string refusal;
+
+  // Call metrics (null without a registry).
+  prometheus::Family<prometheus::Counter>* m_calls = nullptr;
+  prometheus::Family<prometheus::Histogram>* m_latency = nullptr;
+  prometheus::Counter* m_bytes_in = nullptr;
+  prometheus::Counter* m_bytes_out = nullptr;
+  prometheus::Counter* m_redactions = nullptr;
+  prometheus::Counter* m_auth_failures = nullptr;
+
+  void register_metrics() {
+    if (!host.metrics) return;
+    Metrics& m = *host.metrics;
+    m_calls = &m.counter("airlock_mcp_calls_total",
+                         "Agent requests routed to connectors, by method, tool and outcome.");
+    m_latency = &m.histogram("airlock_mcp_call_duration_seconds",
+                             "Time from an agent's request to its answer, by method.");
+    auto& bytes = m.counter("airlock_mcp_bytes_total",
+                            "Bytes of routed requests and their answers, by direction.");
+    m_bytes_in = &bytes.Add({{"direction", "from_agent"}});
+    m_bytes_out = &bytes.Add({{"direction", "to_agent"}});
+    m_redactions = &m.counter("airlock_mcp_call_redactions_total",
+                              "Secret occurrences connectors replaced in answers to calls.")
+                        .Add({});
+    m_auth_failures =
+        &m.counter("airlock_auth_failures_total", "Refused or failed authentications, by endpoint.")
+             .Add({{"endpoint", "mcp"}});
+  }
+
+  static const char* error_class_of(int64_t code) {
+    switch (code) {
+      // kRequestTimeout shares -32002 with kResourceNotFound: a deadline airlockd enforced
+      // sets the call's end_class instead.
+      case rpc::kUpstreamUnavailable:
+        return "unavailable";
+      case rpc::kInvalidParams:
+        return "invalid_params";
+      case rpc::kMethodNotFound:
+        return "method_not_found";
+      case rpc::kResourceNotFound:
+        return "not_found";
+      case rpc::kInvalidRequest:
+        return "invalid_request";
+      default:
+        return "server_error";
+    }
+  }
+
+  // outcome and error_class from an answer: a JSON-RPC error, a tool error, or a result.
+  static void classify(const json::object& answer, AuditRecord& r) {
+    if (auto* e = answer.if_contains("error"); e && e->is_object()) {
+      r.outcome = "error";
+      auto* code = e->as_object().if_contains("code");
+      r.error_class = code && code->is_int64() ? error_class_of(code->as_int64()) : "server_error";
+      return;
+    }
+    if (auto* res = answer.if_contains("result"); res && res->is_object()) {
+      if (auto* ie = res->as_object().if_contains("isError");
+          ie && ie->is_bool() && ie->as_bool()) {
+        r.outcome = "tool_error";
+        return;
+      }
+    }
+    r.outcome = "ok";
+  }
+
+  void observe(const AuditRecord& r) {
+    if (m_calls) {
+      m_calls->Add({{"method", r.method}, {"tool", r.target}, {"outcome", r.outcome}}).Increment();
+      m_latency->Add({{"method", r.method}}, latency_buckets())
+          .Observe(static_cast<double>(r.duration_ms) / 1000.0);
+      m_bytes_in->Increment(static_cast<double>(r.bytes_in));
+      m_bytes_out->Increment(static_cast<double>(r.bytes_out));
+      if (r.redactions) m_redactions->Increment(static_cast<double>(r.redactions));
+    }
+    if (host.audit) host.audit(r);
+  }
+
+  // The audit record of a call that reached a connector, when its answer is final.
+  void record_call(const Session& s, const Call& c, const json::object& answer) {
+    AuditRecord r;
+    r.type = AuditType::kCall;
+    r.actor = s.agent;
+    r.session = s.tag;
+    r.method = c.method;
+    r.target = c.target;
+    r.binding = c.binding;
+    if (c.up) {
+      r.connector = c.up->connector.id();
+      r.server = c.up->server;
+    }
+    r.duration_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - c.started).count();
+    r.bytes_in = c.bytes_in;
+    r.bytes_out = c.bytes_out;
+    r.redactions = c.redactions;
+    classify(answer, r);
+    if (!c.end_class.empty()) r.error_class = c.end_class;
+    observe(r);
+  }
 
   // ---- catalog ------------------------------------------------------------------------------
 
@@ -379,6 +489,7 @@ struct McpGateway::Impl {
 
   void deliver(Call& c, std::string msg, bool final) {
     if (c.done) return;
+    c.bytes_out += msg.size();
     if (c.sse) {
       c.sse->push(std::move(msg));
       if (final) c.sse->finish();
@@ -397,16 +508,40 @@ struct McpGateway::Impl {
     c->deadline_timer.cancel();
     s.calls.erase(c->key);
     if (!c->progress_key.empty()) s.by_progress.erase(c->progress_key);
+    record_call(s, *c, answer);
   }
 
+  // A request refused by policy (outside the key's scope, no credential mapped): its audit
+  // record, written when its answer is, is a tool_refused one with this reason.
   void record_refusal(const Session& s, const std::string& tool, const std::string& reason) {
-    EventRecord e;
-    e.type = "tool_refused";
-    e.agent = s.agent;
-    e.tool = tool;
-    e.detail = json::serialize(json::object{{"reason", reason}, {"session", s.tag}});
-    if (!host.store->add_event(e)) spdlog::error("could not record a refusal event");
+    refusal = reason;
     spdlog::info("refused '{}' to agent '{}': {}", tool, s.agent, reason);
+  }
+
+  // The audit record of a routed request answered before it reached a connector: refused,
+  // unknown, or its connector unavailable.
+  void record_unrouted(const Session& s, const std::string& method, const std::string& target,
+                       size_t bytes_in, const HttpResponse& answer, Clock::time_point started) {
+    AuditRecord r;
+    r.type = refusal.empty() ? AuditType::kCall : AuditType::kToolRefused;
+    r.actor = s.agent;
+    r.session = s.tag;
+    r.method = method;
+    r.target = target;
+    r.duration_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
+    r.bytes_in = bytes_in;
+    r.bytes_out = answer.body.size();
+    boost::system::error_code ec;
+    auto v = json::parse(answer.body, ec);
+    if (!ec && v.is_object()) classify(v.as_object(), r);
+    if (!refusal.empty()) {
+      r.outcome = "refused";
+      r.error_class = "policy";
+      r.detail = json::object{{"reason", refusal}};
+      refusal.clear();
+    }
+    observe(r);
   }
 
   // ---- server streams -----------------------------------------------------------------------
@@ -547,6 +682,9 @@ struct McpGateway::Impl {
       if (it == s->calls.end() || it->second->up != up || it->second->done) return nullptr;
       return it->second;
     };
+    if (msg->kind != rpc::Kind::kResponse && env.redactions) {
+      if (auto call = related_call()) call->redactions += env.redactions;
+    }
     switch (msg->kind) {
       case rpc::Kind::kResponse: {
         const std::string key = rpc::id_key(msg->id());
@@ -554,6 +692,7 @@ struct McpGateway::Impl {
         auto it = s->calls.find(key);
         if (it == s->calls.end() || it->second->up != up) return;  // timed out or cancelled
         auto call = it->second;
+        call->redactions += env.redactions;
         complete(*s, call, msg->body);
         return;
       }
@@ -610,7 +749,13 @@ struct McpGateway::Impl {
         }
         const json::value agent_id =
             json::string("airlock-srv-" + std::to_string(s->next_server_request++));
-        s->server_requests[rpc::id_key(agent_id)] = ServerRequest{up, msg->id()};
+        ServerRequest pending{up, msg->id()};
+        pending.method = std::string(method);
+        pending.connector = up->connector.id();
+        pending.server = up->server;
+        if (auto call = related_call()) pending.during = call->target;
+        pending.bytes_out = line.size();
+        s->server_requests[rpc::id_key(agent_id)] = std::move(pending);
         s->server_request_ids[up->key + "|" + rpc::id_key(msg->id())] = agent_id;
         msg->body["id"] = agent_id;
         if (auto call = related_call()) {
@@ -643,6 +788,7 @@ struct McpGateway::Impl {
             "notifications/cancelled",
             json::object{{"requestId", c->agent_id}, {"reason", "deadline exceeded"}}));
       }
+      c->end_class = "timeout";
       complete(*s, c,
                rpc::make_error(c->agent_id, rpc::kRequestTimeout,
                                c->method + " '" + c->target + "' timed out after " +
@@ -711,6 +857,8 @@ struct McpGateway::Impl {
     std::string why;
     auto agent = authenticate(req, why);
     if (!agent) {
+      if (m_auth_failures) m_auth_failures->Increment();
+      if (host.audit) host.audit(auth_failure(req, "/mcp", why));
       auto r = rpc_error_http(401, nullptr, rpc::kInvalidRequest, "Unauthorized: " + why);
       r.headers.emplace_back("WWW-Authenticate",
                              "Bearer realm=\"airlock-mcp\", error=\"invalid_token\"");
@@ -798,12 +946,13 @@ struct McpGateway::Impl {
     auto calls = s.calls;
     for (auto& [k, c] : calls) {
       if (!c->done) {
-        deliver(*c,
-                json::serialize(rpc::make_error(c->agent_id, rpc::kUpstreamUnavailable,
-                                                "session ended: " + why)),
-                true);
+        const json::object answer =
+            rpc::make_error(c->agent_id, rpc::kUpstreamUnavailable, "session ended: " + why);
+        deliver(*c, json::serialize(answer), true);
         c->done = true;
         c->deadline_timer.cancel();
+        c->end_class = "session_ended";
+        record_call(s, *c, answer);
       }
     }
     s.calls.clear();
@@ -852,12 +1001,41 @@ struct McpGateway::Impl {
         on_agent_notification(s, *msg);
         co_return HttpResponse::json(202, "");
       case rpc::Kind::kResponse:
-        on_agent_response(*s, *msg);
+        on_agent_response(*s, *msg, req.body.size());
         co_return HttpResponse::json(202, "");
       case rpc::Kind::kRequest:
         break;
     }
-    co_return co_await on_agent_request(s, std::move(*msg));
+    const std::string method(msg->method());
+    if (!routed_method(method)) co_return co_await on_agent_request(s, std::move(*msg), 0);
+    // Routed requests are all audited: those answered here (refused, unknown, unavailable)
+    // as well as those a connector answers.
+    const std::string target = target_of(*msg);
+    const uint64_t started_before = calls_started;
+    const auto started = Clock::now();
+    HttpResponse r = co_await on_agent_request(s, std::move(*msg), req.body.size());
+    if (calls_started == started_before) {
+      record_unrouted(*s, method, target, req.body.size(), r, started);
+    }
+    co_return r;
+  }
+
+  static bool routed_method(std::string_view m) {
+    return m == "tools/call" || m == "prompts/get" || m == "resources/read" ||
+           m == "resources/subscribe" || m == "resources/unsubscribe" || m == "completion/complete";
+  }
+
+  // The tool or prompt name, or the resource URI, a routed request is about.
+  static std::string target_of(const rpc::Message& msg) {
+    const json::object* p = msg.params();
+    if (msg.method() == "completion/complete") {
+      const json::value* ref = p ? p->if_contains("ref") : nullptr;
+      const json::object* r = ref && ref->is_object() ? &ref->as_object() : nullptr;
+      const std::string name = str_of(r, "name");
+      return name.empty() ? str_of(r, "uri") : name;
+    }
+    const std::string name = str_of(p, "name");
+    return name.empty() ? str_of(p, "uri") : name;
   }
 
   HttpResponse initialize(const rpc::Message& msg, const AgentRecord& agent) {
@@ -914,6 +1092,7 @@ struct McpGateway::Impl {
       if (it == s->calls.end()) return;
       auto call = it->second;
       if (call->up && call->up->alive) call->up->send(msg.body);
+      call->end_class = "cancelled";
       complete(*s, call,
                rpc::make_error(call->agent_id, rpc::kRequestTimeout, "cancelled by the client"));
       return;
@@ -925,9 +1104,34 @@ struct McpGateway::Impl {
     spdlog::debug("session {}: notification {} not forwarded", s->tag, method);
   }
 
-  void on_agent_response(Session& s, rpc::Message& msg) {
+  void on_agent_response(Session& s, rpc::Message& msg, size_t bytes) {
     auto it = s.server_requests.find(rpc::id_key(msg.id()));
     if (it == s.server_requests.end()) return;
+    {
+      const ServerRequest& p = it->second;
+      AuditRecord r;
+      r.type = AuditType::kServerRequest;
+      r.actor = s.agent;
+      r.session = s.tag;
+      r.method = p.method;
+      r.target = p.during;
+      r.connector = p.connector;
+      r.server = p.server;
+      r.duration_ms =
+          std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - p.started).count();
+      r.bytes_in = bytes;
+      r.bytes_out = p.bytes_out;
+      classify(msg.body, r);
+      // An elicitation the user declined or cancelled is answered, not failed.
+      if (auto* res = msg.body.if_contains("result"); res && res->is_object()) {
+        if (auto* a = res->as_object().if_contains("action");
+            a && a->is_string() && a->as_string() != "accept") {
+          r.outcome = "declined";
+          r.detail = json::object{{"action", a->as_string()}};
+        }
+      }
+      if (host.audit) host.audit(std::move(r));
+    }
     auto up = it->second.up.lock();
     msg.body["id"] = it->second.original_id;
     if (up) s.server_request_ids.erase(up->key + "|" + rpc::id_key(it->second.original_id));
@@ -962,7 +1166,8 @@ struct McpGateway::Impl {
     return out;
   }
 
-  asio::awaitable<HttpResponse> on_agent_request(std::shared_ptr<Session> s, rpc::Message msg) {
+  asio::awaitable<HttpResponse> on_agent_request(std::shared_ptr<Session> s, rpc::Message msg,
+                                                 size_t body_bytes) {
     const std::string method(msg.method());
     const json::object* params = msg.params();
     if (method == "ping") co_return rpc_http(200, rpc::make_result(msg.id(), json::object{}));
@@ -1110,8 +1315,9 @@ struct McpGateway::Impl {
         }
       }
     }
+    call->bytes_in = body_bytes;
     s->calls[key] = call;
-    ++calls_total;
+    ++calls_started;
     up->send(body);
     asio::co_spawn(ex, watch_deadline(s, call), asio::detached);
 
@@ -1195,7 +1401,9 @@ struct McpGateway::Impl {
 };
 
 McpGateway::McpGateway(asio::any_io_executor ex, const AirlockdConfig& config, Host host)
-    : impl_(std::make_unique<Impl>(ex, config, std::move(host))) {}
+    : impl_(std::make_unique<Impl>(ex, config, std::move(host))) {
+  impl_->register_metrics();
+}
 
 void McpGateway::forget_agent_keys() { impl_->key_cache.clear(); }
 
@@ -1262,7 +1470,11 @@ json::object McpGateway::describe() const {
     json::array tools;
     for (const auto& t : cat.tools()) {
       if (t.route.binding && t.route.binding->name == b.name) {
-        tools.push_back(json::object{{"name", t.name}, {"upstream", t.upstream_name}});
+        json::object tool{{"name", t.name}, {"upstream", t.upstream_name}};
+        if (auto* d = t.definition.if_contains("description"); d && d->is_string()) {
+          tool["description"] = *d;
+        }
+        tools.push_back(std::move(tool));
       }
     }
     o["tools"] = std::move(tools);
@@ -1277,7 +1489,25 @@ json::object McpGateway::describe() const {
   return json::object{{"bindings", std::move(out)}};
 }
 
+json::array McpGateway::servers_of(const ConnectorRef& connector) const {
+  json::array out;
+  auto it = impl_->inventories.find(connector);
+  if (it == impl_->inventories.end()) return out;
+  for (const auto& server : it->second.servers) {
+    auto field = [&](const char* k) {
+      auto* v = server.if_contains(k);
+      return v && v->is_string() ? std::string(v->as_string()) : std::string();
+    };
+    const json::value* tools = server.if_contains("tools");
+    out.push_back(
+        json::object{{"name", field("name")},
+                     {"status", field("status").empty() ? "ok" : field("status")},
+                     {"error", field("error")},
+                     {"tools", tools && tools->is_array() ? tools->as_array().size() : 0}});
+  }
+  return out;
+}
+
 size_t McpGateway::session_count() const { return impl_->sessions.size(); }
-uint64_t McpGateway::calls_total() const { return impl_->calls_total; }
 
 }  // namespace airlock::controlplane

@@ -19,7 +19,9 @@
 
 #include "common/http_server.h"
 #include "common/link.h"
+#include "common/metrics.h"
 #include "common/stream_contract.h"
+#include "controlplane/audit_chain.h"
 #include "controlplane/catalog.h"
 #include "controlplane/config.h"
 #include "controlplane/origin_policy.h"
@@ -37,6 +39,12 @@ class McpGateway {
         open_stream;
     // Whether `connector` has a live link.
     std::function<bool(const ConnectorRef& connector)> is_live;
+    // Takes a record for the audit log: every tools/call, resources/read and prompts/get (and
+    // the other routed requests), every relayed sampling / elicitation / roots request once
+    // the agent answers it, every refusal and every refused agent key. Must not block.
+    std::function<void(AuditRecord)> audit;
+    // Where the gateway registers its call metrics; may be null.
+    Metrics* metrics = nullptr;
   };
 
   McpGateway(asio::any_io_executor ex, const AirlockdConfig& config, Host host);
@@ -65,11 +73,14 @@ class McpGateway {
   // The catalog as the admin API shows it: bindings with their tools and availability.
   json::object describe() const;
 
+  // The servers `connector` last reported, each {name, status, error, tools}: what the
+  // console shows of a tunnel.
+  json::array servers_of(const ConnectorRef& connector) const;
+
   // Agent keys were revoked: the next request of every agent reads its key from the store.
   void forget_agent_keys();
 
   size_t session_count() const;
-  uint64_t calls_total() const;
 
  private:
   struct Impl;

@@ -1,19 +1,27 @@
-// ControlPlane: airlockd as a library — HTTPS listener, connector endpoint (/v1/connect),
-// admin API (/v1/...), /healthz and /metrics — so that tests start it in-process and main()
-// only parses flags. Runs on one executor (airlockd's single io thread); not thread-safe.
+// ControlPlane: airlockd as a library, so that tests start it in-process and main() only parses
+// flags. It owns the parts and their lifecycle — the store, the audit log, the metrics
+// registry, the connector registry, the MCP gateway — and serves one route table over HTTPS:
+// /v1/connect (ConnectorEndpoint), /mcp (McpGateway), /v1/... (AdminApi), /healthz, /readyz
+// and /metrics, and the web console at / (Console). Runs on one executor (airlockd's single io
+// thread); not thread-safe.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-
 #include <memory>
 #include <string>
 
 #include "common/http_server.h"
+#include "common/metrics.h"
 #include "common/tls.h"
+#include "controlplane/admin_api.h"
+#include "controlplane/audit_log.h"
 #include "controlplane/config.h"
+#include "controlplane/connector_endpoint.h"
+#include "controlplane/console.h"
 #include "controlplane/mcp_gateway.h"
 #include "controlplane/registry.h"
+#include "controlplane/routes.h"
 #include "controlplane/store.h"
 
 namespace airlock::controlplane {
@@ -41,6 +49,9 @@ class ControlPlane {
   ConnectorRegistry& registry() { return registry_; }
   Store& store() { return *store_; }
   McpGateway& gateway() { return *gateway_; }
+  // Null when audit.enabled is false.
+  AuditLog* audit_log() { return audit_.get(); }
+  Metrics& metrics() { return metrics_; }
 
   // Opens a stream to a live connector of (kind, name), round-robin over its links.
   Result<std::shared_ptr<LinkStream>> open_stream(const std::string& kind,
@@ -50,48 +61,30 @@ class ControlPlane {
 
  private:
   asio::awaitable<HttpResponse> handle(HttpRequest req);
-  std::optional<HttpResponse> check_upgrade(const HttpRequest& req);
-  asio::awaitable<void> serve_connector(HttpRequest req, std::unique_ptr<MessageTransport> t);
-  Result<TokenRecord> authenticate(const HttpRequest& req, bool admin);
-  HttpResponse resource_api(const HttpRequest& req, const std::string& kind,
-                            const std::string& name, const std::string& action);
-  std::string resource_json(const ResourceRecord& r);
-  std::string status_json(const std::string& kind);
-  std::string metrics_text();
-  HttpResponse tools_api(const HttpRequest& req);
-  HttpResponse agents_api(const HttpRequest& req, const std::string& name,
-                          const std::string& action);
-  HttpResponse events_api(const HttpRequest& req);
-  HttpResponse mint_agent_key(const std::string& name);
-  // A stream a connector opened: its inventory, its redaction events, or (sandboxes) its load;
-  // anything else is refused.
-  void on_connector_stream(const ConnectorRef& connector, const std::string& instance,
-                           std::shared_ptr<LinkStream> stream);
-  asio::awaitable<void> receive_load(ConnectorRef connector, std::string instance,
-                                     std::shared_ptr<LinkStream> stream);
-  asio::awaitable<void> receive_inventory(ConnectorRef connector,
-                                          std::shared_ptr<LinkStream> stream);
-  asio::awaitable<void> receive_events(ConnectorRef connector, std::shared_ptr<LinkStream> stream);
-  // Runs `work` on the io thread; an exception it throws is logged with `what`, and reaches no
-  // other caller.
-  void spawn_contained(asio::awaitable<void> work, std::string what);
+  void add_routes();
+  void add_metrics();
+  // Appends to the audit log when it is on.
+  void audit(AuditRecord r);
+  HttpResponse readiness() const;
   void ensure_admin_token();
 
   asio::any_io_executor executor_;
   AirlockdConfig config_;
   std::unique_ptr<Store> store_;
+  std::unique_ptr<AuditLog> audit_;
+  Metrics metrics_;
   tls::ServerCertFiles certs_;
   std::string admin_token_file_;
   std::unique_ptr<HttpServer> http_;
   ConnectorRegistry registry_;
   std::unique_ptr<McpGateway> gateway_;
+  std::unique_ptr<ConnectorEndpoint> connectors_;
+  std::unique_ptr<AdminApi> admin_;
+  std::unique_ptr<Console> console_;
+  RouteTable routes_;
   bool stopping_ = false;
-  uint64_t links_accepted_ = 0;
-  uint64_t links_refused_ = 0;
-  uint64_t protocol_errors_ = 0;
+  prometheus::Family<prometheus::Counter>* auth_failures_ = nullptr;
+  prometheus::Family<prometheus::Counter>* admin_changes_ = nullptr;
 };
-
-// "2026-11-27T14:08:21.123Z"
-std::string format_time_ms(int64_t unix_ms);
 
 }  // namespace airlock::controlplane

@@ -5,10 +5,10 @@
 #include <boost/json/array.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
-
 #include <chrono>
 #include <stdexcept>
 
+#include "controlplane/sqlite_statement.h"
 #include "controlplane/store.h"
 
 namespace airlock::controlplane {
@@ -67,40 +67,11 @@ constexpr const char* kMigrations[] = {
     );
     CREATE INDEX events_by_type ON events (type, id);
     )sql",
-};
-
-class Statement {
- public:
-  Statement(sqlite3* db, const char* sql) : db_(db) {
-    if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) {
-      throw std::runtime_error(std::string("sqlite prepare failed: ") + sqlite3_errmsg(db));
-    }
-  }
-  ~Statement() { sqlite3_finalize(stmt_); }
-  Statement(const Statement&) = delete;
-  Statement& operator=(const Statement&) = delete;
-
-  Statement& bind(int i, const std::string& v) {
-    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Statement& bind(int i, int64_t v) {
-    sqlite3_bind_int64(stmt_, i, v);
-    return *this;
-  }
-  // SQLITE_ROW, SQLITE_DONE, or an error code.
-  int step() { return sqlite3_step(stmt_); }
-  std::string text(int col) {
-    auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
-    return p ? std::string(p, sqlite3_column_bytes(stmt_, col)) : std::string();
-  }
-  int64_t i64(int col) { return sqlite3_column_int64(stmt_, col); }
-  bool is_null(int col) { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
-  int changes() { return sqlite3_changes(db_); }
-
- private:
-  sqlite3* db_;
-  sqlite3_stmt* stmt_ = nullptr;
+    // 3: a description an operator may give a resource. (The events table of version 2 is no
+    // longer written: the audit log, audit.db, took its place.)
+    R"sql(
+    ALTER TABLE resources ADD COLUMN description TEXT NOT NULL DEFAULT '';
+    )sql",
 };
 
 class SqliteStore final : public Store {
@@ -135,18 +106,20 @@ class SqliteStore final : public Store {
   }
 
   Result<ResourceRecord> get_resource(const std::string& kind, const std::string& name) override {
-    Statement s(db_,
-                "SELECT kind, name, created_at_ms, last_seen_ms, last_version, last_remote "
-                "FROM resources WHERE kind = ? AND name = ?");
+    Statement s(
+        db_,
+        "SELECT kind, name, created_at_ms, last_seen_ms, last_version, last_remote, description "
+        "FROM resources WHERE kind = ? AND name = ?");
     s.bind(1, kind).bind(2, name);
     if (s.step() != SQLITE_ROW) return make_error_code(Errc::kNotFound);
     return row(s);
   }
 
   std::vector<ResourceRecord> list_resources(const std::string& kind) override {
-    Statement s(db_,
-                "SELECT kind, name, created_at_ms, last_seen_ms, last_version, last_remote "
-                "FROM resources WHERE kind = ? ORDER BY name");
+    Statement s(
+        db_,
+        "SELECT kind, name, created_at_ms, last_seen_ms, last_version, last_remote, description "
+        "FROM resources WHERE kind = ? ORDER BY name");
     s.bind(1, kind);
     std::vector<ResourceRecord> out;
     while (s.step() == SQLITE_ROW) out.push_back(row(s));
@@ -202,6 +175,46 @@ class SqliteStore final : public Store {
     return s.changes();
   }
 
+  Result<void> set_description(const std::string& kind, const std::string& name,
+                               const std::string& description) override {
+    Statement s(db_, "UPDATE resources SET description = ? WHERE kind = ? AND name = ?");
+    s.bind(1, description).bind(2, kind).bind(3, name);
+    if (s.step() != SQLITE_DONE) return make_error_code(Errc::kInvalidArgument);
+    if (s.changes() == 0) return make_error_code(Errc::kNotFound);
+    return {};
+  }
+
+  Result<void> delete_resource(const std::string& kind, const std::string& name) override {
+    return in_transaction([&] {
+      Statement t(db_, "DELETE FROM tokens WHERE kind = ? AND name = ?");
+      t.bind(1, kind).bind(2, name);
+      if (t.step() != SQLITE_DONE) return false;
+      Statement r(db_, "DELETE FROM resources WHERE kind = ? AND name = ?");
+      r.bind(1, kind).bind(2, name);
+      return r.step() == SQLITE_DONE && r.changes() == 1;
+    });
+  }
+
+  Result<void> set_agent_tools(const std::string& name,
+                               const std::vector<std::string>& tools) override {
+    Statement s(db_, "UPDATE agents SET tools_json = ? WHERE name = ?");
+    s.bind(1, join_json(tools)).bind(2, name);
+    if (s.step() != SQLITE_DONE) return make_error_code(Errc::kInvalidArgument);
+    if (s.changes() == 0) return make_error_code(Errc::kNotFound);
+    return {};
+  }
+
+  Result<void> delete_agent(const std::string& name) override {
+    return in_transaction([&] {
+      Statement t(db_, "DELETE FROM tokens WHERE kind = 'agent' AND name = ?");
+      t.bind(1, name);
+      if (t.step() != SQLITE_DONE) return false;
+      Statement a(db_, "DELETE FROM agents WHERE name = ?");
+      a.bind(1, name);
+      return a.step() == SQLITE_DONE && a.changes() == 1;
+    });
+  }
+
   Result<void> create_agent(const AgentRecord& a) override {
     Statement s(db_, "INSERT INTO agents (name, tools_json, created_at_ms) VALUES (?, ?, ?)");
     s.bind(1, a.name).bind(2, join_json(a.tools)).bind(3, a.created_at_ms ? a.created_at_ms : now_unix_ms());
@@ -250,40 +263,6 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  Result<void> add_event(const EventRecord& e) override {
-    Statement s(db_,
-                "INSERT INTO events (at_ms, type, agent, tool, detail_json) VALUES (?, ?, ?, ?, ?)");
-    s.bind(1, e.at_ms ? e.at_ms : now_unix_ms()).bind(2, e.type).bind(3, e.agent);
-    s.bind(4, e.tool).bind(5, e.detail.empty() ? std::string("{}") : e.detail);
-    if (s.step() != SQLITE_DONE) return make_error_code(Errc::kInvalidArgument);
-    return {};
-  }
-
-  std::vector<EventRecord> list_events(const std::string& type, size_t limit) override {
-    Statement s(db_, type.empty()
-                         ? "SELECT id, at_ms, type, agent, tool, detail_json FROM events "
-                           "ORDER BY id DESC LIMIT ?"
-                         : "SELECT id, at_ms, type, agent, tool, detail_json FROM events "
-                           "WHERE type = ? ORDER BY id DESC LIMIT ?");
-    if (type.empty()) {
-      s.bind(1, static_cast<int64_t>(limit));
-    } else {
-      s.bind(1, type).bind(2, static_cast<int64_t>(limit));
-    }
-    std::vector<EventRecord> out;
-    while (s.step() == SQLITE_ROW) {
-      EventRecord e;
-      e.id = s.i64(0);
-      e.at_ms = s.i64(1);
-      e.type = s.text(2);
-      e.agent = s.text(3);
-      e.tool = s.text(4);
-      e.detail = s.text(5);
-      out.push_back(std::move(e));
-    }
-    return out;
-  }
-
   int schema_version() override {
     Statement s(db_, "PRAGMA user_version");
     return s.step() == SQLITE_ROW ? static_cast<int>(s.i64(0)) : -1;
@@ -319,7 +298,25 @@ class SqliteStore final : public Store {
     r.last_seen_ms = s.i64(3);
     r.last_version = s.text(4);
     r.last_remote = s.text(5);
+    r.description = s.text(6);
     return r;
+  }
+
+  // Runs `body` in a transaction: committed when it returns true; otherwise rolled back and
+  // kNotFound (what the deletes above fail on).
+  template <class F>
+  Result<void> in_transaction(F body) {
+    exec("BEGIN IMMEDIATE");
+    bool ok = false;
+    try {
+      ok = body();
+    } catch (...) {
+      exec("ROLLBACK");
+      throw;
+    }
+    exec(ok ? "COMMIT" : "ROLLBACK");
+    if (!ok) return make_error_code(Errc::kNotFound);
+    return {};
   }
 
   void exec(const std::string& sql) {

@@ -17,7 +17,7 @@ TEST(SqliteStore, MigratesAndPersists) {
   const std::string db = dir.path + "/a.db";
   {
     auto s = open_sqlite_store(db);
-    EXPECT_EQ(s->schema_version(), 2);
+    EXPECT_EQ(s->schema_version(), 3);
     ASSERT_TRUE(s->create_resource("tunnel", "sales"));
     EXPECT_EQ(s->create_resource("tunnel", "sales").error(), Errc::kAlreadyExists);
     ASSERT_TRUE(s->create_resource("sandbox", "sales"));  // names are per kind
@@ -26,7 +26,7 @@ TEST(SqliteStore, MigratesAndPersists) {
   }
   EXPECT_TRUE(fs::exists(db + "-wal") || fs::exists(db));
   auto s = open_sqlite_store(db);  // reopening runs no migration twice
-  EXPECT_EQ(s->schema_version(), 2);
+  EXPECT_EQ(s->schema_version(), 3);
   auto r = s->get_resource("tunnel", "sales");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->last_seen_ms, 1234);
@@ -71,7 +71,7 @@ TEST(SqliteStore, NewerSchemaIsRefused) {
   }
 }
 
-TEST(SqliteStore, AgentsBindingsAndEventsPersist) {
+TEST(SqliteStore, AgentsAndBindingsPersist) {
   TempDir dir;
   const std::string db = dir.path + "/b.db";
   {
@@ -80,8 +80,9 @@ TEST(SqliteStore, AgentsBindingsAndEventsPersist) {
     EXPECT_EQ(s->create_agent({.name = "agent-a", .tools = {"*"}}).error(), Errc::kAlreadyExists);
     ASSERT_TRUE(s->replace_bindings({{"b1", R"({"name":"b1"})"}, {"b2", R"({"name":"b2"})"}}));
     ASSERT_TRUE(s->replace_bindings({{"b3", R"({"name":"b3"})"}}));  // replaces, not merges
-    ASSERT_TRUE(s->add_event({.type = "tool_refused", .agent = "agent-a", .tool = "x"}));
-    ASSERT_TRUE(s->add_event({.type = "other", .agent = "agent-a", .tool = "y"}));
+    ASSERT_TRUE(s->create_agent({.name = "agent-b", .tools = {"*"}}));
+    ASSERT_TRUE(s->set_agent_tools("agent-b", {"echo"}));
+    EXPECT_EQ(s->set_agent_tools("nobody", {"echo"}).error(), Errc::kNotFound);
   }
   auto s = open_sqlite_store(db);
   auto a = s->get_agent("agent-a");
@@ -91,12 +92,29 @@ TEST(SqliteStore, AgentsBindingsAndEventsPersist) {
   auto b = s->list_bindings();
   ASSERT_EQ(b.size(), 1u);
   EXPECT_EQ(b[0].first, "b3");
-  auto refused = s->list_events("tool_refused", 10);
-  ASSERT_EQ(refused.size(), 1u);
-  EXPECT_EQ(refused[0].tool, "x");
-  EXPECT_EQ(refused[0].detail, "{}");
-  EXPECT_EQ(s->list_events("", 10).size(), 2u);
-  EXPECT_EQ(s->list_events("", 1)[0].tool, "y");  // newest first
+  EXPECT_EQ(s->get_agent("agent-b")->tools, (std::vector<std::string>{"echo"}));
+}
+
+TEST(SqliteStore, DeletesTakeTheirTokensWithThem) {
+  TempDir dir;
+  auto s = open_sqlite_store(dir.path + "/d.db");
+  ASSERT_TRUE(s->create_resource("sandbox", "build"));
+  const MintedToken t = mint_token();
+  ASSERT_TRUE(
+      s->add_token({.id = t.id, .kind = "sandbox", .name = "build", .hash = hash_token(t.token)}));
+  ASSERT_TRUE(s->delete_resource("sandbox", "build"));
+  EXPECT_EQ(s->get_resource("sandbox", "build").error(), Errc::kNotFound);
+  EXPECT_EQ(s->find_token(t.id).error(), Errc::kNotFound);
+  EXPECT_EQ(s->delete_resource("sandbox", "build").error(), Errc::kNotFound);
+
+  ASSERT_TRUE(s->create_agent({.name = "bot", .tools = {"*"}}));
+  const MintedToken k = mint_token();
+  ASSERT_TRUE(
+      s->add_token({.id = k.id, .kind = "agent", .name = "bot", .hash = hash_token(k.token)}));
+  ASSERT_TRUE(s->delete_agent("bot"));
+  EXPECT_EQ(s->get_agent("bot").error(), Errc::kNotFound);
+  EXPECT_EQ(s->find_token(k.id).error(), Errc::kNotFound);
+  EXPECT_EQ(s->delete_agent("bot").error(), Errc::kNotFound);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // Store: airlockd's durable state — resources (tunnels, sandboxes), their token hashes and
-// what was last seen of them — behind one interface, so that the SQLite implementation used on
+// what was last seen of them, agents and tool bindings — behind one interface (the audit log
+// is apart, in audit_log.h), so that the SQLite implementation used on
 // one machine and a PostgreSQL one for replicas are interchangeable. Implementations are used
 // from airlockd's single io thread; they are not required to be thread-safe.
 #pragma once
@@ -21,6 +22,7 @@ struct ResourceRecord {
   int64_t last_seen_ms = 0;  // 0: never connected
   std::string last_version;
   std::string last_remote;
+  std::string description;  // the operator's words, shown by the CLI and the console
 };
 
 struct TokenRecord {
@@ -39,16 +41,6 @@ struct AgentRecord {
   int64_t created_at_ms = 0;
 };
 
-// Something airlockd keeps a record of for the audit log (refusals today).
-struct EventRecord {
-  int64_t id = 0;
-  int64_t at_ms = 0;
-  std::string type;    // e.g. "tool_refused"
-  std::string agent;
-  std::string tool;
-  std::string detail;  // JSON object
-};
-
 class Store {
  public:
   virtual ~Store() = default;
@@ -65,7 +57,15 @@ class Store {
   virtual Result<TokenRecord> find_token(const std::string& id) = 0;
   // Revokes every token of the resource; returns how many were live.
   virtual Result<int> revoke_tokens(const std::string& kind, const std::string& name) = 0;
+  virtual Result<void> set_description(const std::string& kind, const std::string& name,
+                                       const std::string& description) = 0;
+  // Removes the resource and every token of it (live links are the caller's to close).
+  virtual Result<void> delete_resource(const std::string& kind, const std::string& name) = 0;
   virtual Result<void> create_agent(const AgentRecord& agent) = 0;
+  virtual Result<void> set_agent_tools(const std::string& name,
+                                       const std::vector<std::string>& tools) = 0;
+  // Removes the agent and every key of it.
+  virtual Result<void> delete_agent(const std::string& name) = 0;
   virtual Result<AgentRecord> get_agent(const std::string& name) = 0;
   virtual std::vector<AgentRecord> list_agents() = 0;
 
@@ -73,10 +73,6 @@ class Store {
   virtual Result<void> replace_bindings(
       const std::vector<std::pair<std::string, std::string>>& bindings) = 0;
   virtual std::vector<std::pair<std::string, std::string>> list_bindings() = 0;
-
-  virtual Result<void> add_event(const EventRecord& event) = 0;
-  // Newest first; `type` empty for every type.
-  virtual std::vector<EventRecord> list_events(const std::string& type, size_t limit) = 0;
 
   virtual int schema_version() = 0;
 };

@@ -1,5 +1,6 @@
 #include "sandbox/connected_agent.h"
 
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -7,8 +8,6 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/serialize.hpp>
-#include <spdlog/spdlog.h>
-
 #include <filesystem>
 #include <sstream>
 
@@ -16,6 +15,7 @@
 #include "common/connector_cli.h"
 #include "common/jsonrpc.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/token.h"
 #include "sandbox/agent_run.h"
 #include "sandbox/image.h"
@@ -395,24 +395,24 @@ asio::awaitable<HttpResponse> SandboxAgent::metrics_handler(HttpRequest req) {
   if (req.path() != "/metrics") {
     co_return HttpResponse::error(404, "not_found", "only /ready and /metrics are served here");
   }
-  MetricsText m;
-  m.add("airlock_sandbox_links_active", "gauge", "Established links to airlockd.", st.active_links);
-  m.add("airlock_sandbox_connects_total", "counter", "Links established.", st.connects);
-  m.add("airlock_sandbox_dial_failures_total", "counter", "Attempts that did not establish a link.",
+  Metrics m;
+  m.add("airlock_sandbox_links_active", kGauge, "Established links to airlockd.", st.active_links);
+  m.add("airlock_sandbox_connects_total", kCounter, "Links established.", st.connects);
+  m.add("airlock_sandbox_dial_failures_total", kCounter, "Attempts that did not establish a link.",
         st.dial_failures);
-  m.add("airlock_sandbox_sessions_in_use", "gauge", "Agent sessions with a sandbox now.",
+  m.add("airlock_sandbox_sessions_in_use", kGauge, "Agent sessions with a sandbox now.",
         pool_->in_use());
-  m.add("airlock_sandbox_sessions_limit", "gauge", "max_sessions.", options_.config.max_sessions);
-  m.add("airlock_sandbox_sessions_total", "counter", "Agent sessions served.", sessions_total_);
-  m.add("airlock_sandbox_sessions_busy_total", "counter",
+  m.add("airlock_sandbox_sessions_limit", kGauge, "max_sessions.", options_.config.max_sessions);
+  m.add("airlock_sandbox_sessions_total", kCounter, "Agent sessions served.", sessions_total_);
+  m.add("airlock_sandbox_sessions_busy_total", kCounter,
         "Sessions refused because max_sessions were in use.", sessions_busy_);
-  m.add("airlock_sandbox_sessions_idle_ended_total", "counter",
+  m.add("airlock_sandbox_sessions_idle_ended_total", kCounter,
         "Sessions ended by session_idle_timeout.", idle_ended_);
-  m.add("airlock_sandbox_warm_pool", "gauge", "Sandboxes started ahead.", pool_->warm());
-  m.add("airlock_sandbox_calls_total", "counter", "Tool calls received.", calls_total_);
-  m.add("airlock_sandbox_redactions_total", "counter",
+  m.add("airlock_sandbox_warm_pool", kGauge, "Sandboxes started ahead.", pool_->warm());
+  m.add("airlock_sandbox_calls_total", kCounter, "Tool calls received.", calls_total_);
+  m.add("airlock_sandbox_redactions_total", kCounter,
         "Secret occurrences redacted from what was sent.", served.redactions_total);
-  m.add("airlock_sandbox_streams_refused_total", "counter",
+  m.add("airlock_sandbox_streams_refused_total", kCounter,
         "Streams of a kind or for a server this agent does not serve.", served.streams_refused);
   co_return m.response();
 }

@@ -24,6 +24,7 @@
 #include "common/encoding.h"
 #include "common/json_fields.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/token.h"
 #include "sandbox/image.h"
 #include "sandbox/managed_results.h"
@@ -746,20 +747,20 @@ asio::awaitable<HttpResponse> EnvironmentWorker::metrics_handler(HttpRequest req
   if (req.path() != "/metrics") {
     co_return HttpResponse::error(404, "not_found", "only /ready and /metrics are served here");
   }
-  MetricsText m;
-  m.add("airlock_worker_sessions_in_use", "gauge", "Work items being served now.", items_.size());
-  m.add("airlock_worker_sessions_limit", "gauge", "max_sessions.",
+  Metrics m;
+  m.add("airlock_worker_sessions_in_use", kGauge, "Work items being served now.", items_.size());
+  m.add("airlock_worker_sessions_limit", kGauge, "max_sessions.",
         options_.pool.config.max_sessions);
-  m.add("airlock_worker_work_claimed_total", "counter", "Work items claimed (polled and acked).",
+  m.add("airlock_worker_work_claimed_total", kCounter, "Work items claimed (polled and acked).",
         claimed_);
-  m.add("airlock_worker_work_served_total", "counter", "Work items finished.", served_);
-  m.add("airlock_worker_leases_lost_total", "counter", "Work items whose lease was lost.",
+  m.add("airlock_worker_work_served_total", kCounter, "Work items finished.", served_);
+  m.add("airlock_worker_leases_lost_total", kCounter, "Work items whose lease was lost.",
         leases_lost_);
-  m.add("airlock_worker_poll_failures_total", "counter", "Polls that failed.", poll_failures_);
-  m.add("airlock_worker_calls_total", "counter", "Tool calls run.", calls_);
-  m.add("airlock_worker_redactions_total", "counter",
+  m.add("airlock_worker_poll_failures_total", kCounter, "Polls that failed.", poll_failures_);
+  m.add("airlock_worker_calls_total", kCounter, "Tool calls run.", calls_);
+  m.add("airlock_worker_redactions_total", kCounter,
         "Secret occurrences redacted from tool results.", redactions_);
-  m.add("airlock_worker_warm_pool", "gauge", "Sandboxes started ahead.", pool_->warm());
+  m.add("airlock_worker_warm_pool", kGauge, "Sandboxes started ahead.", pool_->warm());
   co_return m.response();
 }
 

@@ -1,14 +1,13 @@
 #include "tunnel/tunnel.h"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/ip/address.hpp>
-#include <boost/json.hpp>
-
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
 #include <deque>
 #include <sstream>
 #include <stdexcept>
@@ -16,6 +15,7 @@
 #include "common/config_util.h"
 #include "common/connector_cli.h"
 #include "common/jsonrpc.h"
+#include "common/metrics.h"
 #include "common/stream_contract.h"
 
 namespace airlock::tunnel {
@@ -378,55 +378,43 @@ asio::awaitable<HttpResponse> Tunnel::metrics_handler(HttpRequest req) {
                                                         {"last_error", st.last_error}}));
   }
   if (req.path() == "/metrics") {
-    std::ostringstream m;
-    m << "# HELP airlock_tunnel_links_active Established links to airlockd.\n"
-      << "# TYPE airlock_tunnel_links_active gauge\n"
-      << "airlock_tunnel_links_active " << st.active_links << "\n"
-      << "# HELP airlock_tunnel_connects_total Links established.\n"
-      << "# TYPE airlock_tunnel_connects_total counter\n"
-      << "airlock_tunnel_connects_total " << st.connects << "\n"
-      << "# HELP airlock_tunnel_dial_failures_total Attempts that did not establish a link.\n"
-      << "# TYPE airlock_tunnel_dial_failures_total counter\n"
-      << "airlock_tunnel_dial_failures_total " << st.dial_failures << "\n"
-      << "# HELP airlock_tunnel_streams_refused_total Streams of a kind this tunnel does not serve.\n"
-      << "# TYPE airlock_tunnel_streams_refused_total counter\n"
-      << "airlock_tunnel_streams_refused_total " << served.streams_refused << "\n"
-      << "# HELP airlock_tunnel_mcp_sessions_total Agent sessions served (one per server).\n"
-      << "# TYPE airlock_tunnel_mcp_sessions_total counter\n"
-      << "airlock_tunnel_mcp_sessions_total " << served.sessions_total << "\n"
-      << "# HELP airlock_tunnel_mcp_sessions_open Agent sessions open now.\n"
-      << "# TYPE airlock_tunnel_mcp_sessions_open gauge\n"
-      << "airlock_tunnel_mcp_sessions_open " << served.sessions_open << "\n"
-      << "# HELP airlock_tunnel_redactions_total Secret occurrences redacted from what was sent.\n"
-      << "# TYPE airlock_tunnel_redactions_total counter\n"
-      << "airlock_tunnel_redactions_total " << served.redactions_total << "\n"
-      << "# HELP airlock_tunnel_secret_reloads_total Successful secret reloads.\n"
-      << "# TYPE airlock_tunnel_secret_reloads_total counter\n"
-      << "airlock_tunnel_secret_reloads_total " << (watcher_ ? watcher_->reloads() : 0) << "\n"
-      << "# HELP airlock_tunnel_secret_reload_failures_total Reloads that kept the old secrets.\n"
-      << "# TYPE airlock_tunnel_secret_reload_failures_total counter\n"
-      << "airlock_tunnel_secret_reload_failures_total " << (watcher_ ? watcher_->failures() : 0)
-      << "\n";
+    Metrics m;
+    m.add("airlock_tunnel_links_active", kGauge, "Established links to airlockd.", st.active_links);
+    m.add("airlock_tunnel_connects_total", kCounter, "Links established.", st.connects);
+    m.add("airlock_tunnel_dial_failures_total", kCounter, "Attempts that did not establish a link.",
+          st.dial_failures);
+    m.add("airlock_tunnel_streams_refused_total", kCounter,
+          "Streams of a kind this tunnel does not serve.", served.streams_refused);
+    m.add("airlock_tunnel_mcp_sessions_total", kCounter, "Agent sessions served (one per server).",
+          served.sessions_total);
+    m.add("airlock_tunnel_mcp_sessions_open", kGauge, "Agent sessions open now.",
+          served.sessions_open);
+    m.add("airlock_tunnel_redactions_total", kCounter,
+          "Secret occurrences redacted from what was sent.", served.redactions_total);
+    m.add("airlock_tunnel_secret_reloads_total", kCounter, "Successful secret reloads.",
+          watcher_ ? watcher_->reloads() : 0);
+    m.add("airlock_tunnel_secret_reload_failures_total", kCounter,
+          "Reloads that kept the old secrets.", watcher_ ? watcher_->failures() : 0);
     // Per stdio server: a client that never ends its sessions holds one process per session
     // until airlockd's idle timeout, up to the server's max_processes.
-    auto per_server = [&](const char* metric, const char* type, const char* help, auto value) {
-      m << "# HELP " << metric << " " << help << "\n# TYPE " << metric << " " << type << "\n";
+    auto per_server = [&](const char* metric, prometheus::MetricType type, const char* help,
+                          auto value) {
+      std::vector<Metrics::Sample> samples;
       for (const auto& [name, st] : servers_) {
         if (st.config.url.rfind("stdio:", 0) != 0) continue;
-        m << metric << "{server=\"" << name << "\"} " << value(name, st) << "\n";
+        samples.push_back({{{"server", name}}, static_cast<double>(value(name, st))});
       }
+      m.read_at_scrape(metric, type, help, [samples] { return samples; });
     };
-    per_server("airlock_tunnel_server_processes", "gauge", "stdio server processes running now.",
+    per_server("airlock_tunnel_server_processes", kGauge, "stdio server processes running now.",
                [&](const std::string& n, const ServerState&) { return children_->running(n); });
-    per_server("airlock_tunnel_server_processes_limit", "gauge",
+    per_server("airlock_tunnel_server_processes_limit", kGauge,
                "max_processes of each stdio server.",
                [](const std::string&, const ServerState& st) { return st.config.max_processes; });
-    per_server("airlock_tunnel_server_process_evictions_total", "counter",
+    per_server("airlock_tunnel_server_process_evictions_total", kCounter,
                "Sessions ended to make room.",
                [&](const std::string& n, const ServerState&) { return children_->evicted(n); });
-    auto r = HttpResponse::json(200, m.str());
-    r.content_type = "text/plain; version=0.0.4";
-    co_return r;
+    co_return m.response();
   }
   co_return HttpResponse::error(404, "not_found", "only /ready and /metrics are served here");
 }

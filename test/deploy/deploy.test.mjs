@@ -305,9 +305,9 @@ await checks.check("deploy/kubernetes/airlockd.yaml: airlockd starts with its co
   const svc = m.one("Service");
   assert(svc.spec.ports.some((p) => p.targetPort === port.name || p.targetPort === listenPort), "the Service targets airlockd's port");
   assert(JSON.stringify(svc.spec.selector) === JSON.stringify(dep.spec.template.metadata.labels ? { "app.kubernetes.io/name": dep.spec.template.metadata.labels["app.kubernetes.io/name"] } : {}), "the Service selects airlockd's pods");
-  for (const probe of ["readinessProbe", "livenessProbe"]) {
+  for (const [probe, want] of [["readinessProbe", "/readyz"], ["livenessProbe", "/healthz"]]) {
     const g = c[probe]?.httpGet;
-    assert(g && g.path === "/healthz" && g.scheme === "HTTPS" && (g.port === port.name || g.port === listenPort), `${probe}: GET /healthz over HTTPS on airlockd's port`);
+    assert(g && g.path === want && g.scheme === "HTTPS" && (g.port === port.name || g.port === listenPort), `${probe}: GET ${want} over HTTPS on airlockd's port`);
   }
   const ns = "airlock";
   const hostnames = YAML.parse(configText).tls?.hostnames ?? [];
@@ -328,11 +328,13 @@ await checks.check("deploy/kubernetes/airlockd.yaml: airlockd starts with its co
   try {
     const url = await waitFor("airlockd.url", () => fs.existsSync(`${st}/airlockd.url`) && fs.readFileSync(`${st}/airlockd.url`, "utf8").trim(), 15000);
     assert(url.startsWith("https://"), `airlockd serves ${url}, expected TLS`);
-    const status = await new Promise((resolve, reject) => {
-      // Verified as a client in the cluster would: airlockd's CA, the Service's name.
-      https.get(`${url}/healthz`, { ca: fs.readFileSync(`${st}/ca.pem`), servername: svc.metadata.name }, (res) => { res.resume(); resolve(res.statusCode); }).on("error", reject);
-    });
-    assert(status === 200, `/healthz answered ${status}`);
+    for (const probe of ["/healthz", "/readyz"]) {
+      const status = await new Promise((resolve, reject) => {
+        // Verified as a client in the cluster would: airlockd's CA, the Service's name.
+        https.get(`${url}${probe}`, { ca: fs.readFileSync(`${st}/ca.pem`), servername: svc.metadata.name }, (res) => { res.resume(); resolve(res.statusCode); }).on("error", reject);
+      });
+      assert(status === 200, `${probe} answered ${status}`);
+    }
   } catch (e) {
     throw new Error(`${e.message}\nairlockd's log:\n${log}`);
   } finally {

@@ -182,16 +182,19 @@ TEST(LinkE2E, LeakEventsAreStoredAndMalformedLinesSkipped) {
     co_return;
   }());
   json::array events;
-  ASSERT_TRUE(eventually([&] {
-    auto r = http_call(a.admin(), "GET", "/v1/events?type=secret_redacted&limit=10");
-    if (r.status != 200) return false;
-    events = json::parse(r.body).at("events").as_array();
-    return events.size() >= 2;
-  }, 5s));
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto r = http_call(a.admin(), "GET", "/v1/audit?type=secret_redacted&limit=10");
+        if (r.status != 200) return false;
+        events = json::parse(r.body).at("records").as_array();
+        return events.size() >= 2;
+      },
+      5s));
   ASSERT_EQ(events.size(), 2u) << json::serialize(events);
   const std::string all = json::serialize(events);
-  EXPECT_NE(all.find(R"("count":3)"), std::string::npos) << all;
-  EXPECT_NE(all.find(R"("tunnel":"t")"), std::string::npos) << all;
+  EXPECT_NE(all.find(R"("redactions":3)"), std::string::npos) << all;
+  EXPECT_NE(all.find(R"("connector":"tunnel/t")"), std::string::npos) << all;
+  EXPECT_NE(all.find(R"("actor":"bot")"), std::string::npos) << all;
   EXPECT_NE(all.find("key2"), std::string::npos) << all;
 }
 

@@ -79,9 +79,13 @@ async function callError(client, name, args = {}) {
   }
 }
 
+// The connectors' redaction reports, as the audit log keeps them.
 function events() {
-  const v = JSON.parse(stack.cli("--json", "events", "--type", "secret_redacted", "--limit", "1000"));
-  return v.events.map((e) => ({ ...e, detail: typeof e.detail === "string" ? JSON.parse(e.detail) : e.detail }));
+  return stack.audit("--type", "secret_redacted").map((r) => ({
+    tool: r.target, agent: r.actor,
+    detail: { secret: r.detail.secret, server: r.server, count: r.redactions,
+              tunnel: r.connector.replace(/^tunnel\//, "") },
+  }));
 }
 
 try {
@@ -104,7 +108,7 @@ try {
   start(["tcp", String(tcpPort)], { LEAKY_SECRET: secrets["leak-tcp"] });
   start(["http", String(httpPort)]);
 
-  await stack.startAirlockd();
+  await stack.startAirlockd(`audit: {jsonl_file: ${path.join(d, "audit.jsonl")}}\n`);
   capture = await startLinkCapture(stack.url.replace(/^http/, "ws") + "/v1/connect");
   const http = `http://127.0.0.1:${httpPort}/mcp`;
   stack.startTunnel("leak", `secrets:
@@ -208,6 +212,10 @@ servers:
         if (total > 5) throw new Error(`counted ${total}`);
         return total === 5 && mine.every((e) => e.agent === "alice" && e.detail.tunnel === "leak");
       }, 10000);
+      // The call's own audit record counts what was replaced in its answer.
+      const calls = stack.audit("--type", "call", "--target", `${via}.leak-n`, "--actor", "alice");
+      assert(calls.length > 0 && calls.at(-1).redactions === 5 && calls.at(-1).outcome === "ok",
+             JSON.stringify(calls.at(-1)));
     });
   }
 
@@ -235,8 +243,8 @@ servers:
     assert(viaTemplate.includes("crm-carol") && viaTemplate.includes("not loaded"), viaTemplate);
     const viaTable = await callError(carol, "crmt.whoami");
     assert(viaTable.includes("maps no credential to agent 'carol'"), viaTable);
-    const refusals = JSON.parse(stack.cli("--json", "events", "--type", "tool_refused")).events;
-    assert(refusals.some((e) => e.agent === "carol"), "refusal not recorded");
+    const refusals = stack.audit("--type", "tool_refused");
+    assert(refusals.some((e) => e.actor === "carol"), "refusal not recorded");
   });
 
   await checks.check("--allowed-credentials: the server is unavailable with the reason; calls name server, credential and flag", async () => {
@@ -300,11 +308,19 @@ servers:
                 `${capture.frames} frames, ${capture.streams.size} streams`);
   });
 
-  await checks.check("zero hits: airlockd's database, every log, every byte the MCP clients received", async () => {
+  await checks.check("zero hits: airlockd's databases (audit log included), every log, the audit's JSON Lines, every byte the MCP clients received", async () => {
     await alice.close(); await bob.close(); await carol.close();
+    // The audit log is not vacuous: it holds every call made above, successes included.
+    const calls = stack.audit("--type", "call");
+    assert(calls.length >= 20 && calls.some((r) => r.outcome === "ok" && r.redactions > 0),
+           `${calls.length} call records`);
+    const jsonl = fs.readFileSync(path.join(d, "audit.jsonl"));
+    assert(jsonl.length > 1000, "the JSON Lines sink is empty");
+    const inSink = findLeaks(jsonl, allSecrets());
+    assert(inSink.length === 0, `audit.jsonl: ${inSink}`);
     const state = path.join(d, "state");
     const files = fs.readdirSync(state).filter((f) => /\.(db|sqlite)(-wal|-shm)?$|\.db/.test(f));
-    assert(files.length > 0, `no database in ${fs.readdirSync(state)}`);
+    assert(files.includes("audit.db") && files.includes("airlockd.db"), `databases: ${files}`);
     for (const f of files) {
       const hits = findLeaks(fs.readFileSync(path.join(state, f)), allSecrets());
       assert(hits.length === 0, `${f}: ${hits}`);

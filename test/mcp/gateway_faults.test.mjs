@@ -158,8 +158,9 @@ try {
                            params: { name: "t_add", arguments: { a: 1, b: 2 } } },
                          { key: narrow, session: s2 });
     assert(r.json.error && /not available to this agent key/.test(r.json.error.message), r.text);
-    const ev = JSON.parse(stack.cli("--json", "events", "--type", "tool_refused"));
-    assert(ev.events.some((e) => e.agent === "agent-narrow" && e.tool === "t_add"), "no event");
+    const ev = stack.audit("--type", "tool_refused");
+    assert(ev.some((e) => e.actor === "agent-narrow" && e.target === "t_add" &&
+                          e.outcome === "refused"), "no record");
   });
   await checks.check("DELETE ends the session; it is then 404", async () => {
     const i = await post(init(), { key });

@@ -384,9 +384,9 @@ sandbox:
     assert(leaks.length === 0, `leaked: ${leaks.join(", ")}\n${text(r)}`);
     assert(/\[REDACTED:api-key\]/.test(text(r)), text(r));
     await waitFor("a redaction event", () => {
-      const ev = JSON.parse(stack.cli("--json", "events", "--type", "secret_redacted")).events;
-      return ev.some((e) => e.tool === "bash" && e.agent === "sbx-agent" &&
-                            JSON.parse(JSON.stringify(e.detail)).sandbox === "box");
+      const ev = stack.audit("--type", "secret_redacted");
+      return ev.some((e) => e.target === "bash" && e.actor === "sbx-agent" &&
+                            e.connector === "sandbox/box");
     });
     const logs = stack.log("airlockd") + fs.readFileSync(path.join(stack.state, "airlockd.db"), "latin1");
     assert(findLeaks(logs, { "api-key": SECRET }).length === 0, "the secret reached airlockd");

@@ -207,8 +207,8 @@ try {
     const r = await b.callTool({ name: "get-sum", arguments: { a: 1, b: 2 } }).catch((e) => e);
     assert(r instanceof Error && /not available to this agent key/.test(r.message),
            `out-of-scope call was not refused: ${JSON.stringify(r)}`);
-    const events = JSON.parse(stack.cli("--json", "events", "--type", "tool_refused"));
-    assert(events.events.some((e) => e.agent === "agent-b" && e.tool === "get-sum"),
+    const events = stack.audit("--type", "tool_refused");
+    assert(events.some((e) => e.actor === "agent-b" && e.target === "get-sum"),
            "no refusal recorded");
     await b.close();
   });

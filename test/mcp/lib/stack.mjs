@@ -57,6 +57,12 @@ export class Stack {
     });
   }
 
+  // Audit records, newest last: `airlock audit tail --json` with the given filters.
+  audit(...filters) {
+    const out = this.cli("--json", "audit", "tail", "--limit", "1000", ...filters);
+    return out.split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
+  }
+
   async startAirlockd(extraYaml = "") {
     this.state = path.join(this.dir, "state");
     const cfg = path.join(this.dir, "airlockd.yaml");

@@ -1,0 +1,269 @@
+#include "controlplane/audit_chain.h"
+
+#include <openssl/evp.h>
+
+#include <boost/json/serialize.hpp>
+#include <ctime>
+#include <map>
+
+#include "common/encoding.h"
+
+namespace airlock::controlplane {
+namespace json = boost::json;
+
+namespace {
+
+constexpr std::pair<AuditType, std::string_view> kTypes[] = {
+    {AuditType::kCall, "call"},
+    {AuditType::kServerRequest, "server_request"},
+    {AuditType::kAdmin, "admin"},
+    {AuditType::kAuthFailure, "auth_failure"},
+    {AuditType::kToolRefused, "tool_refused"},
+    {AuditType::kSecretRedacted, "secret_redacted"},
+    {AuditType::kGap, "gap"},
+};
+
+std::string sha256_hex(std::string_view data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
+  return to_hex(std::string_view(reinterpret_cast<const char*>(digest), len));
+}
+
+// The hashed fields, in the order they are hashed.
+json::object hashed_fields(const AuditRecord& r) {
+  return json::object{{"at", format_time_ms(r.at_ms)},
+                      {"type", to_string(r.type)},
+                      {"actor", r.actor},
+                      {"session", r.session},
+                      {"method", r.method},
+                      {"target", r.target},
+                      {"binding", r.binding},
+                      {"connector", r.connector},
+                      {"server", r.server},
+                      {"remote", r.remote},
+                      {"duration_ms", r.duration_ms},
+                      {"bytes_in", r.bytes_in},
+                      {"bytes_out", r.bytes_out},
+                      {"outcome", r.outcome},
+                      {"error_class", r.error_class},
+                      {"redactions", r.redactions},
+                      {"detail", r.detail},
+                      {"prev_hash", r.prev_hash}};
+}
+
+std::string label(const AuditRecord& r) {
+  std::string s = "record " + std::to_string(r.seq) + " (" + format_time_ms(r.at_ms) + ", " +
+                  std::string(to_string(r.type));
+  if (!r.target.empty()) s += " " + r.target;
+  return s + ")";
+}
+
+}  // namespace
+
+std::string_view to_string(AuditType t) {
+  for (const auto& [type, name] : kTypes) {
+    if (type == t) return name;
+  }
+  return "unknown";
+}
+
+std::optional<AuditType> parse_audit_type(std::string_view s) {
+  for (const auto& [type, name] : kTypes) {
+    if (name == s) return type;
+  }
+  return std::nullopt;
+}
+
+std::string canonical_form(const AuditRecord& r) {
+  // Boost.JSON keeps an object's insertion order and prints numbers and strings one way, so
+  // the same record always gives the same bytes. The detail's own keys are hashed in the order
+  // they were stored, which round-trips through the store and the export unchanged.
+  return json::serialize(hashed_fields(r));
+}
+
+std::string compute_hash(const AuditRecord& r) { return sha256_hex(canonical_form(r)); }
+
+void seal(AuditRecord& r, std::string_view prev_hash) {
+  r.prev_hash = std::string(prev_hash);
+  r.hash = compute_hash(r);
+}
+
+json::object to_json(const AuditRecord& r) {
+  json::object o{{"seq", r.seq}};
+  for (auto& kv : hashed_fields(r)) o.emplace(kv.key(), kv.value());
+  o["hash"] = r.hash;
+  return o;
+}
+
+bool from_json(const json::object& o, AuditRecord& out, std::string& error) {
+  out = AuditRecord{};
+  auto str = [&](std::string_view key, std::string& into) {
+    auto* v = o.if_contains(key);
+    if (!v || !v->is_string()) {
+      error = std::string(key) + " must be a string";
+      return false;
+    }
+    into = std::string(v->as_string());
+    return true;
+  };
+  auto num = [&](std::string_view key, auto& into) {
+    auto* v = o.if_contains(key);
+    if (!v || !(v->is_int64() || v->is_uint64())) {
+      error = std::string(key) + " must be an integer";
+      return false;
+    }
+    into = v->is_int64() ? static_cast<std::decay_t<decltype(into)>>(v->as_int64())
+                         : static_cast<std::decay_t<decltype(into)>>(v->as_uint64());
+    return true;
+  };
+  std::string at, type;
+  if (!num("seq", out.seq) || !str("at", at) || !str("type", type) || !str("actor", out.actor) ||
+      !str("session", out.session) || !str("method", out.method) || !str("target", out.target) ||
+      !str("binding", out.binding) || !str("connector", out.connector) ||
+      !str("server", out.server) || !str("remote", out.remote) ||
+      !num("duration_ms", out.duration_ms) || !num("bytes_in", out.bytes_in) ||
+      !num("bytes_out", out.bytes_out) || !str("outcome", out.outcome) ||
+      !str("error_class", out.error_class) || !num("redactions", out.redactions) ||
+      !str("prev_hash", out.prev_hash) || !str("hash", out.hash)) {
+    return false;
+  }
+  auto when = parse_time_ms(at);
+  if (!when) {
+    error = "at must be a time like 2026-11-27T14:08:21.123Z";
+    return false;
+  }
+  out.at_ms = *when;
+  auto t = parse_audit_type(type);
+  if (!t) {
+    error = "type '" + type + "' is not an audit record type";
+    return false;
+  }
+  out.type = *t;
+  auto* d = o.if_contains("detail");
+  if (!d || !d->is_object()) {
+    error = "detail must be an object";
+    return false;
+  }
+  out.detail = d->as_object();
+  return true;
+}
+
+ChainVerdict verify_chain(const std::vector<AuditRecord>& records,
+                          const std::optional<ChainHead>& expected_head) {
+  ChainVerdict v;
+  v.records = records.size();
+  v.head_hash = std::string(kGenesisHash);
+  auto broken = [&](const AuditRecord& r, std::string problem, std::string message) {
+    v.intact = false;
+    v.bad_seq = r.seq;
+    v.problem = std::move(problem);
+    v.message = std::move(message);
+    return v;
+  };
+  // Where each stored hash sits, to tell a record that moved from one that was replaced.
+  std::map<std::string, size_t> position_of;
+  for (size_t i = 0; i < records.size(); ++i) position_of.emplace(records[i].hash, i);
+
+  std::string prev(kGenesisHash);
+  for (size_t i = 0; i < records.size(); ++i) {
+    const AuditRecord& r = records[i];
+    if (compute_hash(r) != r.hash) {
+      return broken(r, "edited", label(r) + " was edited: its content no longer matches its hash");
+    }
+    if (r.prev_hash != prev) {
+      const std::string before_prev = i >= 2 ? records[i - 2].hash : std::string(kGenesisHash);
+      if (i >= 1 && r.prev_hash == before_prev) {
+        return broken(records[i - 1], "inserted",
+                      label(records[i - 1]) +
+                          " was inserted: the record after it chains to "
+                          "the one before it");
+      }
+      if (auto it = position_of.find(r.prev_hash); it != position_of.end() && it->second != i - 1) {
+        return broken(r, "reordered",
+                      label(r) + " is out of order: it follows " + label(records[it->second]) +
+                          " in the chain");
+      }
+      const int64_t expected_seq = i == 0 ? 1 : records[i - 1].seq + 1;
+      if (r.seq > expected_seq) {
+        return broken(r, "removed",
+                      "record" + std::string(r.seq - expected_seq > 1 ? "s " : " ") +
+                          std::to_string(expected_seq) +
+                          (r.seq - expected_seq > 1 ? "-" + std::to_string(r.seq - 1) : "") +
+                          " before " + label(r) + " " +
+                          (r.seq - expected_seq > 1 ? "were" : "was") + " removed");
+      }
+      if (i == 0) {
+        return broken(r, "removed",
+                      "the records before " + label(r) +
+                          " were removed (it chains to a record "
+                          "that is not in the log)");
+      }
+      return broken(records[i - 1], "edited",
+                    label(records[i - 1]) +
+                        " was edited and its hash recomputed: the record "
+                        "after it chains to a different one");
+    }
+    prev = r.hash;
+  }
+  if (!records.empty()) {
+    v.head_hash = records.back().hash;
+    v.head_seq = records.back().seq;
+  }
+  if (expected_head && expected_head->seq > 0) {
+    if (v.head_seq < expected_head->seq) {
+      v.intact = false;
+      v.bad_seq = v.head_seq + 1;
+      v.problem = "truncated";
+      v.message = "records " + std::to_string(v.head_seq + 1) + "-" +
+                  std::to_string(expected_head->seq) +
+                  " were removed from the end of the log (airlockd wrote up to record " +
+                  std::to_string(expected_head->seq) + ")";
+      return v;
+    }
+    for (const auto& r : records) {
+      if (r.seq == expected_head->seq && r.hash != expected_head->hash) {
+        return broken(r, "edited",
+                      label(r) + " was replaced: airlockd wrote a record with another hash there");
+      }
+      if (r.seq > expected_head->seq) {
+        return broken(r, "inserted",
+                      label(r) + " was not written by airlockd (it wrote up to record " +
+                          std::to_string(expected_head->seq) + ")");
+      }
+    }
+  }
+  return v;
+}
+
+std::string format_time_ms(int64_t unix_ms) {
+  if (unix_ms <= 0) return "";
+  const std::time_t secs = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  char out[48];
+  std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(unix_ms % 1000));
+  return out;
+}
+
+std::optional<int64_t> parse_time_ms(std::string_view s) {
+  if (s.empty()) return 0;
+  std::tm tm{};
+  int ms = 0;
+  char z = 0;
+  const std::string text(s);
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d.%3d%c", &tm.tm_year, &tm.tm_mon,
+                  &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms, &z) != 8 ||
+      z != 'Z' || text.size() != 24) {
+    return std::nullopt;
+  }
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  const std::time_t secs = timegm(&tm);
+  if (secs < 0) return std::nullopt;
+  return static_cast<int64_t>(secs) * 1000 + ms;
+}
+
+}  // namespace airlock::controlplane

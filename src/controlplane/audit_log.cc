@@ -1,0 +1,409 @@
+#include "controlplane/audit_log.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <cerrno>
+#include <cstring>
+
+#include "controlplane/sqlite_statement.h"
+#include "controlplane/store.h"
+
+namespace airlock::controlplane {
+namespace json = boost::json;
+
+namespace {
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS audit (
+  seq INTEGER PRIMARY KEY,
+  at_ms INTEGER NOT NULL,
+  type TEXT NOT NULL,
+  actor TEXT NOT NULL,
+  session TEXT NOT NULL,
+  method TEXT NOT NULL,
+  target TEXT NOT NULL,
+  binding TEXT NOT NULL,
+  connector TEXT NOT NULL,
+  server TEXT NOT NULL,
+  remote TEXT NOT NULL,
+  duration_ms INTEGER NOT NULL,
+  bytes_in INTEGER NOT NULL,
+  bytes_out INTEGER NOT NULL,
+  outcome TEXT NOT NULL,
+  error_class TEXT NOT NULL,
+  redactions INTEGER NOT NULL,
+  detail TEXT NOT NULL,
+  prev_hash TEXT NOT NULL,
+  hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_by_type ON audit (type, seq);
+CREATE INDEX IF NOT EXISTS audit_by_actor ON audit (actor, seq);
+)sql";
+
+constexpr const char* kColumns =
+    "seq, at_ms, type, actor, session, method, target, binding, connector, server, remote, "
+    "duration_ms, bytes_in, bytes_out, outcome, error_class, redactions, detail, prev_hash, hash";
+
+void exec(sqlite3* db, const std::string& path, const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "unknown error";
+    sqlite3_free(err);
+    throw std::runtime_error("audit database " + path + ": " + msg);
+  }
+}
+
+sqlite3* open_db(const std::string& path, int flags) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, flags, nullptr) != SQLITE_OK) {
+    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    throw std::runtime_error("cannot open audit database " + path + ": " + msg);
+  }
+  sqlite3_busy_timeout(db, 5000);
+  return db;
+}
+
+AuditRecord read_row(Statement& s) {
+  AuditRecord r;
+  r.seq = s.i64(0);
+  r.at_ms = s.i64(1);
+  // A type no build of airlockd writes is shown as it is stored, and fails verification.
+  r.type = parse_audit_type(s.text(2)).value_or(AuditType::kGap);
+  r.actor = s.text(3);
+  r.session = s.text(4);
+  r.method = s.text(5);
+  r.target = s.text(6);
+  r.binding = s.text(7);
+  r.connector = s.text(8);
+  r.server = s.text(9);
+  r.remote = s.text(10);
+  r.duration_ms = s.i64(11);
+  r.bytes_in = static_cast<uint64_t>(s.i64(12));
+  r.bytes_out = static_cast<uint64_t>(s.i64(13));
+  r.outcome = s.text(14);
+  r.error_class = s.text(15);
+  r.redactions = static_cast<uint64_t>(s.i64(16));
+  boost::system::error_code ec;
+  auto detail = json::parse(s.text(17), ec);
+  if (!ec && detail.is_object()) {
+    r.detail = std::move(detail.as_object());
+  } else {
+    r.detail = json::object{{"unparsable_detail", s.text(17)}};
+  }
+  r.prev_hash = s.text(18);
+  r.hash = s.text(19);
+  if (!parse_audit_type(s.text(2))) r.hash = "type '" + s.text(2) + "' unknown";
+  return r;
+}
+
+}  // namespace
+
+AuditLog::AuditLog(asio::any_io_executor io, const std::string& path, AuditConfig config)
+    : io_(io), path_(path), config_(std::move(config)) {
+  writer_db_ = open_db(path_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX);
+  try {
+    exec(writer_db_, path_, "PRAGMA journal_mode=WAL");
+    exec(writer_db_, path_, "PRAGMA synchronous=NORMAL");
+    exec(writer_db_, path_, kSchema);
+    ::chmod(path_.c_str(), 0600);
+    Statement last(writer_db_, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1");
+    if (last.step() == SQLITE_ROW) {
+      head_ = {last.i64(0), last.text(1)};
+    } else {
+      head_ = {0, std::string(kGenesisHash)};
+    }
+    reader_db_ = open_db(path_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX);
+    if (!config_.jsonl_file.empty()) {
+      jsonl_fd_ =
+          ::open(config_.jsonl_file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+      if (jsonl_fd_ < 0) {
+        throw std::runtime_error("cannot open audit.jsonl_file " + config_.jsonl_file + ": " +
+                                 std::strerror(errno));
+      }
+    }
+  } catch (...) {
+    sqlite3_close(writer_db_);
+    sqlite3_close(reader_db_);
+    throw;
+  }
+  writer_ = std::thread([this] { writer_loop(); });
+}
+
+AuditLog::~AuditLog() {
+  {
+    std::lock_guard lk(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  if (writer_.joinable()) writer_.join();
+  reader_.join();
+  sqlite3_close(writer_db_);
+  sqlite3_close(reader_db_);
+  if (jsonl_fd_ >= 0) ::close(jsonl_fd_);
+}
+
+void AuditLog::append(AuditRecord r) {
+  if (r.at_ms == 0) r.at_ms = now_unix_ms();
+  ++appended_;
+  {
+    std::lock_guard lk(mu_);
+    if (queue_.size() >= config_.max_backlog) {
+      ++dropped_pending_;
+      ++dropped_total_;
+      return;
+    }
+    queue_.push_back(std::move(r));
+  }
+  cv_.notify_one();
+}
+
+uint64_t AuditLog::backlog() const {
+  std::lock_guard lk(mu_);
+  return queue_.size();
+}
+
+ChainHead AuditLog::head() const {
+  std::lock_guard lk(mu_);
+  return head_;
+}
+
+void AuditLog::writer_loop() {
+  std::unique_lock lk(mu_);
+  for (;;) {
+    cv_.wait(lk, [&] { return !queue_.empty() || dropped_pending_ || stopping_; });
+    if (queue_.empty() && !dropped_pending_ && stopping_) return;
+    std::vector<AuditRecord> batch;
+    batch.swap(queue_);
+    const uint64_t dropped = dropped_pending_;
+    dropped_pending_ = 0;
+    ChainHead head = head_;
+    lk.unlock();
+
+    std::vector<AuditRecord> sealed;
+    sealed.reserve(batch.size() + 1);
+    if (dropped) {
+      AuditRecord gap;
+      gap.type = AuditType::kGap;
+      gap.at_ms = now_unix_ms();
+      gap.outcome = "failed";
+      gap.error_class = "backlog_full";
+      gap.detail = json::object{{"dropped", dropped},
+                                {"reason",
+                                 "the audit writer was more than audit.max_backlog "
+                                 "records behind"}};
+      sealed.push_back(std::move(gap));
+    }
+    for (auto& r : batch) sealed.push_back(std::move(r));
+    for (auto& r : sealed) {
+      r.seq = ++head.seq;
+      seal(r, head.hash);
+      head.hash = r.hash;
+    }
+    write_batch(sealed, dropped);
+    lk.lock();
+    head_ = head;
+    written_ += batch.size();
+    lk.unlock();
+    asio::post(io_, [this] { on_written(); });
+    lk.lock();
+  }
+}
+
+void AuditLog::write_batch(std::vector<AuditRecord>& batch, uint64_t) {
+  // The chain is already advanced in memory: a batch that cannot be written is logged and
+  // counted, and the next verification names the records it lacks.
+  try {
+    exec(writer_db_, path_, "BEGIN IMMEDIATE");
+    const std::string sql = std::string("INSERT INTO audit (") + kColumns +
+                            ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    Statement ins(writer_db_, sql.c_str());
+    for (const auto& r : batch) {
+      sqlite3_reset(ins.get());
+      ins.bind(1, r.seq).bind(2, r.at_ms).bind(3, std::string(to_string(r.type)));
+      ins.bind(4, r.actor).bind(5, r.session).bind(6, r.method).bind(7, r.target);
+      ins.bind(8, r.binding).bind(9, r.connector).bind(10, r.server).bind(11, r.remote);
+      ins.bind(12, r.duration_ms).bind(13, static_cast<int64_t>(r.bytes_in));
+      ins.bind(14, static_cast<int64_t>(r.bytes_out)).bind(15, r.outcome);
+      ins.bind(16, r.error_class).bind(17, static_cast<int64_t>(r.redactions));
+      ins.bind(18, json::serialize(r.detail)).bind(19, r.prev_hash).bind(20, r.hash);
+      if (ins.step() != SQLITE_DONE) {
+        throw std::runtime_error(std::string("insert failed: ") + sqlite3_errmsg(writer_db_));
+      }
+    }
+    exec(writer_db_, path_, "COMMIT");
+  } catch (const std::exception& e) {
+    sqlite3_exec(writer_db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    write_failures_ += batch.size();
+    spdlog::error("audit log: {} record(s) not written to {}: {}", batch.size(), path_, e.what());
+  }
+  if (jsonl_fd_ >= 0) write_jsonl(batch);
+}
+
+void AuditLog::write_jsonl(const std::vector<AuditRecord>& batch) {
+  // A shipper that rotated the file (renamed it away) gets a new one at the same path.
+  struct stat by_path {
+  }, by_fd{};
+  if (::stat(config_.jsonl_file.c_str(), &by_path) != 0 || ::fstat(jsonl_fd_, &by_fd) != 0 ||
+      by_path.st_ino != by_fd.st_ino || by_path.st_dev != by_fd.st_dev) {
+    const int fd =
+        ::open(config_.jsonl_file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      ::close(jsonl_fd_);
+      jsonl_fd_ = fd;
+    } else {
+      spdlog::error("audit log: cannot reopen {}: {}", config_.jsonl_file, std::strerror(errno));
+    }
+  }
+  std::string out;
+  for (const auto& r : batch) {
+    out += json::serialize(to_json(r));
+    out += '\n';
+  }
+  size_t off = 0;
+  while (off < out.size()) {
+    const ssize_t n = ::write(jsonl_fd_, out.data() + off, out.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      spdlog::error("audit log: writing {} failed: {}", config_.jsonl_file, std::strerror(errno));
+      return;
+    }
+    off += static_cast<size_t>(n);
+  }
+}
+
+void AuditLog::on_written() {
+  for (auto* t : waiters_) t->cancel();
+}
+
+asio::awaitable<void> AuditLog::flush() {
+  const uint64_t target = appended_;
+  asio::steady_timer t(io_, asio::steady_timer::time_point::max());
+  auto it = waiters_.insert(waiters_.end(), &t);
+  while (written_.load() + dropped_total_.load() < target) {
+    t.expires_at(asio::steady_timer::time_point::max());
+    auto [ec] = co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+    (void)ec;
+    if (written_.load() + dropped_total_.load() >= target) break;
+    auto cs = co_await asio::this_coro::cancellation_state;
+    if (cs.cancelled() != asio::cancellation_type::none) break;
+  }
+  waiters_.erase(it);
+}
+
+asio::awaitable<void> AuditLog::wait_beyond(int64_t seq, std::chrono::milliseconds timeout) {
+  if (head().seq > seq) co_return;
+  asio::steady_timer t(io_, std::chrono::steady_clock::now() + timeout);
+  auto it = waiters_.insert(waiters_.end(), &t);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (head().seq <= seq && std::chrono::steady_clock::now() < deadline) {
+    t.expires_at(deadline);
+    co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+    auto cs = co_await asio::this_coro::cancellation_state;
+    if (cs.cancelled() != asio::cancellation_type::none) break;
+  }
+  waiters_.erase(it);
+}
+
+// Runs `work` on the reader thread; the caller resumes on its own executor with the result or
+// the exception `work` threw. Plain callbacks rather than a coroutine on the reader thread, and
+// every operation a named local: GCC 12 destroys temporaries in a co_await expression twice.
+template <class T, class F>
+asio::awaitable<T> AuditLog::on_reader(F work) {
+  auto initiate = [this, work = std::move(work)](auto handler) mutable {
+    asio::post(reader_, [work = std::move(work), handler = std::move(handler)]() mutable {
+      std::exception_ptr error;
+      T result{};
+      try {
+        result = work();
+      } catch (...) {
+        error = std::current_exception();
+      }
+      auto ex = asio::get_associated_executor(handler);
+      asio::post(ex, [handler = std::move(handler), error, result = std::move(result)]() mutable {
+        std::move(handler)(error, std::move(result));
+      });
+    });
+  };
+  auto op = asio::async_initiate<const asio::use_awaitable_t<>&, void(std::exception_ptr, T)>(
+      std::move(initiate), asio::use_awaitable);
+  T out = co_await std::move(op);
+  co_return out;
+}
+
+asio::awaitable<std::vector<AuditRecord>> AuditLog::query(AuditQuery q) {
+  return on_reader<std::vector<AuditRecord>>([this, q = std::move(q)] { return run_query(q); });
+}
+
+asio::awaitable<ChainVerdict> AuditLog::verify() {
+  return on_reader<ChainVerdict>([this] {
+    std::vector<AuditRecord> all = read_all();
+    // Read after the rows: the writer only moves its head forward, so every record it wrote
+    // that was read is at or below it.
+    const ChainHead expected = head();
+    return verify_chain(all, expected);
+  });
+}
+
+std::vector<AuditRecord> AuditLog::read_all() {
+  const std::string sql = std::string("SELECT ") + kColumns + " FROM audit ORDER BY seq";
+  Statement s(reader_db_, sql.c_str());
+  std::vector<AuditRecord> out;
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW) out.push_back(read_row(s));
+  if (rc != SQLITE_DONE) {
+    throw std::runtime_error(std::string("reading the audit log failed: ") +
+                             sqlite3_errmsg(reader_db_));
+  }
+  return out;
+}
+
+std::vector<AuditRecord> AuditLog::run_query(const AuditQuery& q) {
+  std::string sql = std::string("SELECT ") + kColumns + " FROM audit WHERE 1=1";
+  std::vector<std::pair<int, std::string>> texts;
+  std::vector<std::pair<int, int64_t>> numbers;
+  int n = 0;
+  auto text_filter = [&](const char* column, const std::string& value) {
+    if (value.empty()) return;
+    sql += std::string(" AND ") + column + " = ?";
+    texts.emplace_back(++n, value);
+  };
+  auto number_filter = [&](const char* clause, int64_t value) {
+    if (value <= 0) return;
+    sql += clause;
+    numbers.emplace_back(++n, value);
+  };
+  text_filter("type", q.type);
+  text_filter("actor", q.actor);
+  text_filter("target", q.target);
+  text_filter("outcome", q.outcome);
+  text_filter("session", q.session);
+  number_filter(" AND seq < ?", q.before);
+  number_filter(" AND seq > ?", q.after);
+  number_filter(" AND at_ms >= ?", q.since_ms);
+  number_filter(" AND at_ms <= ?", q.until_ms);
+  sql += q.after > 0 || q.oldest_first ? " ORDER BY seq ASC" : " ORDER BY seq DESC";
+  sql += " LIMIT " + std::to_string(std::min<size_t>(q.limit, 10000));
+  Statement s(reader_db_, sql.c_str());
+  for (const auto& [i, v] : texts) s.bind(i, v);
+  for (const auto& [i, v] : numbers) s.bind(i, v);
+  std::vector<AuditRecord> out;
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW) out.push_back(read_row(s));
+  if (rc != SQLITE_DONE) {
+    throw std::runtime_error(std::string("audit query failed: ") + sqlite3_errmsg(reader_db_));
+  }
+  return out;
+}
+
+}  // namespace airlock::controlplane

@@ -1,0 +1,110 @@
+// AuditLog: airlockd's tamper-evident record of every agent call, admin change and refused
+// authentication, in state_dir/audit.db (SQLite, WAL) and optionally a JSON Lines file for a
+// log shipper. Records form a hash chain (audit_chain.h).
+//
+// Writing never blocks the request path: append() only queues, under a mutex held for a push.
+// A writer thread of the log's own seals the queued records into the chain and writes them in
+// one transaction per batch. Queries and verification run on a reader thread with a
+// connection of their own and complete on the caller's executor.
+// Owned by ControlPlane; append(), head() and the awaitables are called on airlockd's io thread.
+#pragma once
+
+#include <atomic>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "controlplane/audit_chain.h"
+#include "controlplane/config.h"
+
+struct sqlite3;
+
+namespace airlock::controlplane {
+namespace asio = boost::asio;
+
+struct AuditQuery {
+  int64_t before = 0;         // newest first, records before this seq (0: from the newest)
+  int64_t after = 0;          // records after this seq (for following the log)
+  bool oldest_first = false;  // ascending seq (always so with `after`)
+  std::string type, actor, target, outcome, session;
+  int64_t since_ms = 0, until_ms = 0;  // at_ms range, inclusive; 0: open
+  size_t limit = 100;
+};
+
+class AuditLog {
+ public:
+  // Opens (creating) the database at `path` and finds the chain's head. Throws
+  // std::runtime_error naming the file.
+  AuditLog(asio::any_io_executor io, const std::string& path, AuditConfig config);
+  // Writes everything queued, then stops the threads.
+  ~AuditLog();
+
+  // Queues `r` (at_ms is set now when 0). Never waits for the disk. When the writer is more
+  // than max_backlog records behind, `r` is counted as dropped instead, and the next batch
+  // starts with a `gap` record saying how many were.
+  void append(AuditRecord r);
+
+  // Completes once everything appended before the call is written. Cancelling it stops the
+  // wait only.
+  asio::awaitable<void> flush();
+  // Completes when a record after `seq` is written, or after `timeout`. Cancelling it stops the
+  // wait only.
+  asio::awaitable<void> wait_beyond(int64_t seq, std::chrono::milliseconds timeout);
+
+  // Reads records on the reader thread; throws std::runtime_error with SQLite's message.
+  asio::awaitable<std::vector<AuditRecord>> query(AuditQuery q);
+  // Reads the whole log on the reader thread and checks its chain against the writer's head.
+  asio::awaitable<ChainVerdict> verify();
+
+  ChainHead head() const;
+  uint64_t appended() const { return appended_; }
+  uint64_t written() const { return written_.load(); }
+  uint64_t dropped() const { return dropped_total_.load(); }
+  uint64_t backlog() const;
+  uint64_t write_failures() const { return write_failures_.load(); }
+  const std::string& path() const { return path_; }
+
+ private:
+  void writer_loop();
+  void write_batch(std::vector<AuditRecord>& batch, uint64_t dropped);
+  void write_jsonl(const std::vector<AuditRecord>& batch);
+  void on_written();  // on the io thread
+  template <class T, class F>
+  asio::awaitable<T> on_reader(F work);
+  std::vector<AuditRecord> run_query(const AuditQuery& q);
+  std::vector<AuditRecord> read_all();
+
+  asio::any_io_executor io_;
+  std::string path_;
+  AuditConfig config_;
+  sqlite3* writer_db_ = nullptr;
+  sqlite3* reader_db_ = nullptr;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<AuditRecord> queue_;
+  uint64_t dropped_pending_ = 0;
+  bool stopping_ = false;
+  ChainHead head_;  // under mu_
+
+  uint64_t appended_ = 0;  // io thread
+  std::atomic<uint64_t> written_{0}, dropped_total_{0}, write_failures_{0};
+  std::atomic<uint64_t> queued_{0};
+  int jsonl_fd_ = -1;  // writer thread
+
+  std::list<asio::steady_timer*> waiters_;  // io thread: woken by on_written()
+  asio::thread_pool reader_{1};
+  std::thread writer_;
+};
+
+}  // namespace airlock::controlplane

@@ -1,0 +1,312 @@
+// The audit log's chain (every kind of tampering named at the record it happened to) and the
+// log itself: queued writes, queries, the gap record, the JSON Lines sink and its rotation.
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "controlplane/audit_chain.h"
+#include "controlplane/audit_log.h"
+#include "test/e2e/temp_dir.h"
+
+namespace airlock::controlplane {
+namespace {
+namespace json = boost::json;
+using test::TempDir;
+
+std::vector<AuditRecord> chain(int n) {
+  std::vector<AuditRecord> out;
+  std::string prev(kGenesisHash);
+  for (int i = 1; i <= n; ++i) {
+    AuditRecord r;
+    r.seq = i;
+    r.at_ms = 1764900000000 + i;
+    r.type = i % 2 ? AuditType::kCall : AuditType::kAdmin;
+    r.actor = "agent-" + std::to_string(i);
+    r.target = "tool_" + std::to_string(i);
+    r.outcome = "ok";
+    r.bytes_in = 10u * i;
+    r.detail = json::object{{"n", i}};
+    seal(r, prev);
+    prev = r.hash;
+    out.push_back(r);
+  }
+  return out;
+}
+
+TEST(AuditChain, AnIntactChainVerifies) {
+  auto v = verify_chain(chain(5));
+  EXPECT_TRUE(v.intact) << v.message;
+  EXPECT_EQ(v.records, 5u);
+  EXPECT_EQ(v.head_seq, 5);
+  EXPECT_EQ(verify_chain({}).head_hash, kGenesisHash);
+  EXPECT_TRUE(verify_chain(chain(5), ChainHead{5, chain(5).back().hash}).intact);
+}
+
+TEST(AuditChain, AnEditedFieldIsNamed) {
+  for (int field = 0; field < 4; ++field) {
+    auto c = chain(6);
+    switch (field) {
+      case 0:
+        c[2].actor = "someone-else";
+        break;
+      case 1:
+        c[2].bytes_in = 1;
+        break;
+      case 2:
+        c[2].detail["n"] = 99;
+        break;
+      case 3:
+        c[2].at_ms += 1000;
+        break;
+    }
+    auto v = verify_chain(c);
+    EXPECT_FALSE(v.intact);
+    EXPECT_EQ(v.problem, "edited") << field;
+    EXPECT_EQ(v.bad_seq, 3) << field;
+    EXPECT_NE(v.message.find("record 3 "), std::string::npos) << v.message;
+  }
+}
+
+TEST(AuditChain, AnEditWithItsHashRecomputedIsNamed) {
+  auto c = chain(6);
+  c[3].outcome = "error";
+  seal(c[3], c[3].prev_hash);  // the editor recomputed its own hash
+  auto v = verify_chain(c);
+  EXPECT_EQ(v.problem, "edited");
+  EXPECT_EQ(v.bad_seq, 4);
+}
+
+TEST(AuditChain, ARemovedRecordIsNamed) {
+  auto c = chain(6);
+  c.erase(c.begin() + 2);  // record 3
+  auto v = verify_chain(c);
+  EXPECT_EQ(v.problem, "removed");
+  EXPECT_EQ(v.bad_seq, 4);
+  EXPECT_NE(v.message.find("record 3 before record 4"), std::string::npos) << v.message;
+
+  auto first = chain(4);
+  first.erase(first.begin());
+  EXPECT_EQ(verify_chain(first).problem, "removed");
+}
+
+TEST(AuditChain, AnInsertedRecordIsNamed) {
+  auto c = chain(6);
+  AuditRecord forged;
+  forged.at_ms = c[2].at_ms + 1;
+  forged.actor = "intruder";
+  seal(forged, c[2].hash);  // chains properly to record 3
+  c.insert(c.begin() + 3, forged);
+  for (size_t i = 3; i < c.size(); ++i) c[i].seq = static_cast<int64_t>(i) + 1;  // renumbered
+  auto v = verify_chain(c);
+  EXPECT_EQ(v.problem, "inserted");
+  EXPECT_EQ(v.bad_seq, 4);
+}
+
+TEST(AuditChain, ReorderedRecordsAreNamed) {
+  auto c = chain(6);
+  std::swap(c[2], c[3]);
+  std::swap(c[2].seq, c[3].seq);  // positions kept, contents swapped
+  auto v = verify_chain(c);
+  EXPECT_EQ(v.problem, "reordered");
+  EXPECT_EQ(v.bad_seq, 3);
+}
+
+TEST(AuditChain, TheWritersHeadCatchesATruncatedOrExtendedTail) {
+  auto c = chain(6);
+  const ChainHead head{6, c.back().hash};
+  auto cut = c;
+  cut.pop_back();
+  auto v = verify_chain(cut, head);
+  EXPECT_EQ(v.problem, "truncated");
+  EXPECT_EQ(v.bad_seq, 6);
+
+  auto longer = chain(7);  // a well-formed record 7 airlockd never wrote
+  v = verify_chain(longer, head);
+  EXPECT_EQ(v.problem, "inserted");
+  EXPECT_EQ(v.bad_seq, 7);
+}
+
+TEST(AuditChain, JsonRoundTripsAndKeepsTheHash) {
+  for (const auto& r : chain(3)) {
+    const std::string text = json::serialize(to_json(r));
+    AuditRecord back;
+    std::string error;
+    ASSERT_TRUE(from_json(json::parse(text).as_object(), back, error)) << error;
+    EXPECT_EQ(back.seq, r.seq);
+    EXPECT_EQ(compute_hash(back), r.hash);
+  }
+  AuditRecord out;
+  std::string error;
+  EXPECT_FALSE(from_json(json::object{{"seq", 1}}, out, error));
+  EXPECT_EQ(error, "at must be a string");
+  auto o = to_json(chain(1)[0]);
+  o["type"] = "nonsense";
+  EXPECT_FALSE(from_json(o, out, error));
+  EXPECT_NE(error.find("nonsense"), std::string::npos);
+}
+
+TEST(AuditChain, TimesRoundTrip) {
+  EXPECT_EQ(parse_time_ms(format_time_ms(1764900000123)), 1764900000123);
+  EXPECT_FALSE(parse_time_ms("2026-13-01"));
+  EXPECT_FALSE(parse_time_ms("2026-11-27T14:08:21.123"));
+}
+
+// ---- the log ----------------------------------------------------------------------------------
+
+template <class T>
+T run(asio::io_context& io, asio::awaitable<T> a) {
+  auto f = asio::co_spawn(io, std::move(a), asio::use_future);
+  io.restart();
+  while (f.wait_for(std::chrono::milliseconds(0)) != std::future_status::ready) io.run_one();
+  return f.get();
+}
+
+AuditRecord call(const std::string& actor, const std::string& tool) {
+  AuditRecord r;
+  r.type = AuditType::kCall;
+  r.actor = actor;
+  r.target = tool;
+  r.outcome = "ok";
+  return r;
+}
+
+TEST(AuditLog, WritesChainsQueriesAndVerifies) {
+  TempDir dir;
+  asio::io_context io;
+  const std::string path = dir.path + "/audit.db";
+  {
+    AuditConfig config;
+    config.jsonl_file = dir.path + "/audit.jsonl";
+    AuditLog log(io.get_executor(), path, config);
+    for (int i = 0; i < 50; ++i) log.append(call(i % 2 ? "a" : "b", "t" + std::to_string(i)));
+    run(io, log.flush());
+    EXPECT_EQ(log.written(), 50u);
+    EXPECT_EQ(log.head().seq, 50);
+
+    AuditQuery q;
+    q.actor = "a";
+    q.limit = 10;
+    auto page = run(io, log.query(q));
+    ASSERT_EQ(page.size(), 10u);
+    EXPECT_EQ(page.front().seq, 50);  // newest first
+    for (const auto& r : page) EXPECT_EQ(r.actor, "a");
+    q.before = page.back().seq;
+    auto next = run(io, log.query(q));
+    EXPECT_LT(next.front().seq, page.back().seq);
+
+    AuditQuery after;
+    after.after = 45;
+    auto tail = run(io, log.query(after));
+    ASSERT_EQ(tail.size(), 5u);
+    EXPECT_EQ(tail.front().seq, 46);  // oldest first
+
+    auto v = run(io, log.verify());
+    EXPECT_TRUE(v.intact) << v.message;
+    EXPECT_EQ(v.records, 50u);
+  }
+  {
+    // Reopened, the chain continues from its head.
+    AuditLog log(io.get_executor(), path, AuditConfig{});
+    EXPECT_EQ(log.head().seq, 50);
+    log.append(call("c", "t"));
+    run(io, log.flush());
+    EXPECT_TRUE(run(io, log.verify()).intact);
+  }
+  // The JSON Lines sink holds the same records, verifiable on their own.
+  std::ifstream in(dir.path + "/audit.jsonl");
+  std::vector<AuditRecord> lines;
+  for (std::string line; std::getline(in, line);) {
+    AuditRecord r;
+    std::string error;
+    ASSERT_TRUE(from_json(json::parse(line).as_object(), r, error)) << error;
+    lines.push_back(r);
+  }
+  ASSERT_EQ(lines.size(), 50u);
+  EXPECT_TRUE(verify_chain(lines).intact);
+}
+
+TEST(AuditLog, AnEditBehindItsBackIsNamed) {
+  TempDir dir;
+  asio::io_context io;
+  const std::string path = dir.path + "/audit.db";
+  AuditLog log(io.get_executor(), path, AuditConfig{});
+  for (int i = 0; i < 20; ++i) log.append(call("a", "t" + std::to_string(i)));
+  run(io, log.flush());
+  const std::string cmd = "sqlite3 " + path + " \"UPDATE audit SET outcome='error' WHERE seq=7\"";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  auto v = run(io, log.verify());
+  EXPECT_FALSE(v.intact);
+  EXPECT_EQ(v.problem, "edited");
+  EXPECT_EQ(v.bad_seq, 7);
+  const std::string del = "sqlite3 " + path + " \"DELETE FROM audit WHERE seq=20\"";
+  ASSERT_EQ(std::system(del.c_str()), 0);
+  const std::string fix = "sqlite3 " + path + " \"UPDATE audit SET outcome='ok' WHERE seq=7\"";
+  ASSERT_EQ(std::system(fix.c_str()), 0);
+  v = run(io, log.verify());
+  EXPECT_EQ(v.problem, "truncated");
+  EXPECT_EQ(v.bad_seq, 20);
+}
+
+TEST(AuditLog, AFullBacklogDropsAndSaysSo) {
+  TempDir dir;
+  asio::io_context io;
+  AuditConfig config;
+  config.max_backlog = 100;
+  AuditLog log(io.get_executor(), dir.path + "/audit.db", config);
+  // Faster than any disk: most of these find the queue full.
+  for (int i = 0; i < 20000; ++i) log.append(call("a", "t"));
+  run(io, log.flush());
+  EXPECT_EQ(log.written() + log.dropped(), 20000u);
+  if (log.dropped() == 0) GTEST_SKIP() << "the writer kept up with 20000 appends";
+  AuditQuery q;
+  q.type = "gap";
+  auto gaps = run(io, log.query(q));
+  ASSERT_FALSE(gaps.empty());
+  uint64_t counted = 0;
+  for (const auto& g : gaps) counted += g.detail.at("dropped").to_number<uint64_t>();
+  EXPECT_EQ(counted, log.dropped());
+  EXPECT_TRUE(run(io, log.verify()).intact);
+}
+
+TEST(AuditLog, TheJsonLinesFileFollowsRotation) {
+  TempDir dir;
+  asio::io_context io;
+  AuditConfig config;
+  config.jsonl_file = dir.path + "/audit.jsonl";
+  AuditLog log(io.get_executor(), dir.path + "/audit.db", config);
+  log.append(call("a", "before"));
+  run(io, log.flush());
+  std::filesystem::rename(config.jsonl_file, config.jsonl_file + ".1");
+  log.append(call("a", "after"));
+  run(io, log.flush());
+  std::ifstream fresh(config.jsonl_file);
+  std::string line;
+  ASSERT_TRUE(std::getline(fresh, line));
+  EXPECT_NE(line.find("\"after\""), std::string::npos);
+  std::ifstream old(config.jsonl_file + ".1");
+  ASSERT_TRUE(std::getline(old, line));
+  EXPECT_NE(line.find("\"before\""), std::string::npos);
+}
+
+TEST(AuditLog, AnUnopenableSinkFailsAtStart) {
+  TempDir dir;
+  asio::io_context io;
+  AuditConfig config;
+  config.jsonl_file = dir.path + "/no/such/dir/audit.jsonl";
+  try {
+    AuditLog log(io.get_executor(), dir.path + "/audit.db", config);
+    FAIL() << "opened";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("audit.jsonl_file"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace airlock::controlplane
