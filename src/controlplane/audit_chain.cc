@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include <boost/json/serialize.hpp>
+#include <chrono>
 #include <ctime>
 #include <map>
 
@@ -237,15 +238,32 @@ ChainVerdict verify_chain(const std::vector<AuditRecord>& records,
 }
 
 std::string format_time_ms(int64_t unix_ms) {
+  // Every audit record is written with its time: calendar arithmetic, no locale, no printf.
   if (unix_ms <= 0) return "";
-  const std::time_t secs = static_cast<std::time_t>(unix_ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  char out[48];
-  std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(unix_ms % 1000));
-  return out;
+  using namespace std::chrono;
+  const sys_time<milliseconds> t{milliseconds(unix_ms)};
+  const auto day = floor<days>(t);
+  const year_month_day ymd{day};
+  const hh_mm_ss hms{t - day};
+  char out[25];
+  auto put = [&](int at, unsigned v, int width) {
+    for (int i = width - 1; i >= 0; --i, v /= 10) out[at + i] = static_cast<char>('0' + v % 10);
+  };
+  put(0, static_cast<unsigned>(static_cast<int>(ymd.year())), 4);
+  out[4] = '-';
+  put(5, static_cast<unsigned>(ymd.month()), 2);
+  out[7] = '-';
+  put(8, static_cast<unsigned>(ymd.day()), 2);
+  out[10] = 'T';
+  put(11, static_cast<unsigned>(hms.hours().count()), 2);
+  out[13] = ':';
+  put(14, static_cast<unsigned>(hms.minutes().count()), 2);
+  out[16] = ':';
+  put(17, static_cast<unsigned>(hms.seconds().count()), 2);
+  out[19] = '.';
+  put(20, static_cast<unsigned>(hms.subseconds().count()), 3);
+  out[23] = 'Z';
+  return std::string(out, 24);
 }
 
 std::optional<int64_t> parse_time_ms(std::string_view s) {

@@ -30,6 +30,10 @@
 struct sqlite3;
 
 namespace airlock::controlplane {
+class Statement;
+}
+
+namespace airlock::controlplane {
 namespace asio = boost::asio;
 
 struct AuditQuery {
@@ -95,12 +99,16 @@ class AuditLog {
   std::vector<AuditRecord> queue_;
   uint64_t dropped_pending_ = 0;
   bool stopping_ = false;
-  ChainHead head_;  // under mu_
+  bool writer_asleep_ = false;  // waiting on an empty queue: an append must wake it
+  ChainHead head_;              // under mu_
+  static constexpr size_t kBatchTarget = 256;
+  static constexpr auto kLinger = std::chrono::milliseconds(5);
 
   uint64_t appended_ = 0;  // io thread
   std::atomic<uint64_t> written_{0}, dropped_total_{0}, write_failures_{0};
   std::atomic<uint64_t> queued_{0};
-  int jsonl_fd_ = -1;  // writer thread
+  int jsonl_fd_ = -1;                  // writer thread
+  std::unique_ptr<Statement> insert_;  // writer thread: prepared once
 
   std::list<asio::steady_timer*> waiters_;  // io thread: woken by on_written()
   asio::thread_pool reader_{1};
