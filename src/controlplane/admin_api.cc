@@ -727,16 +727,7 @@ asio::awaitable<HttpResponse> AdminApi::audit_verify() {
   } catch (const std::exception& e) {
     co_return HttpResponse::error(500, "audit_unreadable", e.what());
   }
-  json::object o{{"intact", v.intact},
-                 {"records", v.records},
-                 {"head_seq", v.head_seq},
-                 {"head_hash", v.head_hash}};
-  if (!v.intact) {
-    o["bad_seq"] = v.bad_seq;
-    o["problem"] = v.problem;
-    o["message"] = v.message;
-  }
-  co_return json_answer(200, o);
+  co_return json_answer(200, to_json(v));
 }
 
 HttpResponse AdminApi::audit_export(const HttpRequest& req) {

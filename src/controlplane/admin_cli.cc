@@ -178,6 +178,35 @@ std::string audit_line(const json::object& r) {
   return o.str();
 }
 
+// Prints a chain verdict (GET /v1/audit/verify's answer); the exit code: 0 intact, 1 broken.
+int print_verdict(const json::object& o, bool as_json) {
+  const auto* intact = o.if_contains("intact");
+  const bool ok = intact && intact->is_bool() && intact->as_bool();
+  if (as_json) {
+    std::cout << json::serialize(o) << "\n";
+  } else if (ok) {
+    std::cout << "intact: " << str(o, "records") << " record(s); head " << str(o, "head_seq") << " "
+              << str(o, "head_hash") << "\n";
+  } else {
+    std::cout << "BROKEN at record " << str(o, "bad_seq") << " (" << str(o, "problem")
+              << "): " << str(o, "message") << "\n";
+  }
+  return ok ? 0 : 1;
+}
+
+// The contents of `file`; false (having said why) when it cannot be read.
+bool read_whole(const std::string& file, std::string& out) {
+  std::ifstream in(file);
+  if (!in) {
+    std::cerr << "airlock: cannot read " << file << "\n";
+    return false;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  out = ss.str();
+  return true;
+}
+
 // `airlock audit verify --file`: an export checked here, without airlockd.
 int verify_export(const std::string& file, bool as_json) {
   std::ifstream in(file);
@@ -201,26 +230,7 @@ int verify_export(const std::string& file, bool as_json) {
     }
     records.push_back(std::move(r));
   }
-  const auto v = controlplane::verify_chain(records);
-  if (as_json) {
-    json::object o{{"intact", v.intact},
-                   {"records", v.records},
-                   {"head_seq", v.head_seq},
-                   {"head_hash", v.head_hash}};
-    if (!v.intact) {
-      o["bad_seq"] = v.bad_seq;
-      o["problem"] = v.problem;
-      o["message"] = v.message;
-    }
-    std::cout << json::serialize(o) << "\n";
-  } else if (v.intact) {
-    std::cout << "intact: " << v.records << " record(s); head " << v.head_seq << " " << v.head_hash
-              << "\n";
-  } else {
-    std::cout << "BROKEN at record " << v.bad_seq << " (" << v.problem << "): " << v.message
-              << "\n";
-  }
-  return v.intact ? 0 : 1;
+  return print_verdict(controlplane::to_json(controlplane::verify_chain(records)), as_json);
 }
 
 std::string endpoint_hint(const std::string& server) {
@@ -390,16 +400,9 @@ int run(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   if (mode == "tools-apply") {
-    std::ifstream in(tools_file);
-    if (!in) {
-      std::cerr << "airlock: cannot read " << tools_file << "\n";
-      return 2;
-    }
-    std::stringstream ss;
-    ss << in.rdbuf();
+    if (!read_whole(tools_file, body)) return 2;
     method = "PUT";
     path = "/v1/tools";
-    body = ss.str();
   } else if (mode == "tools-list") {
     method = "GET";
     path = "/v1/tools";
@@ -445,16 +448,9 @@ int run(int argc, char** argv) {
     method = "GET";
     path = "/v1/tools/" + name;
   } else if (mode == "tools-set") {
-    std::ifstream in(tools_file);
-    if (!in) {
-      std::cerr << "airlock: cannot read " << tools_file << "\n";
-      return 2;
-    }
-    std::stringstream ss;
-    ss << in.rdbuf();
+    if (!read_whole(tools_file, body)) return 2;
     method = "PUT";
     path = "/v1/tools/" + name;
-    body = ss.str();
   } else if (mode == "tools-delete") {
     method = "DELETE";
     path = "/v1/tools/" + name;
@@ -555,19 +551,7 @@ int run(int argc, char** argv) {
     json::error_code ec;
     auto v = json::parse(r.body, ec);
     if (ec || !v.is_object()) return report(r);
-    const auto& o = v.as_object();
-    const bool intact =
-        o.contains("intact") && o.at("intact").is_bool() && o.at("intact").as_bool();
-    if (g.json_output) {
-      std::cout << r.body << "\n";
-    } else if (intact) {
-      std::cout << "intact: " << str(o, "records") << " record(s); head " << str(o, "head_seq")
-                << " " << str(o, "head_hash") << "\n";
-    } else {
-      std::cout << "BROKEN at record " << str(o, "bad_seq") << " (" << str(o, "problem")
-                << "): " << str(o, "message") << "\n";
-    }
-    return intact ? 0 : 1;
+    return print_verdict(v.as_object(), g.json_output);
   }
   if (mode == "audit-tail") {
     // Newest first from the server; printed oldest first, then followed.

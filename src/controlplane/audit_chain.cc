@@ -150,6 +150,19 @@ bool from_json(const json::object& o, AuditRecord& out, std::string& error) {
   return true;
 }
 
+json::object to_json(const ChainVerdict& v) {
+  json::object o{{"intact", v.intact},
+                 {"records", v.records},
+                 {"head_seq", v.head_seq},
+                 {"head_hash", v.head_hash}};
+  if (!v.intact) {
+    o["bad_seq"] = v.bad_seq;
+    o["problem"] = v.problem;
+    o["message"] = v.message;
+  }
+  return o;
+}
+
 ChainVerdict verify_chain(const std::vector<AuditRecord>& records,
                           const std::optional<ChainHead>& expected_head) {
   ChainVerdict v;

@@ -74,6 +74,10 @@ struct ChainVerdict {
   std::string message;  // a sentence naming the record
 };
 
+// The verdict as the API and `airlock audit verify --json` write it: intact, records,
+// head_seq, head_hash, and when broken bad_seq, problem and message.
+boost::json::object to_json(const ChainVerdict& v);
+
 // The writer's own record of the last record it wrote, to catch a truncated or extended tail.
 struct ChainHead {
   int64_t seq = 0;
