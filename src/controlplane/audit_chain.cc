@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <chrono>
 #include <ctime>
@@ -85,9 +86,19 @@ std::string canonical_form(const AuditRecord& r) {
 
 std::string compute_hash(const AuditRecord& r) { return sha256_hex(canonical_form(r)); }
 
-void seal(AuditRecord& r, std::string_view prev_hash) {
+std::string seal(AuditRecord& r, std::string_view prev_hash) {
   r.prev_hash = std::string(prev_hash);
-  r.hash = compute_hash(r);
+  std::string canonical = canonical_form(r);
+  r.hash = sha256_hex(canonical);
+  return canonical;
+}
+
+std::string json_line(const AuditRecord& r, std::string_view canonical) {
+  // canonical is {"at":…,"prev_hash":"…"}: seq goes first and hash last, as in to_json().
+  std::string line = "{\"seq\":" + std::to_string(r.seq) + ",";
+  line.append(canonical.substr(1, canonical.size() - 2));
+  line += ",\"hash\":\"" + r.hash + "\"}";
+  return line;
 }
 
 json::object to_json(const AuditRecord& r) {
@@ -97,7 +108,10 @@ json::object to_json(const AuditRecord& r) {
   return o;
 }
 
-bool from_json(const json::object& o, AuditRecord& out, std::string& error) {
+namespace {
+
+// The fields of to_json(); `positioned`: seq and hash are there too.
+bool read_fields(const json::object& o, AuditRecord& out, std::string& error, bool positioned) {
   out = AuditRecord{};
   auto str = [&](std::string_view key, std::string& into) {
     auto* v = o.if_contains(key);
@@ -119,14 +133,15 @@ bool from_json(const json::object& o, AuditRecord& out, std::string& error) {
     return true;
   };
   std::string at, type;
-  if (!num("seq", out.seq) || !str("at", at) || !str("type", type) || !str("actor", out.actor) ||
+  if (positioned && (!num("seq", out.seq) || !str("hash", out.hash))) return false;
+  if (!str("at", at) || !str("type", type) || !str("actor", out.actor) ||
       !str("session", out.session) || !str("method", out.method) || !str("target", out.target) ||
       !str("binding", out.binding) || !str("connector", out.connector) ||
       !str("server", out.server) || !str("remote", out.remote) ||
       !num("duration_ms", out.duration_ms) || !num("bytes_in", out.bytes_in) ||
       !num("bytes_out", out.bytes_out) || !str("outcome", out.outcome) ||
       !str("error_class", out.error_class) || !num("redactions", out.redactions) ||
-      !str("prev_hash", out.prev_hash) || !str("hash", out.hash)) {
+      !str("prev_hash", out.prev_hash)) {
     return false;
   }
   auto when = parse_time_ms(at);
@@ -148,6 +163,22 @@ bool from_json(const json::object& o, AuditRecord& out, std::string& error) {
   }
   out.detail = d->as_object();
   return true;
+}
+
+}  // namespace
+
+bool from_json(const json::object& o, AuditRecord& out, std::string& error) {
+  return read_fields(o, out, error, true);
+}
+
+bool from_canonical(std::string_view text, AuditRecord& out, std::string& error) {
+  boost::system::error_code ec;
+  json::value v = json::parse(text, ec);
+  if (ec || !v.is_object()) {
+    error = "not a JSON object";
+    return false;
+  }
+  return read_fields(v.as_object(), out, error, false);
 }
 
 json::object to_json(const ChainVerdict& v) {

@@ -55,13 +55,19 @@ inline constexpr std::string_view kGenesisHash =
 // order, prev_hash included.
 std::string canonical_form(const AuditRecord& r);
 std::string compute_hash(const AuditRecord& r);
-// Sets r.prev_hash and r.hash.
-void seal(AuditRecord& r, std::string_view prev_hash);
+// Sets r.prev_hash and r.hash; returns the canonical form the hash covers (the audit log
+// stores exactly these bytes).
+std::string seal(AuditRecord& r, std::string_view prev_hash);
 
 // The record as the API, the export and the JSON Lines sink write it.
 boost::json::object to_json(const AuditRecord& r);
 // The inverse (for verifying an export); false with `error` naming the field.
 bool from_json(const boost::json::object& o, AuditRecord& out, std::string& error);
+// The record a canonical form holds (seq and hash are not in it); false with `error` set.
+bool from_canonical(std::string_view text, AuditRecord& out, std::string& error);
+// One JSON Lines line (to_json's object, without its newline) from a sealed record and its
+// canonical form, without building the object again.
+std::string json_line(const AuditRecord& r, std::string_view canonical);
 
 struct ChainVerdict {
   bool intact = true;

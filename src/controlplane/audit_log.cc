@@ -23,37 +23,27 @@ namespace json = boost::json;
 
 namespace {
 
+// Each record is stored as the canonical form its hash covers (`record`), beside the columns
+// queries filter by. Those columns are read back over the record's own fields, so that an
+// edit to either breaks the hash. One secondary index only, by type (calls, admin changes,
+// refusals): each costs the writer a B-tree insert per record; other filters read back from
+// the newest record.
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS audit (
   seq INTEGER PRIMARY KEY,
   at_ms INTEGER NOT NULL,
   type TEXT NOT NULL,
   actor TEXT NOT NULL,
-  session TEXT NOT NULL,
-  method TEXT NOT NULL,
   target TEXT NOT NULL,
-  binding TEXT NOT NULL,
-  connector TEXT NOT NULL,
-  server TEXT NOT NULL,
-  remote TEXT NOT NULL,
-  duration_ms INTEGER NOT NULL,
-  bytes_in INTEGER NOT NULL,
-  bytes_out INTEGER NOT NULL,
   outcome TEXT NOT NULL,
-  error_class TEXT NOT NULL,
-  redactions INTEGER NOT NULL,
-  detail TEXT NOT NULL,
-  prev_hash TEXT NOT NULL,
+  session TEXT NOT NULL,
+  record TEXT NOT NULL,
   hash TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_by_type ON audit (type, seq);
 )sql";
-// One secondary index only, by type (calls, admin changes, refusals): each costs the writer a
-// B-tree insert per record. Other filters read back from the newest record.
 
-constexpr const char* kColumns =
-    "seq, at_ms, type, actor, session, method, target, binding, connector, server, remote, "
-    "duration_ms, bytes_in, bytes_out, outcome, error_class, redactions, detail, prev_hash, hash";
+constexpr const char* kColumns = "seq, at_ms, type, actor, target, outcome, session, record, hash";
 
 void exec(sqlite3* db, const std::string& path, const char* sql) {
   char* err = nullptr;
@@ -77,34 +67,26 @@ sqlite3* open_db(const std::string& path, int flags) {
 
 AuditRecord read_row(Statement& s) {
   AuditRecord r;
-  r.seq = s.i64(0);
-  r.at_ms = s.i64(1);
-  // A type no build of airlockd writes is shown as it is stored, and fails verification.
-  r.type = parse_audit_type(s.text(2)).value_or(AuditType::kGap);
-  r.actor = s.text(3);
-  r.session = s.text(4);
-  r.method = s.text(5);
-  r.target = s.text(6);
-  r.binding = s.text(7);
-  r.connector = s.text(8);
-  r.server = s.text(9);
-  r.remote = s.text(10);
-  r.duration_ms = s.i64(11);
-  r.bytes_in = static_cast<uint64_t>(s.i64(12));
-  r.bytes_out = static_cast<uint64_t>(s.i64(13));
-  r.outcome = s.text(14);
-  r.error_class = s.text(15);
-  r.redactions = static_cast<uint64_t>(s.i64(16));
-  boost::system::error_code ec;
-  auto detail = json::parse(s.text(17), ec);
-  if (!ec && detail.is_object()) {
-    r.detail = std::move(detail.as_object());
-  } else {
-    r.detail = json::object{{"unparsable_detail", s.text(17)}};
+  std::string error;
+  if (!from_canonical(s.text(7), r, error)) {
+    // Shown as what is left of it, and fails verification.
+    r = AuditRecord{};
+    r.detail = json::object{{"unreadable_record", s.text(7)}, {"error", error}};
   }
-  r.prev_hash = s.text(18);
-  r.hash = s.text(19);
-  if (!parse_audit_type(s.text(2))) r.hash = "type '" + s.text(2) + "' unknown";
+  r.seq = s.i64(0);
+  r.hash = s.text(8);
+  // What queries filter and show by: the stored columns, over the record's own fields.
+  r.at_ms = s.i64(1);
+  if (auto t = parse_audit_type(s.text(2))) {
+    r.type = *t;
+  } else {
+    r.detail["stored_type"] = s.text(2);
+    r.hash = "type '" + s.text(2) + "' unknown";
+  }
+  r.actor = s.text(3);
+  r.target = s.text(4);
+  r.outcome = s.text(5);
+  r.session = s.text(6);
   return r;
 }
 
@@ -219,12 +201,14 @@ void AuditLog::writer_loop() {
       sealed.push_back(std::move(gap));
     }
     for (auto& r : batch) sealed.push_back(std::move(r));
+    std::vector<std::string> canonical;
+    canonical.reserve(sealed.size());
     for (auto& r : sealed) {
       r.seq = ++head.seq;
-      seal(r, head.hash);
+      canonical.push_back(seal(r, head.hash));
       head.hash = r.hash;
     }
-    write_batch(sealed, dropped);
+    write_batch(sealed, canonical);
     lk.lock();
     head_ = head;
     written_ += batch.size();
@@ -234,26 +218,24 @@ void AuditLog::writer_loop() {
   }
 }
 
-void AuditLog::write_batch(std::vector<AuditRecord>& batch, uint64_t) {
+void AuditLog::write_batch(const std::vector<AuditRecord>& batch,
+                           const std::vector<std::string>& canonical) {
   // The chain is already advanced in memory: a batch that cannot be written is logged and
   // counted, and the next verification names the records it lacks.
   try {
     exec(writer_db_, path_, "BEGIN IMMEDIATE");
     if (!insert_) {
-      const std::string sql = std::string("INSERT INTO audit (") + kColumns +
-                              ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+      const std::string sql =
+          std::string("INSERT INTO audit (") + kColumns + ") VALUES (?,?,?,?,?,?,?,?,?)";
       insert_ = std::make_unique<Statement>(writer_db_, sql.c_str());
     }
     Statement& ins = *insert_;
-    for (const auto& r : batch) {
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const AuditRecord& r = batch[i];
       sqlite3_reset(ins.get());
       ins.bind(1, r.seq).bind(2, r.at_ms).bind(3, std::string(to_string(r.type)));
-      ins.bind(4, r.actor).bind(5, r.session).bind(6, r.method).bind(7, r.target);
-      ins.bind(8, r.binding).bind(9, r.connector).bind(10, r.server).bind(11, r.remote);
-      ins.bind(12, r.duration_ms).bind(13, static_cast<int64_t>(r.bytes_in));
-      ins.bind(14, static_cast<int64_t>(r.bytes_out)).bind(15, r.outcome);
-      ins.bind(16, r.error_class).bind(17, static_cast<int64_t>(r.redactions));
-      ins.bind(18, json::serialize(r.detail)).bind(19, r.prev_hash).bind(20, r.hash);
+      ins.bind(4, r.actor).bind(5, r.target).bind(6, r.outcome).bind(7, r.session);
+      ins.bind(8, canonical[i]).bind(9, r.hash);
       if (ins.step() != SQLITE_DONE) {
         throw std::runtime_error(std::string("insert failed: ") + sqlite3_errmsg(writer_db_));
       }
@@ -264,10 +246,11 @@ void AuditLog::write_batch(std::vector<AuditRecord>& batch, uint64_t) {
     write_failures_ += batch.size();
     spdlog::error("audit log: {} record(s) not written to {}: {}", batch.size(), path_, e.what());
   }
-  if (jsonl_fd_ >= 0) write_jsonl(batch);
+  if (jsonl_fd_ >= 0) write_jsonl(batch, canonical);
 }
 
-void AuditLog::write_jsonl(const std::vector<AuditRecord>& batch) {
+void AuditLog::write_jsonl(const std::vector<AuditRecord>& batch,
+                           const std::vector<std::string>& canonical) {
   // A shipper that rotated the file (renamed it away) gets a new one at the same path.
   struct stat by_path {
   }, by_fd{};
@@ -283,8 +266,8 @@ void AuditLog::write_jsonl(const std::vector<AuditRecord>& batch) {
     }
   }
   std::string out;
-  for (const auto& r : batch) {
-    out += json::serialize(to_json(r));
+  for (size_t i = 0; i < batch.size(); ++i) {
+    out += json_line(batch[i], canonical[i]);
     out += '\n';
   }
   size_t off = 0;

@@ -80,8 +80,11 @@ class AuditLog {
 
  private:
   void writer_loop();
-  void write_batch(std::vector<AuditRecord>& batch, uint64_t dropped);
-  void write_jsonl(const std::vector<AuditRecord>& batch);
+  // `canonical[i]`: the form batch[i]'s hash covers, as seal() returned it.
+  void write_batch(const std::vector<AuditRecord>& batch,
+                   const std::vector<std::string>& canonical);
+  void write_jsonl(const std::vector<AuditRecord>& batch,
+                   const std::vector<std::string>& canonical);
   void on_written();  // on the io thread
   template <class T, class F>
   asio::awaitable<T> on_reader(F work);

@@ -145,7 +145,7 @@ TEST(AuditChain, JsonRoundTripsAndKeepsTheHash) {
   AuditRecord out;
   std::string error;
   EXPECT_FALSE(from_json(json::object{{"seq", 1}}, out, error));
-  EXPECT_EQ(error, "at must be a string");
+  EXPECT_EQ(error, "hash must be a string");
   auto o = to_json(chain(1)[0]);
   o["type"] = "nonsense";
   EXPECT_FALSE(from_json(o, out, error));
@@ -245,10 +245,23 @@ TEST(AuditLog, AnEditBehindItsBackIsNamed) {
   EXPECT_FALSE(v.intact);
   EXPECT_EQ(v.problem, "edited");
   EXPECT_EQ(v.bad_seq, 7);
+  // The stored record itself (not a column): its text no longer gives its hash.
+  const std::string fix7 = "sqlite3 " + path + " \"UPDATE audit SET outcome='ok' WHERE seq=7\"";
+  ASSERT_EQ(std::system(fix7.c_str()), 0);
+  EXPECT_TRUE(run(io, log.verify()).intact);
+  const std::string text = "sqlite3 " + path +
+                           " \"UPDATE audit SET record=replace(record,'\\\"bytes_in\\\":0',"
+                           "'\\\"bytes_in\\\":1') WHERE seq=9\"";
+  ASSERT_EQ(std::system(text.c_str()), 0);
+  v = run(io, log.verify());
+  EXPECT_EQ(v.problem, "edited");
+  EXPECT_EQ(v.bad_seq, 9);
+  const std::string unfix = "sqlite3 " + path +
+                            " \"UPDATE audit SET record=replace(record,'\\\"bytes_in\\\":1',"
+                            "'\\\"bytes_in\\\":0') WHERE seq=9\"";
+  ASSERT_EQ(std::system(unfix.c_str()), 0);
   const std::string del = "sqlite3 " + path + " \"DELETE FROM audit WHERE seq=20\"";
   ASSERT_EQ(std::system(del.c_str()), 0);
-  const std::string fix = "sqlite3 " + path + " \"UPDATE audit SET outcome='ok' WHERE seq=7\"";
-  ASSERT_EQ(std::system(fix.c_str()), 0);
   v = run(io, log.verify());
   EXPECT_EQ(v.problem, "truncated");
   EXPECT_EQ(v.bad_seq, 20);

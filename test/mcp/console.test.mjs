@@ -207,7 +207,7 @@ try {
     await waitFor("bindings available", async () => {
       const t = await page.locator("#tools-table").textContent();
       return t.includes("fx_echo") && t.includes("greet") && !t.includes("unavailable");
-    }, 10000);
+    }, 30000);
     const tools = await page.locator("#tools-table").textContent();
     assert(tools.includes("<script>window.__xss=3</script>Greets someone"), tools.slice(0, 500));
     assert(await page.evaluate(() => window.__xss === undefined && document.scripts.length === 1), "markup ran");
