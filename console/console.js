@@ -291,7 +291,9 @@ function toolsPage() {
     el("table", { id: "tools-table" }, el("thead", {}, el("tr", {}, ["Binding", "Connector", "Status", "Tools"].map((h) => el("th", {}, h)))), rows),
     el("h2", {}, "Apply bindings (tools.yaml)"),
     el("div", { class: "card" }, yaml, err, ok, el("div", { class: "actions" }, apply)));
+  // The text area starts as the bindings in force, unless the operator has begun typing.
   let first = true;
+  yaml.addEventListener("input", () => { first = false; });
   live(async () => {
     const d = await api("GET", "/v1/tools");
     if (first) {

@@ -462,7 +462,10 @@ await checks.check("Dockerfile: the build stage's packages provide every header,
 await checks.check("Dockerfile: the COPY lines bring every source file of the programs", async () => {
   const [build] = dockerStages();
   const copied = [...build.text.matchAll(/^COPY (\S+) /gm)].map((x) => x[1].replace(/\/$/, ""));
-  const sources = programInputs().filter((f) => f.startsWith(SRC + "/")).map((f) => path.relative(SRC, f))
+  // Files the build generates (the console's compiled-in assets) are not sources to copy.
+  const generated = path.resolve(BIN) + "/";
+  const sources = programInputs().filter((f) => f.startsWith(SRC + "/") && !f.startsWith(generated))
+    .map((f) => path.relative(SRC, f))
     .concat(["CMakeLists.txt"]);
   // Headers of the project's own, from the deps log.
   const own = run("ninja", ["-C", BIN, "-t", "deps"]).split("\n").map((l) => l.trim())

@@ -198,6 +198,7 @@ try {
   await checks.check("Tools: apply bindings; a tool description containing <script> is shown as text", async () => {
     await page.click('a[href="#/tools"]');
     await page.waitForSelector("#bindings-yaml");
+    await page.waitForFunction(() => document.querySelector("#bindings-yaml").value.startsWith("tools:"));
     await page.fill("#bindings-yaml", `tools:
   - {name: fx, mcp_tunnel: console-tunnel, server: fixture, prefix: fx_}
   - {name: box, sandbox: console-box}
