@@ -227,8 +227,8 @@ function showCreate(kind, panel) {
     lines.replaceChildren();
     create.disabled = true;
     try {
-      if (kind === "sandbox") {
-        try { await api("POST", "/v1/console/check-sandbox-config", config.value); }
+      if (kind === "sandbox" || config.value.trim()) {
+        try { await api("POST", `/v1/console/check-${kind}-config`, config.value); }
         catch (e) {
           if (e instanceof ApiError && e.line) lines.replaceChildren(yamlLines(config.value, e.line));
           throw e;

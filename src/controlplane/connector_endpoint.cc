@@ -244,6 +244,7 @@ asio::awaitable<void> ConnectorEndpoint::serve(HttpRequest req,
   const std::string reason = co_await link->run(handler);
 
   registry_.remove(key, accept.connection_id);
+  if (link_closed_) link_closed_();
   gateway_.connectors_changed();
   (void)store_.record_seen(key.first, key.second, now_unix_ms(), hello->software, req.remote);
   if (reason.rfind("protocol error", 0) == 0) {

@@ -38,6 +38,8 @@ class ConnectorEndpoint {
   asio::awaitable<void> serve(HttpRequest req, std::unique_ptr<MessageTransport> t);
   // Refuse new links from now on.
   void stop_accepting() { stopping_ = true; }
+  // Called each time a link has closed and left the registry (shutdown waits on it).
+  void on_link_closed(std::function<void()> f) { link_closed_ = std::move(f); }
 
  private:
   // A stream a connector opened; anything but its inventory, events or (sandboxes) load is
@@ -61,6 +63,7 @@ class ConnectorEndpoint {
   McpGateway& gateway_;
   Audit audit_;
   bool stopping_ = false;
+  std::function<void()> link_closed_;
   prometheus::Counter& links_accepted_;
   prometheus::Counter& links_refused_;
   prometheus::Counter& protocol_errors_;

@@ -152,6 +152,9 @@ void Console::add_routes(RouteTable& routes) {
       "POST", "/v1/console/check-sandbox-config", Access::kAdmin,
       sync([this](const HttpRequest& r, const RouteContext&) { return check_sandbox_config(r); }));
   routes.add(
+      "POST", "/v1/console/check-tunnel-config", Access::kAdmin,
+      sync([this](const HttpRequest& r, const RouteContext&) { return check_tunnel_config(r); }));
+  routes.add(
       "POST", "/v1/console/deployment", Access::kAdmin,
       sync([this](const HttpRequest& r, const RouteContext&) { return render_deployment(r); }));
 }
@@ -301,6 +304,16 @@ HttpResponse Console::check_sandbox_config(const HttpRequest& req) const {
                                                                 {"name", c.name},
                                                                 {"image", c.image},
                                                                 {"max_sessions", c.max_sessions}}));
+  } catch (const std::exception& e) {
+    return error_with_line(400, "invalid_config", e.what());
+  }
+}
+
+HttpResponse Console::check_tunnel_config(const HttpRequest& req) const {
+  try {
+    const auto c = tunnel::parse_tunnel_config(req.body, "tunnel.yaml");
+    return HttpResponse::json(
+        200, json::serialize(json::object{{"valid", true}, {"servers", c.servers.size()}}));
   } catch (const std::exception& e) {
     return error_with_line(400, "invalid_config", e.what());
   }

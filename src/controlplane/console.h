@@ -60,6 +60,7 @@ class Console {
   HttpResponse session_state(const HttpRequest& req);
   HttpResponse sign_out(const HttpRequest& req);
   HttpResponse check_sandbox_config(const HttpRequest& req) const;
+  HttpResponse check_tunnel_config(const HttpRequest& req) const;
   HttpResponse render_deployment(const HttpRequest& req) const;
   bool same_origin(const HttpRequest& req) const;
   std::string cookie_session(const HttpRequest& req) const;

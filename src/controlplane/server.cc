@@ -198,15 +198,25 @@ asio::awaitable<void> ControlPlane::shutdown() {
   for (auto& link : links) {
     asio::co_spawn(executor_,
                    link->drain(config_.connectors.drain_timeout, "airlockd is shutting down"),
-                   asio::detached);
+                   [](std::exception_ptr e) {
+                     if (!e) return;
+                     try {
+                       std::rethrow_exception(e);
+                     } catch (const std::exception& ex) {
+                       spdlog::error("draining a connector link failed: {}", ex.what());
+                     }
+                   });
   }
-  asio::steady_timer poll(executor_);
+  // Woken as each link closes (not polled), until none is left or the grace has passed.
   const auto deadline = std::chrono::steady_clock::now() + config_.connectors.drain_timeout +
                         std::chrono::seconds(2);
+  asio::steady_timer drained(executor_, deadline);
+  connectors_->on_link_closed([&drained] { drained.cancel(); });
   while (!registry_.all_links().empty() && std::chrono::steady_clock::now() < deadline) {
-    poll.expires_after(std::chrono::milliseconds(20));
-    co_await poll.async_wait(asio::as_tuple(asio::use_awaitable));
+    drained.expires_at(deadline);
+    co_await drained.async_wait(asio::as_tuple(asio::use_awaitable));
   }
+  connectors_->on_link_closed({});
 }
 
 Result<std::shared_ptr<LinkStream>> ControlPlane::open_stream(const std::string& kind,

@@ -181,6 +181,13 @@ try {
     await page.waitForSelector("#tunnels-table");
     await page.click("#create");
     await page.fill("#new-name", "console-tunnel");
+    // A tunnel.yaml error is shown at its line before anything is created.
+    await page.fill("#new-config", "servers:\n  - name: x\n    url: tcp://127.0.0.1:1\n    colour: red\n");
+    await page.click("#create-submit");
+    await page.waitForSelector("#create-error:not([hidden])");
+    assert(await page.locator("#config-lines .bad-line").count() === 1, "line not marked");
+    const none = JSON.parse(stack.cli("--json", "tunnel", "list"));
+    assert(!none.some((t) => t.name === "console-tunnel"), "created despite the error");
     await page.fill("#new-config", tunnelYaml);
     await page.click("#create-submit");
     await page.waitForSelector("#created");
