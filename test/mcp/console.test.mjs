@@ -349,7 +349,9 @@ try {
     tlsStack.state = path.join(tlsStack.dir, "state");
     const cfg = path.join(tlsStack.dir, "airlockd.yaml");
     fs.writeFileSync(cfg, `listen: 127.0.0.1:0\nstate_dir: ${tlsStack.state}\n`);
-    const p = spawn(path.join(BIN, "airlockd"), ["--config", cfg], { stdio: "ignore" });
+    // setpriv: it ends with the test, however the test ends.
+    const p = spawn("setpriv", ["--pdeathsig", "KILL", path.join(BIN, "airlockd"), "--config", cfg],
+                    { stdio: "ignore" });
     procs.push(p);
     const urlFile = path.join(tlsStack.state, "airlockd.url");
     const url = await waitFor("airlockd.url", () => fs.existsSync(urlFile) && fs.readFileSync(urlFile, "utf8").trim());
