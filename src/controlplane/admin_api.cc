@@ -423,7 +423,9 @@ HttpResponse AdminApi::put_all_bindings(const HttpRequest& req) {
 }
 
 HttpResponse AdminApi::show_binding(const std::string& name) const {
-  for (const auto& b : gateway_.describe().at("bindings").as_array()) {
+  // Named: a range-for keeps only its last temporary alive, not describe()'s object.
+  const json::object all = gateway_.describe();
+  for (const auto& b : all.at("bindings").as_array()) {
     if (b.as_object().at("name").as_string() == name) return json_answer(200, b);
   }
   return HttpResponse::error(404, "not_found",

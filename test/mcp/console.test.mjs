@@ -319,6 +319,40 @@ try {
     assert(ready.status === 200 && (await ready.json()).checks.audit === "ok", "readyz");
   });
 
+  await checks.check("the admin API and CLI: update, delete, one binding, connections, unknown fields", async () => {
+    const cli = (...a) => spawnSync(path.join(BIN, "airlock"), ["--state-dir", stack.state, ...a], { encoding: "utf8" });
+    let r = cli("tunnel", "update", "console-tunnel", "--description", "the CRM's servers");
+    assert(r.status === 0 && r.stdout.includes("the CRM's servers"), r.stdout + r.stderr);
+    r = cli("agent-key", "update", "console-agent", "--tools", "fx_echo");
+    assert(r.status === 0 && r.stdout.includes("tools fx_echo"), r.stdout + r.stderr);
+    fs.writeFileSync(path.join(stack.dir, "one.yaml"), "{mcp_tunnel: console-tunnel, server: fixture, prefix: fx2_}\n");
+    r = cli("tools", "set", "fx", "-f", path.join(stack.dir, "one.yaml"));
+    assert(r.status === 0 && r.stdout.includes("fx2_echo"), r.stdout + r.stderr);
+    r = cli("tools", "delete", "fx");
+    assert(r.status === 0, r.stderr);
+    r = cli("tools", "show", "fx");
+    assert(r.status === 1 && r.stderr.includes("no binding named 'fx'"), r.stderr);
+    const conns = JSON.parse(cli("--json", "connections", "list").stdout).connections;
+    const link = conns.find((c) => c.name === "console-tunnel");
+    assert(link, JSON.stringify(conns));
+    r = cli("connections", "close", link.id);
+    assert(r.status === 0 && r.stdout.includes(link.id), r.stdout + r.stderr);
+    const bad = await fetch(stack.url + "/v1/agents", { method: "POST",
+      headers: { Authorization: `Bearer ${admin()}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ name: "x", tools: ["*"], colour: "red" }) });
+    const e = (await bad.json()).error;
+    assert(bad.status === 400 && e.code === "unknown_field" && e.message.includes("'colour'"), JSON.stringify(e));
+    const q = await adminGet("/v1/audit?colour=red");
+    assert(q.status === 400 && (await q.text()).includes("unknown parameter 'colour'"), q.status);
+    r = cli("agent-key", "delete", "console-agent");
+    assert(r.status === 0, r.stderr);
+    r = cli("agent-key", "show", "console-agent");
+    assert(r.status === 1 && r.stderr.includes("no agent named"), r.stderr);
+    const recorded = stack.audit("--type", "admin", "--actor", "admin").map((a) => a.method);
+    assert(recorded.includes("DELETE /v1/agents/console-agent") && recorded.includes("PATCH /v1/tunnels/console-tunnel"),
+           recorded.join(", "));
+  });
+
   await checks.check("the audit database edited behind airlockd's back: `airlock audit verify` names the record", async () => {
     const db = path.join(stack.state, "audit.db");
     const verify = () => spawnSync(path.join(BIN, "airlock"), ["--state-dir", stack.state, "audit", "verify"],
