@@ -27,6 +27,8 @@ const MARKER = `host-only-marker-${pid}`;
 const hostDir = `/var/tmp/airlock-escape-${pid}`;
 const procs = [];
 let httpsPort;
+let privateApiGone = null;
+const privateApiUp = () => assert(privateApiGone === null, privateApiGone);
 
 const sh = (cmd, args) => execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 const text = (r) => r.content.map((c) => c.text).join("");
@@ -104,8 +106,15 @@ async function setUpNetwork() {
   const server = spawn("ip", ["netns", "exec", NS, process.execPath,
                               path.join(PEERS, "../sandbox/upstream_server.mjs"), `${NET}.2`,
                               `${d}/api.pem`, `${d}/api.key`, `${d}/upstream.log`],
-                       { stdio: ["ignore", "pipe", "inherit"] });
+                       { stdio: ["ignore", "pipe", "pipe"] });
   procs.push(server);
+  // If it ends before the test does, the checks that need it say so, with what it printed.
+  let serverErr = "";
+  server.stderr.on("data", (b) => { serverErr += b; });
+  server.on("exit", (code, signal) => {
+    privateApiGone = `the private API (pid ${server.pid}) exited: code ${code}, signal ${signal}; ` +
+                     `its stderr: ${serverErr.slice(-2000) || "(empty)"}`;
+  });
   let out = "";
   server.stdout.on("data", (b) => { out += b; });
   await waitFor("the private API", () => /listening (\d+)/.test(out));
@@ -127,6 +136,7 @@ async function setUpNetwork() {
 }
 
 async function tearDownNetwork() {
+  if (privateApiGone) console.log(privateApiGone);
   for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
   try { sh("ip", ["netns", "del", NS]); } catch {}
   try { sh("ip", ["link", "del", `${VETH}h`]); } catch {}
@@ -331,6 +341,7 @@ sandbox:
   });
 
   await checks.check("web_fetch and curl reach the allowed HTTPS API and nothing else", async () => {
+    privateApiUp();
     let r = await call(a, "web_fetch", { url: `https://api.internal.test:${httpsPort}/report` });
     assert(!r.isError && /^HTTP 200/.test(text(r)) && /"url":"\/report"/.test(text(r)), text(r));
     r = await call(a, "web_fetch", { url: `https://denied.example.test:${httpsPort}/` });
@@ -349,6 +360,7 @@ sandbox:
 
   await checks.check("host-bound credential: web_fetch and curl get the header from the proxy, never in the sandbox", async () => {
     const api = `https://api.internal.test:${httpsPort}`;
+    privateApiUp();
     let r = await call(a, "cred_web_fetch", { url: `${api}/cred-fetch` });
     assert(!r.isError && /"url":"\/cred-fetch"/.test(text(r)), text(r));
     // The API echoes the header it got: redacted before it entered the sandbox.
@@ -552,7 +564,7 @@ sandbox:
 } catch (e) {
   checks.setupFailed(e);
 }
-await stack.finish(checks, ["airlockd", "box", "idle-box", "box-one", "box-two"], tearDownNetwork);
+await stack.finish(checks, ["airlockd", "box", "idle-box", "cred-box", "box-one", "box-two"], tearDownNetwork);
 
 // The helper emittedForms() calls, as source for the script written into the sandbox.
 function percentSource() {
