@@ -5,12 +5,17 @@
 # upstream, run side by side; their runs are interleaved (on, off, off, on, …) so that the
 # VM's noise falls on both alike. Reported per run: calls/s, p50/p99 latency, and airlockd's
 # CPU time per call (user+system from /proc, over the run) — the steadier figure on a noisy VM.
-# Usage: [CALLERS=64] [ROUNDS=3] bench/audit_bench.sh [SECONDS_PER_RUN]   (after scripts/build)
+# A round is one run with the audit log on and one with it off, back to back; the figure to
+# read is the median, over rounds, of each round's own on/off ratio, with a 95 % interval
+# (bootstrap over the rounds) — on this noisy VM a single pair can differ by ±20 %. The
+# audit writer thread's own CPU time (thread "audit-writer") is reported per call as well.
+# Usage: [CALLERS=64] [ROUNDS=20] [VERBOSE=1] bench/audit_bench.sh [SECONDS_PER_RUN]
+#        (after scripts/build; VERBOSE prints every run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-secs=${1:-4}
+secs=${1:-2}
 callers=${CALLERS:-64}
-rounds=${ROUNDS:-3}
+rounds=${ROUNDS:-20}
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -49,37 +54,71 @@ for mode in on off; do
 done
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# The audit writer thread's own CPU time (0 when there is none, as with the audit log off).
+writer_ticks() {
+  for t in /proc/$1/task/*; do
+    [ "$(cat "$t/comm")" = audit-writer ] && { awk '{print $14 + $15}' "$t/stat"; return; }
+  done
+  echo 0
+}
 hz=$(getconf CLK_TCK)
 results=$work/results.jsonl
-one() {  # mode
-  local mode=$1 before after
+one() {  # mode round
+  local mode=$1 before after wbefore wafter
   before=$(cpu_ticks "${pid[$mode]}")
+  wbefore=$(writer_ticks "${pid[$mode]}")
   out=$(build/mcp_load --label "audit-$mode" --target "${url[$mode]}/mcp" --tool tcp_echo \
           --arguments '{"message":"hi"}' --concurrency "$callers" --sessions 16 \
           --duration "${secs}s" --header "Authorization: Bearer ${key[$mode]}")
   after=$(cpu_ticks "${pid[$mode]}")
+  wafter=$(writer_ticks "${pid[$mode]}")
   node -e '
-    const r = JSON.parse(process.argv[1]);
-    r.cpu_s = (Number(process.argv[3]) - Number(process.argv[2])) / Number(process.argv[4]);
-    r.calls = r.calls ?? Math.round(r.calls_per_s * Number(process.argv[5]));
-    r.cpu_us_per_call = r.cpu_s * 1e6 / r.calls;
-    console.log(JSON.stringify(r));' "$out" "$before" "$after" "$hz" "$secs" >> "$results"
+    const [out, before, after, wbefore, wafter, hz, secs, round] = process.argv.slice(1);
+    const r = JSON.parse(out);
+    r.round = Number(round);
+    r.calls = r.calls ?? Math.round(r.calls_per_s * Number(secs));
+    r.cpu_us_per_call = (after - before) / hz * 1e6 / r.calls;
+    r.writer_us_per_call = (wafter - wbefore) / hz * 1e6 / r.calls;
+    console.log(JSON.stringify(r));' "$out" "$before" "$after" "$wbefore" "$wafter" "$hz" "$secs" "$2" \
+    >> "$results"
 }
 for r in $(seq "$rounds"); do
-  if [ $((r % 2)) = 1 ]; then one on; one off; else one off; one on; fi
+  if [ $((r % 2)) = 1 ]; then one on "$r"; one off "$r"; else one off "$r"; one on "$r"; fi
 done
+verify_start=$(date +%s.%N)
 records=$(build/airlock --state-dir "$work/on" --json audit verify)
+verify_s=$(awk -v a="$verify_start" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
 node -e '
 const rows = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse);
-console.log("| run | callers | calls/s | p50 µs | p99 µs | airlockd CPU µs/call | errors |");
-console.log("|---|---:|---:|---:|---:|---:|---:|");
-for (const r of rows) console.log(`| ${r.label} | ${r.concurrency} | ${Math.round(r.calls_per_s)} | ${r.p50_us} | ${r.p99_us} | ${r.cpu_us_per_call.toFixed(1)} | ${r.errors} |`);
-const med = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
+if (process.env.VERBOSE) {
+  console.log("| run | round | calls/s | p50 µs | p99 µs | airlockd CPU µs/call | writer µs/call | errors |");
+  console.log("|---|---:|---:|---:|---:|---:|---:|---:|");
+  for (const r of rows) console.log(`| ${r.label} | ${r.round} | ${Math.round(r.calls_per_s)} | ${r.p50_us} | ${r.p99_us} | ${r.cpu_us_per_call.toFixed(1)} | ${r.writer_us_per_call.toFixed(1)} | ${r.errors} |`);
+}
+const med = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+// Each round ran on and off back to back: their ratio cancels the noise common to both.
+const rounds = [...new Set(rows.map((r) => r.round))].map((n) => ({
+  on: rows.find((r) => r.round === n && r.label === "audit-on"),
+  off: rows.find((r) => r.round === n && r.label === "audit-off") }));
+const change = rounds.map((p) => (p.on.calls_per_s / p.off.calls_per_s - 1) * 100);
+const cpu = rounds.map((p) => p.on.cpu_us_per_call - p.off.cpu_us_per_call);
+// A 95 % interval for the median change, by resampling the rounds (fixed seed: reproducible).
+let seed = 12345;
+const rand = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+const boots = [];
+for (let i = 0; i < 4000; i++) boots.push(med(change.map(() => change[Math.floor(rand() * change.length)])));
+boots.sort((a, b) => a - b);
 const pick = (m, k) => rows.filter((r) => r.label === "audit-" + m).map((r) => r[k]);
-const on = med(pick("on", "calls_per_s")), off = med(pick("off", "calls_per_s"));
-const con = med(pick("on", "cpu_us_per_call")), coff = med(pick("off", "cpu_us_per_call"));
-console.log(`\nmedian calls/s: on ${Math.round(on)}, off ${Math.round(off)} (${((on / off - 1) * 100).toFixed(1)} %)`);
-console.log(`median airlockd CPU per call: on ${con.toFixed(1)} µs, off ${coff.toFixed(1)} µs (${((con / coff - 1) * 100).toFixed(1)} %)`);
+const errors = rows.reduce((n, r) => n + r.errors, 0);
+console.log(`rounds: ${rounds.length} × (on, off), ${rows[0].concurrency} callers; errors: ${errors}`);
+console.log(`median calls/s: on ${Math.round(med(pick("on", "calls_per_s")))}, off ${Math.round(med(pick("off", "calls_per_s")))}`);
+console.log(`calls/s, on against off in the same round: median ${med(change).toFixed(1)} % ` +
+            `(95 % interval ${boots[100].toFixed(1)} … ${boots[3899].toFixed(1)} %)`);
+console.log(`airlockd CPU per call: on ${med(pick("on", "cpu_us_per_call")).toFixed(1)} µs, ` +
+            `off ${med(pick("off", "cpu_us_per_call")).toFixed(1)} µs; ` +
+            `difference in the same round: median ${med(cpu).toFixed(1)} µs`);
+console.log(`of which the audit writer thread: ${med(pick("on", "writer_us_per_call")).toFixed(1)} µs per call`);
 const v = JSON.parse(process.argv[2]);
-console.log(`audit log after the runs: ${v.records} records, chain ${v.intact ? "intact" : "BROKEN: " + v.message}`);
-' "$results" "$records"
+console.log(`audit log after the runs: ${v.records} records, chain ${v.intact ? "intact" : "BROKEN: " + v.message}` +
+            `; airlock audit verify took ${Number(process.argv[3]).toFixed(1)} s`);
+' "$results" "$records" "$verify_s"

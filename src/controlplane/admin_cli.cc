@@ -524,6 +524,9 @@ int run(int argc, char** argv) {
     std::cerr << "airlock: " << error << "\n";
     return 2;
   }
+  // Verifying or exporting reads the whole audit log: give it time (minutes for millions of
+  // records) rather than the usual 10 s.
+  if (mode == "audit-verify" || mode == "audit-export") options.timeout = std::chrono::minutes(30);
   HttpCallResult r;
   try {
     r = http_call(options, method, path, body);

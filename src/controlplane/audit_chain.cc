@@ -4,6 +4,8 @@
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <boost/json/serializer.hpp>
+#include <charconv>
 #include <chrono>
 #include <ctime>
 #include <map>
@@ -28,31 +30,101 @@ constexpr std::pair<AuditType, std::string_view> kTypes[] = {
 std::string sha256_hex(std::string_view data) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
+  // Fetched once: EVP_sha256() makes every EVP_Digest look the implementation up again, which
+  // costs the audit writer more than the hash of a record does.
+  static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  EVP_Digest(data.data(), data.size(), digest, &len, sha256, nullptr);
   return to_hex(std::string_view(reinterpret_cast<const char*>(digest), len));
 }
 
-// The hashed fields, in the order they are hashed.
-json::object hashed_fields(const AuditRecord& r) {
-  return json::object{{"at", format_time_ms(r.at_ms)},
-                      {"type", to_string(r.type)},
-                      {"actor", r.actor},
-                      {"session", r.session},
-                      {"method", r.method},
-                      {"target", r.target},
-                      {"binding", r.binding},
-                      {"connector", r.connector},
-                      {"server", r.server},
-                      {"remote", r.remote},
-                      {"duration_ms", r.duration_ms},
-                      {"bytes_in", r.bytes_in},
-                      {"bytes_out", r.bytes_out},
-                      {"outcome", r.outcome},
-                      {"error_class", r.error_class},
-                      {"redactions", r.redactions},
-                      {"detail", r.detail},
-                      {"prev_hash", r.prev_hash}};
-}
+// Writes JSON text into a string: the audit writer's per-record work, so no json::object is
+// built for it. Keys are the writer's own literals. Strings are escaped as Boost.JSON's
+// serializer escapes them (the canonical form predates this writer, and a test holds the two
+// equal over every byte): a quote and a backslash behind a backslash, \b \t \n \f \r, other
+// control characters as \u00xx, everything else as it is. The detail goes through the
+// serializer itself.
+class JsonWriter {
+ public:
+  explicit JsonWriter(std::string& out) : out_(out) {}
+  JsonWriter& str(std::string_view k, std::string_view v) {
+    key(k);
+    out_ += '"';
+    size_t run = 0;  // start of the bytes not yet copied
+    for (size_t i = 0; i < v.size(); ++i) {
+      const auto c = static_cast<unsigned char>(v[i]);
+      if (c >= 0x20 && c != '"' && c != '\\') continue;
+      out_.append(v.data() + run, i - run);
+      run = i + 1;
+      out_ += '\\';
+      switch (c) {
+        case '"':
+          out_ += '"';
+          break;
+        case '\\':
+          out_ += '\\';
+          break;
+        case '\b':
+          out_ += 'b';
+          break;
+        case '\t':
+          out_ += 't';
+          break;
+        case '\n':
+          out_ += 'n';
+          break;
+        case '\f':
+          out_ += 'f';
+          break;
+        case '\r':
+          out_ += 'r';
+          break;
+        default: {
+          static constexpr char kHex[] = "0123456789abcdef";
+          const char u[] = {'u', '0', '0', kHex[c >> 4], kHex[c & 0xf]};
+          out_.append(u, sizeof u);
+        }
+      }
+    }
+    out_.append(v.data() + run, v.size() - run);
+    out_ += '"';
+    return *this;
+  }
+  template <typename Int>
+  JsonWriter& num(std::string_view k, Int v) {
+    key(k);
+    char buf[24];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+    out_.append(buf, end);
+    return *this;
+  }
+  JsonWriter& obj(std::string_view k, const json::object& v) {
+    key(k);
+    if (v.empty()) {
+      out_ += "{}";
+      return *this;
+    }
+    json::serializer sr;
+    sr.reset(&v);
+    char buf[512];
+    while (!sr.done()) {
+      const auto part = sr.read(buf, sizeof buf);
+      out_.append(part.data(), part.size());
+    }
+    return *this;
+  }
+  void close() { out_ += first_ ? "{}" : "}"; }
+
+ private:
+  // `k` is one of the writer's literals: nothing in it needs escaping.
+  void key(std::string_view k) {
+    out_ += first_ ? "{\"" : ",\"";
+    first_ = false;
+    out_.append(k);
+    out_ += "\":";
+  }
+  std::string& out_;
+  bool first_ = true;
+};
 
 std::string label(const AuditRecord& r) {
   std::string s = "record " + std::to_string(r.seq) + " (" + format_time_ms(r.at_ms) + ", " +
@@ -77,19 +149,50 @@ std::optional<AuditType> parse_audit_type(std::string_view s) {
   return std::nullopt;
 }
 
+void canonical_form(const AuditRecord& r, std::string& out) {
+  // The hashed fields, in the order they are hashed; numbers and strings are printed one way,
+  // so the same record always gives the same bytes. The detail's own keys are hashed in the
+  // order they were stored, which round-trips through the store and the export unchanged.
+  out.clear();
+  JsonWriter w(out);
+  w.str("at", format_time_ms(r.at_ms))
+      .str("type", to_string(r.type))
+      .str("actor", r.actor)
+      .str("session", r.session)
+      .str("method", r.method)
+      .str("target", r.target)
+      .str("binding", r.binding)
+      .str("connector", r.connector)
+      .str("server", r.server)
+      .str("remote", r.remote)
+      .num("duration_ms", r.duration_ms)
+      .num("bytes_in", r.bytes_in)
+      .num("bytes_out", r.bytes_out)
+      .str("outcome", r.outcome)
+      .str("error_class", r.error_class)
+      .num("redactions", r.redactions)
+      .obj("detail", r.detail)
+      .str("prev_hash", r.prev_hash)
+      .close();
+}
+
 std::string canonical_form(const AuditRecord& r) {
-  // Boost.JSON keeps an object's insertion order and prints numbers and strings one way, so
-  // the same record always gives the same bytes. The detail's own keys are hashed in the order
-  // they were stored, which round-trips through the store and the export unchanged.
-  return json::serialize(hashed_fields(r));
+  std::string out;
+  canonical_form(r, out);
+  return out;
 }
 
 std::string compute_hash(const AuditRecord& r) { return sha256_hex(canonical_form(r)); }
 
-std::string seal(AuditRecord& r, std::string_view prev_hash) {
-  r.prev_hash = std::string(prev_hash);
-  std::string canonical = canonical_form(r);
+void seal(AuditRecord& r, std::string_view prev_hash, std::string& canonical) {
+  r.prev_hash.assign(prev_hash);
+  canonical_form(r, canonical);
   r.hash = sha256_hex(canonical);
+}
+
+std::string seal(AuditRecord& r, std::string_view prev_hash) {
+  std::string canonical;
+  seal(r, prev_hash, canonical);
   return canonical;
 }
 
@@ -103,7 +206,9 @@ std::string json_line(const AuditRecord& r, std::string_view canonical) {
 
 json::object to_json(const AuditRecord& r) {
   json::object o{{"seq", r.seq}};
-  for (auto& kv : hashed_fields(r)) o.emplace(kv.key(), kv.value());
+  // The fields in their hashed order, from the one place that names them.
+  const json::value fields = json::parse(canonical_form(r));
+  for (const auto& kv : fields.as_object()) o.emplace(kv.key(), kv.value());
   o["hash"] = r.hash;
   return o;
 }

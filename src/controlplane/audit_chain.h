@@ -54,10 +54,12 @@ inline constexpr std::string_view kGenesisHash =
 // The bytes a record's hash covers: its fields (seq excepted) as one JSON object in a fixed
 // order, prev_hash included.
 std::string canonical_form(const AuditRecord& r);
+void canonical_form(const AuditRecord& r, std::string& out);  // into `out`, reusing its buffer
 std::string compute_hash(const AuditRecord& r);
 // Sets r.prev_hash and r.hash; returns the canonical form the hash covers (the audit log
 // stores exactly these bytes).
 std::string seal(AuditRecord& r, std::string_view prev_hash);
+void seal(AuditRecord& r, std::string_view prev_hash, std::string& canonical);
 
 // The record as the API, the export and the JSON Lines sink write it.
 boost::json::object to_json(const AuditRecord& r);

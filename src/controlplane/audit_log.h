@@ -104,8 +104,8 @@ class AuditLog {
   bool stopping_ = false;
   bool writer_asleep_ = false;  // waiting on an empty queue: an append must wake it
   ChainHead head_;              // under mu_
-  static constexpr size_t kBatchTarget = 256;
-  static constexpr auto kLinger = std::chrono::milliseconds(5);
+  static constexpr size_t kBatchTarget = 1024;
+  static constexpr auto kLinger = std::chrono::milliseconds(20);
 
   uint64_t appended_ = 0;  // io thread
   std::atomic<uint64_t> written_{0}, dropped_total_{0}, write_failures_{0};

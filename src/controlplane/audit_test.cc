@@ -152,6 +152,67 @@ TEST(AuditChain, JsonRoundTripsAndKeepsTheHash) {
   EXPECT_NE(error.find("nonsense"), std::string::npos);
 }
 
+// Logs already written must still verify: the canonical form is a stored contract.
+TEST(AuditChain, TheCanonicalFormIsStable) {
+  AuditRecord r;
+  r.at_ms = 1764900000123;
+  r.type = AuditType::kCall;
+  r.actor = "agent-1";
+  r.session = "5f1c0a9e3b7d";
+  r.method = "tools/call";
+  r.target = "tcp_echo";
+  r.binding = "t";
+  r.connector = "tunnel/bench";
+  r.server = "fx";
+  r.remote = "127.0.0.1:5000";
+  r.duration_ms = 12;
+  r.bytes_in = 96;
+  r.bytes_out = 18446744073709551615u;
+  r.outcome = "tool_error";
+  r.error_class = "timeout";
+  r.redactions = 2;
+  r.detail = json::object{{"n", -3}, {"why", "a \"quoted\" word"}};
+  seal(r, kGenesisHash);
+  EXPECT_EQ(canonical_form(r),
+            R"({"at":"2025-12-05T02:00:00.123Z","type":"call","actor":"agent-1",)"
+            R"("session":"5f1c0a9e3b7d","method":"tools/call","target":"tcp_echo","binding":"t",)"
+            R"("connector":"tunnel/bench","server":"fx","remote":"127.0.0.1:5000",)"
+            R"("duration_ms":12,"bytes_in":96,"bytes_out":18446744073709551615,)"
+            R"("outcome":"tool_error","error_class":"timeout","redactions":2,)"
+            R"("detail":{"n":-3,"why":"a \"quoted\" word"},)"
+            R"("prev_hash":"0000000000000000000000000000000000000000000000000000000000000000"})");
+  EXPECT_EQ(r.hash, "5b1e2840622d3550e634ac20a77283b6eb515b1bb5b36780f5f0c29fe87c9abe");
+
+  // Every byte in every string field is escaped as Boost.JSON escapes it.
+  std::string every;
+  for (int c = 0; c < 256; ++c) every += static_cast<char>(c);
+  for (std::string s : {every, std::string("\\\"\x7f\xe2\x80\xa8 </script>"), std::string()}) {
+    AuditRecord x = r;
+    x.actor = x.session = x.method = x.target = x.binding = x.connector = x.server = x.remote =
+        x.outcome = x.error_class = x.prev_hash = s;
+    x.detail = json::object{{s, s}};
+    const json::object expected{{"at", format_time_ms(x.at_ms)},
+                                {"type", "call"},
+                                {"actor", s},
+                                {"session", s},
+                                {"method", s},
+                                {"target", s},
+                                {"binding", s},
+                                {"connector", s},
+                                {"server", s},
+                                {"remote", s},
+                                {"duration_ms", 12},
+                                {"bytes_in", 96},
+                                {"bytes_out", x.bytes_out},
+                                {"outcome", s},
+                                {"error_class", s},
+                                {"redactions", 2},
+                                {"detail", x.detail},
+                                {"prev_hash", s}};
+    EXPECT_EQ(canonical_form(x), json::serialize(expected));
+  }
+}
+
 TEST(AuditChain, TimesRoundTrip) {
   EXPECT_EQ(parse_time_ms(format_time_ms(1764900000123)), 1764900000123);
   EXPECT_FALSE(parse_time_ms("2026-13-01"));

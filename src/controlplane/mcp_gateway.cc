@@ -369,7 +369,7 @@ struct McpGateway::Impl {
     r.outcome = "ok";
   }
 
-  void observe(const AuditRecord& r) {
+  void observe(AuditRecord&& r) {
     if (m_calls) {
       m_calls->Add({{"method", r.method}, {"tool", r.target}, {"outcome", r.outcome}}).Increment();
       m_latency->Add({{"method", r.method}}, latency_buckets())
@@ -378,7 +378,7 @@ struct McpGateway::Impl {
       m_bytes_out->Increment(static_cast<double>(r.bytes_out));
       if (r.redactions) m_redactions->Increment(static_cast<double>(r.redactions));
     }
-    if (host.audit) host.audit(r);
+    if (host.audit) host.audit(std::move(r));
   }
 
   // The audit record of a call that reached a connector, when its answer is final.
@@ -401,7 +401,7 @@ struct McpGateway::Impl {
     r.redactions = c.redactions;
     classify(answer, r);
     if (!c.end_class.empty()) r.error_class = c.end_class;
-    observe(r);
+    observe(std::move(r));
   }
 
   // ---- catalog ------------------------------------------------------------------------------
@@ -541,7 +541,7 @@ struct McpGateway::Impl {
       r.detail = json::object{{"reason", refusal}};
       refusal.clear();
     }
-    observe(r);
+    observe(std::move(r));
   }
 
   // ---- server streams -----------------------------------------------------------------------

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace airlock::controlplane {
 
@@ -23,6 +24,11 @@ class Statement {
 
   Statement& bind(int i, const std::string& v) {
     sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  // Without a copy: `v` must stay as it is until the statement is reset or finalized.
+  Statement& bind_unowned(int i, std::string_view v) {
+    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
     return *this;
   }
   Statement& bind(int i, int64_t v) {
