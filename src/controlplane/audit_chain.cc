@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/serializer.hpp>
@@ -300,9 +301,10 @@ json::object to_json(const ChainVerdict& v) {
 }
 
 ChainVerdict verify_chain(const std::vector<AuditRecord>& records,
-                          const std::optional<ChainHead>& expected_head) {
+                          const std::optional<ChainHead>& expected_head, size_t context) {
   ChainVerdict v;
-  v.records = records.size();
+  context = std::min(context, records.size());
+  v.records = records.size() - context;
   v.head_hash = std::string(kGenesisHash);
   auto broken = [&](const AuditRecord& r, std::string problem, std::string message) {
     v.intact = false;
@@ -315,8 +317,8 @@ ChainVerdict verify_chain(const std::vector<AuditRecord>& records,
   std::map<std::string, size_t> position_of;
   for (size_t i = 0; i < records.size(); ++i) position_of.emplace(records[i].hash, i);
 
-  std::string prev(kGenesisHash);
-  for (size_t i = 0; i < records.size(); ++i) {
+  std::string prev = context ? records[context - 1].hash : std::string(kGenesisHash);
+  for (size_t i = context; i < records.size(); ++i) {
     const AuditRecord& r = records[i];
     if (compute_hash(r) != r.hash) {
       return broken(r, "edited", label(r) + " was edited: its content no longer matches its hash");

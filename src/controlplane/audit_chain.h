@@ -92,9 +92,14 @@ struct ChainHead {
   std::string hash;
 };
 
-// Verifies `records` in stored order (ascending seq).
+// Verifies `records` in stored order (ascending seq). A long log is verified a window at a
+// time: the first `context` records of a window are the end of the one before, already
+// verified, there only as what the next records chain to (and are not counted); the rest must
+// follow them. A record moved farther than a window is then reported by what it looks like
+// from inside the window (edited, inserted or removed), never as intact.
 ChainVerdict verify_chain(const std::vector<AuditRecord>& records,
-                          const std::optional<ChainHead>& expected_head = std::nullopt);
+                          const std::optional<ChainHead>& expected_head = std::nullopt,
+                          size_t context = 0);
 
 // "2026-11-27T14:08:21.123Z"
 std::string format_time_ms(int64_t unix_ms);

@@ -364,25 +364,39 @@ asio::awaitable<std::vector<AuditRecord>> AuditLog::query(AuditQuery q) {
 
 asio::awaitable<ChainVerdict> AuditLog::verify() {
   return on_reader<ChainVerdict>([this] {
-    std::vector<AuditRecord> all = read_all();
-    // Read after the rows: the writer only moves its head forward, so every record it wrote
-    // that was read is at or below it.
-    const ChainHead expected = head();
-    return verify_chain(all, expected);
+    // A window at a time, so that memory stays the same however long the log: each window
+    // starts with the last two records of the one before, which its records must chain to.
+    constexpr size_t kWindow = 8192, kContext = 2;
+    const std::string sql = std::string("SELECT ") + kColumns + " FROM audit ORDER BY seq";
+    Statement s(reader_db_, sql.c_str());
+    std::vector<AuditRecord> window;
+    window.reserve(kWindow + kContext);
+    size_t context = 0, records = 0;
+    ChainVerdict v;
+    int rc;
+    bool more = true;
+    while (more) {
+      rc = s.step();
+      more = rc == SQLITE_ROW;
+      if (more) window.push_back(read_row(s));
+      if (window.size() < kWindow + context && more) continue;
+      if (!more && rc != SQLITE_DONE) {
+        throw std::runtime_error(std::string("reading the audit log failed: ") +
+                                 sqlite3_errmsg(reader_db_));
+      }
+      // The last window is checked against the writer's head too, read after the rows: the
+      // writer only moves it forward, so every record it wrote that was read is at or below it.
+      v = more ? verify_chain(window, std::nullopt, context)
+               : verify_chain(window, head(), context);
+      records += v.records;
+      if (!v.intact) break;
+      window.erase(window.begin(),
+                   window.end() - static_cast<ptrdiff_t>(std::min(kContext, window.size())));
+      context = window.size();
+    }
+    v.records = records;
+    return v;
   });
-}
-
-std::vector<AuditRecord> AuditLog::read_all() {
-  const std::string sql = std::string("SELECT ") + kColumns + " FROM audit ORDER BY seq";
-  Statement s(reader_db_, sql.c_str());
-  std::vector<AuditRecord> out;
-  int rc;
-  while ((rc = s.step()) == SQLITE_ROW) out.push_back(read_row(s));
-  if (rc != SQLITE_DONE) {
-    throw std::runtime_error(std::string("reading the audit log failed: ") +
-                             sqlite3_errmsg(reader_db_));
-  }
-  return out;
 }
 
 std::vector<AuditRecord> AuditLog::run_query(const AuditQuery& q) {

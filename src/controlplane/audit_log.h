@@ -89,7 +89,6 @@ class AuditLog {
   template <class T, class F>
   asio::awaitable<T> on_reader(F work);
   std::vector<AuditRecord> run_query(const AuditQuery& q);
-  std::vector<AuditRecord> read_all();
 
   asio::any_io_executor io_;
   std::string path_;

@@ -153,6 +153,47 @@ TEST(AuditChain, JsonRoundTripsAndKeepsTheHash) {
 }
 
 // Logs already written must still verify: the canonical form is a stored contract.
+TEST(AuditChain, AWindowAtATimeGivesTheSameVerdict) {
+  auto c = chain(12);
+  // Windows of 5 records, each after the first starting with the last two of the one before.
+  auto windows = [&](const std::vector<AuditRecord>& all) {
+    ChainVerdict v;
+    size_t records = 0;
+    for (size_t start = 0; start < all.size(); start += 5) {
+      const size_t context = start ? 2 : 0;
+      std::vector<AuditRecord> w(
+          all.begin() + static_cast<ptrdiff_t>(start - context),
+          all.begin() + static_cast<ptrdiff_t>(std::min(start + 5, all.size())));
+      v = verify_chain(w, std::nullopt, context);
+      records += v.records;
+      if (!v.intact) break;
+    }
+    v.records = records;
+    return v;
+  };
+  auto v = windows(c);
+  EXPECT_TRUE(v.intact) << v.message;
+  EXPECT_EQ(v.records, 12u);
+  EXPECT_EQ(v.head_seq, 12);
+  // A record removed where a window starts, and one edited inside a later window.
+  auto removed = c;
+  removed.erase(removed.begin() + 5);  // seq 6, the second window's first record
+  v = windows(removed);
+  EXPECT_EQ(v.problem, "removed");
+  EXPECT_EQ(v.bad_seq, 7);
+  auto edited = c;
+  edited[10].target = "other";
+  v = windows(edited);
+  EXPECT_EQ(v.problem, "edited");
+  EXPECT_EQ(v.bad_seq, 11);
+  // The first record of a window must chain to the context, not merely to itself.
+  auto swapped = c;
+  std::swap(swapped[4], swapped[5]);
+  std::swap(swapped[4].seq, swapped[5].seq);
+  v = windows(swapped);
+  EXPECT_FALSE(v.intact);
+}
+
 TEST(AuditChain, TheCanonicalFormIsStable) {
   AuditRecord r;
   r.at_ms = 1764900000123;
@@ -326,6 +367,34 @@ TEST(AuditLog, AnEditBehindItsBackIsNamed) {
   v = run(io, log.verify());
   EXPECT_EQ(v.problem, "truncated");
   EXPECT_EQ(v.bad_seq, 20);
+}
+
+// verify() reads the log a window of 8,192 records at a time: a log of three windows is
+// intact as a whole, and a record edited in the last window, or removed where the second
+// begins, is named as in a short log.
+TEST(AuditLog, ALogLongerThanAWindowVerifiesAndNamesTheRecord) {
+  TempDir dir;
+  asio::io_context io;
+  const std::string path = dir.path + "/audit.db";
+  AuditLog log(io.get_executor(), path, AuditConfig{});
+  for (int i = 0; i < 20000; ++i) log.append(call("a", "t" + std::to_string(i)));
+  run(io, log.flush());
+  auto v = run(io, log.verify());
+  EXPECT_TRUE(v.intact) << v.message;
+  EXPECT_EQ(v.records, 20000u);
+  EXPECT_EQ(v.head_seq, 20000);
+  auto sql = [&](const std::string& statement) {
+    return std::system(("sqlite3 " + path + " \"" + statement + "\"").c_str());
+  };
+  ASSERT_EQ(sql("UPDATE audit SET outcome='error' WHERE seq=19000"), 0);
+  v = run(io, log.verify());
+  EXPECT_EQ(v.problem, "edited");
+  EXPECT_EQ(v.bad_seq, 19000);
+  ASSERT_EQ(sql("UPDATE audit SET outcome='ok' WHERE seq=19000"), 0);
+  ASSERT_EQ(sql("DELETE FROM audit WHERE seq=8193"), 0);
+  v = run(io, log.verify());
+  EXPECT_EQ(v.problem, "removed");
+  EXPECT_EQ(v.bad_seq, 8194);
 }
 
 TEST(AuditLog, AFullBacklogDropsAndSaysSo) {
