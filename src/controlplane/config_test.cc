@@ -61,6 +61,22 @@ TEST(AirlockdConfig, ErrorsNameTheKey) {
   expect_error("mcp:\n  allowed_origins: [console.example.com]\n",
                "mcp.allowed_origins[0]: 'console.example.com' is not an origin");
   expect_error("mcp:\n  allowed_origins: ['https://a.example/app']\n", "mcp.allowed_origins[0]");
+  expect_error("audit:\n  max_backlog: 99\n", "audit.max_backlog must be at least 100");
+  expect_error("audit:\n  enabled: maybe\n", "audit.enabled");
+  expect_error("audit:\n  jsonl: /var/log/a.jsonl\n", "unknown key 'audit.jsonl'");
+}
+
+TEST(AirlockdConfig, AuditSettings) {
+  auto c = parse_airlockd_config("", "empty");
+  EXPECT_TRUE(c.audit.enabled);
+  EXPECT_EQ(c.audit.max_backlog, 100000u);
+  EXPECT_TRUE(c.audit.jsonl_file.empty());
+  c = parse_airlockd_config(
+      "audit:\n  enabled: false\n  jsonl_file: /var/log/airlock/audit.jsonl\n  max_backlog: 100\n",
+      "airlockd.yaml");
+  EXPECT_FALSE(c.audit.enabled);
+  EXPECT_EQ(c.audit.jsonl_file, "/var/log/airlock/audit.jsonl");
+  EXPECT_EQ(c.audit.max_backlog, 100u);
 }
 
 TEST(AirlockdConfig, PlaintextOnLoopbackIsAllowed) {
