@@ -132,86 +132,90 @@ AdminApi::AdminApi(asio::any_io_executor ex, const AirlockdConfig& config, Store
 
 void AdminApi::add_routes(RouteTable& routes) {
   using Ctx = RouteContext;
-  auto sync = [](auto fn) -> RouteHandler {
-    return [fn](HttpRequest req, RouteContext ctx) -> asio::awaitable<HttpResponse> {
-      co_return fn(req, ctx);
-    };
-  };
   routes.add("GET", "/v1/status", Access::kAdmin,
-             sync([this](const HttpRequest&, const Ctx&) { return status(); }));
+             immediate([this](const HttpRequest&, const Ctx&) { return status(); }));
   for (const std::string kind : {"tunnel", "sandbox"}) {
     const std::string base = "/v1/" + plural(kind);
-    routes.add("GET", base, Access::kAdmin,
-               sync([this, kind](const HttpRequest&, const Ctx&) { return list_resources(kind); }));
-    routes.add("POST", base, Access::kAdmin, sync([this, kind](const HttpRequest& r, const Ctx&) {
+    routes.add("GET", base, Access::kAdmin, immediate([this, kind](const HttpRequest&, const Ctx&) {
+                 return list_resources(kind);
+               }));
+    routes.add("POST", base, Access::kAdmin,
+               immediate([this, kind](const HttpRequest& r, const Ctx&) {
                  return create_resource(kind, r);
                }));
     routes.add("GET", base + "/{name}", Access::kAdmin,
-               sync([this, kind](const HttpRequest&, const Ctx& c) {
+               immediate([this, kind](const HttpRequest&, const Ctx& c) {
                  return show_resource(kind, c.param("name"));
                }));
     routes.add("PATCH", base + "/{name}", Access::kAdmin,
-               sync([this, kind](const HttpRequest& r, const Ctx& c) {
+               immediate([this, kind](const HttpRequest& r, const Ctx& c) {
                  return update_resource(kind, c.param("name"), r);
                }));
     routes.add("DELETE", base + "/{name}", Access::kAdmin,
-               sync([this, kind](const HttpRequest&, const Ctx& c) {
+               immediate([this, kind](const HttpRequest&, const Ctx& c) {
                  return delete_resource(kind, c.param("name"));
                }));
     routes.add("POST", base + "/{name}/tokens", Access::kAdmin,
-               sync([this, kind](const HttpRequest&, const Ctx& c) {
+               immediate([this, kind](const HttpRequest&, const Ctx& c) {
                  return mint_resource_token(kind, c.param("name"));
                }));
     routes.add("POST", base + "/{name}/revoke", Access::kAdmin,
-               sync([this, kind](const HttpRequest&, const Ctx& c) {
+               immediate([this, kind](const HttpRequest&, const Ctx& c) {
                  return revoke_resource(kind, c.param("name"));
                }));
   }
-  routes.add("GET", "/v1/tools", Access::kAdmin, sync([this](const HttpRequest&, const Ctx&) {
+  routes.add("GET", "/v1/tools", Access::kAdmin, immediate([this](const HttpRequest&, const Ctx&) {
                return json_answer(200, gateway_.describe());
              }));
   routes.add("PUT", "/v1/tools", Access::kAdmin,
-             sync([this](const HttpRequest& r, const Ctx&) { return put_all_bindings(r); }));
-  routes.add(
-      "GET", "/v1/tools/{name}", Access::kAdmin,
-      sync([this](const HttpRequest&, const Ctx& c) { return show_binding(c.param("name")); }));
-  routes.add(
-      "PUT", "/v1/tools/{name}", Access::kAdmin,
-      sync([this](const HttpRequest& r, const Ctx& c) { return put_binding(c.param("name"), r); }));
-  routes.add(
-      "DELETE", "/v1/tools/{name}", Access::kAdmin,
-      sync([this](const HttpRequest&, const Ctx& c) { return delete_binding(c.param("name")); }));
+             immediate([this](const HttpRequest& r, const Ctx&) { return put_all_bindings(r); }));
+  routes.add("GET", "/v1/tools/{name}", Access::kAdmin,
+             immediate([this](const HttpRequest&, const Ctx& c) {
+               return show_binding(c.param("name"));
+             }));
+  routes.add("PUT", "/v1/tools/{name}", Access::kAdmin,
+             immediate([this](const HttpRequest& r, const Ctx& c) {
+               return put_binding(c.param("name"), r);
+             }));
+  routes.add("DELETE", "/v1/tools/{name}", Access::kAdmin,
+             immediate([this](const HttpRequest&, const Ctx& c) {
+               return delete_binding(c.param("name"));
+             }));
   routes.add("GET", "/v1/agents", Access::kAdmin,
-             sync([this](const HttpRequest&, const Ctx&) { return list_agents(); }));
+             immediate([this](const HttpRequest&, const Ctx&) { return list_agents(); }));
   routes.add("POST", "/v1/agents", Access::kAdmin,
-             sync([this](const HttpRequest& r, const Ctx&) { return create_agent(r); }));
+             immediate([this](const HttpRequest& r, const Ctx&) { return create_agent(r); }));
   routes.add(
       "GET", "/v1/agents/{name}", Access::kAdmin,
-      sync([this](const HttpRequest&, const Ctx& c) { return show_agent(c.param("name")); }));
+      immediate([this](const HttpRequest&, const Ctx& c) { return show_agent(c.param("name")); }));
   routes.add("PATCH", "/v1/agents/{name}", Access::kAdmin,
-             sync([this](const HttpRequest& r, const Ctx& c) {
+             immediate([this](const HttpRequest& r, const Ctx& c) {
                return update_agent(c.param("name"), r);
              }));
-  routes.add(
-      "DELETE", "/v1/agents/{name}", Access::kAdmin,
-      sync([this](const HttpRequest&, const Ctx& c) { return delete_agent(c.param("name")); }));
-  routes.add(
-      "POST", "/v1/agents/{name}/keys", Access::kAdmin,
-      sync([this](const HttpRequest&, const Ctx& c) { return mint_agent_key(c.param("name")); }));
-  routes.add(
-      "POST", "/v1/agents/{name}/revoke", Access::kAdmin,
-      sync([this](const HttpRequest&, const Ctx& c) { return revoke_agent(c.param("name")); }));
+  routes.add("DELETE", "/v1/agents/{name}", Access::kAdmin,
+             immediate([this](const HttpRequest&, const Ctx& c) {
+               return delete_agent(c.param("name"));
+             }));
+  routes.add("POST", "/v1/agents/{name}/keys", Access::kAdmin,
+             immediate([this](const HttpRequest&, const Ctx& c) {
+               return mint_agent_key(c.param("name"));
+             }));
+  routes.add("POST", "/v1/agents/{name}/revoke", Access::kAdmin,
+             immediate([this](const HttpRequest&, const Ctx& c) {
+               return revoke_agent(c.param("name"));
+             }));
   routes.add("GET", "/v1/connections", Access::kAdmin,
-             sync([this](const HttpRequest&, const Ctx&) { return list_connections(); }));
-  routes.add(
-      "DELETE", "/v1/connections/{id}", Access::kAdmin,
-      sync([this](const HttpRequest&, const Ctx& c) { return close_connection(c.param("id")); }));
+             immediate([this](const HttpRequest&, const Ctx&) { return list_connections(); }));
+  routes.add("DELETE", "/v1/connections/{id}", Access::kAdmin,
+             immediate([this](const HttpRequest&, const Ctx& c) {
+               return close_connection(c.param("id"));
+             }));
   routes.add("GET", "/v1/audit", Access::kAdmin,
              [this](HttpRequest r, RouteContext) { return audit_query(std::move(r)); });
   routes.add("GET", "/v1/audit/verify", Access::kAdmin,
              [this](HttpRequest, RouteContext) { return audit_verify(); });
   routes.add("GET", "/v1/audit/export", Access::kAdmin,
-             sync([this](const HttpRequest& r, const Ctx&) { return audit_export(r); }));
+             immediate([this](const HttpRequest& r, const Ctx&) { return audit_export(r); }));
 }
 
 // ---- tunnels and sandboxes ------------------------------------------------------------------

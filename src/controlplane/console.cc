@@ -132,31 +132,31 @@ void Console::set_endpoint(std::string url, ConnectorTrust trust) {
 }
 
 void Console::add_routes(RouteTable& routes) {
-  auto sync = [](auto fn) -> RouteHandler {
-    return [fn](HttpRequest req, RouteContext ctx) -> asio::awaitable<HttpResponse> {
-      co_return fn(req, ctx);
-    };
-  };
-  routes.add("GET", "/", Access::kPublic,
-             sync([this](const HttpRequest&, const RouteContext&) { return asset("index.html"); }));
+  routes.add(
+      "GET", "/", Access::kPublic,
+      immediate([this](const HttpRequest&, const RouteContext&) { return asset("index.html"); }));
   routes.add(
       "GET", "/assets/*", Access::kPublic,
-      sync([this](const HttpRequest&, const RouteContext& c) { return asset(c.param("*")); }));
+      immediate([this](const HttpRequest&, const RouteContext& c) { return asset(c.param("*")); }));
   routes.add("POST", "/console/session", Access::kPublic,
-             sync([this](const HttpRequest& r, const RouteContext&) { return sign_in(r); }));
-  routes.add("GET", "/console/session", Access::kPublic,
-             sync([this](const HttpRequest& r, const RouteContext&) { return session_state(r); }));
+             immediate([this](const HttpRequest& r, const RouteContext&) { return sign_in(r); }));
+  routes.add(
+      "GET", "/console/session", Access::kPublic,
+      immediate([this](const HttpRequest& r, const RouteContext&) { return session_state(r); }));
   routes.add("DELETE", "/console/session", Access::kPublic,
-             sync([this](const HttpRequest& r, const RouteContext&) { return sign_out(r); }));
-  routes.add(
-      "POST", "/v1/console/check-sandbox-config", Access::kAdmin,
-      sync([this](const HttpRequest& r, const RouteContext&) { return check_sandbox_config(r); }));
-  routes.add(
-      "POST", "/v1/console/check-tunnel-config", Access::kAdmin,
-      sync([this](const HttpRequest& r, const RouteContext&) { return check_tunnel_config(r); }));
-  routes.add(
-      "POST", "/v1/console/deployment", Access::kAdmin,
-      sync([this](const HttpRequest& r, const RouteContext&) { return render_deployment(r); }));
+             immediate([this](const HttpRequest& r, const RouteContext&) { return sign_out(r); }));
+  routes.add("POST", "/v1/console/check-sandbox-config", Access::kAdmin,
+             immediate([this](const HttpRequest& r, const RouteContext&) {
+               return check_sandbox_config(r);
+             }));
+  routes.add("POST", "/v1/console/check-tunnel-config", Access::kAdmin,
+             immediate([this](const HttpRequest& r, const RouteContext&) {
+               return check_tunnel_config(r);
+             }));
+  routes.add("POST", "/v1/console/deployment", Access::kAdmin,
+             immediate([this](const HttpRequest& r, const RouteContext&) {
+               return render_deployment(r);
+             }));
 }
 
 HttpResponse Console::asset(const std::string& path) const {

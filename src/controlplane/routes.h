@@ -32,6 +32,14 @@ struct RouteContext {
 
 using RouteHandler = std::function<asio::awaitable<HttpResponse>(HttpRequest, RouteContext)>;
 
+// A handler that answers without waiting: `fn(request, context)` returns the response.
+template <class F>
+RouteHandler immediate(F fn) {
+  return [fn = std::move(fn)](HttpRequest req, RouteContext ctx) -> asio::awaitable<HttpResponse> {
+    co_return fn(req, ctx);
+  };
+}
+
 class RouteTable {
  public:
   struct Route {
