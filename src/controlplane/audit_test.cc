@@ -334,13 +334,24 @@ TEST(AuditLog, WritesChainsQueriesAndVerifies) {
   EXPECT_TRUE(verify_chain(lines).intact);
 }
 
-TEST(AuditLog, AnEditBehindItsBackIsNamed) {
+// A log of `n` calls, written, with sqlite3 at hand to change it behind its back.
+class WrittenLog : public ::testing::Test {
+ protected:
+  void write(int n) {
+    for (int i = 0; i < n; ++i) log.append(call("a", "t" + std::to_string(i)));
+    run(io, log.flush());
+  }
+  int sql(const std::string& statement) {
+    return std::system(("sqlite3 " + path + " \"" + statement + "\"").c_str());
+  }
   TempDir dir;
   asio::io_context io;
   const std::string path = dir.path + "/audit.db";
-  AuditLog log(io.get_executor(), path, AuditConfig{});
-  for (int i = 0; i < 20; ++i) log.append(call("a", "t" + std::to_string(i)));
-  run(io, log.flush());
+  AuditLog log{io.get_executor(), path, AuditConfig{}};
+};
+
+TEST_F(WrittenLog, AnEditBehindItsBackIsNamed) {
+  write(20);
   const std::string cmd = "sqlite3 " + path + " \"UPDATE audit SET outcome='error' WHERE seq=7\"";
   ASSERT_EQ(std::system(cmd.c_str()), 0);
   auto v = run(io, log.verify());
@@ -372,20 +383,12 @@ TEST(AuditLog, AnEditBehindItsBackIsNamed) {
 // verify() reads the log a window of 8,192 records at a time: a log of three windows is
 // intact as a whole, and a record edited in the last window, or removed where the second
 // begins, is named as in a short log.
-TEST(AuditLog, ALogLongerThanAWindowVerifiesAndNamesTheRecord) {
-  TempDir dir;
-  asio::io_context io;
-  const std::string path = dir.path + "/audit.db";
-  AuditLog log(io.get_executor(), path, AuditConfig{});
-  for (int i = 0; i < 20000; ++i) log.append(call("a", "t" + std::to_string(i)));
-  run(io, log.flush());
+TEST_F(WrittenLog, ALogLongerThanAWindowVerifiesAndNamesTheRecord) {
+  write(20000);
   auto v = run(io, log.verify());
   EXPECT_TRUE(v.intact) << v.message;
   EXPECT_EQ(v.records, 20000u);
   EXPECT_EQ(v.head_seq, 20000);
-  auto sql = [&](const std::string& statement) {
-    return std::system(("sqlite3 " + path + " \"" + statement + "\"").c_str());
-  };
   ASSERT_EQ(sql("UPDATE audit SET outcome='error' WHERE seq=19000"), 0);
   v = run(io, log.verify());
   EXPECT_EQ(v.problem, "edited");
