@@ -1,24 +1,24 @@
 // End-to-end tests of the connector link with airlockd and connectors in-process, over real
 // TLS on loopback: many streams, flow control under a stalled reader, rogue peers, token scope,
 // version refusal, dead-peer detection, drain and revocation.
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/write.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-
-#include <gtest/gtest.h>
-
+#include <boost/asio/write.hpp>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-#include <atomic>
 
 #include "common/config_util.h"
 #include "common/dialer.h"
-#include "common/http_server.h"
 #include "common/frame_codec.h"
+#include "common/http_server.h"
 #include "common/redactor.h"
 #include "test/e2e/harness.h"
 
@@ -398,6 +398,54 @@ TEST(LinkE2E, MalformedHttpGets400AndTheServerCarriesOn) {
   auto anonymous = a.admin();
   anonymous.bearer.clear();
   EXPECT_EQ(http_call(anonymous, "GET", "/healthz").status, 200);
+}
+
+// /readyz says not ready while the audit writer is more than audit.max_backlog records behind
+// (here audit.db is locked by another connection, so the writer cannot commit), and ready
+// again once it has caught up; what it had to drop is counted by a gap record.
+TEST(LinkE2E, ReadinessFollowsTheAuditBacklog) {
+  std::string dir;
+  InProcessAirlockd a([&](controlplane::AirlockdConfig& c) {
+    c.audit.max_backlog = 100;
+    dir = c.state_dir;
+  });
+  auto anonymous = a.admin();
+  anonymous.bearer.clear();
+  ASSERT_EQ(http_call(anonymous, "GET", "/readyz").status, 200);
+  sqlite3* lock = nullptr;
+  ASSERT_EQ(sqlite3_open((dir + "/audit.db").c_str(), &lock), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(lock, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr), SQLITE_OK);
+  // Each refused admin token is an audit record; sent until the backlog is full (bounded).
+  auto wrong = a.admin();
+  wrong.bearer = "not-the-admin-token";
+  HttpCallResult ready;
+  const auto give_up = std::chrono::steady_clock::now() + 60s;
+  for (int i = 0; i < 2000 && std::chrono::steady_clock::now() < give_up; ++i) {
+    EXPECT_EQ(http_call(wrong, "GET", "/v1/status").status, 401);
+    if (i < 100 || i % 10) continue;
+    ready = http_call(anonymous, "GET", "/readyz");
+    if (ready.status == 503) break;
+  }
+  EXPECT_EQ(ready.status, 503) << ready.body;
+  EXPECT_NE(ready.body.find(R"("audit":"backlog full")"), std::string::npos) << ready.body;
+  sqlite3_exec(lock, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(lock);
+  for (int i = 0; i < 300; ++i) {
+    ready = http_call(anonymous, "GET", "/readyz");
+    if (ready.status == 200) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_EQ(ready.status, 200) << ready.body;
+  // Once a batch is written, one after the drops begins with the gap record.
+  HttpCallResult gaps;
+  for (int i = 0; i < 100; ++i) {
+    http_call(wrong, "GET", "/v1/status");
+    gaps = http_call(a.admin(), "GET", "/v1/audit?type=gap");
+    if (gaps.body.find("backlog_full") != std::string::npos) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_NE(gaps.body.find("backlog_full"), std::string::npos) << gaps.body;
+  EXPECT_NE(gaps.body.find(R"("dropped":)"), std::string::npos) << gaps.body;
 }
 
 TEST(LinkE2E, GarbageInsteadOfHelloIsRefused) {
