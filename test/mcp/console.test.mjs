@@ -54,6 +54,22 @@ async function adminGet(p) {
   return fetch(stack.url + p, { headers: { Authorization: `Bearer ${admin()}` } });
 }
 
+// The status /v1/connect answers a connector's WebSocket upgrade with this token: 101 when it
+// is accepted (the socket is then closed), 401 when refused.
+function connectStatus(token) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(stack.url + "/v1/connect", { headers: {
+      Connection: "Upgrade", Upgrade: "websocket", "Sec-WebSocket-Version": "13",
+      "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "airlock-protocol": "1",
+      Authorization: `Bearer ${token}` } });
+    req.on("upgrade", (res, socket) => { socket.destroy(); resolve(res.statusCode); });
+    req.on("response", (res) => { res.resume(); resolve(res.statusCode); });
+    req.on("error", reject);
+    req.setTimeout(5000, () => req.destroy(new Error("no answer from /v1/connect")));
+    req.end();
+  });
+}
+
 try {
   await stack.startAirlockd();
   browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox"] });
@@ -319,7 +335,7 @@ try {
     assert(ready.status === 200 && (await ready.json()).checks.audit === "ok", "readyz");
   });
 
-  await checks.check("the admin API and CLI: update, delete, one binding, connections, unknown fields", async () => {
+  await checks.check("the admin API and CLI: update, delete (an agent, a binding, a tunnel, a sandbox), one binding, connections, unknown fields", async () => {
     const cli = (...a) => spawnSync(path.join(BIN, "airlock"), ["--state-dir", stack.state, ...a], { encoding: "utf8" });
     let r = cli("tunnel", "update", "console-tunnel", "--description", "the CRM's servers");
     assert(r.status === 0 && r.stdout.includes("the CRM's servers"), r.stdout + r.stderr);
@@ -348,9 +364,23 @@ try {
     assert(r.status === 0, r.stderr);
     r = cli("agent-key", "show", "console-agent");
     assert(r.status === 1 && r.stderr.includes("no agent named"), r.stderr);
+    // A tunnel and a sandbox deleted: gone from the API, and their tokens with them.
+    for (const kind of ["tunnel", "sandbox"]) {
+      const made = JSON.parse(cli("--json", kind, "create", `doomed-${kind}`).stdout);
+      assert(await connectStatus(made.token) === 101, `${kind}: its new token does not open /v1/connect`);
+      r = cli(kind, "delete", `doomed-${kind}`);
+      assert(r.status === 0, r.stdout + r.stderr);
+      r = cli(kind, "show", `doomed-${kind}`);
+      assert(r.status === 1 && r.stderr.includes(`no ${kind} named 'doomed-${kind}'`), r.stderr);
+      const listed = JSON.parse(cli("--json", kind, "list").stdout);
+      assert(!JSON.stringify(listed).includes(`doomed-${kind}`), JSON.stringify(listed));
+      assert(await connectStatus(made.token) === 401, `${kind}: its token still opens /v1/connect`);
+    }
     const recorded = stack.audit("--type", "admin", "--actor", "admin").map((a) => a.method);
-    assert(recorded.includes("DELETE /v1/agents/console-agent") && recorded.includes("PATCH /v1/tunnels/console-tunnel"),
-           recorded.join(", "));
+    for (const m of ["DELETE /v1/agents/console-agent", "PATCH /v1/tunnels/console-tunnel",
+                     "DELETE /v1/tunnels/doomed-tunnel", "DELETE /v1/sandboxes/doomed-sandbox"]) {
+      assert(recorded.includes(m), `${m} not in ${recorded.join(", ")}`);
+    }
   });
 
   await checks.check("the audit database edited behind airlockd's back: `airlock audit verify` names the record", async () => {
