@@ -296,6 +296,18 @@ try {
     assert(status === 403, `without CSRF: ${status}`);
     const after = JSON.parse(stack.cli("--json", "agent-key", "list")).agents.map((a) => a.name);
     assert(after.length === before && !after.includes("evil") && !after.includes("no-csrf"), after);
+    // Signing in from another origin, even with the right token, gets no session: neither as
+    // the form another site can post, nor as JSON carrying that site's Origin.
+    const signIn = (headers, body) => fetch(stack.url + "/console/session", { method: "POST", headers, body });
+    const crossOrigin = `http://127.0.0.2:${evil.address().port}`;
+    for (const r of [
+      await signIn({ "Content-Type": "text/plain", Origin: crossOrigin }, JSON.stringify({ token: admin() })),
+      await signIn({ "Content-Type": "application/json", Origin: crossOrigin }, JSON.stringify({ token: admin() })),
+    ]) {
+      assert(r.status === 403 && !r.headers.get("set-cookie"), `cross-origin sign-in: ${r.status}`);
+    }
+    const own = await signIn({ "Content-Type": "application/json", Origin: stack.url }, JSON.stringify({ token: admin() }));
+    assert(own.status === 200 && own.headers.get("set-cookie"), `same-origin sign-in: ${own.status}`);
   });
 
   await checks.check("revoke from the console: the sandbox disconnects", async () => {
