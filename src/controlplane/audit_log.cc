@@ -101,7 +101,7 @@ AuditLog::AuditLog(asio::any_io_executor io, const std::string& path, AuditConfi
   writer_db_ = open_db(path_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX);
   try {
     // 16 KiB pages for a new database (an existing one keeps its own): the writer's cost is
-    // mostly system calls, one or two per page it writes, and 4 KiB pages made four times as
+    // mostly system calls, one or two per page it writes, and 4 KiB pages made 2.5 times as
     // many of them for the same records.
     exec(writer_db_, path_, "PRAGMA page_size=16384");
     exec(writer_db_, path_, "PRAGMA journal_mode=WAL");
