@@ -201,9 +201,6 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       r.body = std::move(req.body());
       const bool keep_alive = req.keep_alive();
       HttpResponse resp;
-      // The timeout bounds reading the request and writing the answer, not the handler's own
-      // work (verifying a large audit log takes longer than a request may take to arrive).
-      beast::get_lowest_layer(stream).expires_never();
       try {
         resp = co_await handler(std::move(r));
       } catch (const std::exception& e) {
@@ -211,7 +208,6 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
                       e.what());
         resp = HttpResponse::error(500, "internal", "internal error; see airlockd's log");
       }
-      beast::get_lowest_layer(stream).expires_after(options.request_timeout);
       const auto wec = co_await write_response(stream, std::move(resp), keep_alive);
       if (wec || !keep_alive) break;
     }

@@ -776,5 +776,45 @@ TEST(LinkE2E, PinOfACaThatMerelyAppearsInTheChainIsRefused) {
   });
 }
 
+// The request timeout bounds reading the request, not the handler's own work: an answer that
+// takes three timeouts to compute (a long audit verification) is still written, while a client
+// that sends half a request is cut off.
+TEST(HttpServerTimeouts, ASlowHandlerIsAnsweredAndAStalledRequestIsNot) {
+  IoThread thread;
+  HttpServerOptions options;
+  options.request_timeout = std::chrono::milliseconds(300);
+  HttpServer server(thread.executor(), options, [](HttpRequest) -> asio::awaitable<HttpResponse> {
+    asio::steady_timer work(co_await asio::this_coro::executor, std::chrono::milliseconds(900));
+    co_await work.async_wait(asio::use_awaitable);
+    co_return HttpResponse::json(200, R"({"done":true})");
+  });
+  server.listen();
+  asio::co_spawn(thread.io(), server.serve(), asio::detached);
+  HttpClientOptions client{.base_url = "http://127.0.0.1:" + std::to_string(server.port())};
+  auto r = http_call(client, "GET", "/slow");
+  EXPECT_EQ(r.status, 200) << r.error;
+  EXPECT_EQ(r.body, R"({"done":true})");
+  // Half a request: the server closes the connection once the timeout has passed.
+  const auto [closed, after] = thread.run([&]() -> asio::awaitable<std::pair<bool, std::chrono::milliseconds>> {
+    asio::ip::tcp::socket s(co_await asio::this_coro::executor);
+    co_await s.async_connect({asio::ip::make_address("127.0.0.1"), server.port()},
+                             asio::use_awaitable);
+    const std::string partial = "GET /slow HTTP/1.1\r\nHost: x\r\n";
+    co_await asio::async_write(s, asio::buffer(partial), asio::use_awaitable);
+    const auto start = std::chrono::steady_clock::now();
+    char byte;
+    auto [ec, n] = co_await s.async_read_some(asio::buffer(&byte, 1), kTuple);
+    co_return std::pair{ec == asio::error::eof || ec == asio::error::connection_reset,
+                        std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::steady_clock::now() - start)};
+  }(), 10s);
+  EXPECT_TRUE(closed);
+  EXPECT_LT(after, std::chrono::milliseconds(5000));
+  thread.call([&] {
+    server.stop();
+    return 0;
+  });
+}
+
 }  // namespace
 }  // namespace airlock::test
