@@ -1,16 +1,16 @@
 #include "common/http_server.h"
 
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
-
-#include <spdlog/spdlog.h>
-
-#include <algorithm>
 #include <system_error>
 
+#include "common/log.h"
 #include "common/ws_transport.h"
 
 namespace airlock {
@@ -277,14 +277,7 @@ asio::awaitable<void> HttpServer::serve() {
       continue;
     }
     asio::co_spawn(impl->executor, impl->connection(std::move(socket)),
-                   [](std::exception_ptr e) {
-                     if (!e) return;
-                     try {
-                       std::rethrow_exception(e);
-                     } catch (const std::exception& ex) {
-                       spdlog::error("connection ended by an unexpected error: {}", ex.what());
-                     }
-                   });
+                   [](std::exception_ptr e) { log_failure(e, "a connection"); });
   }
 }
 

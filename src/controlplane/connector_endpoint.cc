@@ -5,6 +5,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/json.hpp>
 
+#include "common/log.h"
 #include "common/stream_contract.h"
 #include "common/token.h"
 #include "controlplane/access.h"
@@ -138,14 +139,8 @@ asio::awaitable<void> ConnectorEndpoint::receive_events(ConnectorRef connector,
 }
 
 void ConnectorEndpoint::spawn_contained(asio::awaitable<void> work, std::string what) {
-  asio::co_spawn(executor_, std::move(work), [what = std::move(what)](std::exception_ptr e) {
-    if (!e) return;
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-      spdlog::error("{} failed: {}", what, ex.what());
-    }
-  });
+  asio::co_spawn(executor_, std::move(work),
+                 [what = std::move(what)](std::exception_ptr e) { log_failure(e, what); });
 }
 
 std::optional<HttpResponse> ConnectorEndpoint::check_upgrade(const HttpRequest& req) {

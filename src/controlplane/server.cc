@@ -13,6 +13,7 @@
 #include <fstream>
 
 #include "common/config_util.h"
+#include "common/log.h"
 #include "common/stream_contract.h"
 #include "common/token.h"
 #include "controlplane/access.h"
@@ -198,14 +199,7 @@ asio::awaitable<void> ControlPlane::shutdown() {
   for (auto& link : links) {
     asio::co_spawn(executor_,
                    link->drain(config_.connectors.drain_timeout, "airlockd is shutting down"),
-                   [](std::exception_ptr e) {
-                     if (!e) return;
-                     try {
-                       std::rethrow_exception(e);
-                     } catch (const std::exception& ex) {
-                       spdlog::error("draining a connector link failed: {}", ex.what());
-                     }
-                   });
+                   [](std::exception_ptr e) { log_failure(e, "draining a connector link"); });
   }
   // Woken as each link closes (not polled), until none is left or the grace has passed.
   const auto deadline = std::chrono::steady_clock::now() + config_.connectors.drain_timeout +
