@@ -26,7 +26,8 @@ class Statement {
     sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
     return *this;
   }
-  // Without a copy: `v` must stay as it is until the statement is reset or finalized.
+  // Without a copy: SQLite reads `v` when the statement is stepped, so it must stay as it is
+  // until the last step that uses it (bind every parameter again before stepping once more).
   Statement& bind_unowned(int i, std::string_view v) {
     sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
     return *this;

@@ -412,9 +412,12 @@ TEST(LinkE2E, ReadinessFollowsTheAuditBacklog) {
   auto anonymous = a.admin();
   anonymous.bearer.clear();
   ASSERT_EQ(http_call(anonymous, "GET", "/readyz").status, 200);
-  sqlite3* lock = nullptr;
-  ASSERT_EQ(sqlite3_open((dir + "/audit.db").c_str(), &lock), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(lock, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3* db = nullptr;
+  const int opened = sqlite3_open((dir + "/audit.db").c_str(), &db);
+  // Closed however the test ends, so that airlockd's writer is never left waiting on it.
+  std::unique_ptr<sqlite3, int (*)(sqlite3*)> lock(db, sqlite3_close);
+  ASSERT_EQ(opened, SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(lock.get(), "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr), SQLITE_OK);
   // Each refused admin token is an audit record; sent until the backlog is full (bounded).
   auto wrong = a.admin();
   wrong.bearer = "not-the-admin-token";
@@ -428,8 +431,8 @@ TEST(LinkE2E, ReadinessFollowsTheAuditBacklog) {
   }
   EXPECT_EQ(ready.status, 503) << ready.body;
   EXPECT_NE(ready.body.find(R"("audit":"backlog full")"), std::string::npos) << ready.body;
-  sqlite3_exec(lock, "ROLLBACK", nullptr, nullptr, nullptr);
-  sqlite3_close(lock);
+  sqlite3_exec(lock.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+  lock.reset();
   for (int i = 0; i < 300; ++i) {
     ready = http_call(anonymous, "GET", "/readyz");
     if (ready.status == 200) break;

@@ -103,7 +103,8 @@ async function setUpNetwork() {
   fs.writeFileSync(`${d}/san.ext`, "subjectAltName=DNS:api.internal.test\n");
   sh("openssl", ["x509", "-req", "-in", `${d}/api.csr`, "-CA", `${d}/ca.pem`, "-CAkey", `${d}/ca.key`,
                  "-CAcreateserial", "-out", `${d}/api.pem`, "-days", "2", "-extfile", `${d}/san.ext`]);
-  const server = spawn("ip", ["netns", "exec", NS, process.execPath,
+  // (Under setpriv --pdeathsig: it ends with the test, however the test ends.)
+  const server = spawn("setpriv", ["--pdeathsig", "KILL", "--", "ip", "netns", "exec", NS, process.execPath,
                               path.join(PEERS, "../sandbox/upstream_server.mjs"), `${NET}.2`,
                               `${d}/api.pem`, `${d}/api.key`, `${d}/upstream.log`],
                        { stdio: ["ignore", "pipe", "pipe"] });
@@ -122,7 +123,7 @@ async function setUpNetwork() {
   // The resolver.
   fs.writeFileSync(`${d}/resolv.conf`, `nameserver ${DNS}\noptions timeout:2\n`);
   fs.writeFileSync(`${d}/hosts`, "127.0.0.1 localhost\n");
-  const dns = spawn("/usr/sbin/dnsmasq", ["--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv",
+  const dns = spawn("setpriv", ["--pdeathsig", "KILL", "--", "/usr/sbin/dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv",
     "--no-hosts", "--bind-interfaces", `--listen-address=${DNS}`, "--port=53", "--log-facility=-",
     "--pid-file=", `--address=/api.internal.test/${NET}.2`, `--address=/denied.example.test/${NET}.2`],
     { stdio: ["ignore", "pipe", "pipe"] });
