@@ -402,7 +402,7 @@ TEST(LinkE2E, MalformedHttpGets400AndTheServerCarriesOn) {
 
 // /readyz says not ready while the audit writer is more than audit.max_backlog records behind
 // (here audit.db is locked by another connection, so the writer cannot commit), and ready
-// again once it has caught up; what it had to drop is counted by a gap record.
+// again once it has caught up. (The gap record that counts the drops is AuditLog's own test.)
 TEST(LinkE2E, ReadinessFollowsTheAuditBacklog) {
   std::string dir;
   InProcessAirlockd a([&](controlplane::AirlockdConfig& c) {
@@ -439,16 +439,6 @@ TEST(LinkE2E, ReadinessFollowsTheAuditBacklog) {
     std::this_thread::sleep_for(100ms);
   }
   EXPECT_EQ(ready.status, 200) << ready.body;
-  // Once a batch is written, one after the drops begins with the gap record.
-  HttpCallResult gaps;
-  for (int i = 0; i < 100; ++i) {
-    http_call(wrong, "GET", "/v1/status");
-    gaps = http_call(a.admin(), "GET", "/v1/audit?type=gap");
-    if (gaps.body.find("backlog_full") != std::string::npos) break;
-    std::this_thread::sleep_for(100ms);
-  }
-  EXPECT_NE(gaps.body.find("backlog_full"), std::string::npos) << gaps.body;
-  EXPECT_NE(gaps.body.find(R"("dropped":)"), std::string::npos) << gaps.body;
 }
 
 TEST(LinkE2E, GarbageInsteadOfHelloIsRefused) {
