@@ -28,14 +28,13 @@ constexpr std::pair<AuditType, std::string_view> kTypes[] = {
     {AuditType::kGap, "gap"},
 };
 
-std::string sha256_hex(std::string_view data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
+void sha256(std::string_view data, Digest& digest) {
   unsigned int len = 0;
   // Fetched once: EVP_sha256() makes every EVP_Digest look the implementation up again, which
   // costs the audit writer more than the hash of a record does.
-  static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  EVP_Digest(data.data(), data.size(), digest, &len, sha256, nullptr);
-  return to_hex(std::string_view(reinterpret_cast<const char*>(digest), len));
+  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  EVP_Digest(data.data(), data.size(), reinterpret_cast<unsigned char*>(digest.data()), &len, md,
+             nullptr);
 }
 
 // Writes JSON text into a string: the audit writer's per-record work, so no json::object is
@@ -183,12 +182,22 @@ std::string canonical_form(const AuditRecord& r) {
   return out;
 }
 
-std::string compute_hash(const AuditRecord& r) { return sha256_hex(canonical_form(r)); }
+std::string compute_hash(const AuditRecord& r) {
+  Digest digest;
+  sha256(canonical_form(r), digest);
+  return to_hex(std::string_view(digest.data(), digest.size()));
+}
 
-void seal(AuditRecord& r, std::string_view prev_hash, std::string& canonical) {
+void seal(AuditRecord& r, std::string_view prev_hash, std::string& canonical, Digest& digest) {
   r.prev_hash.assign(prev_hash);
   canonical_form(r, canonical);
-  r.hash = sha256_hex(canonical);
+  sha256(canonical, digest);
+  r.hash = to_hex(std::string_view(digest.data(), digest.size()));
+}
+
+void seal(AuditRecord& r, std::string_view prev_hash, std::string& canonical) {
+  Digest digest;
+  seal(r, prev_hash, canonical, digest);
 }
 
 std::string seal(AuditRecord& r, std::string_view prev_hash) {

@@ -6,6 +6,7 @@
 // (audit_log.h) stores records, this file decides what they mean. Thread-safe (no state).
 #pragma once
 
+#include <array>
 #include <boost/json/object.hpp>
 #include <cstdint>
 #include <optional>
@@ -60,6 +61,9 @@ std::string compute_hash(const AuditRecord& r);
 // stores exactly these bytes).
 std::string seal(AuditRecord& r, std::string_view prev_hash);
 void seal(AuditRecord& r, std::string_view prev_hash, std::string& canonical);
+// The SHA-256 itself, as the audit log stores it: `r.hash` is its hex.
+using Digest = std::array<char, 32>;
+void seal(AuditRecord& r, std::string_view prev_hash, std::string& canonical, Digest& digest);
 
 // The record as the API, the export and the JSON Lines sink write it.
 boost::json::object to_json(const AuditRecord& r);

@@ -2,11 +2,14 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
@@ -15,7 +18,10 @@
 #include <boost/json/serialize.hpp>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <set>
 
+#include "common/encoding.h"
 #include "controlplane/sqlite_statement.h"
 #include "controlplane/store.h"
 
@@ -24,12 +30,14 @@ namespace json = boost::json;
 
 namespace {
 
-// Each record is stored as the canonical form its hash covers (`record`), beside the columns
-// queries filter by. Those columns are read back over the record's own fields, so that an
-// edit to either breaks the hash. One secondary index only, by type, and only of the records
-// that are not calls (admin changes, refusals, relayed requests): each entry costs the writer
-// a B-tree insert, and calls are nearly every record, so a query for calls finds them by
-// reading back from the newest record, as other filters do, while the rare types are found
+// Each record is stored once, as its fields in columns: the canonical form its hash covers is
+// computed from them again when it is read, so that an edit to any column breaks the hash.
+// (Logs written before this stored the canonical form itself in `record`, beside copies of
+// the filter columns; those rows are read through it, and `record` is '' in newer ones.)
+// Hashes are stored as their 32 bytes. One secondary index only, by type, and only of the
+// records that are not calls (admin changes, refusals, relayed requests): each entry costs the
+// writer a B-tree insert, and calls are nearly every record, so a query for calls finds them
+// by reading back from the newest record, as other filters do, while the rare types are found
 // through the index. (A query uses it when its WHERE has the index's own term.)
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS audit (
@@ -41,13 +49,25 @@ CREATE TABLE IF NOT EXISTS audit (
   outcome TEXT NOT NULL,
   session TEXT NOT NULL,
   record TEXT NOT NULL,
-  hash TEXT NOT NULL
+  hash NOT NULL
 );
 DROP INDEX IF EXISTS audit_by_type;
 CREATE INDEX IF NOT EXISTS audit_by_rare_type ON audit (type, seq) WHERE type <> 'call';
 )sql";
 
-constexpr const char* kColumns = "seq, at_ms, type, actor, target, outcome, session, record, hash";
+// The columns added when records stopped being stored as their canonical form, in the order
+// they follow kColumns' first nine; added to an older log's table as it is opened.
+constexpr std::pair<const char*, const char*> kFieldColumns[] = {
+    {"method", "TEXT"},        {"binding", "TEXT"},      {"connector", "TEXT"},
+    {"server", "TEXT"},        {"remote", "TEXT"},       {"duration_ms", "INTEGER"},
+    {"bytes_in", "INTEGER"},   {"bytes_out", "INTEGER"}, {"error_class", "TEXT"},
+    {"redactions", "INTEGER"}, {"detail", "TEXT"},       {"prev_hash", "BLOB"}};
+
+constexpr const char* kColumns =
+    "seq, at_ms, type, actor, target, outcome, session, record, hash, method, binding, "
+    "connector, server, remote, duration_ms, bytes_in, bytes_out, error_class, redactions, "
+    "detail, prev_hash";
+constexpr int kColumnCount = 21;
 
 void exec(sqlite3* db, const std::string& path, const char* sql) {
   char* err = nullptr;
@@ -55,6 +75,16 @@ void exec(sqlite3* db, const std::string& path, const char* sql) {
     std::string msg = err ? err : "unknown error";
     sqlite3_free(err);
     throw std::runtime_error("audit database " + path + ": " + msg);
+  }
+}
+
+void add_field_columns(sqlite3* db, const std::string& path) {
+  std::set<std::string> have;
+  Statement info(db, "PRAGMA table_info(audit)");
+  while (info.step() == SQLITE_ROW) have.insert(info.text(1));
+  for (const auto& [name, type] : kFieldColumns) {
+    if (have.count(name)) continue;
+    exec(db, path, (std::string("ALTER TABLE audit ADD COLUMN ") + name + " " + type).c_str());
   }
 }
 
@@ -69,17 +99,69 @@ sqlite3* open_db(const std::string& path, int flags) {
   return db;
 }
 
+// A hash as stored: 32 bytes in rows written now, hex text in older ones (or in an edited one).
+std::string hash_at(Statement& s, int col) {
+  if (sqlite3_column_type(s.get(), col) == SQLITE_BLOB) {
+    const auto* p = static_cast<const char*>(sqlite3_column_blob(s.get(), col));
+    return to_hex(std::string_view(p, static_cast<size_t>(sqlite3_column_bytes(s.get(), col))));
+  }
+  return s.text(col);
+}
+
+// The 32 bytes of a 64-digit lowercase hex hash (as seal() makes them) into `out`. (Once per
+// batch, for the head: each record's own digest comes from seal(), since decoding hex costs
+// a mispredicted branch a digit.)
+bool hash_bytes(std::string_view hex, Digest& out) {
+  if (hex.size() != 64) return false;
+  auto digit = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  for (size_t i = 0; i < 32; ++i) {
+    const int hi = digit(hex[2 * i]), lo = digit(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out[i] = static_cast<char>(hi << 4 | lo);
+  }
+  return true;
+}
+
 AuditRecord read_row(Statement& s) {
   AuditRecord r;
-  std::string error;
-  if (!from_canonical(s.text(7), r, error)) {
-    // Shown as what is left of it, and fails verification.
-    r = AuditRecord{};
-    r.detail = json::object{{"unreadable_record", s.text(7)}, {"error", error}};
+  const std::string record = s.text(7);
+  if (!record.empty()) {
+    // An older row: its canonical form, with the filter columns read back over it below.
+    std::string error;
+    if (!from_canonical(record, r, error)) {
+      // Shown as what is left of it, and fails verification.
+      r = AuditRecord{};
+      r.detail = json::object{{"unreadable_record", record}, {"error", error}};
+    }
+  } else {
+    r.method = s.text(9);
+    r.binding = s.text(10);
+    r.connector = s.text(11);
+    r.server = s.text(12);
+    r.remote = s.text(13);
+    r.duration_ms = s.i64(14);
+    r.bytes_in = static_cast<uint64_t>(s.i64(15));
+    r.bytes_out = static_cast<uint64_t>(s.i64(16));  // stored as its two's complement bits
+    r.error_class = s.text(17);
+    r.redactions = static_cast<uint64_t>(s.i64(18));
+    if (const std::string detail = s.text(19); !detail.empty()) {
+      boost::system::error_code ec;
+      auto v = json::parse(detail, ec);
+      if (!ec && v.is_object()) {
+        r.detail = std::move(v.as_object());
+      } else {
+        r.detail = json::object{{"unreadable_detail", detail}};  // and fails verification
+      }
+    }
+    r.prev_hash = hash_at(s, 20);
   }
   r.seq = s.i64(0);
-  r.hash = s.text(8);
-  // What queries filter and show by: the stored columns, over the record's own fields.
+  r.hash = hash_at(s, 8);
+  // What queries filter and show by: the stored columns.
   r.at_ms = s.i64(1);
   if (auto t = parse_audit_type(s.text(2))) {
     r.type = *t;
@@ -94,7 +176,52 @@ AuditRecord read_row(Statement& s) {
   return r;
 }
 
+// The record that starts a batch when records were lost since the one before: how many, and why.
+AuditRecord gap_record(const AuditLog::Dropped& d) {
+  AuditRecord gap;
+  gap.type = AuditType::kGap;
+  gap.at_ms = now_unix_ms();
+  gap.outcome = "failed";
+  gap.error_class = d.write_failed ? "write_failed" : "backlog_full";
+  gap.detail = json::object{{"dropped", d.total()}};
+  if (d.backlog_full) {
+    gap.detail["backlog_full"] = d.backlog_full;
+    gap.detail["reason"] = "the audit writer was more than audit.max_backlog records behind";
+  }
+  if (d.write_failed) {
+    gap.detail["write_failed"] = d.write_failed;
+    gap.detail[d.backlog_full ? "reason_write_failed" : "reason"] =
+        "the audit database refused a write (airlockd's log names the error)";
+  }
+  return gap;
+}
+
+// Whether this thread could return from SCHED_IDLE to SCHED_BATCH: that needs CAP_SYS_NICE,
+// or an RLIMIT_NICE that allows the thread's nice value (systemd's LimitNICE=+0 does).
+bool may_leave_idle_class() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NICE, &limit) == 0) {
+    const int nice = getpriority(PRIO_PROCESS, 0);
+    if (limit.rlim_cur == RLIM_INFINITY || limit.rlim_cur >= static_cast<rlim_t>(20 - nice)) {
+      return true;
+    }
+  }
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("CapEff:", 0) != 0) continue;
+    const uint64_t caps = std::strtoull(line.c_str() + 7, nullptr, 16);
+    return caps & (uint64_t{1} << 23);  // CAP_SYS_NICE
+  }
+  return false;
+}
+
 }  // namespace
+
+int writer_policy(size_t batch, bool records_lost, bool stopping, bool may_leave_idle) {
+  const bool behind = batch >= AuditLog::kBatchTarget || records_lost || stopping;
+  return may_leave_idle && !behind ? SCHED_IDLE : SCHED_BATCH;
+}
 
 AuditLog::AuditLog(asio::any_io_executor io, const std::string& path, AuditConfig config)
     : io_(io), path_(path), config_(std::move(config)) {
@@ -107,10 +234,11 @@ AuditLog::AuditLog(asio::any_io_executor io, const std::string& path, AuditConfi
     exec(writer_db_, path_, "PRAGMA journal_mode=WAL");
     exec(writer_db_, path_, "PRAGMA synchronous=NORMAL");
     exec(writer_db_, path_, kSchema);
+    add_field_columns(writer_db_, path_);
     ::chmod(path_.c_str(), 0600);
     Statement last(writer_db_, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1");
     if (last.step() == SQLITE_ROW) {
-      head_ = {last.i64(0), last.text(1)};
+      head_ = {last.i64(0), hash_at(last, 1)};
     } else {
       head_ = {0, std::string(kGenesisHash)};
     }
@@ -152,7 +280,7 @@ void AuditLog::append(AuditRecord r) {
   {
     std::lock_guard lk(mu_);
     if (queue_.size() >= config_.max_backlog) {
-      ++dropped_pending_;
+      ++dropped_pending_.backlog_full;
       ++dropped_total_;
       return;
     }
@@ -177,20 +305,30 @@ ChainHead AuditLog::head() const {
 void AuditLog::writer_loop() {
   // Named, so that top -H and /proc/PID/task show what the audit log costs.
   pthread_setname_np(pthread_self(), "audit-writer");
-  // A batch thread: when it wakes, it does not preempt the thread that serves requests.
-  sched_param batch_priority{};
-  pthread_setschedparam(pthread_self(), SCHED_BATCH, &batch_priority);
+  // Its scheduling class, chosen again for each batch (see writer_policy()).
+  const bool may_leave_idle = may_leave_idle_class();
+  int policy = -1;
+  auto schedule_as = [&](int wanted) {
+    sched_param none{};
+    if (wanted != policy && pthread_setschedparam(pthread_self(), wanted, &none) == 0) {
+      policy = wanted;
+    }
+  };
+  schedule_as(writer_policy(0, false, false, may_leave_idle));
   // Two buffers trade places: the writer hands its emptied one (its capacity kept) back as the
   // queue, so that appends do not allocate, and the records' strings are freed on this thread.
   std::vector<AuditRecord> batch;
   std::vector<std::string> canonical;  // reused: each keeps its buffer from batch to batch
+  std::vector<Digest> digests;
+  bool last_write_failed = false;
   batch.reserve(kBatchTarget);
   std::unique_lock lk(mu_);
   queue_.reserve(kBatchTarget);
   for (;;) {
     writer_asleep_ = true;
-    cv_.wait(lk, [&] { return !queue_.empty() || dropped_pending_ || stopping_; });
-    if (queue_.empty() && !dropped_pending_ && stopping_) return;
+    cv_.wait(lk, [&] { return !queue_.empty() || dropped_pending_.total() || stopping_; });
+    // Stopping: what is queued gets one attempt, a gap record for what was lost included.
+    if (stopping_ && queue_.empty() && (!dropped_pending_.total() || last_write_failed)) return;
     // Group commit: a record that finds the writer idle waits up to kLinger for others to
     // join its batch, so that a steady stream of calls costs one transaction per batch rather
     // than one per record. (The request path never waits for this.)
@@ -199,60 +337,83 @@ void AuditLog::writer_loop() {
     }
     writer_asleep_ = false;
     batch.swap(queue_);
-    const uint64_t dropped = dropped_pending_;
-    dropped_pending_ = 0;
+    const Dropped dropped = dropped_pending_;
+    dropped_pending_ = {};
     ChainHead head = head_;
+    const bool stopping = stopping_;
     lk.unlock();
+    schedule_as(writer_policy(batch.size(), dropped.total() > 0, stopping, may_leave_idle));
 
-    if (dropped) {
-      AuditRecord gap;
-      gap.type = AuditType::kGap;
-      gap.at_ms = now_unix_ms();
-      gap.outcome = "failed";
-      gap.error_class = "backlog_full";
-      gap.detail = json::object{{"dropped", dropped},
-                                {"reason",
-                                 "the audit writer was more than audit.max_backlog "
-                                 "records behind"}};
-      batch.insert(batch.begin(), std::move(gap));
-    }
+    if (dropped.total()) batch.insert(batch.begin(), gap_record(dropped));
     if (canonical.size() < batch.size()) canonical.resize(batch.size());
+    digests.resize(batch.size());  // each record's SHA-256, as stored
     for (size_t i = 0; i < batch.size(); ++i) {
       batch[i].seq = ++head.seq;
-      seal(batch[i], head.hash, canonical[i]);
+      seal(batch[i], head.hash, canonical[i], digests[i]);
       head.hash = batch[i].hash;
     }
-    write_batch(batch, canonical);
-    const uint64_t records = batch.size() - (dropped ? 1 : 0);
+    const bool written = write_batch(batch, canonical, digests);
+    last_write_failed = !written;
+    const uint64_t records = batch.size() - (dropped.total() ? 1 : 0);
     batch.clear();
     lk.lock();
-    head_ = head;
-    written_ += records;
+    if (written) {
+      head_ = head;
+      written_ += records;
+    } else {
+      // The chain stays where it was: the next record written is a gap record counting these
+      // with any dropped since, so the log says what it lacks instead of skipping positions.
+      dropped_pending_.backlog_full += dropped.backlog_full;
+      dropped_pending_.write_failed += dropped.write_failed + records;
+      dropped_total_ += records;
+    }
     lk.unlock();
     asio::post(io_, [this] { on_written(); });
     lk.lock();
+    // A database that refused a batch is not asked again at once (a busy one has already been
+    // waited for, up to its busy timeout; a full disk would otherwise be tried in a loop).
+    if (!written) cv_.wait_for(lk, kRetryAfterFailure, [&] { return stopping_; });
   }
 }
 
-void AuditLog::write_batch(const std::vector<AuditRecord>& batch,
-                           const std::vector<std::string>& canonical) {
-  // The chain is already advanced in memory: a batch that cannot be written is logged and
-  // counted, and the next verification names the records it lacks.
+bool AuditLog::write_batch(const std::vector<AuditRecord>& batch,
+                           const std::vector<std::string>& canonical,
+                           const std::vector<Digest>& digests) {
+  // All or nothing: a batch that cannot be written is rolled back, logged and counted, and
+  // its records are accounted for by the gap record that starts the next batch.
   try {
     exec(writer_db_, path_, "BEGIN IMMEDIATE");
     if (!insert_) {
-      const std::string sql =
-          std::string("INSERT INTO audit (") + kColumns + ") VALUES (?,?,?,?,?,?,?,?,?)";
-      insert_ = std::make_unique<Statement>(writer_db_, sql.c_str());
+      std::string sql = std::string("INSERT INTO audit (") + kColumns + ") VALUES (?";
+      for (int i = 1; i < kColumnCount; ++i) sql += ",?";
+      insert_ = std::make_unique<Statement>(writer_db_, (sql + ")").c_str());
     }
     Statement& ins = *insert_;
+    std::string detail;
+    Digest before_batch{};
     for (size_t i = 0; i < batch.size(); ++i) {
       const AuditRecord& r = batch[i];
-      // Bound without copies: the batch outlives the step.
+      detail = r.detail.empty() ? std::string() : json::serialize(r.detail);
+      // Bound without copies: the batch, the hashes and `detail` outlive the step.
       sqlite3_reset(ins.get());
       ins.bind(1, r.seq).bind(2, r.at_ms).bind_unowned(3, to_string(r.type));
       ins.bind_unowned(4, r.actor).bind_unowned(5, r.target).bind_unowned(6, r.outcome);
-      ins.bind_unowned(7, r.session).bind_unowned(8, canonical[i]).bind_unowned(9, r.hash);
+      ins.bind_unowned(7, r.session).bind_unowned(8, std::string_view("", 0));  // not NULL
+      ins.bind_unowned_blob(9, digests[i]).bind_unowned(10, r.method);
+      ins.bind_unowned(11, r.binding);
+      ins.bind_unowned(12, r.connector).bind_unowned(13, r.server).bind_unowned(14, r.remote);
+      ins.bind(15, r.duration_ms).bind(16, static_cast<int64_t>(r.bytes_in));
+      ins.bind(17, static_cast<int64_t>(r.bytes_out)).bind_unowned(18, r.error_class);
+      ins.bind(19, static_cast<int64_t>(r.redactions)).bind_unowned(20, detail);
+      // The hash before: the digest of the record before, which for the batch's first is the
+      // head's (kept as text in the rare case that it is not one: an older log's edited row).
+      if (i > 0) {
+        ins.bind_unowned_blob(21, digests[i - 1]);
+      } else if (hash_bytes(r.prev_hash, before_batch)) {
+        ins.bind_unowned_blob(21, before_batch);
+      } else {
+        ins.bind_unowned(21, r.prev_hash);
+      }
       if (ins.step() != SQLITE_DONE) {
         throw std::runtime_error(std::string("insert failed: ") + sqlite3_errmsg(writer_db_));
       }
@@ -262,8 +423,11 @@ void AuditLog::write_batch(const std::vector<AuditRecord>& batch,
     sqlite3_exec(writer_db_, "ROLLBACK", nullptr, nullptr, nullptr);
     write_failures_ += batch.size();
     spdlog::error("audit log: {} record(s) not written to {}: {}", batch.size(), path_, e.what());
+    return false;
   }
+  // The sink carries what the log holds, so that its chain is the log's.
   if (jsonl_fd_ >= 0) write_jsonl(batch, canonical);
+  return true;
 }
 
 void AuditLog::write_jsonl(const std::vector<AuditRecord>& batch,

@@ -78,11 +78,24 @@ class AuditLog {
   uint64_t write_failures() const { return write_failures_.load(); }
   const std::string& path() const { return path_; }
 
+  // A batch this large means the writer is behind (the queue filled it while the writer
+  // lingered or wrote).
+  static constexpr size_t kBatchTarget = 1024;
+
+  // Records lost between two written ones, by cause: the queue was full, or their batch could
+  // not be written.
+  struct Dropped {
+    uint64_t backlog_full = 0, write_failed = 0;
+    uint64_t total() const { return backlog_full + write_failed; }
+  };
+
  private:
   void writer_loop();
   // `canonical[i]`: the form batch[i]'s hash covers, as seal() returned it.
-  void write_batch(const std::vector<AuditRecord>& batch,
-                   const std::vector<std::string>& canonical);
+  // True when the batch was committed; false (logged, counted) when it was rolled back.
+  // `digests[i]`: batch[i]'s SHA-256, as seal() gave it.
+  bool write_batch(const std::vector<AuditRecord>& batch, const std::vector<std::string>& canonical,
+                   const std::vector<Digest>& digests);
   void write_jsonl(const std::vector<AuditRecord>& batch,
                    const std::vector<std::string>& canonical);
   void on_written();  // on the io thread
@@ -99,12 +112,13 @@ class AuditLog {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::vector<AuditRecord> queue_;
-  uint64_t dropped_pending_ = 0;
+  Dropped dropped_pending_;  // since the last gap record written
   bool stopping_ = false;
   bool writer_asleep_ = false;  // waiting on an empty queue: an append must wake it
   ChainHead head_;              // under mu_
-  static constexpr size_t kBatchTarget = 1024;
+
   static constexpr auto kLinger = std::chrono::milliseconds(20);
+  static constexpr auto kRetryAfterFailure = std::chrono::seconds(1);
 
   uint64_t appended_ = 0;  // io thread
   std::atomic<uint64_t> written_{0}, dropped_total_{0}, write_failures_{0};
@@ -116,5 +130,12 @@ class AuditLog {
   asio::thread_pool reader_{1};
   std::thread writer_;
 };
+
+// The audit writer's scheduling class for a batch of `batch` records: SCHED_IDLE — it runs
+// only on a CPU that no request thread wants — while it keeps up, and SCHED_BATCH (an ordinary
+// share, without preempting on wake-up) once it falls behind: a batch of kBatchTarget or more,
+// records lost, or airlockd stopping. Only SCHED_BATCH when the thread could not come back
+// from SCHED_IDLE (no CAP_SYS_NICE, and RLIMIT_NICE below the thread's nice value).
+int writer_policy(size_t batch, bool records_lost, bool stopping, bool may_leave_idle);
 
 }  // namespace airlock::controlplane

@@ -1,6 +1,8 @@
 // The audit log's chain (every kind of tampering named at the record it happened to) and the
 // log itself: queued writes, queries, the gap record, the JSON Lines sink and its rotation.
 #include <gtest/gtest.h>
+#include <sched.h>
+#include <sqlite3.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -358,26 +360,89 @@ TEST_F(WrittenLog, AnEditBehindItsBackIsNamed) {
   EXPECT_FALSE(v.intact);
   EXPECT_EQ(v.problem, "edited");
   EXPECT_EQ(v.bad_seq, 7);
-  // The stored record itself (not a column): its text no longer gives its hash.
-  const std::string fix7 = "sqlite3 " + path + " \"UPDATE audit SET outcome='ok' WHERE seq=7\"";
-  ASSERT_EQ(std::system(fix7.c_str()), 0);
+  ASSERT_EQ(sql("UPDATE audit SET outcome='ok' WHERE seq=7"), 0);
   EXPECT_TRUE(run(io, log.verify()).intact);
-  const std::string text = "sqlite3 " + path +
-                           " \"UPDATE audit SET record=replace(record,'\\\"bytes_in\\\":0',"
-                           "'\\\"bytes_in\\\":1') WHERE seq=9\"";
-  ASSERT_EQ(std::system(text.c_str()), 0);
-  v = run(io, log.verify());
-  EXPECT_EQ(v.problem, "edited");
-  EXPECT_EQ(v.bad_seq, 9);
-  const std::string unfix = "sqlite3 " + path +
-                            " \"UPDATE audit SET record=replace(record,'\\\"bytes_in\\\":1',"
-                            "'\\\"bytes_in\\\":0') WHERE seq=9\"";
-  ASSERT_EQ(std::system(unfix.c_str()), 0);
+  // Every field is a column the hash covers: numbers, names, the detail, the hash before.
+  const std::pair<const char*, const char*> edits[] = {
+      {"bytes_in=bytes_in+1", "bytes_in=bytes_in-1"},
+      {"duration_ms=duration_ms+1", "duration_ms=duration_ms-1"},
+      {"connector=connector||'x'", "connector=substr(connector,1,length(connector)-1)"},
+      {"detail='{\\\"n\\\":1}'", "detail=''"},
+      {"prev_hash=hash", "prev_hash=(SELECT hash FROM audit WHERE seq=8)"},
+      {"record='{}'", "record=''"}};
+  for (const auto& [edit, undo] : edits) {
+    SCOPED_TRACE(edit);
+    ASSERT_EQ(sql(std::string("UPDATE audit SET ") + edit + " WHERE seq=9"), 0);
+    v = run(io, log.verify());
+    EXPECT_FALSE(v.intact);
+    EXPECT_EQ(v.bad_seq, 9);
+    ASSERT_EQ(sql(std::string("UPDATE audit SET ") + undo + " WHERE seq=9"), 0);
+    EXPECT_TRUE(run(io, log.verify()).intact);
+  }
   const std::string del = "sqlite3 " + path + " \"DELETE FROM audit WHERE seq=20\"";
   ASSERT_EQ(std::system(del.c_str()), 0);
   v = run(io, log.verify());
   EXPECT_EQ(v.problem, "truncated");
   EXPECT_EQ(v.bad_seq, 20);
+}
+
+// A log written before records were stored as columns (each row its canonical form in
+// `record`, hashes as hex, no field columns) is read, extended and verified as one chain, and
+// an edit to an old row is still named.
+TEST(AuditLog, ALogInTheEarlierLayoutIsReadAndExtended) {
+  TempDir dir;
+  const std::string path = dir.path + "/audit.db";
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    std::unique_ptr<sqlite3, int (*)(sqlite3*)> owner(db, sqlite3_close);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "CREATE TABLE audit (seq INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, "
+                           "type TEXT NOT NULL, actor TEXT NOT NULL, target TEXT NOT NULL, "
+                           "outcome TEXT NOT NULL, session TEXT NOT NULL, record TEXT NOT NULL, "
+                           "hash TEXT NOT NULL)",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    for (const auto& r : chain(5)) {
+      sqlite3_stmt* st = nullptr;
+      ASSERT_EQ(
+          sqlite3_prepare_v2(db, "INSERT INTO audit VALUES (?,?,?,?,?,?,?,?,?)", -1, &st, nullptr),
+          SQLITE_OK);
+      const std::string type(to_string(r.type)), canonical = canonical_form(r);
+      sqlite3_bind_int64(st, 1, r.seq);
+      sqlite3_bind_int64(st, 2, r.at_ms);
+      int i = 3;
+      for (const std::string* t :
+           {&type, &r.actor, &r.target, &r.outcome, &r.session, &canonical, &r.hash}) {
+        sqlite3_bind_text(st, i++, t->c_str(), -1, SQLITE_TRANSIENT);
+      }
+      EXPECT_EQ(sqlite3_step(st), SQLITE_DONE);
+      sqlite3_finalize(st);
+    }
+  }
+  asio::io_context io;
+  AuditLog log(io.get_executor(), path, AuditConfig{});
+  EXPECT_EQ(log.head().seq, 5);
+  log.append(call("a", "after"));
+  run(io, log.flush());
+  auto v = run(io, log.verify());
+  EXPECT_TRUE(v.intact) << v.message;
+  EXPECT_EQ(v.records, 6u);
+  AuditQuery q;
+  q.oldest_first = true;
+  auto all = run(io, log.query(q));
+  ASSERT_EQ(all.size(), 6u);
+  EXPECT_EQ(all[1].bytes_in, 20u);  // from the old row's canonical form
+  EXPECT_EQ(all[1].detail.at("n").to_number<int>(), 2);
+  EXPECT_EQ(all[5].target, "after");
+  EXPECT_EQ(all[5].prev_hash, all[4].hash);
+  const std::string edit = "sqlite3 " + path +
+                           " \"UPDATE audit SET record=replace(record,'\\\"bytes_in\\\":30',"
+                           "'\\\"bytes_in\\\":31') WHERE seq=3\"";
+  ASSERT_EQ(std::system(edit.c_str()), 0);
+  v = run(io, log.verify());
+  EXPECT_EQ(v.problem, "edited");
+  EXPECT_EQ(v.bad_seq, 3);
 }
 
 // verify() reads the log a window of 8,192 records at a time: a log of three windows is
@@ -400,6 +465,35 @@ TEST_F(WrittenLog, ALogLongerThanAWindowVerifiesAndNamesTheRecord) {
   EXPECT_EQ(v.bad_seq, 8194);
 }
 
+TEST_F(WrittenLog, ABatchTheDatabaseRefusesIsCountedByTheNextGapRecord) {
+  write(3);
+  sqlite3* db = nullptr;
+  const int opened = sqlite3_open(path.c_str(), &db);
+  std::unique_ptr<sqlite3, int (*)(sqlite3*)> lock(db, sqlite3_close);
+  ASSERT_EQ(opened, SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr), SQLITE_OK);
+  for (int i = 0; i < 5; ++i) log.append(call("a", "refused"));
+  run(io, log.flush());  // once the writer has given up on them (its busy timeout)
+  EXPECT_EQ(log.dropped(), 5u);
+  EXPECT_GE(log.write_failures(), 5u);
+  EXPECT_EQ(log.head().seq, 3) << "the chain advanced past records that were not written";
+  sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+  lock.reset();
+  write(1);
+  AuditQuery q;
+  q.type = "gap";
+  auto gaps = run(io, log.query(q));
+  ASSERT_EQ(gaps.size(), 1u);
+  EXPECT_EQ(gaps[0].seq, 4);
+  EXPECT_EQ(gaps[0].error_class, "write_failed");
+  EXPECT_EQ(gaps[0].detail.at("dropped").to_number<uint64_t>(), 5u);
+  EXPECT_EQ(gaps[0].detail.at("write_failed").to_number<uint64_t>(), 5u);
+  EXPECT_EQ(log.head().seq, 5);
+  EXPECT_EQ(log.written(), 4u);
+  auto v = run(io, log.verify());
+  EXPECT_TRUE(v.intact) << v.problem << " at " << v.bad_seq;
+}
+
 TEST(AuditLog, AFullBacklogDropsAndSaysSo) {
   TempDir dir;
   asio::io_context io;
@@ -419,6 +513,36 @@ TEST(AuditLog, AFullBacklogDropsAndSaysSo) {
   for (const auto& g : gaps) counted += g.detail.at("dropped").to_number<uint64_t>();
   EXPECT_EQ(counted, log.dropped());
   EXPECT_TRUE(run(io, log.verify()).intact);
+}
+
+// The writer runs as SCHED_IDLE while it keeps up, so that it only takes a CPU no request
+// wants, and as SCHED_BATCH once it falls behind, so that it cannot be starved into dropping.
+TEST(AuditLog, TheWriterYieldsTheCpuWhileItKeepsUpOnly) {
+  EXPECT_EQ(writer_policy(10, false, false, true), SCHED_IDLE);
+  EXPECT_EQ(writer_policy(AuditLog::kBatchTarget, false, false, true), SCHED_BATCH);
+  EXPECT_EQ(writer_policy(10, true, false, true), SCHED_BATCH);
+  EXPECT_EQ(writer_policy(10, false, true, true), SCHED_BATCH);
+  EXPECT_EQ(writer_policy(10, false, false, false), SCHED_BATCH);
+  TempDir dir;
+  asio::io_context io;
+  AuditLog log(io.get_executor(), dir.path + "/audit.db", AuditConfig{});
+  for (int i = 0; i < 20000; ++i) log.append(call("a", "t"));
+  run(io, log.flush());
+  log.append(call("a", "last"));
+  run(io, log.flush());
+  EXPECT_EQ(log.written(), 20001u);
+  EXPECT_EQ(log.dropped(), 0u);
+  pid_t writer = 0;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    if (std::getline(comm, name) && name == "audit-writer") {
+      writer = static_cast<pid_t>(std::stol(task.path().filename().string()));
+    }
+  }
+  ASSERT_NE(writer, 0) << "no thread named audit-writer";
+  // The tests run as root (CAP_SYS_NICE), so the writer may idle: after a one-record batch it is.
+  EXPECT_EQ(sched_getscheduler(writer), SCHED_IDLE);
 }
 
 TEST(AuditLog, TheJsonLinesFileFollowsRotation) {

@@ -4,6 +4,7 @@
 
 #include <sqlite3.h>
 
+#include <array>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -30,6 +31,11 @@ class Statement {
   // until the last step that uses it (bind every parameter again before stepping once more).
   Statement& bind_unowned(int i, std::string_view v) {
     sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+    return *this;
+  }
+  template <size_t N>
+  Statement& bind_unowned_blob(int i, const std::array<char, N>& v) {
+    sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(N), SQLITE_STATIC);
     return *this;
   }
   Statement& bind(int i, int64_t v) {
