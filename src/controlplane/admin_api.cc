@@ -694,6 +694,9 @@ HttpResponse audit_off() {
 
 }  // namespace
 
+// How long an audit query or verification waits for records appended before it to be written.
+constexpr auto kAuditSettle = std::chrono::seconds(2);
+
 asio::awaitable<HttpResponse> AdminApi::audit_query(HttpRequest req) {
   if (!audit_) co_return audit_off();
   const auto q = query_params(req.target);
@@ -708,6 +711,9 @@ asio::awaitable<HttpResponse> AdminApi::audit_query(HttpRequest req) {
   if (wait_ms > 0 && query.after > 0) {
     co_await audit_->wait_beyond(query.after,
                                  std::chrono::milliseconds(std::min<int64_t>(wait_ms, 60000)));
+  } else {
+    // What happened before the query is in its answer (unless the writer is seconds behind).
+    co_await audit_->flush(kAuditSettle);
   }
   std::vector<AuditRecord> records;
   try {
@@ -727,6 +733,7 @@ asio::awaitable<HttpResponse> AdminApi::audit_query(HttpRequest req) {
 asio::awaitable<HttpResponse> AdminApi::audit_verify() {
   if (!audit_) co_return audit_off();
   ChainVerdict v;
+  co_await audit_->flush(kAuditSettle);
   try {
     auto op = audit_->verify();
     v = co_await std::move(op);

@@ -218,9 +218,16 @@ bool may_leave_idle_class() {
 
 }  // namespace
 
-int writer_policy(size_t batch, bool records_lost, bool stopping, bool may_leave_idle) {
-  const bool behind = batch >= AuditLog::kBatchTarget || records_lost || stopping;
+int writer_policy(size_t batch, bool records_lost, bool urgent, bool may_leave_idle) {
+  const bool behind = batch >= AuditLog::kBatchTarget || records_lost || urgent;
   return may_leave_idle && !behind ? SCHED_IDLE : SCHED_BATCH;
+}
+
+void AuditLog::schedule_writer(int policy) {
+  sched_param none{};
+  if (policy != writer_class_ && pthread_setschedparam(writer_thread_, policy, &none) == 0) {
+    writer_class_ = policy;
+  }
 }
 
 AuditLog::AuditLog(asio::any_io_executor io, const std::string& path, AuditConfig config)
@@ -305,16 +312,14 @@ ChainHead AuditLog::head() const {
 void AuditLog::writer_loop() {
   // Named, so that top -H and /proc/PID/task show what the audit log costs.
   pthread_setname_np(pthread_self(), "audit-writer");
-  // Its scheduling class, chosen again for each batch (see writer_policy()).
-  const bool may_leave_idle = may_leave_idle_class();
-  int policy = -1;
-  auto schedule_as = [&](int wanted) {
-    sched_param none{};
-    if (wanted != policy && pthread_setschedparam(pthread_self(), wanted, &none) == 0) {
-      policy = wanted;
-    }
-  };
-  schedule_as(writer_policy(0, false, false, may_leave_idle));
+  // Its scheduling class, chosen again for each batch (see writer_policy()); flush() may
+  // raise it from another thread, so both change it under mu_.
+  {
+    std::lock_guard lk(mu_);
+    writer_thread_ = pthread_self();
+    may_leave_idle_ = may_leave_idle_class();
+    schedule_writer(writer_policy(0, false, false, may_leave_idle_));
+  }
   // Two buffers trade places: the writer hands its emptied one (its capacity kept) back as the
   // queue, so that appends do not allocate, and the records' strings are freed on this thread.
   std::vector<AuditRecord> batch;
@@ -340,9 +345,12 @@ void AuditLog::writer_loop() {
     const Dropped dropped = dropped_pending_;
     dropped_pending_ = {};
     ChainHead head = head_;
-    const bool stopping = stopping_;
+    // Urgent: someone waits for it (a flush, or airlockd stopping), or it has not had a CPU
+    // for a second (a machine busy with other work).
+    const bool urgent = stopping_ || flushing_ > 0 ||
+                        (!batch.empty() && now_unix_ms() - batch.front().at_ms > 1000);
+    schedule_writer(writer_policy(batch.size(), dropped.total() > 0, urgent, may_leave_idle_));
     lk.unlock();
-    schedule_as(writer_policy(batch.size(), dropped.total() > 0, stopping, may_leave_idle));
 
     if (dropped.total()) batch.insert(batch.begin(), gap_record(dropped));
     if (canonical.size() < batch.size()) canonical.resize(batch.size());
@@ -467,12 +475,23 @@ void AuditLog::on_written() {
   for (auto* t : waiters_) t->cancel();
 }
 
-asio::awaitable<void> AuditLog::flush() {
+asio::awaitable<void> AuditLog::flush(std::chrono::milliseconds timeout) {
   const uint64_t target = appended_;
-  asio::steady_timer t(io_, asio::steady_timer::time_point::max());
+  if (written_.load() + dropped_total_.load() >= target) co_return;
+  {
+    // Someone waits: the writer competes for a CPU until it has written what they wait for.
+    std::lock_guard lk(mu_);
+    ++flushing_;
+    if (writer_class_ == SCHED_IDLE) schedule_writer(SCHED_BATCH);
+  }
+  const auto deadline = timeout == std::chrono::milliseconds::max()
+                            ? asio::steady_timer::time_point::max()
+                            : std::chrono::steady_clock::now() + timeout;
+  asio::steady_timer t(io_, deadline);
   auto it = waiters_.insert(waiters_.end(), &t);
-  while (written_.load() + dropped_total_.load() < target) {
-    t.expires_at(asio::steady_timer::time_point::max());
+  while (written_.load() + dropped_total_.load() < target &&
+         std::chrono::steady_clock::now() < deadline) {
+    t.expires_at(deadline);
     auto [ec] = co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
     (void)ec;
     if (written_.load() + dropped_total_.load() >= target) break;
@@ -480,6 +499,8 @@ asio::awaitable<void> AuditLog::flush() {
     if (cs.cancelled() != asio::cancellation_type::none) break;
   }
   waiters_.erase(it);
+  std::lock_guard lk(mu_);
+  --flushing_;  // the writer goes back to idling with its next batch
 }
 
 asio::awaitable<void> AuditLog::wait_beyond(int64_t seq, std::chrono::milliseconds timeout) {

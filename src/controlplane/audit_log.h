@@ -9,6 +9,8 @@
 // Owned by ControlPlane; append(), head() and the awaitables are called on airlockd's io thread.
 #pragma once
 
+#include <pthread.h>
+
 #include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -58,9 +60,10 @@ class AuditLog {
   // starts with a `gap` record saying how many were.
   void append(AuditRecord r);
 
-  // Completes once everything appended before the call is written. Cancelling it stops the
+  // Completes once everything appended before the call is written (or dropped), or after
+  // `timeout`. The writer competes for a CPU while someone waits. Cancelling it stops the
   // wait only.
-  asio::awaitable<void> flush();
+  asio::awaitable<void> flush(std::chrono::milliseconds timeout = std::chrono::milliseconds::max());
   // Completes when a record after `seq` is written, or after `timeout`. Cancelling it stops the
   // wait only.
   asio::awaitable<void> wait_beyond(int64_t seq, std::chrono::milliseconds timeout);
@@ -115,6 +118,12 @@ class AuditLog {
   Dropped dropped_pending_;  // since the last gap record written
   bool stopping_ = false;
   bool writer_asleep_ = false;  // waiting on an empty queue: an append must wake it
+  // The writer's scheduling class, changed by it and by flush(): under mu_.
+  void schedule_writer(int policy);
+  pthread_t writer_thread_{};
+  int writer_class_ = -1;
+  bool may_leave_idle_ = false;
+  int flushing_ = 0;  // flush() calls waiting
   ChainHead head_;              // under mu_
 
   static constexpr auto kLinger = std::chrono::milliseconds(20);
@@ -134,8 +143,9 @@ class AuditLog {
 // The audit writer's scheduling class for a batch of `batch` records: SCHED_IDLE — it runs
 // only on a CPU that no request thread wants — while it keeps up, and SCHED_BATCH (an ordinary
 // share, without preempting on wake-up) once it falls behind: a batch of kBatchTarget or more,
-// records lost, or airlockd stopping. Only SCHED_BATCH when the thread could not come back
-// from SCHED_IDLE (no CAP_SYS_NICE, and RLIMIT_NICE below the thread's nice value).
-int writer_policy(size_t batch, bool records_lost, bool stopping, bool may_leave_idle);
+// records lost, or `urgent` (someone flushing, airlockd stopping, a record a second old).
+// Only SCHED_BATCH when the thread could not come back from SCHED_IDLE (no CAP_SYS_NICE, and
+// RLIMIT_NICE below the thread's nice value).
+int writer_policy(size_t batch, bool records_lost, bool urgent, bool may_leave_idle);
 
 }  // namespace airlock::controlplane
