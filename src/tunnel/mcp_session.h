@@ -1,9 +1,8 @@
 // UpstreamSession: one MCP client session with one private server, held by mcp-tunnel on
-// behalf of one agent session (or for the tunnel's own inventory). It opens the transport and
-// initializes lazily, rewrites request ids so that its own requests never collide with the
-// agent's, and when the upstream session ends (process died, connection lost, HTTP 404) it
-// re-initializes by itself: idempotent requests in flight (lists, reads, gets, ping) are sent
-// again; a tools/call in flight is answered with an error and never replayed.
+// behalf of one agent session (or for the tunnel's own inventory). The shell over SessionCore
+// (session_core.h), which decides the id mapping, the handshake and the retry policy: this
+// carries its effects out — opens the transport lazily, sends and receives, waits out the
+// backoff and the initialize deadline, wakes the tunnel's own requests.
 // One executor; not thread-safe. Owned by shared_ptr (its coroutines hold a reference).
 #pragma once
 
@@ -12,7 +11,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json/object.hpp>
 #include <chrono>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -20,6 +18,7 @@
 #include <string>
 
 #include "tunnel/config.h"
+#include "tunnel/session_core.h"
 #include "tunnel/upstream.h"
 
 namespace airlock::tunnel {
@@ -57,55 +56,34 @@ class UpstreamSession : public std::enable_shared_from_this<UpstreamSession> {
   void close();
 
   // What the last initialize returned (capabilities, serverInfo, protocolVersion).
-  const json::object& server_init() const { return server_init_; }
-  bool ready() const { return state_ == State::kReady; }
-  uint64_t restarts() const { return restarts_; }
+  const json::object& server_init() const { return core_.server_init(); }
+  bool ready() const { return core_.state() == SessionCore::State::kReady; }
+  uint64_t restarts() const { return core_.restarts(); }
 
  private:
-  enum class State { kIdle, kConnecting, kReady, kClosed };
-  struct Pending {
-    json::value downstream_id;  // null for the session's own requests
-    std::string method;
-    json::object message;  // as sent upstream, for a resend after re-initialization
-    bool retried = false;
-    bool sent = false;  // transmitted on the current upstream session
-    // For the session's own requests.
+  // An own request the caller is waiting for.
+  struct Waiter {
     std::shared_ptr<std::optional<json::object>> reply;
+    std::shared_ptr<std::string> error;
     std::shared_ptr<asio::steady_timer> wake;
   };
 
-  void ensure_connecting();
-  asio::awaitable<void> connect(std::shared_ptr<UpstreamSession> self);
+  void apply(session::Effects effects);
+  void transmit(const json::object& message);
+  asio::awaitable<void> start(std::shared_ptr<UpstreamSession> self, session::Start s);
   asio::awaitable<void> read_loop(std::shared_ptr<UpstreamSession> self,
                                   std::shared_ptr<UpstreamTransport> transport);
-  void on_lost(const std::string& why);
-  void fail_pending(Pending& p, int code, const std::string& message);
-  void transmit(const json::object& message);
-  void transmit_pending(int64_t upstream_id);
-  void handle_inbound(Inbound in);
-  std::optional<json::value> relate(const std::optional<json::value>& upstream_related) const;
+  void close_transport();
 
   asio::any_io_executor ex_;
   UpstreamServer server_;
   Injection injection_;
   std::shared_ptr<ChildProcesses> children_;
-  json::object client_;
   Deliver deliver_;
-  State state_ = State::kIdle;
+  SessionCore core_;
   std::shared_ptr<UpstreamTransport> transport_;
-  int64_t next_id_ = 1;
-  std::map<int64_t, Pending> pending_;            // upstream id -> request
-  std::map<std::string, int64_t> by_downstream_;  // downstream id key -> upstream id
-  std::deque<json::object> queued_;               // non-requests waiting for the session
-  json::object server_init_;
-  int failures_ = 0;  // consecutive failed starts, for the restart backoff
-  std::chrono::steady_clock::time_point next_attempt_{};
-  uint64_t restarts_ = 0;
-  std::string last_error_;  // why the last start failed
-  bool ever_ready_ = false;
+  std::shared_ptr<asio::steady_timer> init_deadline_;  // the current start's initialize
+  std::map<int64_t, Waiter> waiters_;                  // own requests by id
 };
-
-// Methods that are safe to send again after the upstream session was re-initialized.
-bool is_idempotent(std::string_view method);
 
 }  // namespace airlock::tunnel
