@@ -164,7 +164,8 @@ asio::awaitable<std::optional<json::value>> UpstreamSession::request(std::string
   const int64_t id = core_.own_request(method, std::move(params), session::Clock::now(), effects);
   waiters_.emplace(id, std::move(w));
   apply(std::move(effects));
-  co_await wake->async_wait(kUseTuple);
+  // Completed already (a closed session fails it at once), or wait for OwnReply's wake-up.
+  if (waiters_.count(id)) co_await wake->async_wait(kUseTuple);
   if (waiters_.erase(id)) {  // not answered: the deadline passed, or the wait was cancelled
     core_.own_abandoned(id);
     if (core_.state() == SessionCore::State::kClosed) {
