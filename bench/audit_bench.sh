@@ -114,6 +114,7 @@ if (process.env.VERBOSE) {
   console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
   for (const r of rows) console.log(`| ${r.label} | ${r.round} | ${Math.round(r.calls_per_s)} | ${r.p50_us} | ${r.p99_us} | ${r.cpu_us_per_call.toFixed(1)} | ${r.writer_us_per_call.toFixed(1)} | ${r.machine_us_per_call.toFixed(1)} | ${r.errors} |`);
 }
+const signed = (x) => (x >= 0 ? "+" : "") + x.toFixed(1);
 const med = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 // Each round ran on and off back to back: their ratio cancels the noise common to both.
 const rounds = [...new Set(rows.map((r) => r.round))].map((n) => ({
@@ -141,7 +142,7 @@ if (rounds[0].baseline) {
   const base = rounds.map((p) => (p.baseline.calls_per_s / p.off.calls_per_s - 1) * 100);
   const machineBase = rounds.map((p) => (p.baseline.machine_us_per_call / p.off.machine_us_per_call - 1) * 100);
   console.log(`the baseline build, audit on, against off: calls/s median ${med(base).toFixed(1)} % ` +
-              `(95 % interval ${interval(base)}); machine CPU per call +${med(machineBase).toFixed(1)} %; ` +
+              `(95 % interval ${interval(base)}); machine CPU per call ${signed(med(machineBase))} %; ` +
               `airlockd CPU per call ${med(pick("baseline", "cpu_us_per_call")).toFixed(1)} µs, ` +
               `writer ${med(pick("baseline", "writer_us_per_call")).toFixed(1)} µs, ` +
               `bytes written ${Math.round(med(pick("baseline", "bytes_written_per_call")))} per call`);
@@ -152,7 +153,7 @@ console.log(`airlockd CPU per call: on ${med(pick("on", "cpu_us_per_call")).toFi
 console.log(`of which the audit writer thread: ${med(pick("on", "writer_us_per_call")).toFixed(1)} µs per call`);
 const machine = rounds.map((p) => (p.on.machine_us_per_call / p.off.machine_us_per_call - 1) * 100);
 console.log(`machine CPU per call (every process and the kernel): on ${med(pick("on", "machine_us_per_call")).toFixed(1)} µs, ` +
-            `off ${med(pick("off", "machine_us_per_call")).toFixed(1)} µs; on against off in the same round: median +${med(machine).toFixed(1)} %`);
+            `off ${med(pick("off", "machine_us_per_call")).toFixed(1)} µs; on against off in the same round: median ${signed(med(machine))} %`);
 console.log(`bytes airlockd wrote to disk per call: on ${Math.round(med(pick("on", "bytes_written_per_call")))}, ` +
             `off ${Math.round(med(pick("off", "bytes_written_per_call")))}`);
 const v = JSON.parse(process.argv[2]);
