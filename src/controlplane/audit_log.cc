@@ -19,6 +19,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <set>
 
 #include "common/encoding.h"
@@ -55,19 +56,28 @@ DROP INDEX IF EXISTS audit_by_type;
 CREATE INDEX IF NOT EXISTS audit_by_rare_type ON audit (type, seq) WHERE type <> 'call';
 )sql";
 
-// The columns added when records stopped being stored as their canonical form, in the order
-// they follow kColumns' first nine; added to an older log's table as it is opened.
+// The columns of the first layout, in the order read_row() reads them.
+constexpr const char* kFirstColumns[] = {"seq",     "at_ms",   "type",   "actor", "target",
+                                         "outcome", "session", "record", "hash"};
+// The columns added when records stopped being stored as their canonical form, read after
+// those; added to an older log's table as it is opened.
 constexpr std::pair<const char*, const char*> kFieldColumns[] = {
     {"method", "TEXT"},        {"binding", "TEXT"},      {"connector", "TEXT"},
     {"server", "TEXT"},        {"remote", "TEXT"},       {"duration_ms", "INTEGER"},
     {"bytes_in", "INTEGER"},   {"bytes_out", "INTEGER"}, {"error_class", "TEXT"},
     {"redactions", "INTEGER"}, {"detail", "TEXT"},       {"prev_hash", "BLOB"}};
+constexpr size_t kColumnCount = std::size(kFirstColumns) + std::size(kFieldColumns);
 
-constexpr const char* kColumns =
-    "seq, at_ms, type, actor, target, outcome, session, record, hash, method, binding, "
-    "connector, server, remote, duration_ms, bytes_in, bytes_out, error_class, redactions, "
-    "detail, prev_hash";
-constexpr int kColumnCount = 21;
+// "seq, at_ms, …, prev_hash": every column, as SELECT and INSERT name them.
+const std::string& columns() {
+  static const std::string list = [] {
+    std::string out;
+    for (const char* c : kFirstColumns) out += std::string(out.empty() ? "" : ", ") + c;
+    for (const auto& [c, type] : kFieldColumns) out += std::string(", ") + c;
+    return out;
+  }();
+  return list;
+}
 
 void exec(sqlite3* db, const std::string& path, const char* sql) {
   char* err = nullptr;
@@ -392,8 +402,8 @@ bool AuditLog::write_batch(const std::vector<AuditRecord>& batch,
   try {
     exec(writer_db_, path_, "BEGIN IMMEDIATE");
     if (!insert_) {
-      std::string sql = std::string("INSERT INTO audit (") + kColumns + ") VALUES (?";
-      for (int i = 1; i < kColumnCount; ++i) sql += ",?";
+      std::string sql = std::string("INSERT INTO audit (") + columns() + ") VALUES (?";
+      for (size_t i = 1; i < kColumnCount; ++i) sql += ",?";
       insert_ = std::make_unique<Statement>(writer_db_, (sql + ")").c_str());
     }
     Statement& ins = *insert_;
@@ -552,7 +562,7 @@ asio::awaitable<ChainVerdict> AuditLog::verify() {
     // A window at a time, so that memory stays the same however long the log: each window
     // starts with the last two records of the one before, which its records must chain to.
     constexpr size_t kWindow = 8192, kContext = 2;
-    const std::string sql = std::string("SELECT ") + kColumns + " FROM audit ORDER BY seq";
+    const std::string sql = std::string("SELECT ") + columns() + " FROM audit ORDER BY seq";
     Statement s(reader_db_, sql.c_str());
     std::vector<AuditRecord> window;
     window.reserve(kWindow + kContext);
@@ -585,7 +595,7 @@ asio::awaitable<ChainVerdict> AuditLog::verify() {
 }
 
 std::vector<AuditRecord> AuditLog::run_query(const AuditQuery& q) {
-  std::string sql = std::string("SELECT ") + kColumns + " FROM audit WHERE 1=1";
+  std::string sql = std::string("SELECT ") + columns() + " FROM audit WHERE 1=1";
   std::vector<std::pair<int, std::string>> texts;
   std::vector<std::pair<int, int64_t>> numbers;
   int n = 0;
