@@ -2,7 +2,6 @@
 // log itself: queued writes, queries, the gap record, the JSON Lines sink and its rotation.
 #include <gtest/gtest.h>
 #include <sched.h>
-#include <thread>
 #include <sqlite3.h>
 
 #include <boost/asio/co_spawn.hpp>
@@ -13,9 +12,11 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "controlplane/audit_chain.h"
 #include "controlplane/audit_log.h"
+#include "controlplane/store.h"
 #include "test/e2e/temp_dir.h"
 
 namespace airlock::controlplane {
@@ -548,6 +549,22 @@ TEST(AuditLog, TheWriterYieldsTheCpuWhileItKeepsUpOnly) {
   for (int i = 0; i < 500 && log.written() < 20002u; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+  EXPECT_EQ(sched_getscheduler(writer), SCHED_IDLE);
+  // A record that waited more than a second (the writer had no CPU) makes it compete, until
+  // a batch of fresh records lets it idle again.
+  auto wait_written = [&](uint64_t n) {
+    for (int i = 0; i < 500 && log.written() < n; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ASSERT_EQ(log.written(), n);
+  };
+  AuditRecord old = call("a", "old");
+  old.at_ms = now_unix_ms() - 5000;
+  log.append(old);
+  wait_written(20003u);
+  EXPECT_EQ(sched_getscheduler(writer), SCHED_BATCH);
+  log.append(call("a", "fresh"));
+  wait_written(20004u);
   EXPECT_EQ(sched_getscheduler(writer), SCHED_IDLE);
   // A flush makes it compete for a CPU while it waits (seen while one is still waiting: the
   // writer lingers 20 ms for a batch to gather, so the first try nearly always is).
