@@ -1,10 +1,10 @@
 // McpGateway: airlockd's /mcp endpoint — one MCP server (Streamable HTTP, revisions 2025-11-25,
 // 2025-06-18 and 2025-03-26) that offers each agent every tool its key allows, from every live
-// connector (tunnels and sandboxes). It authenticates agent keys, keeps agent sessions, answers
-// lists from the inventories connectors push, and routes calls to the right connector on a link
-// stream per (session, server): the connector holds the matching session on its side. Progress, logging, cancellation and
-// server-to-client requests (sampling, elicitation, roots) travel both ways on those streams
-// and reach the agent on the POST's SSE stream or the session's GET stream.
+// connector (tunnels and sandboxes). It is the HTTP/SSE shell over GatewayCore
+// (gateway_core.h), which decides sessions, routing, deadlines and what each agent is told: this
+// class authenticates agent keys, turns requests into the core's events, and carries out its
+// effects — streams to connectors (the connector holds the matching MCP session on its side),
+// answers as JSON or SSE, the GET stream and resumption, audit records and metrics.
 // Session semantics are in docs/mcp-gateway.md. Runs on airlockd's executor; not thread-safe.
 #pragma once
 
