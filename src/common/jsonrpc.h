@@ -28,6 +28,10 @@ inline constexpr int kRequestTimeout = -32002;       // the call's deadline pass
 inline constexpr int kForbidden = -32003;            // outside the agent key's scope
 inline constexpr int kUpstreamLost = -32004;         // the upstream session ended mid-call
 inline constexpr int kResourceNotFound = -32002;     // MCP's code for resources/read misses
+// Codes MCP 2026-07-28 defines (its reserved range -32020..-32099).
+inline constexpr int kHeaderMismatch = -32020;              // HTTP headers disagree with the body
+inline constexpr int kMissingClientCapability = -32021;     // the request needs a capability
+inline constexpr int kUnsupportedProtocolVersion = -32022;  // data: {supported, requested}
 
 enum class Kind { kRequest, kNotification, kResponse };
 

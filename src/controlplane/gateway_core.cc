@@ -14,6 +14,17 @@ namespace rpc = jsonrpc;
 namespace {
 const char* const kVersions[] = {"2025-11-25", "2025-06-18", "2025-03-26"};
 constexpr const char* kLatest = "2025-11-25";
+// The stateless revision, and its per-request _meta keys.
+constexpr std::string_view kModern = "2026-07-28";
+constexpr std::string_view kMetaVersion = "io.modelcontextprotocol/protocolVersion";
+constexpr std::string_view kMetaCapabilities = "io.modelcontextprotocol/clientCapabilities";
+constexpr std::string_view kMetaLogLevel = "io.modelcontextprotocol/logLevel";
+constexpr std::string_view kMetaSubscription = "io.modelcontextprotocol/subscriptionId";
+constexpr std::string_view kMetaServerInfo = "io.modelcontextprotocol/serverInfo";
+constexpr std::string_view kMetaPrefix = "io.modelcontextprotocol/";
+// How long a modern agent may reuse a list: the catalog follows connectors as they come and
+// go, and subscriptions/listen tells listeners at once.
+constexpr int64_t kListTtlMs = 10000;
 
 bool supported_version(std::string_view v) {
   for (const char* k : kVersions) {
@@ -125,6 +136,38 @@ void classify(const json::object& answer, AuditRecord& r) {
 
 const std::set<std::string, std::less<>> kLogLevels = {"debug", "info",     "notice", "warning",
                                                        "error", "critical", "alert",  "emergency"};
+
+// A log level's rank, lowest first; -1 for none.
+int level_rank(std::string_view level) {
+  const char* const order[] = {"debug", "info",     "notice", "warning",
+                               "error", "critical", "alert",  "emergency"};
+  for (int i = 0; i < 8; ++i) {
+    if (level == order[i]) return i;
+  }
+  return -1;
+}
+
+json::object server_info() {
+  return json::object{{"name", "airlock"}, {"title", "Airlock"}, {"version", AIRLOCK_VERSION}};
+}
+
+// What a modern agent must be told differently: every result says `resultType`, and codes
+// the revision retired are not used (-32002 was resource-not-found, and the timeout's).
+void modernize(json::object& message, std::string_view method) {
+  if (auto* r = message.if_contains("result"); r && r->is_object()) {
+    auto& result = r->as_object();
+    if (!result.contains("resultType")) result["resultType"] = "complete";
+    if (method == "resources/read" && !result.contains("ttlMs")) {
+      result["ttlMs"] = 0;  // a private server's resource: no freshness is known
+      result["cacheScope"] = "private";
+    }
+  } else if (auto* e = message.if_contains("error"); e && e->is_object()) {
+    auto& error = e->as_object();
+    if (auto* code = error.if_contains("code"); code && *code == rpc::kResourceNotFound) {
+      *code = method == "resources/read" ? rpc::kInvalidParams : rpc::kUpstreamUnavailable;
+    }
+  }
+}
 }  // namespace
 
 // One of the session's streams to a server of a connector (a tunnel's private server, or a
@@ -143,6 +186,10 @@ struct GatewayCore::Call {
   std::string method;
   std::string target;     // tool / prompt / uri, for messages and the audit record
   uint64_t exchange = 0;  // where its answer goes
+  json::value upstream_id;     // the id it went upstream under (modern: of the context's own)
+  json::value progress_token;  // the agent's, when a modern call's went up as its key
+  bool modern = false;
+  std::string log_level;  // modern: the level it asked for; empty: no log messages
   std::string stream;
   uint64_t stream_serial = 0;
   ConnectorRef connector;
@@ -187,6 +234,14 @@ struct GatewayCore::Session {
   std::string log_level;
   Clock::time_point last_active;
   std::string tools_sig, prompts_sig, resources_sig;
+  // A modern agent's context (no session: its requests share its connector streams), and its
+  // subscriptions/listen streams by exchange.
+  bool stateless = false;
+  struct Listener {
+    json::value id;  // the listen request's: each notification carries it
+    bool tools = false, prompts = false, resources = false;
+  };
+  std::map<uint64_t, Listener> listeners;
 
   bool client_supports(std::string_view cap) const {
     auto* caps = client.if_contains("capabilities");
@@ -255,7 +310,21 @@ void GatewayCore::notify_list_changes(Session& s, Out& out) {
   auto push = [&](std::string& sig, std::string now, const char* method) {
     if (sig == now) return;
     sig = std::move(now);
-    to_agent(s, 0, rpc::make_notification(method, {}), false, out);
+    if (!s.stateless) {
+      to_agent(s, 0, rpc::make_notification(method, {}), false, out);
+      return;
+    }
+    const std::string_view m = method;
+    for (const auto& [x, l] : s.listeners) {
+      const bool wanted = m == "notifications/tools/list_changed"     ? l.tools
+                          : m == "notifications/prompts/list_changed" ? l.prompts
+                                                                      : l.resources;
+      if (!wanted) continue;
+      to_agent(s, x,
+               rpc::make_notification(
+                   method, json::object{{"_meta", json::object{{kMetaSubscription, l.id}}}}),
+               false, out);
+    }
   };
   push(s.tools_sig, signature(visible_tools(s)), "notifications/tools/list_changed");
   push(s.prompts_sig, signature(visible_prompts(s)), "notifications/prompts/list_changed");
@@ -291,11 +360,26 @@ std::string GatewayCore::unknown_tool_message(const std::string& name) const {
 
 void GatewayCore::to_agent(Session& s, uint64_t exchange, const json::object& msg, bool final,
                            Out& out) {
+  if (exchange == 0 && s.stateless) return;  // no GET stream in the modern revision
+  if (s.stateless && msg.contains("result")) {
+    json::object m = msg;
+    modernize(m, "");
+    out.push_back(ToAgent{s.id, exchange, json::serialize(m), final});
+    return;
+  }
   out.push_back(ToAgent{s.id, exchange, json::serialize(msg), final});
 }
 
 void GatewayCore::to_call(Session& s, Call& c, const json::object& msg, bool final, Out& out) {
-  std::string text = json::serialize(msg);
+  std::string text;
+  if (c.modern && final) {
+    json::object m = msg;
+    m["id"] = c.agent_id;
+    modernize(m, c.method);
+    text = json::serialize(m);
+  } else {
+    text = json::serialize(msg);
+  }
   c.bytes_out += text.size();
   out.push_back(ToAgent{s.id, c.exchange, std::move(text), final});
 }
@@ -313,6 +397,7 @@ void GatewayCore::complete(Session& s, const std::string& key, const json::objec
   to_call(s, it->second, answer, true, out);
   Call c = std::move(it->second);
   s.calls.erase(it);
+  if (c.modern) exchanges_.erase(c.exchange);
   if (!c.progress_key.empty()) s.by_progress.erase(c.progress_key);
   AuditRecord r;
   r.type = AuditType::kCall;
@@ -488,6 +573,11 @@ void GatewayCore::list_page(Session& s, const rpc::Message& msg, uint64_t exchan
   for (size_t i = offset; i < end; ++i) page.push_back(std::move(items[i]));
   json::object result{{key, std::move(page)}};
   if (end < items.size()) result["nextCursor"] = encode_cursor(end);
+  if (s.stateless) {
+    // What a key sees depends on its scope: no cache may share it across keys.
+    result["ttlMs"] = kListTtlMs;
+    result["cacheScope"] = "private";
+  }
   to_agent(s, exchange, rpc::make_result(msg.id(), std::move(result)), true, out);
 }
 
@@ -536,7 +626,10 @@ void GatewayCore::agent_request(Session& s, rpc::Message msg, size_t bytes, uint
 void GatewayCore::route(Session& s, rpc::Message msg, size_t bytes, uint64_t exchange,
                         Clock::time_point now, Out& out) {
   const std::string method(msg.method());
-  const std::string request = rpc::id_key(msg.id());
+  // A modern agent's requests share its context but not an id space: each is keyed by its
+  // exchange, and goes upstream under that.
+  const json::value own_id = json::string("x" + std::to_string(exchange));
+  const std::string request = rpc::id_key(s.stateless ? own_id : msg.id());
   const std::string target = target_of(msg);
   const Catalog& catalog = *view_.catalog;
   std::string refusal;  // set when policy refuses it: the audit record says why
@@ -606,8 +699,8 @@ void GatewayCore::route(Session& s, rpc::Message msg, size_t bytes, uint64_t exc
   } else {  // resources/read, resources/subscribe, resources/unsubscribe
     route = catalog.route_resource(target);
     if (!route || !binding_visible(s, route->binding)) {
-      return fail(rpc::kResourceNotFound, "Resource not found: '" + target + "'",
-                  json::object{{"uri", target}});
+      return fail(s.stateless ? rpc::kInvalidParams : rpc::kResourceNotFound,
+                  "Resource not found: '" + target + "'", json::object{{"uri", target}});
     }
   }
 
@@ -650,13 +743,45 @@ void GatewayCore::route(Session& s, rpc::Message msg, size_t bytes, uint64_t exc
   c.deadline = now + c.timeout;
   c.hard_deadline = now + route->binding->max_timeout;
   c.bytes_in = bytes;
-  if (params) {
-    if (auto* meta = params->if_contains("_meta"); meta && meta->is_object()) {
-      if (auto* tok = meta->as_object().if_contains("progressToken")) {
-        c.progress_key = rpc::id_key(*tok);
-        s.by_progress[c.progress_key] = request;
+  c.upstream_id = msg.id();
+  json::object* meta = nullptr;
+  if (mparams) {
+    if (auto* m = mparams->if_contains("_meta"); m && m->is_object()) meta = &m->as_object();
+  }
+  if (s.stateless) {
+    c.modern = true;
+    c.upstream_id = own_id;
+    msg.body["id"] = c.upstream_id;
+    exchanges_[exchange] = {s.id, request};
+    if (meta) {
+      if (auto* level = meta->if_contains(kMetaLogLevel); level && level->is_string()) {
+        c.log_level = std::string(level->as_string());
+      }
+      // The private server speaks an earlier revision: the modern keys are this hop's.
+      for (auto it = meta->begin(); it != meta->end();) {
+        if (it->key().starts_with(kMetaPrefix)) {
+          it = meta->erase(it);
+        } else {
+          ++it;
+        }
       }
     }
+  }
+  if (meta) {
+    if (auto* tok = meta->if_contains("progressToken")) {
+      if (s.stateless) {
+        // Tokens are the agent's; two of its requests may use the same one.
+        c.progress_token = *tok;
+        *tok = own_id;
+      }
+      c.progress_key = rpc::id_key(*tok);
+      s.by_progress[c.progress_key] = request;
+    }
+  }
+  if (s.stateless && level_rank(c.log_level) >= 0 && c.log_level != s.log_level) {
+    // The upstream session emits from the most recent level asked; each call filters its own.
+    s.log_level = c.log_level;
+    if (auto it = s.streams.find(c.stream); it != s.streams.end()) set_level(s, it->second, out);
   }
   send(s, c.stream, msg.body, out);
   out.push_back(ArmDeadline{c.deadline});
@@ -747,6 +872,7 @@ Effects GatewayCore::upstream_line(const std::string& id, const std::string& str
             if (Call* c = s.call(it->second)) {
               // Progress extends the deadline, up to the binding's hard maximum.
               c->deadline = std::min(now + c->timeout, c->hard_deadline);
+              if (c->modern) msg->body["params"].as_object()["progressToken"] = c->progress_token;
               to_call(s, *c, msg->body, false, out);
               break;
             }
@@ -770,6 +896,12 @@ Effects GatewayCore::upstream_line(const std::string& id, const std::string& str
         msg->body["params"].as_object()["requestId"] = it->second;
       }
       if (Call* c = related_call()) {
+        if (c->modern && method == "notifications/message") {
+          // Only to a call that asked for log messages, from its level up.
+          auto* p = msg->params();
+          const int rank = level_rank(p ? str_of(p, "level") : "");
+          if (level_rank(c->log_level) < 0 || rank < level_rank(c->log_level)) break;
+        }
         to_call(s, *c, msg->body, false, out);
       } else {
         to_agent(s, 0, msg->body, false, out);
@@ -793,6 +925,15 @@ Effects GatewayCore::upstream_line(const std::string& id, const std::string& str
       const json::value agent_id =
           json::string("airlock-srv-" + std::to_string(s.next_server_request++));
       Call* c = related_call();
+      if (s.stateless) {
+        // Until input_required bridging: a modern agent cannot be asked mid-call.
+        send(s, stream,
+             rpc::make_error(msg->id(), rpc::kMethodNotFound,
+                             "the agent speaks MCP 2026-07-28 and cannot be asked " +
+                                 std::string(method) + " during a call"),
+             out);
+        break;
+      }
       ServerRequest pending{stream, st.serial, msg->id()};
       pending.method = std::string(method);
       pending.connector = st.connector.id();
@@ -891,17 +1032,17 @@ Effects GatewayCore::time_passed(Clock::time_point now) {
       send(s, c.stream,
            rpc::make_notification(
                "notifications/cancelled",
-               json::object{{"requestId", c.agent_id}, {"reason", "deadline exceeded"}}),
+               json::object{{"requestId", c.upstream_id}, {"reason", "deadline exceeded"}}),
            out);
       c.end_class = "timeout";
       const json::object answer = rpc::make_error(
-          c.agent_id, rpc::kRequestTimeout,
+          c.agent_id, c.modern ? rpc::kUpstreamUnavailable : rpc::kRequestTimeout,
           c.method + " '" + c.target + "' timed out after " + std::to_string(c.timeout.count()) +
               " ms without an answer (binding '" + c.binding +
               "' timeout); the server was asked to cancel it");
       complete(s, k, answer, now, out);
     }
-    const bool busy = !s.calls.empty() || s.listening;
+    const bool busy = !s.calls.empty() || s.listening || !s.listeners.empty();
     if (!busy && now - s.last_active > limits_.session_idle_timeout) {
       close_session(s, "idle for longer than mcp.session_idle_timeout", now, out);
       sit = sessions_.erase(sit);
@@ -923,6 +1064,15 @@ void GatewayCore::close_session(Session& s, const std::string& why, Clock::time_
     complete(s, k, rpc::make_error(c.agent_id, rpc::kUpstreamUnavailable, "session ended: " + why),
              now, out);
   }
+  for (const auto& [x, l] : s.listeners) {
+    // A subscription the server ends is answered, so that the agent knows it was not lost.
+    to_agent(
+        s, x,
+        rpc::make_result(l.id, json::object{{"_meta", json::object{{kMetaSubscription, l.id}}}}),
+        true, out);
+    exchanges_.erase(x);
+  }
+  s.listeners.clear();
   for (const auto& [k, st] : s.streams) out.push_back(CloseUpstream{s.id, k});
   s.streams.clear();
   out.push_back(SessionEnded{s.id});
@@ -947,7 +1097,7 @@ Effects GatewayCore::end_all(const std::string& why, Clock::time_point now) {
 
 bool GatewayCore::touch(const std::string& id, const std::string& agent, Clock::time_point now) {
   auto it = sessions_.find(id);
-  if (it == sessions_.end() || it->second->agent != agent) return false;
+  if (it == sessions_.end() || it->second->agent != agent || it->second->stateless) return false;
   it->second->last_active = now;
   return true;
 }
@@ -969,6 +1119,237 @@ std::optional<Clock::time_point> GatewayCore::next_deadline() const {
 size_t GatewayCore::calls_of(const std::string& id) const {
   auto it = sessions_.find(id);
   return it == sessions_.end() ? 0 : it->second->calls.size();
+}
+
+// ---- the modern revision (2026-07-28) -------------------------------------------------------
+
+const std::vector<std::string>& GatewayCore::supported_versions() {
+  static const std::vector<std::string> versions{std::string(kModern), "2025-11-25", "2025-06-18",
+                                                 "2025-03-26"};
+  return versions;
+}
+
+std::optional<std::string> GatewayCore::decode_header_value(std::string_view value) {
+  constexpr std::string_view kOpen = "=?base64?", kClose = "?=";
+  if (!value.starts_with(kOpen) || !value.ends_with(kClose) ||
+      value.size() < kOpen.size() + kClose.size()) {
+    return std::string(value);
+  }
+  return from_base64(value.substr(kOpen.size(), value.size() - kOpen.size() - kClose.size()));
+}
+
+Effects GatewayCore::refuse_by_headers(const Agent& agent, const RequestHeaders& headers,
+                                       uint64_t exchange, Clock::time_point) {
+  Out out;
+  if ((headers.method != "tools/call" && headers.method != "prompts/get") || headers.name.empty() ||
+      any_glob_match(agent.scope, headers.name)) {
+    return out;
+  }
+  const std::string what = headers.method == "tools/call" ? "tool" : "prompt";
+  out.push_back(ToAgent{
+      "", exchange,
+      json::serialize(rpc::make_error(nullptr, rpc::kInvalidParams,
+                                      "Unknown " + what + " '" + headers.name +
+                                          "': not available to this agent key (refused from the "
+                                          "Mcp-Name header)")),
+      true, 403});
+  AuditRecord r;
+  r.type = AuditType::kToolRefused;
+  r.actor = agent.name;
+  r.method = headers.method;
+  r.target = headers.name;
+  r.outcome = "refused";
+  r.error_class = "policy";
+  r.detail = json::object{{"reason", "outside the agent key's scope"}};
+  out.push_back(Record{std::move(r), true});
+  return out;
+}
+
+// The agent's context for modern requests: created on its first, ended when idle.
+GatewayCore::Session& GatewayCore::context_of(const Agent& agent, Clock::time_point now) {
+  const std::string id = "agent/" + agent.name;
+  auto& slot = sessions_[id];
+  if (!slot || slot->scope != agent.scope) {
+    if (slot) {
+      // The agent's keys changed scope: what the old context listed no longer holds.
+      Out ignored;
+      close_session(*slot, "the agent's scope changed", now, ignored);
+    }
+    slot = std::make_unique<Session>();
+    Session& s = *slot;
+    s.id = id;
+    s.tag = "agent-" + agent.name;
+    s.agent = agent.name;
+    s.scope = agent.scope;
+    s.stateless = true;
+    s.initialized = true;
+    // The private server behind the connector speaks an earlier revision; it is told of no
+    // client capability, so that it does not ask for what a modern agent cannot give mid-call.
+    s.version = kLatest;
+    s.client = json::object{
+        {"protocolVersion", kLatest},
+        {"capabilities", json::object{}},
+        {"clientInfo", json::object{{"name", "airlock-gateway"}, {"version", AIRLOCK_VERSION}}}};
+    s.tools_sig = signature(visible_tools(s));
+    s.prompts_sig = signature(visible_prompts(s));
+    s.resources_sig = signature(visible_resources(s));
+  }
+  slot->last_active = now;
+  return *slot;
+}
+
+Effects GatewayCore::modern_request(const Agent& agent, const RequestHeaders& headers,
+                                    rpc::Message msg, size_t bytes, uint64_t exchange,
+                                    Clock::time_point now) {
+  Out out;
+  auto fail = [&](int http, int code, const std::string& text, json::value data = nullptr) {
+    out.push_back(ToAgent{"", exchange,
+                          json::serialize(rpc::make_error(msg.id(), code, text, std::move(data))),
+                          true, http});
+    return out;
+  };
+  const json::object* params = msg.params();
+  const json::value* m = params ? params->if_contains("_meta") : nullptr;
+  const json::object* meta = m && m->is_object() ? &m->as_object() : nullptr;
+  const json::value* version = meta ? meta->if_contains(kMetaVersion) : nullptr;
+  const json::value* caps = meta ? meta->if_contains(kMetaCapabilities) : nullptr;
+  if (!version || !version->is_string() || !caps || !caps->is_object()) {
+    std::string missing = !meta ? "params._meta" : "";
+    if (meta && (!version || !version->is_string())) missing += std::string(kMetaVersion);
+    if (meta && (!caps || !caps->is_object())) {
+      missing += (missing.empty() ? "" : " and ") + std::string(kMetaCapabilities);
+    }
+    return fail(400, rpc::kInvalidParams,
+                "Invalid params: a request without a session must carry its protocol version and "
+                "client capabilities in params._meta (missing: " +
+                    missing + ")");
+  }
+  const std::string requested(version->as_string());
+  const std::string method(msg.method());
+  // The headers mirror the body so that intermediaries can act on them: they must agree.
+  auto mismatch = [&](const std::string& text) {
+    return fail(400, rpc::kHeaderMismatch, "Header mismatch: " + text);
+  };
+  if (headers.protocol_version.empty())
+    return mismatch("the MCP-Protocol-Version header is missing");
+  if (headers.protocol_version != requested) {
+    return mismatch("MCP-Protocol-Version header '" + headers.protocol_version +
+                    "' does not match _meta " + std::string(kMetaVersion) + " '" + requested + "'");
+  }
+  if (headers.method.empty()) return mismatch("the Mcp-Method header is missing");
+  if (headers.method != method) {
+    return mismatch("Mcp-Method header '" + headers.method +
+                    "' does not match the body's method '" + method + "'");
+  }
+  if (method == "tools/call" || method == "prompts/get" || method == "resources/read") {
+    const std::string body_name = str_of(params, method == "resources/read" ? "uri" : "name");
+    if (headers.name.empty()) return mismatch("the Mcp-Name header is missing");
+    if (headers.name != body_name) {
+      return mismatch("Mcp-Name header '" + headers.name + "' does not match the body's '" +
+                      body_name + "'");
+    }
+  }
+  if (requested != kModern) {
+    json::array supported;
+    for (const auto& v : supported_versions()) supported.push_back(json::string(v));
+    return fail(400, rpc::kUnsupportedProtocolVersion,
+                "Unsupported protocol version '" + requested +
+                    "': without a session airlockd serves 2026-07-28 (earlier revisions begin "
+                    "with initialize)",
+                json::object{{"supported", std::move(supported)}, {"requested", requested}});
+  }
+  Session& s = context_of(agent, now);
+  modern(s, std::move(msg), bytes, exchange, now, out);
+  return out;
+}
+
+void GatewayCore::modern(Session& s, rpc::Message msg, size_t bytes, uint64_t exchange,
+                         Clock::time_point now, Out& out) {
+  const std::string method(msg.method());
+  if (method == "server/discover") {
+    json::array versions;
+    for (const auto& v : supported_versions()) versions.push_back(json::string(v));
+    json::object result{
+        {"supportedVersions", std::move(versions)},
+        {"capabilities", json::object{{"tools", json::object{{"listChanged", true}}},
+                                      {"resources", json::object{{"listChanged", true}}},
+                                      {"prompts", json::object{{"listChanged", true}}},
+                                      {"completions", json::object{}},
+                                      {"logging", json::object{}}}},
+        {"instructions",
+         "Tools from private systems, reached through Airlock. Credentials stay at the edge."},
+        // The same for every caller: a shared cache may keep it.
+        {"ttlMs", kListTtlMs},
+        {"cacheScope", "public"},
+        {"_meta", json::object{{kMetaServerInfo, server_info()}}}};
+    to_agent(s, exchange, rpc::make_result(msg.id(), std::move(result)), true, out);
+    return;
+  }
+  if (method == "subscriptions/listen") return listen(s, msg, exchange, out);
+  if (method == "tools/list" || method == "prompts/list" || method == "resources/list" ||
+      method == "resources/templates/list" || method == "tools/call" || method == "prompts/get" ||
+      method == "resources/read" || method == "completion/complete") {
+    return agent_request(s, std::move(msg), bytes, exchange, now, out);
+  }
+  // Gone in this revision: ping, logging/setLevel, initialize, resources/(un)subscribe.
+  out.push_back(ToAgent{
+      s.id, exchange,
+      json::serialize(rpc::make_error(msg.id(), rpc::kMethodNotFound,
+                                      "Method not found: " + method + " (in MCP 2026-07-28)")),
+      true, 404});
+}
+
+void GatewayCore::listen(Session& s, const rpc::Message& msg, uint64_t exchange, Out& out) {
+  const json::object* params = msg.params();
+  const json::value* n = params ? params->if_contains("notifications") : nullptr;
+  const json::object* filter = n && n->is_object() ? &n->as_object() : nullptr;
+  auto wants = [&](std::string_view key) {
+    const json::value* v = filter ? filter->if_contains(key) : nullptr;
+    return v && v->is_bool() && v->as_bool();
+  };
+  Session::Listener l{msg.id(), wants("toolsListChanged"), wants("promptsListChanged"),
+                      wants("resourcesListChanged")};
+  // What it agreed to: resource updates are not relayed (a private server's subscriptions
+  // belong to its own session).
+  json::object agreed;
+  if (l.tools) agreed["toolsListChanged"] = true;
+  if (l.prompts) agreed["promptsListChanged"] = true;
+  if (l.resources) agreed["resourcesListChanged"] = true;
+  to_agent(s, exchange,
+           rpc::make_notification("notifications/subscriptions/acknowledged",
+                                  json::object{{"_meta", json::object{{kMetaSubscription, l.id}}},
+                                               {"notifications", std::move(agreed)}}),
+           false, out);
+  s.listeners[exchange] = std::move(l);
+  exchanges_[exchange] = {s.id, ""};
+}
+
+Effects GatewayCore::exchange_gone(uint64_t exchange, Clock::time_point now) {
+  Out out;
+  auto it = exchanges_.find(exchange);
+  if (it == exchanges_.end()) return out;
+  const auto [id, key] = it->second;
+  exchanges_.erase(it);
+  auto sit = sessions_.find(id);
+  if (sit == sessions_.end()) return out;
+  Session& s = *sit->second;
+  if (key.empty()) {
+    s.listeners.erase(exchange);
+    return out;
+  }
+  Call* c = s.call(key);
+  if (!c) return out;
+  // Closing the response stream is how a modern agent cancels.
+  send(s, c->stream,
+       rpc::make_notification("notifications/cancelled",
+                              json::object{{"requestId", c->upstream_id},
+                                           {"reason", "the agent closed the response stream"}}),
+       out);
+  c->end_class = "cancelled";
+  complete(s, key,
+           rpc::make_error(c->agent_id, rpc::kUpstreamUnavailable, "cancelled by the client"), now,
+           out);
+  return out;
 }
 
 }  // namespace airlock::controlplane

@@ -94,6 +94,14 @@ struct StreamEnd {
   std::string why;
 };
 
+// The request metadata headers of Streamable HTTP 2026-07-28, as received (empty: absent).
+// The core compares them with the body.
+struct RequestHeaders {
+  std::string protocol_version;  // MCP-Protocol-Version
+  std::string method;            // Mcp-Method
+  std::string name;              // Mcp-Name, its =?base64?…?= form decoded
+};
+
 // What routing reads: the catalog and the bindings it points into, and every connector's last
 // inventory (to say why a tool that was offered once is unavailable now).
 struct CatalogView {
@@ -130,6 +138,25 @@ class GatewayCore {
   gateway::Effects initialize(const std::string& id, const std::string& tag, const Agent& agent,
                               const jsonrpc::Message& msg, uint64_t exchange,
                               gateway::Clock::time_point now);
+  // A request of MCP 2026-07-28 (or any request naming a version in its _meta): served without
+  // a session, in a context of the agent's own that keeps its connector streams warm across
+  // requests. Its _meta and `headers` are checked, its answer goes to `exchange`.
+  gateway::Effects modern_request(const Agent& agent, const gateway::RequestHeaders& headers,
+                                  jsonrpc::Message msg, size_t bytes, uint64_t exchange,
+                                  gateway::Clock::time_point now);
+  // The agent stopped reading a modern request's answer (it closed the SSE stream): a call is
+  // cancelled, a subscriptions/listen stream ends.
+  gateway::Effects exchange_gone(uint64_t exchange, gateway::Clock::time_point now);
+  // The modern revision lets a gateway refuse from the headers alone: a tools/call or
+  // prompts/get whose Mcp-Name is outside the agent's scope is refused (HTTP 403, audited)
+  // before the body is read. Empty when the headers allow it.
+  gateway::Effects refuse_by_headers(const Agent& agent, const gateway::RequestHeaders& headers,
+                                     uint64_t exchange, gateway::Clock::time_point now);
+  // Mcp-Name and Mcp-Param-* values: "=?base64?…?=" is decoded; nullopt when that is malformed.
+  static std::optional<std::string> decode_header_value(std::string_view value);
+  // The protocol versions /mcp serves, newest first.
+  static const std::vector<std::string>& supported_versions();
+
   // Any other message of the agent on session `id`: `bytes` its size on the wire; a request's
   // answer and what belongs to it go to `exchange` (non-zero, unique among those in flight).
   gateway::Effects agent_message(const std::string& id, jsonrpc::Message msg, size_t bytes,
@@ -192,9 +219,16 @@ class GatewayCore {
   void list_page(Session& s, const jsonrpc::Message& msg, uint64_t exchange,
                  std::vector<json::object> items, const char* key, Out& out);
 
+  Session& context_of(const Agent& agent, gateway::Clock::time_point now);
+  void modern(Session& s, jsonrpc::Message msg, size_t bytes, uint64_t exchange,
+              gateway::Clock::time_point now, Out& out);
+  void listen(Session& s, const jsonrpc::Message& msg, uint64_t exchange, Out& out);
+
   Limits limits_;
   gateway::CatalogView view_;
   std::map<std::string, std::unique_ptr<Session>> sessions_;
+  // Modern requests in flight and listen streams, by exchange: their context and call key.
+  std::map<uint64_t, std::pair<std::string, std::string>> exchanges_;
 };
 
 }  // namespace airlock::controlplane

@@ -489,5 +489,157 @@ TEST_F(GatewayCoreTest, InitializeIsRefusedPastTheSessionLimitAndWithoutAVersion
   EXPECT_EQ(answer(bare, 100).at("error").at("code"), rpc::kInvalidParams);
 }
 
+// ---- MCP 2026-07-28 ---------------------------------------------------------------------------
+
+constexpr const char* kMeta =
+    R"("_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28",)"
+    R"("io.modelcontextprotocol/clientCapabilities":{},"progressToken":"p"})";
+
+class ModernTest : public GatewayCoreTest {
+ protected:
+  Effects modern(std::string_view text, uint64_t x, RequestHeaders h = {}) {
+    auto msg = message(text);
+    if (h.protocol_version.empty()) h.protocol_version = "2026-07-28";
+    if (h.method.empty()) h.method = std::string(msg.method());
+    if (h.name.empty() && msg.params()) {
+      auto* n = msg.params()->if_contains("name");
+      if (!n) n = msg.params()->if_contains("uri");
+      if (n && n->is_string()) h.name = std::string(n->as_string());
+    }
+    return core.modern_request({"bob", {"*"}}, h, std::move(msg), text.size(), x, now);
+  }
+  std::string call(int id, const char* tool) {
+    return R"({"jsonrpc":"2.0","id":)" + std::to_string(id) +
+           R"(,"method":"tools/call","params":{"name":")" + tool + R"(",)" + kMeta + "}}";
+  }
+};
+
+TEST_F(ModernTest, RequestsShareTheAgentsContextButNotAnIdSpace) {
+  auto a = modern(call(1, "find"), 101);
+  auto b = modern(call(1, "find"), 102);
+  ASSERT_EQ(only<OpenUpstream>(a).size(), 1u);
+  EXPECT_TRUE(only<OpenUpstream>(b).empty()) << "one stream for the agent's requests";
+  const std::string stream = only<OpenUpstream>(a)[0].stream;
+  auto up_a = parse(only<SendUpstream>(a).at(0).message);
+  auto up_b = parse(only<SendUpstream>(b).at(0).message);
+  EXPECT_NE(up_a.at("id"), up_b.at("id")) << "the same agent id goes up under two";
+  const auto& meta = up_a.at("params").at("_meta").as_object();
+  EXPECT_FALSE(meta.contains("io.modelcontextprotocol/protocolVersion"))
+      << "the modern keys are this hop's: " << meta;
+  EXPECT_NE(meta.at("progressToken"), up_b.at("params").at("_meta").at("progressToken"));
+  EXPECT_FALSE(core.touch("agent/bob", "bob", now)) << "no session id names a context";
+
+  // Progress and answers come back to their own exchange, with the agent's id and token.
+  auto progress = core.upstream_line(
+      "agent/bob", stream,
+      line(json::serialize(json::object{
+          {"jsonrpc", "2.0"},
+          {"method", "notifications/progress"},
+          {"params",
+           json::object{{"progressToken", up_b.at("params").at("_meta").at("progressToken")},
+                        {"progress", 1}}}})),
+      now);
+  auto p = only<ToAgent>(progress);
+  ASSERT_EQ(p.size(), 1u);
+  EXPECT_EQ(p[0].exchange, 102u);
+  EXPECT_EQ(parse(p[0].message).at("params").at("progressToken"), "p");
+  auto done = core.upstream_line(
+      "agent/bob", stream,
+      line(json::serialize(json::object{{"jsonrpc", "2.0"},
+                                        {"id", up_a.at("id")},
+                                        {"result", json::object{{"content", json::array{}}}}})),
+      now);
+  auto ans = answer(done, 101);
+  EXPECT_EQ(ans.at("id"), 1);
+  EXPECT_EQ(ans.at("result").at("resultType"), "complete");
+}
+
+TEST_F(ModernTest, ARequestIsCheckedAgainstItsMetaAndHeaders) {
+  auto status = [](const Effects& e) { return only<ToAgent>(e).at(0).http_status; };
+  auto code = [&](const Effects& e, uint64_t x) { return answer(e, x).at("error").at("code"); };
+  auto none = modern(R"({"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}})", 1);
+  EXPECT_EQ(code(none, 1), rpc::kInvalidParams);
+  EXPECT_EQ(status(none), 400);
+  const std::string list =
+      std::string(R"({"jsonrpc":"2.0","id":2,"method":"tools/list","params":{)") + kMeta + "}}";
+  auto old = modern(list, 2, {"2025-11-25", "", ""});
+  EXPECT_EQ(code(old, 2), rpc::kHeaderMismatch);
+  auto method = modern(list, 3, {"", "tools/call", ""});
+  EXPECT_EQ(code(method, 3), rpc::kHeaderMismatch);
+  auto name = modern(call(4, "find"), 4, {"", "", "update"});
+  EXPECT_EQ(code(name, 4), rpc::kHeaderMismatch);
+  EXPECT_EQ(status(name), 400);
+  std::string future = list;
+  future.replace(future.find("2026-07-28"), 10, "1900-01-01");
+  auto unsupported = modern(future, 5, {"1900-01-01", "", ""});
+  auto e = answer(unsupported, 5).at("error");
+  EXPECT_EQ(e.at("code"), rpc::kUnsupportedProtocolVersion);
+  EXPECT_EQ(e.at("data").at("requested"), "1900-01-01");
+  EXPECT_EQ(e.at("data").at("supported").at(0), "2026-07-28");
+  auto ping = modern(
+      std::string(R"({"jsonrpc":"2.0","id":6,"method":"ping","params":{)") + kMeta + "}}", 6);
+  EXPECT_EQ(code(ping, 6), rpc::kMethodNotFound);
+  EXPECT_EQ(status(ping), 404);
+  EXPECT_EQ(core.session_count(), 1u) << "the agent's context, once a request passed the checks";
+}
+
+TEST_F(ModernTest, HeadersAloneRefuseAToolOutsideTheScope) {
+  auto refused =
+      core.refuse_by_headers({"bob", {"find"}}, {"2026-07-28", "tools/call", "update"}, 9, now);
+  ASSERT_EQ(only<ToAgent>(refused).size(), 1u);
+  EXPECT_EQ(only<ToAgent>(refused)[0].http_status, 403);
+  EXPECT_EQ(only<Record>(refused).at(0).record.type, AuditType::kToolRefused);
+  EXPECT_TRUE(
+      core.refuse_by_headers({"bob", {"find"}}, {"2026-07-28", "tools/call", "find"}, 9, now)
+          .empty());
+  EXPECT_TRUE(
+      core.refuse_by_headers({"bob", {"find"}}, {"2026-07-28", "tools/list", ""}, 9, now).empty());
+  EXPECT_EQ(GatewayCore::decode_header_value("=?base64?ZmluZA==?="), "find");
+  EXPECT_FALSE(GatewayCore::decode_header_value("=?base64?!!?="));
+}
+
+TEST_F(ModernTest, ClosingTheResponseStreamCancelsTheCall) {
+  auto sent = modern(call(1, "find"), 7);
+  const std::string upstream_id(parse(only<SendUpstream>(sent).at(0).message).at("id").as_string());
+  auto gone = core.exchange_gone(7, now);
+  auto cancel = only<SendUpstream>(gone);
+  ASSERT_EQ(cancel.size(), 1u);
+  EXPECT_EQ(parse(cancel[0].message).at("params").at("requestId").as_string(), upstream_id);
+  EXPECT_EQ(only<Record>(gone).at(0).record.error_class, "cancelled");
+  EXPECT_TRUE(core.exchange_gone(7, now).empty()) << "once";
+}
+
+TEST_F(ModernTest, ListenersAreAcknowledgedToldWhatTheyAskedAndEndedGracefully) {
+  auto listen = [&](const char* filter, uint64_t x) {
+    return modern(std::string(R"({"jsonrpc":"2.0","id":"sub-)") + std::to_string(x) +
+                      R"(","method":"subscriptions/listen","params":{"notifications":)" + filter +
+                      "," + kMeta + "}}",
+                  x);
+  };
+  auto tools = only<ToAgent>(listen(R"({"toolsListChanged":true})", 20));
+  ASSERT_EQ(tools.size(), 1u);
+  EXPECT_FALSE(tools[0].final) << "the stream stays open";
+  auto ack = parse(tools[0].message);
+  EXPECT_EQ(ack.at("method"), "notifications/subscriptions/acknowledged");
+  EXPECT_EQ(ack.at("params").at("_meta").at("io.modelcontextprotocol/subscriptionId"), "sub-20");
+  listen(R"({"promptsListChanged":true})", 21);
+  auto live = inventories;
+  live.erase(ConnectorRef{proto::ConnectorKind::kSandbox, "tool-box"});
+  view(std::make_shared<std::vector<Binding>>(*core.catalog().bindings), live);
+  auto told = only<ToAgent>(last_catalog);
+  ASSERT_EQ(told.size(), 1u) << "the tools changed, the prompts did not";
+  EXPECT_EQ(told[0].exchange, 20u);
+  EXPECT_EQ(
+      parse(told[0].message).at("params").at("_meta").at("io.modelcontextprotocol/subscriptionId"),
+      "sub-20");
+  now += 2h;
+  EXPECT_TRUE(only<SessionEnded>(core.time_passed(now)).empty()) << "a listener keeps it";
+  auto ended = core.end_all("stopping", now);
+  auto last = answer(ended, 20);
+  EXPECT_EQ(last.at("id"), "sub-20");
+  EXPECT_EQ(last.at("result").at("resultType"), "complete");
+  answer(ended, 21);
+}
+
 }  // namespace
 }  // namespace airlock::controlplane

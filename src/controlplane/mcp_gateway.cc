@@ -4,6 +4,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/parse.hpp>
@@ -35,8 +36,30 @@ bool supported_version(std::string_view v) {
   return v == "2025-11-25" || v == "2025-06-18" || v == "2025-03-26";
 }
 
-HttpResponse rpc_error_http(int status, const json::value& id, int code, std::string_view msg) {
-  return HttpResponse::json(status, json::serialize(rpc::make_error(id, code, msg)));
+HttpResponse rpc_error_http(int status, const json::value& id, int code, std::string_view msg,
+                            json::value data = nullptr) {
+  return HttpResponse::json(status,
+                            json::serialize(rpc::make_error(id, code, msg, std::move(data))));
+}
+
+// An unsupported MCP-Protocol-Version: what is served, as MCP 2026-07-28 reports it.
+HttpResponse unsupported_version(const std::string& requested) {
+  json::array supported;
+  for (const auto& v : GatewayCore::supported_versions()) supported.push_back(json::string(v));
+  return rpc_error_http(
+      400, nullptr, rpc::kUnsupportedProtocolVersion,
+      "Bad Request: unsupported MCP-Protocol-Version '" + requested +
+          "'; airlockd supports 2026-07-28 (without a session) and 2025-11-25, "
+          "2025-06-18 and 2025-03-26 (after initialize)",
+      json::object{{"supported", std::move(supported)}, {"requested", requested}});
+}
+
+// Whether a request names its protocol version in its _meta: the modern revision's mark.
+bool names_version_in_meta(const rpc::Message& msg) {
+  const json::object* params = msg.params();
+  const json::value* meta = params ? params->if_contains("_meta") : nullptr;
+  return meta && meta->is_object() &&
+         meta->as_object().contains("io.modelcontextprotocol/protocolVersion");
 }
 
 // ------------------------------------------------------------------------------------------
@@ -106,10 +129,17 @@ class EventLog {
 // One HTTP response reading an EventLog from a position.
 class SseConsumer final : public BodyStream {
  public:
+  // `retry_ms` < 0: not resumable (MCP 2026-07-28): no event ids, no priming event.
+  // `on_gone` is called once when the client stops reading before the log finished.
   SseConsumer(std::shared_ptr<EventLog> log, uint64_t from, std::chrono::milliseconds keepalive,
-              long retry_ms)
-      : log_(std::move(log)), cursor_(from), keepalive_(keepalive), retry_ms_(retry_ms) {
+              long retry_ms, std::function<void()> on_gone = nullptr)
+      : log_(std::move(log)),
+        cursor_(from),
+        keepalive_(keepalive),
+        retry_ms_(retry_ms),
+        on_gone_(std::move(on_gone)) {
     generation_ = log_->attach();
+    primed_ = retry_ms_ < 0;
   }
   ~SseConsumer() override { client_gone(); }
 
@@ -123,7 +153,9 @@ class SseConsumer final : public BodyStream {
       if (log_->generation() != generation_) co_return std::nullopt;  // superseded
       if (auto* e = log_->after(cursor_)) {
         cursor_ = e->first;
-        co_return rpc::format_sse(log_->key() + "-" + std::to_string(e->first), e->second);
+        const std::string id =
+            retry_ms_ < 0 ? std::string() : log_->key() + "-" + std::to_string(e->first);
+        co_return rpc::format_sse(id, e->second);
       }
       if (log_->finished()) co_return std::nullopt;
       auto& signal = log_->signal();
@@ -135,6 +167,8 @@ class SseConsumer final : public BodyStream {
   }
   void client_gone() override {
     if (log_->generation() == generation_) log_->set_attached(false);
+    if (on_gone_ && !log_->finished()) on_gone_();
+    on_gone_ = nullptr;
   }
 
  private:
@@ -144,6 +178,7 @@ class SseConsumer final : public BodyStream {
   std::chrono::milliseconds keepalive_;
   long retry_ms_;
   bool primed_ = false;
+  std::function<void()> on_gone_;
 };
 
 // One agent request waiting for its answer: messages that came before the HTTP response was
@@ -357,8 +392,7 @@ struct McpGateway::Impl {
   // ---- connector streams --------------------------------------------------------------------
 
   gateway::Effects open_upstream(const gateway::OpenUpstream& o) {
-    auto* io = session_io(o.session);
-    if (!io) return {};
+    SessionIo* io = &sessions[o.session];  // a modern agent's context has none before
     auto stream = host.open_stream(o.connector, o.meta);
     if (!stream) {
       const std::string why =
@@ -553,14 +587,10 @@ struct McpGateway::Impl {
                              "Bearer realm=\"airlock-mcp\", error=\"invalid_token\"");
       co_return r;
     }
+    if (req.method == "POST") co_return co_await handle_post(req, *agent);
     const std::string pv = req.header("mcp-protocol-version");
-    if (!pv.empty() && !supported_version(pv)) {
-      co_return rpc_error_http(400, nullptr, rpc::kInvalidRequest,
-                               "Bad Request: unsupported MCP-Protocol-Version '" + pv +
-                                   "'; airlockd supports 2025-11-25, 2025-06-18 and 2025-03-26");
-    }
+    if (!pv.empty() && !supported_version(pv)) co_return unsupported_version(pv);
     const std::string sid = req.header("mcp-session-id");
-    // A session id presented with another agent's key is as unknown as a made-up one.
     if (!sid.empty() && !core->touch(sid, agent->name, Clock::now())) {
       co_return rpc_error_http(404, nullptr, rpc::kInvalidRequest,
                                "Session not found: it ended or never existed; initialize a new "
@@ -574,8 +604,7 @@ struct McpGateway::Impl {
       apply(core->end_session(sid, "the client ended the session", Clock::now()));
       co_return HttpResponse::json(200, "{}");
     }
-    if (req.method == "GET") co_return open_get(req, sid);
-    co_return co_await handle_post(req, *agent, sid);
+    co_return open_get(req, sid);
   }
 
   HttpResponse open_get(const HttpRequest& req, const std::string& sid) {
@@ -629,8 +658,7 @@ struct McpGateway::Impl {
     return x;
   }
 
-  asio::awaitable<HttpResponse> handle_post(const HttpRequest& req, const AgentRecord& agent,
-                                            std::string sid) {
+  asio::awaitable<HttpResponse> handle_post(const HttpRequest& req, const AgentRecord& agent) {
     const std::string accept = req.header("accept");
     if (!accept.empty() && accept.find("application/json") == std::string::npos &&
         accept.find("text/event-stream") == std::string::npos &&
@@ -639,6 +667,23 @@ struct McpGateway::Impl {
                                "Not Acceptable: POST /mcp answers application/json or "
                                "text/event-stream");
     }
+    const GatewayCore::Agent who{agent.name, agent.tools};
+    gateway::RequestHeaders headers{req.header("mcp-protocol-version"), req.header("mcp-method"),
+                                    ""};
+    if (auto name = GatewayCore::decode_header_value(req.header("mcp-name"))) {
+      headers.name = std::move(*name);
+    } else {
+      co_return rpc_error_http(400, nullptr, rpc::kHeaderMismatch,
+                               "Header mismatch: Mcp-Name is not valid =?base64?…?= text");
+    }
+    uint64_t number = 0;
+    if (!headers.method.empty()) {
+      // Refused from the headers before the body is read; checked again against the body.
+      auto x = open_exchange(number);
+      apply(core->refuse_by_headers(who, headers, number, Clock::now()));
+      exchanges.erase(number);
+      if (x->final_seen) co_return HttpResponse::json(x->http_status, x->early.front());
+    }
     std::string error;
     bool batch = false;
     auto msg = rpc::parse(req.body, error, &batch);
@@ -646,7 +691,20 @@ struct McpGateway::Impl {
       co_return rpc_error_http(400, nullptr, batch ? rpc::kInvalidRequest : rpc::kParseError,
                                (batch ? "" : "Parse error: ") + error);
     }
-    uint64_t number = 0;
+    if (headers.protocol_version == GatewayCore::supported_versions().front() ||
+        names_version_in_meta(*msg)) {
+      co_return co_await modern_post(who, headers, std::move(*msg), req.body.size());
+    }
+    if (!headers.protocol_version.empty() && !supported_version(headers.protocol_version)) {
+      co_return unsupported_version(headers.protocol_version);
+    }
+    const std::string sid = req.header("mcp-session-id");
+    // A session id presented with another agent's key is as unknown as a made-up one.
+    if (!sid.empty() && !core->touch(sid, agent.name, Clock::now())) {
+      co_return rpc_error_http(404, nullptr, rpc::kInvalidRequest,
+                               "Session not found: it ended or never existed; initialize a new "
+                               "one");
+    }
     if (msg->kind == rpc::Kind::kRequest && msg->method() == "initialize") {
       if (!sid.empty()) {
         co_return rpc_error_http(400, msg->id(), rpc::kInvalidRequest,
@@ -656,8 +714,7 @@ struct McpGateway::Impl {
       const std::string tag = random_hex(6);
       auto x = open_exchange(number);
       sessions[id];  // so that what the core sends this session has somewhere to go
-      apply(core->initialize(id, tag, GatewayCore::Agent{agent.name, agent.tools}, *msg, number,
-                             Clock::now()));
+      apply(core->initialize(id, tag, who, *msg, number, Clock::now()));
       exchanges.erase(number);
       const bool opened = core->touch(id, agent.name, Clock::now());
       if (!opened) sessions.erase(id);
@@ -680,22 +737,54 @@ struct McpGateway::Impl {
     }
     auto x = open_exchange(number);
     apply(core->agent_message(sid, std::move(*msg), req.body.size(), number, Clock::now()));
+    co_return co_await answer(x, number, session_io(sid));
+  }
+
+  // A request of MCP 2026-07-28: no session; `Mcp-Session-Id` and `Last-Event-ID` are ignored.
+  asio::awaitable<HttpResponse> modern_post(GatewayCore::Agent who, gateway::RequestHeaders headers,
+                                            rpc::Message msg, size_t bytes) {
+    if (msg.kind == rpc::Kind::kResponse) {
+      co_return rpc_error_http(400, nullptr, rpc::kInvalidRequest,
+                               "Bad Request: in MCP 2026-07-28 a client sends no responses");
+    }
+    if (msg.kind == rpc::Kind::kNotification) co_return HttpResponse::json(202, "");
+    uint64_t number = 0;
+    auto x = open_exchange(number);
+    apply(core->modern_request(who, headers, std::move(msg), bytes, number, Clock::now()));
+    co_return co_await answer(x, number, nullptr);
+  }
+
+  // Waits for the first of the exchange's messages: one final answer is sent as JSON; anything
+  // else first switches to an SSE stream. `io`: the session whose streams can be resumed
+  // (none for a modern request, whose closing its stream cancels it).
+  asio::awaitable<HttpResponse> answer(std::shared_ptr<Exchange> x, uint64_t number,
+                                       SessionIo* io) {
     if (x->early.empty()) co_await x->wake.async_wait(kUseTuple);
     if (x->final_seen && x->early.size() == 1) {
       co_return HttpResponse::json(x->http_status, std::move(x->early.front()));
     }
     // Notifications or server requests came first: answer as an SSE stream.
-    SessionIo* io = session_io(sid);
     auto log = std::make_shared<EventLog>(ex, "p" + std::to_string(io ? io->next_stream++ : 0));
     for (auto& m : x->early) log->push(std::move(m));
     x->early.clear();
     if (x->final_seen) log->finish();
     x->sse = log;
-    if (io) io->logs[log->key()] = log;
     HttpResponse r;
     r.content_type = "text/event-stream";
-    r.stream = std::make_shared<SseConsumer>(log, 0, config.mcp.sse_keepalive,
-                                             static_cast<long>(config.mcp.sse_retry.count()));
+    r.headers.emplace_back("X-Accel-Buffering", "no");
+    if (io) {
+      io->logs[log->key()] = log;
+      r.stream = std::make_shared<SseConsumer>(log, 0, config.mcp.sse_keepalive,
+                                               static_cast<long>(config.mcp.sse_retry.count()));
+    } else {
+      auto gone = [this, core = std::weak_ptr<GatewayCore>(core), number] {
+        if (core.expired()) return;
+        asio::post(ex, [this, core, number] {
+          if (!core.expired()) apply(core.lock()->exchange_gone(number, Clock::now()));
+        });
+      };
+      r.stream = std::make_shared<SseConsumer>(log, 0, config.mcp.sse_keepalive, -1, gone);
+    }
     co_return r;
   }
 };

@@ -6,10 +6,12 @@
 // core must hold its promises: every agent request gets exactly one final answer, nothing is
 // said on an exchange after its final answer, a routed request's final answer comes with
 // exactly one metered audit record, nothing is sent on a stream that is not open, and an
-// ended session is never spoken of again.
+// ended session is never spoken of again. MCP 2026-07-28 requests (headers right or wrong) and
+// agents that stop reading their answers are in the mix.
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <set>
@@ -25,8 +27,11 @@ namespace json = boost::json;
 namespace rpc = airlock::jsonrpc;
 
 namespace {
-void check(bool ok) {
-  if (!ok) abort();
+// Aborts, naming the broken promise by its line.
+void check(bool ok, int line = __builtin_LINE()) {
+  if (ok) return;
+  fprintf(stderr, "gateway_core_fuzz: check at line %d failed\n", line);
+  abort();
 }
 
 const char* const kTools[] = {"find", "bash", "charge", "nope"};
@@ -88,6 +93,7 @@ struct Driver {
   std::set<std::pair<std::string, std::string>> streams;  // (session, stream) open
   std::map<uint64_t, bool> waiting;  // request exchange -> routed, until its final answer
   std::set<uint64_t> finished;
+  std::vector<uint64_t> modern;  // exchanges of modern requests
   uint64_t next_exchange = 1;
   int routed_finals = 0, metered = 0;
 
@@ -116,7 +122,8 @@ struct Driver {
                 auto it = waiting.find(x.exchange);
                 check(it != waiting.end());
                 if (x.final) {
-                  if (it->second) ++routed_finals;
+                  // A request refused as malformed (400, 404) never reached routing.
+                  if (it->second && x.http_status != 400 && x.http_status != 404) ++routed_finals;
                   waiting.erase(it);
                   finished.insert(x.exchange);
                 }
@@ -175,7 +182,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto id = [&]() { return std::to_string(byte() % 4); };
   int opened = 0;
   for (int steps = 0; i < size && steps < 256; ++steps) {
-    const uint8_t op = byte() % 14;
+    const uint8_t op = byte() % 16;
     switch (op) {
       case 0: {  // initialize
         const std::string sid = "s" + std::to_string(++opened);
@@ -317,6 +324,53 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case 13:
         d.take(d.core.set_catalog(view(byte() & 1)));
         break;
+      case 14: {  // a request of MCP 2026-07-28, its headers right or not
+        const bool alice = byte() & 1;
+        const uint8_t b = byte();
+        const char* const kMethods[] = {"tools/call",           "tools/list",     "server/discover",
+                                        "subscriptions/listen", "resources/read", "ping"};
+        const std::string method = kMethods[b % 6];
+        const std::string name = method == "resources/read" ? "crm://a" : kTools[(b >> 3) % 4];
+        json::object meta{
+            {"io.modelcontextprotocol/protocolVersion", (b & 64) ? "2025-11-25" : "2026-07-28"},
+            {"io.modelcontextprotocol/clientCapabilities", json::object{}}};
+        if (b & 128) meta["io.modelcontextprotocol/logLevel"] = "info";
+        if (byte() & 1) meta["progressToken"] = std::stoi(id());
+        json::object params{{"_meta", std::move(meta)},
+                            {"notifications", json::object{{"toolsListChanged", true}}}};
+        params[method == "resources/read" ? "uri" : "name"] = name;
+        if (byte() & 1) params.erase("_meta");
+        json::object req{{"jsonrpc", "2.0"},
+                         {"id", std::stoi(id())},
+                         {"method", method},
+                         {"params", std::move(params)}};
+        const uint8_t h = byte();
+        RequestHeaders headers{(h & 1) ? "" : "2026-07-28", (h & 2) ? "tools/list" : method,
+                               (h & 4) ? "" : name};
+        std::string error;
+        auto msg = rpc::parse(json::serialize(req), error);
+        const std::string agent = alice ? "alice" : "bob";
+        d.ended.erase("agent/" + agent);  // its context may begin again
+        const uint64_t x = d.next_exchange++;
+        d.waiting[x] = method == "tools/call" || method == "resources/read";
+        d.modern.push_back(x);
+        if (auto refused =
+                d.core.refuse_by_headers({agent, {alice ? "*" : "find"}}, headers, x, d.now);
+            !refused.empty()) {
+          d.take(refused);
+          break;
+        }
+        d.take(d.core.modern_request({agent, {alice ? "*" : "find"}}, headers, std::move(*msg), 64,
+                                     x, d.now));
+        break;
+      }
+      case 15: {  // the agent stops reading a modern answer
+        if (d.modern.empty()) break;
+        const uint64_t x = d.modern[byte() % d.modern.size()];
+        d.take(d.core.exchange_gone(x, d.now));
+        d.waiting.erase(x);  // a listener that left is owed nothing
+        break;
+      }
     }
   }
   d.take(d.core.end_all("done", d.now));

@@ -48,6 +48,12 @@ function makeServer(onCrash) {
       setTimeout(() => server.sendLoggingMessage({ level: "info", data: text }).catch(() => {}), 100);
       return { content: [{ type: "text", text: "will notify" }] };
     });
+  server.registerTool("log", { description: "Logs `text` at `level` during the call",
+                               inputSchema: { text: z.string(), level: z.string() } },
+    async ({ text, level }, extra) => {
+      await extra.sendNotification({ method: "notifications/message", params: { level, data: text } });
+      return { content: [{ type: "text", text: "logged" }] };
+    });
   server.registerResource("status", "fixture://status", { description: "The fixture's status",
                                                          mimeType: "text/plain" },
     async (uri) => ({ contents: [{ uri: uri.href, mimeType: "text/plain", text: "fixture ok" }] }));

@@ -1,0 +1,268 @@
+// MCP 2026-07-28 on /mcp, beside 2025-11-25: the official TypeScript SDK v2 client
+// (@modelcontextprotocol/client) and the v1 client side by side against one airlockd, through
+// mcp-tunnel to the project's fixture server (a 2025-11-25 server over stdio). Then the
+// revision's rules one by one over plain HTTP: server/discover, the per-request _meta, the
+// request headers and what happens when they disagree with the body (including a refusal from
+// the headers alone, before the body is read), unsupported versions, removed methods, cache
+// hints and resultType, resource-not-found as -32602, requests that reuse an id or a progress
+// token concurrently, the per-request log level, and subscriptions/listen.
+import { Client } from "@modelcontextprotocol/client";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
+import { Client as ClientV1 } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport as TransportV1 } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import path from "node:path";
+import { Stack, Checks, assert, waitFor, PEERS } from "./lib/stack.mjs";
+
+const checks = new Checks("mcp 2026-07-28");
+const stack = new Stack();
+const FIXTURE = path.join(PEERS, "fixture_server.mjs");
+const V = "2026-07-28";
+const meta = (extra = {}) => ({
+  "io.modelcontextprotocol/protocolVersion": V,
+  "io.modelcontextprotocol/clientInfo": { name: "mcp-2026-test", version: "1" },
+  "io.modelcontextprotocol/clientCapabilities": {},
+  ...extra,
+});
+
+// One POST: `headers` overrides the ones derived from the body; `raw` sends that text instead.
+async function post(key, body, { headers = {}, raw } = {}) {
+  const h = { "Content-Type": "application/json", Accept: "application/json, text/event-stream",
+              Authorization: `Bearer ${key}`, "MCP-Protocol-Version": V };
+  if (body?.method) h["Mcp-Method"] = body.method;
+  const name = body?.params?.name ?? body?.params?.uri;
+  if (name && ["tools/call", "prompts/get", "resources/read"].includes(body.method)) h["Mcp-Name"] = name;
+  for (const [k, v] of Object.entries(headers)) {
+    if (v === undefined) delete h[k]; else h[k] = v;
+  }
+  const r = await fetch(stack.mcpUrl, { method: "POST", headers: h, body: raw ?? JSON.stringify(body) });
+  const text = await r.text();
+  let messages = [];
+  if ((r.headers.get("content-type") ?? "").includes("text/event-stream")) {
+    messages = text.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trim())
+      .filter((d) => d).map((d) => JSON.parse(d));
+  } else if (text) {
+    messages = [JSON.parse(text)];
+  }
+  return { status: r.status, headers: r.headers, text, messages, json: messages.at(-1) };
+}
+
+const call = (id, name, args, extraMeta = {}) =>
+  ({ jsonrpc: "2.0", id, method: "tools/call", params: { name, arguments: args, _meta: meta(extraMeta) } });
+
+try {
+  await stack.startAirlockd();
+  stack.startTunnel("fx", `servers:
+  - name: fixture
+    url: stdio:${process.execPath}
+    args: ["${FIXTURE}", "stdio"]
+`);
+  stack.applyTools("tools:\n  - {name: fx, mcp_tunnel: fx, server: fixture}\n");
+  await stack.waitAvailable("fx");
+  const key = stack.agentKey("agent-2026", "*");
+  const narrow = stack.agentKey("agent-narrow", "echo");
+
+  await checks.check("the SDK v2 client works without a session, beside a v1 client in one", async () => {
+    const seen = [];
+    const recording = (url, init) => {
+      const h = new Headers(init?.headers);
+      seen.push({ version: h.get("mcp-protocol-version"), session: h.get("mcp-session-id"),
+                  method: init?.body ? JSON.parse(init.body).method : init?.method });
+      return fetch(url, init);
+    };
+    // 'auto': probes the server's era, as current clients do.
+    const v2 = new Client({ name: "sdk-v2", version: "1" }, { versionNegotiation: { mode: "auto" } });
+    await v2.connect(new StreamableHTTPClientTransport(new URL(stack.mcpUrl), {
+      requestInit: { headers: { Authorization: `Bearer ${key}` } }, fetch: recording }));
+    const v1 = new ClientV1({ name: "sdk-v1", version: "1" });
+    await v1.connect(new TransportV1(new URL(stack.mcpUrl), {
+      requestInit: { headers: { Authorization: `Bearer ${key}` } } }));
+    const [a, b] = await Promise.all([
+      v2.callTool({ name: "echo", arguments: { message: "from v2" } }),
+      v1.callTool({ name: "echo", arguments: { message: "from v1" } }),
+    ]);
+    assert(a.content[0].text === "from v2", JSON.stringify(a));
+    assert(b.content[0].text === "from v1", JSON.stringify(b));
+    const names = (await v2.listTools()).tools.map((t) => t.name);
+    assert(names.includes("echo") && names.includes("slow"), names.join(","));
+    assert(seen.length > 0 && seen.every((s) => s.version === V && !s.session),
+           `v2 requests: ${JSON.stringify(seen)}`);
+    assert(!seen.some((s) => s.method === "initialize"), `v2 sent initialize: ${JSON.stringify(seen)}`);
+    await v2.close();
+    await v1.close();
+  });
+
+  await checks.check("server/discover: versions, capabilities, identity, cache hints", async () => {
+    const r = await post(key, { jsonrpc: "2.0", id: 1, method: "server/discover", params: { _meta: meta() } });
+    assert(r.status === 200, r.text);
+    const res = r.json.result;
+    assert(res.resultType === "complete", r.text);
+    assert(res.supportedVersions.includes(V) && res.supportedVersions.includes("2025-11-25"), r.text);
+    assert(res.capabilities.tools && typeof res.ttlMs === "number" && res.cacheScope, r.text);
+    assert(res._meta["io.modelcontextprotocol/serverInfo"].name === "airlock", r.text);
+    assert(!r.headers.get("mcp-session-id"), "a session id was minted");
+  });
+
+  await checks.check("lists say resultType and how long they stay fresh, for this key only", async () => {
+    const r = await post(key, { jsonrpc: "2.0", id: 2, method: "tools/list", params: { _meta: meta() } });
+    const res = r.json?.result ?? {};
+    assert(res.resultType === "complete" && res.ttlMs > 0 && res.cacheScope === "private", r.text);
+    const n = await post(narrow, { jsonrpc: "2.0", id: 2, method: "tools/list", params: { _meta: meta() } });
+    assert(n.json.result.tools.map((t) => t.name).join() === "echo", n.text);
+    const read = await post(key, { jsonrpc: "2.0", id: 3, method: "resources/read",
+                                   params: { uri: "fixture://status", _meta: meta() } });
+    const rr = read.json.result;
+    assert(rr.resultType === "complete" && rr.ttlMs === 0 && rr.cacheScope === "private", read.text);
+    assert(rr.contents[0].text === "fixture ok", read.text);
+  });
+
+  await checks.check("a request without the required _meta is 400 / -32602, naming what is missing", async () => {
+    const none = await post(key, { jsonrpc: "2.0", id: 4, method: "tools/list", params: {} });
+    assert(none.status === 400 && none.json.error.code === -32602 && none.json.id === 4, none.text);
+    const m = meta();
+    delete m["io.modelcontextprotocol/clientCapabilities"];
+    const caps = await post(key, { jsonrpc: "2.0", id: 5, method: "tools/list", params: { _meta: m } });
+    assert(caps.status === 400 && /clientCapabilities/.test(caps.json.error.message), caps.text);
+    const noInfo = meta();
+    delete noInfo["io.modelcontextprotocol/clientInfo"];
+    const ok = await post(key, { jsonrpc: "2.0", id: 6, method: "tools/list", params: { _meta: noInfo } });
+    assert(ok.status === 200 && ok.json.result, "clientInfo is optional: " + ok.text);
+  });
+
+  await checks.check("headers that disagree with the body: 400 / -32020", async () => {
+    const body = call(7, "echo", { message: "x" });
+    const cases = [
+      [{ "MCP-Protocol-Version": undefined }, /MCP-Protocol-Version header is missing/],
+      [{ "Mcp-Method": undefined }, /Mcp-Method header is missing/],
+      [{ "Mcp-Method": "tools/list" }, /does not match the body's method/],
+      [{ "Mcp-Name": undefined }, /Mcp-Name header is missing/],
+      [{ "Mcp-Name": "add" }, /Mcp-Name header 'add' does not match/],
+      [{ "Mcp-Name": "=?base64?!!?=" }, /not valid/],
+    ];
+    for (const [headers, says] of cases) {
+      const r = await post(key, body, { headers });
+      assert(r.status === 400 && r.json.error.code === -32020 && says.test(r.json.error.message),
+             `${JSON.stringify(headers)}: ${r.status} ${r.text}`);
+    }
+    // The Base64 form of Mcp-Name is decoded before it is compared.
+    const enc = await post(key, body, { headers: { "Mcp-Name": `=?base64?${Buffer.from("echo").toString("base64")}?=` } });
+    assert(enc.status === 200 && enc.json?.result?.content[0].text === "x", enc.text);
+  });
+
+  await checks.check("the key's scope is checked from Mcp-Name before the body, and again after", async () => {
+    // The body is not even JSON: the refusal came from the headers alone.
+    const r = await post(narrow, null, { headers: { "Mcp-Method": "tools/call", "Mcp-Name": "add" }, raw: "{not json" });
+    assert(r.status === 403 && r.json.error.code === -32602 && /'add'/.test(r.json.error.message), r.text);
+    const refused = stack.audit("--type", "tool_refused").filter((a) => a.actor === "agent-narrow");
+    assert(refused.some((a) => a.target === "add"), JSON.stringify(refused));
+    // In scope by the header, out of it by the body: the mismatch is refused.
+    const lie = await post(narrow, call(8, "add", { a: 1, b: 2 }), { headers: { "Mcp-Name": "echo" } });
+    assert(lie.status === 400 && lie.json.error.code === -32020, lie.text);
+  });
+
+  await checks.check("an unsupported version is 400 / -32022 with what is supported", async () => {
+    const old = { ...meta(), "io.modelcontextprotocol/protocolVersion": "1900-01-01" };
+    const r = await post(key, { jsonrpc: "2.0", id: 9, method: "tools/list", params: { _meta: old } },
+                         { headers: { "MCP-Protocol-Version": "1900-01-01" } });
+    assert(r.status === 400 && r.json.error.code === -32022, r.text);
+    assert(r.json.error.data.requested === "1900-01-01" && r.json.error.data.supported.includes(V), r.text);
+  });
+
+  await checks.check("ping, logging/setLevel and initialize are gone: 404 / -32601", async () => {
+    for (const method of ["ping", "logging/setLevel", "resources/subscribe", "no/such"]) {
+      const r = await post(key, { jsonrpc: "2.0", id: 10, method, params: { _meta: meta() } });
+      assert(r.status === 404 && r.json.error.code === -32601 && r.json.id === 10, `${method}: ${r.text}`);
+    }
+  });
+
+  await checks.check("a resource that is not there is -32602", async () => {
+    const r = await post(key, { jsonrpc: "2.0", id: 11, method: "resources/read",
+                                params: { uri: "nothing://here", _meta: meta() } });
+    assert(r.json.error.code === -32602 && r.json.error.data.uri === "nothing://here", r.text);
+  });
+
+  await checks.check("requests that share an id and a progress token are told apart", async () => {
+    const [a, b] = await Promise.all([
+      post(key, call(1, "slow", { ms: 300, progress: true }, { progressToken: "p" })),
+      post(key, call(1, "slow", { ms: 150, progress: true }, { progressToken: "p" })),
+    ]);
+    for (const [r, ms] of [[a, 300], [b, 150]]) {
+      assert(r.json.id === 1 && r.json.result.content[0].text === `slept ${ms} ms`, r.text);
+      const progress = r.messages.filter((m) => m.method === "notifications/progress");
+      assert(progress.length === 10 && progress.every((p) => p.params.progressToken === "p"),
+             `${ms}: ${progress.length} progress: ${r.text.slice(0, 400)}`);
+    }
+  });
+
+  await checks.check("log messages only for a request that asked, from its level up", async () => {
+    const quiet = await post(key, call(12, "log", { text: "hello", level: "info" }));
+    assert(!quiet.messages.some((m) => m.method === "notifications/message"), quiet.text);
+    const loud = await post(key, call(13, "log", { text: "hello", level: "info" },
+                                      { "io.modelcontextprotocol/logLevel": "debug" }));
+    assert(loud.messages.some((m) => m.method === "notifications/message" && m.params.data === "hello"), loud.text);
+    const above = await post(key, call(14, "log", { text: "hello", level: "info" },
+                                       { "io.modelcontextprotocol/logLevel": "error" }));
+    assert(!above.messages.some((m) => m.method === "notifications/message"), above.text);
+  });
+
+  await checks.check("subscriptions/listen: acknowledged first, then only what was asked", async () => {
+    const open = async (notifications) => {
+      const ac = new AbortController();
+      const r = await fetch(stack.mcpUrl, { method: "POST", signal: ac.signal, headers: {
+        "Content-Type": "application/json", Accept: "application/json, text/event-stream",
+        Authorization: `Bearer ${key}`, "MCP-Protocol-Version": V, "Mcp-Method": "subscriptions/listen" },
+        body: JSON.stringify({ jsonrpc: "2.0", id: "sub", method: "subscriptions/listen",
+                               params: { _meta: meta(), notifications } }) });
+      assert(r.status === 200 && r.headers.get("content-type").includes("text/event-stream"), r.status);
+      const reader = r.body.getReader();
+      const got = [];
+      let buf = "";
+      (async () => {
+        for (;;) {
+          const { value, done } = await reader.read().catch(() => ({ done: true }));
+          if (done) return;
+          buf += new TextDecoder().decode(value);
+          let i;
+          while ((i = buf.indexOf("\n")) >= 0) {
+            const line = buf.slice(0, i).trim();
+            buf = buf.slice(i + 1);
+            if (line.startsWith("data:") && line.length > 5) got.push(JSON.parse(line.slice(5)));
+          }
+        }
+      })();
+      return { got, close: () => ac.abort() };
+    };
+    const tools = await open({ toolsListChanged: true });
+    const prompts = await open({ promptsListChanged: true });
+    await waitFor("both acknowledged", () => tools.got.length >= 1 && prompts.got.length >= 1, 5000);
+    const ack = tools.got[0];
+    assert(ack.method === "notifications/subscriptions/acknowledged" &&
+           ack.params._meta["io.modelcontextprotocol/subscriptionId"] === "sub" &&
+           ack.params.notifications.toolsListChanged === true, JSON.stringify(ack));
+    // A second binding exposes the server's tools again under a prefix: the catalog changes.
+    stack.applyTools("tools:\n  - {name: fx, mcp_tunnel: fx, server: fixture}\n" +
+                     "  - {name: echo2, mcp_tunnel: fx, server: fixture, tool: echo}\n");
+    await waitFor("tools/list_changed on the tools stream",
+                  () => tools.got.some((m) => m.method === "notifications/tools/list_changed"), 15000);
+    const changed = tools.got.find((m) => m.method === "notifications/tools/list_changed");
+    assert(changed.params._meta["io.modelcontextprotocol/subscriptionId"] === "sub", JSON.stringify(changed));
+    assert(!prompts.got.some((m) => m.method === "notifications/tools/list_changed"),
+           "sent to a listener that did not ask: " + JSON.stringify(prompts.got));
+    tools.close();
+    prompts.close();
+  });
+
+  await checks.check("an Mcp-Session-Id on a modern request is ignored, never echoed", async () => {
+    const r = await post(key, { jsonrpc: "2.0", id: 16, method: "tools/list", params: { _meta: meta() } },
+                         { headers: { "Mcp-Session-Id": "f".repeat(64) } });
+    assert(r.status === 200 && !r.headers.get("mcp-session-id"), r.text);
+  });
+
+  await checks.check("every modern call is in the audit log as the agent's", async () => {
+    const calls = stack.audit("--type", "call").filter((a) => a.actor === "agent-2026" && a.target === "slow");
+    assert(calls.length >= 2 && calls.every((c) => c.outcome === "ok" && c.connector === "tunnel/fx"),
+           JSON.stringify(calls));
+  });
+} catch (e) {
+  checks.setupFailed(e);
+}
+await stack.finish(checks, ["airlockd", "fx"]);
