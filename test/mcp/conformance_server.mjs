@@ -42,6 +42,25 @@ function makeServer() {
       await log("Tool execution completed");
       return text("Tool with logging executed successfully");
     });
+  // The 2026-07-28 suite's diagnostic tools (server-stateless): a tool that logs while it
+  // runs, and one that asks for elicitation in the middle of its call.
+  server.registerTool("test_logging_tool", { description: "Logs while running" },
+    async (extra) => {
+      await extra.sendNotification({ method: "notifications/message",
+                                     params: { level: "info", data: "logging tool ran" } });
+      return text("logged");
+    });
+  server.registerTool("test_streaming_elicitation", { description: "Asks the user mid-call" },
+    async (extra) => {
+      try {
+        const r = await extra.sendRequest({ method: "elicitation/create", params: {
+          message: "Continue?", requestedSchema: { type: "object", properties: {} } } },
+          z.object({}).passthrough());
+        return text(`User response: action=${r.action}`);
+      } catch (e) {
+        return text(`elicitation not available: ${e.message}`);
+      }
+    });
   server.registerTool("test_error_handling", { description: "Always fails" }, async () => {
     throw new Error("This tool intentionally returns an error for testing");
   });
@@ -117,9 +136,12 @@ function makeServer() {
   const rawSchemaTool = {
     name: "json_schema_2020_12_tool", description: "Tool with JSON Schema 2020-12 features",
     inputSchema: { $schema: "https://json-schema.org/draft/2020-12/schema", type: "object",
-      $defs: { address: { type: "object", properties: { street: { type: "string" },
-                                                        city: { type: "string" } } } },
+      $defs: { address: { $anchor: "address", type: "object",
+                          properties: { street: { type: "string" }, city: { type: "string" } } } },
       properties: { name: { type: "string" }, address: { $ref: "#/$defs/address" } },
+      // Keywords SEP-2106 (MCP 2026-07-28) says must reach the client unchanged.
+      allOf: [{ anyOf: [{ required: ["name"] }, { required: ["address"] }] }],
+      if: { properties: { name: { const: "home" } } }, then: { required: ["address"] }, else: {},
       additionalProperties: false } };
   server.registerTool("json_schema_2020_12_tool", { description: rawSchemaTool.description },
     async () => text("ok"));
