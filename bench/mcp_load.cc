@@ -1,5 +1,7 @@
 // mcp_load: a closed-loop MCP load generator. N callers, each with its own connection and its
 // own MCP session, call one tool back to back for a fixed time and record every call's latency.
+// With --revision 2026-07-28 there are no sessions: every request carries its version and
+// capabilities in _meta and the request headers (MCP-Protocol-Version, Mcp-Method, Mcp-Name).
 // Targets: http://HOST:PORT/PATH (Streamable HTTP; JSON or SSE answers) or tcp://HOST:PORT
 // (newline-delimited JSON-RPC). Prints one JSON line: calls/s, p50, p99, errors.
 //
@@ -39,6 +41,7 @@ struct Options {
   std::string method = "tools/call";  // or "ping": the first hop alone, answered by the target
   json::object arguments;
   int sessions = 0;  // HTTP: callers share this many sessions (0: one each)
+  bool stateless = false;  // HTTP: MCP 2026-07-28, no session
   // HTTP: instead of calling for `duration`, open this many sessions one after another, time
   // each one's first call, end it (DELETE), and wait `pause` before the next.
   int new_sessions = 0;
@@ -104,8 +107,15 @@ json::object init_params() {
 
 // A response carries "result" (or "error") for our id: for SSE bodies, some data line does.
 json::object call_params(const Options& o) {
-  if (o.method == "ping") return {};
-  return {{"name", o.tool}, {"arguments", o.arguments}};
+  json::object params;
+  if (o.method != "ping") params = {{"name", o.tool}, {"arguments", o.arguments}};
+  if (o.stateless) {
+    params["_meta"] = json::object{{"io.modelcontextprotocol/protocolVersion", "2026-07-28"},
+                                   {"io.modelcontextprotocol/clientCapabilities", json::object{}},
+                                   {"io.modelcontextprotocol/clientInfo",
+                                    json::object{{"name", "mcp_load"}, {"version", "1"}}}};
+  }
+  return params;
 }
 
 bool answered_ok(const std::string& body) {
@@ -141,7 +151,13 @@ asio::awaitable<void> http_caller(const Options& o, tcp::endpoint ep, Barrier& b
     req.set(http::field::accept, "application/json, text/event-stream");
     for (const auto& [k, v] : o.headers) req.set(k, v);
     if (!session.empty()) req.set("Mcp-Session-Id", session);
-    req.set("MCP-Protocol-Version", "2025-06-18");
+    if (o.stateless) {
+      req.set("MCP-Protocol-Version", "2026-07-28");
+      req.set("Mcp-Method", o.method);
+      if (o.method == "tools/call") req.set("Mcp-Name", o.tool);
+    } else {
+      req.set("MCP-Protocol-Version", "2025-06-18");
+    }
     req.keep_alive(true);
     req.body() = std::move(body);
     req.prepare_payload();
@@ -190,7 +206,9 @@ asio::awaitable<void> http_caller(const Options& o, tcp::endpoint ep, Barrier& b
     co_return;
   }
   const size_t slot = static_cast<size_t>(index % o.sessions);
-  if (index < o.sessions) {
+  if (o.stateless) {
+    // No session to open.
+  } else if (index < o.sessions) {
     http::response<http::string_body> res;
     if (auto ec = co_await post(request(1, "initialize", init_params()), res);
         ec || res.result_int() != 200) {
@@ -305,9 +323,20 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100000));
   app.add_option("--pause-ms", pause_ms, "with --new-sessions: wait between sessions")
       ->check(CLI::Range(0, 60000));
+  std::string revision = "2025-06-18";
+  app.add_option("--revision", revision,
+                 "HTTP: the MCP revision to speak: 2025-06-18 (a session per caller, or "
+                 "--sessions) or 2026-07-28 (no session)")
+      ->check(CLI::IsMember({"2025-06-18", "2026-07-28"}))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   o.pause = std::chrono::milliseconds(pause_ms);
   if (o.new_sessions > 0) o.concurrency = 1;
+  o.stateless = revision == "2026-07-28";
+  if (o.stateless && o.new_sessions > 0) {
+    std::cerr << "mcp_load: --new-sessions needs sessions (--revision 2025-06-18)\n";
+    return 2;
+  }
 
   auto u = boost::urls::parse_uri(target);
   if (!u || (u->scheme() != "http" && u->scheme() != "tcp")) {
@@ -369,7 +398,10 @@ int main(int argc, char** argv) {
   json::object out{{"label", label},
                    {"target", target},
                    {"concurrency", o.concurrency},
-                   {"sessions", o.tcp ? o.concurrency : o.sessions},
+                   {"sessions", o.tcp         ? o.concurrency
+                                : o.stateless ? 0
+                                              : o.sessions},
+                   {"revision", o.tcp ? "" : revision},
                    {"calls", all.size()},
                    {"errors", errors},
                    {"seconds", secs},

@@ -371,15 +371,7 @@ void GatewayCore::to_agent(Session& s, uint64_t exchange, const json::object& ms
 }
 
 void GatewayCore::to_call(Session& s, Call& c, const json::object& msg, bool final, Out& out) {
-  std::string text;
-  if (c.modern && final) {
-    json::object m = msg;
-    m["id"] = c.agent_id;
-    modernize(m, c.method);
-    text = json::serialize(m);
-  } else {
-    text = json::serialize(msg);
-  }
+  std::string text = json::serialize(msg);
   c.bytes_out += text.size();
   out.push_back(ToAgent{s.id, c.exchange, std::move(text), final});
 }
@@ -390,16 +382,21 @@ void GatewayCore::send(Session& s, const std::string& stream, const json::object
 }
 
 // The call's answer: to the agent, and its audit record. The call is forgotten.
-void GatewayCore::complete(Session& s, const std::string& key, const json::object& answer,
+void GatewayCore::complete(Session& s, const std::string& key, json::object answer,
                            Clock::time_point now, Out& out) {
   auto it = s.calls.find(key);
   if (it == s.calls.end()) return;
+  AuditRecord r;
+  classify(answer, r);  // as the server said it
+  if (it->second.modern) {
+    answer["id"] = it->second.agent_id;
+    modernize(answer, it->second.method);
+  }
   to_call(s, it->second, answer, true, out);
   Call c = std::move(it->second);
   s.calls.erase(it);
   if (c.modern) exchanges_.erase(c.exchange);
   if (!c.progress_key.empty()) s.by_progress.erase(c.progress_key);
-  AuditRecord r;
   r.type = AuditType::kCall;
   r.actor = s.agent;
   r.session = s.tag;
@@ -412,7 +409,6 @@ void GatewayCore::complete(Session& s, const std::string& key, const json::objec
   r.bytes_in = c.bytes_in;
   r.bytes_out = c.bytes_out;
   r.redactions = c.redactions;
-  classify(answer, r);
   if (!c.end_class.empty()) r.error_class = c.end_class;
   out.push_back(Record{std::move(r), true});
 }
@@ -857,7 +853,7 @@ Effects GatewayCore::upstream_line(const std::string& id, const std::string& str
       Call* c = s.call(key);
       if (!c || c->stream != stream) break;  // timed out or cancelled
       c->redactions += env.redactions;
-      complete(s, key, msg->body, now, out);
+      complete(s, key, std::move(msg->body), now, out);
       break;
     }
     case rpc::Kind::kNotification: {
@@ -1010,7 +1006,7 @@ Effects GatewayCore::upstream_closed(const std::string& id, const std::string& s
                                      c.target + "' was in flight: " + end.why);
         break;
     }
-    complete(s, k, answer, now, out);
+    complete(s, k, std::move(answer), now, out);
   }
   // Requests the server made of the agent stay: the agent's answer is still audited.
   return out;
@@ -1035,12 +1031,12 @@ Effects GatewayCore::time_passed(Clock::time_point now) {
                json::object{{"requestId", c.upstream_id}, {"reason", "deadline exceeded"}}),
            out);
       c.end_class = "timeout";
-      const json::object answer = rpc::make_error(
+      json::object answer = rpc::make_error(
           c.agent_id, c.modern ? rpc::kUpstreamUnavailable : rpc::kRequestTimeout,
           c.method + " '" + c.target + "' timed out after " + std::to_string(c.timeout.count()) +
               " ms without an answer (binding '" + c.binding +
               "' timeout); the server was asked to cancel it");
-      complete(s, k, answer, now, out);
+      complete(s, k, std::move(answer), now, out);
     }
     const bool busy = !s.calls.empty() || s.listening || !s.listeners.empty();
     if (!busy && now - s.last_active > limits_.session_idle_timeout) {

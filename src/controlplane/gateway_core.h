@@ -195,7 +195,7 @@ class GatewayCore {
   using Out = gateway::Effects;
   void to_agent(Session& s, uint64_t exchange, const json::object& msg, bool final, Out& out);
   void to_call(Session& s, Call& c, const json::object& msg, bool final, Out& out);
-  void complete(Session& s, const std::string& key, const json::object& answer,
+  void complete(Session& s, const std::string& key, json::object answer,
                 gateway::Clock::time_point now, Out& out);
   void send(Session& s, const std::string& stream, const json::object& msg, Out& out);
   void notify_list_changes(Session& s, Out& out);

@@ -679,10 +679,14 @@ struct McpGateway::Impl {
     uint64_t number = 0;
     if (!headers.method.empty()) {
       // Refused from the headers before the body is read; checked again against the body.
-      auto x = open_exchange(number);
-      apply(core->refuse_by_headers(who, headers, number, Clock::now()));
-      exchanges.erase(number);
-      if (x->final_seen) co_return HttpResponse::json(x->http_status, x->early.front());
+      const uint64_t n = next_exchange++;
+      if (auto refused = core->refuse_by_headers(who, headers, n, Clock::now()); !refused.empty()) {
+        auto x = std::make_shared<Exchange>(ex);
+        exchanges[n] = x;
+        apply(std::move(refused));
+        exchanges.erase(n);
+        co_return HttpResponse::json(x->http_status, x->early.empty() ? "" : x->early.front());
+      }
     }
     std::string error;
     bool batch = false;
