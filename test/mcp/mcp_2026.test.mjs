@@ -5,10 +5,13 @@
 // request headers and what happens when they disagree with the body (including a refusal from
 // the headers alone, before the body is read), unsupported versions, removed methods, cache
 // hints and resultType, resource-not-found as -32602, requests that reuse an id or a progress
-// token concurrently, the per-request log level, and subscriptions/listen.
+// token concurrently, the per-request log level, and subscriptions/listen. Last, a private
+// server on the SDK v2 (@modelcontextprotocol/server), which asks for input the 2026 way: a
+// 2025 agent gets an ordinary elicitation request, a 2026 agent a clear refusal.
 import { Client } from "@modelcontextprotocol/client";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
 import { Client as ClientV1 } from "@modelcontextprotocol/sdk/client/index.js";
+import { ElicitRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import { StreamableHTTPClientTransport as TransportV1 } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import path from "node:path";
 import { Stack, Checks, assert, waitFor, PEERS } from "./lib/stack.mjs";
@@ -16,6 +19,7 @@ import { Stack, Checks, assert, waitFor, PEERS } from "./lib/stack.mjs";
 const checks = new Checks("mcp 2026-07-28");
 const stack = new Stack();
 const FIXTURE = path.join(PEERS, "fixture_server.mjs");
+const V2_SERVER = path.join(PEERS, "v2_server.mjs");
 const V = "2026-07-28";
 const meta = (extra = {}) => ({
   "io.modelcontextprotocol/protocolVersion": V,
@@ -56,8 +60,16 @@ try {
     url: stdio:${process.execPath}
     args: ["${FIXTURE}", "stdio"]
 `);
-  stack.applyTools("tools:\n  - {name: fx, mcp_tunnel: fx, server: fixture}\n");
+  stack.startTunnel("v2", `servers:
+  - name: v2
+    url: stdio:${process.execPath}
+    args: ["${V2_SERVER}"]
+`);
+  const toolsYaml = "tools:\n  - {name: fx, mcp_tunnel: fx, server: fixture}\n" +
+                "  - {name: v2, mcp_tunnel: v2, server: v2, prefix: v2.}\n";
+  stack.applyTools(toolsYaml);
   await stack.waitAvailable("fx");
+  await stack.waitAvailable("v2");
   const key = stack.agentKey("agent-2026", "*");
   const narrow = stack.agentKey("agent-narrow", "echo");
 
@@ -239,8 +251,7 @@ try {
            ack.params._meta["io.modelcontextprotocol/subscriptionId"] === "sub" &&
            ack.params.notifications.toolsListChanged === true, JSON.stringify(ack));
     // A second binding exposes the server's tools again under a prefix: the catalog changes.
-    stack.applyTools("tools:\n  - {name: fx, mcp_tunnel: fx, server: fixture}\n" +
-                     "  - {name: echo2, mcp_tunnel: fx, server: fixture, tool: echo}\n");
+    stack.applyTools(toolsYaml + "  - {name: echo2, mcp_tunnel: fx, server: fixture, tool: echo}\n");
     await waitFor("tools/list_changed on the tools stream",
                   () => tools.got.some((m) => m.method === "notifications/tools/list_changed"), 15000);
     const changed = tools.got.find((m) => m.method === "notifications/tools/list_changed");
@@ -257,6 +268,28 @@ try {
     assert(r.status === 200 && !r.headers.get("mcp-session-id"), r.text);
   });
 
+  await checks.check("a 2025 agent drives an SDK v2 server's input request as an elicitation", async () => {
+    const v1 = new ClientV1({ name: "sdk-v1", version: "1" }, { capabilities: { elicitation: {} } });
+    let asked = null;
+    v1.setRequestHandler(ElicitRequestSchema, async (req) => {
+      asked = req.params.message;
+      return { action: "accept", content: { ok: true } };
+    });
+    await v1.connect(new TransportV1(new URL(stack.mcpUrl), {
+      requestInit: { headers: { Authorization: `Bearer ${key}` } } }));
+    const r = await v1.callTool({ name: "v2.confirm", arguments: { what: "the deploy" } });
+    assert(asked === "Go ahead with the deploy?", `asked: ${asked}`);
+    assert(r.content[0].text === "done: the deploy", JSON.stringify(r));
+    await v1.close();
+  });
+
+  await checks.check("a 2026 agent calling the same tool is told it cannot be asked mid-call", async () => {
+    const r = await post(key, call(17, "v2.confirm", { what: "the deploy" }));
+    assert(r.status === 200, r.text);
+    const failed = r.json.error ?? (r.json.result?.isError ? r.json.result : null);
+    assert(failed && /elicitation|cannot be asked/.test(JSON.stringify(failed)), r.text);
+  });
+
   await checks.check("every modern call is in the audit log as the agent's", async () => {
     const calls = stack.audit("--type", "call").filter((a) => a.actor === "agent-2026" && a.target === "slow");
     assert(calls.length >= 2 && calls.every((c) => c.outcome === "ok" && c.connector === "tunnel/fx"),
@@ -265,4 +298,4 @@ try {
 } catch (e) {
   checks.setupFailed(e);
 }
-await stack.finish(checks, ["airlockd", "fx"]);
+await stack.finish(checks, ["airlockd", "fx", "v2"]);
