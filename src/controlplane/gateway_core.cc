@@ -1,5 +1,10 @@
 #include "controlplane/gateway_core.h"
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <set>
 
@@ -189,7 +194,20 @@ struct GatewayCore::Call {
   json::value upstream_id;     // the id it went upstream under (modern: of the context's own)
   json::value progress_token;  // the agent's, when a modern call's went up as its key
   bool modern = false;
-  std::string log_level;  // modern: the level it asked for; empty: no log messages
+  std::string log_level;     // modern: the level it asked for; empty: no log messages
+  json::object client_caps;  // modern: the capabilities its request declared
+  // Modern: what the server asked of the agent mid-call and the agent has not answered yet,
+  // by the key the input_required result names it with. Answered on the agent's retry.
+  struct Input {
+    json::value server_id;
+    std::string method;
+    json::object params;
+    Clock::time_point asked;
+    uint64_t bytes = 0;
+  };
+  std::map<std::string, Input> inputs;
+  uint64_t round = 0;  // input_required results given; a requestState names its round
+  uint64_t next_input = 1;
   std::string stream;
   uint64_t stream_serial = 0;
   ConnectorRef connector;
@@ -371,6 +389,7 @@ void GatewayCore::to_agent(Session& s, uint64_t exchange, const json::object& ms
 }
 
 void GatewayCore::to_call(Session& s, Call& c, const json::object& msg, bool final, Out& out) {
+  if (c.modern && c.exchange == 0) return;  // waiting for the agent's retry: no one listens
   std::string text = json::serialize(msg);
   c.bytes_out += text.size();
   out.push_back(ToAgent{s.id, c.exchange, std::move(text), final});
@@ -624,6 +643,9 @@ void GatewayCore::route(Session& s, rpc::Message msg, size_t bytes, uint64_t exc
   const std::string method(msg.method());
   // A modern agent's requests share its context but not an id space: each is keyed by its
   // exchange, and goes upstream under that.
+  if (s.stateless && msg.params() && msg.params()->contains("requestState")) {
+    return resume(s, std::move(msg), bytes, exchange, now, out);
+  }
   const json::value own_id = json::string("x" + std::to_string(exchange));
   const std::string request = rpc::id_key(s.stateless ? own_id : msg.id());
   const std::string target = target_of(msg);
@@ -746,6 +768,11 @@ void GatewayCore::route(Session& s, rpc::Message msg, size_t bytes, uint64_t exc
   }
   if (s.stateless) {
     c.modern = true;
+    if (meta) {
+      if (auto* caps = meta->if_contains(kMetaCapabilities); caps && caps->is_object()) {
+        c.client_caps = caps->as_object();
+      }
+    }
     c.upstream_id = own_id;
     msg.body["id"] = c.upstream_id;
     exchanges_[exchange] = {s.id, request};
@@ -911,6 +938,33 @@ Effects GatewayCore::upstream_line(const std::string& id, const std::string& str
                           : method == "elicitation/create"   ? "elicitation"
                           : method == "roots/list"           ? "roots"
                                                              : nullptr;
+      if (s.stateless) {
+        // A modern agent is asked through its call's answer (input_required), if its request
+        // declared the capability; the server's request waits for the agent's retry.
+        Call* c = related_call();
+        if (!c) {
+          for (auto& [k, call] : s.calls) {
+            if (call.stream == stream) c = &call;
+          }
+        }
+        if (!needs || !c || !c->client_caps.contains(needs)) {
+          send(s, stream,
+               rpc::make_error(msg->id(), rpc::kMethodNotFound,
+                               c ? "the agent's request did not declare the " +
+                                       std::string(needs ? needs : method) + " capability"
+                                 : "the agent speaks MCP 2026-07-28 and can be asked only "
+                                   "during a call"),
+               out);
+          break;
+        }
+        const std::string key = "input-" + std::to_string(c->next_input++);
+        const json::value* p = msg->body.if_contains("params");
+        c->inputs[key] =
+            Call::Input{msg->id(), std::string(method),
+                        p && p->is_object() ? p->as_object() : json::object{}, now, line.size()};
+        if (c->exchange != 0) ask_agent(s, *c, out);
+        break;
+      }
       if (needs && !s.client_supports(needs)) {
         send(s, stream,
              rpc::make_error(msg->id(), rpc::kMethodNotFound,
@@ -921,15 +975,6 @@ Effects GatewayCore::upstream_line(const std::string& id, const std::string& str
       const json::value agent_id =
           json::string("airlock-srv-" + std::to_string(s.next_server_request++));
       Call* c = related_call();
-      if (s.stateless) {
-        // Until input_required bridging: a modern agent cannot be asked mid-call.
-        send(s, stream,
-             rpc::make_error(msg->id(), rpc::kMethodNotFound,
-                             "the agent speaks MCP 2026-07-28 and cannot be asked " +
-                                 std::string(method) + " during a call"),
-             out);
-        break;
-      }
       ServerRequest pending{stream, st.serial, msg->id()};
       pending.method = std::string(method);
       pending.connector = st.connector.id();
@@ -1179,12 +1224,15 @@ GatewayCore::Session& GatewayCore::context_of(const Agent& agent, Clock::time_po
     s.scope = agent.scope;
     s.stateless = true;
     s.initialized = true;
-    // The private server behind the connector speaks an earlier revision; it is told of no
-    // client capability, so that it does not ask for what a modern agent cannot give mid-call.
+    // The private server behind the connector speaks an earlier revision. It may ask for
+    // elicitation, sampling and roots during a call: the agent is asked through an
+    // input_required answer when its request declared the capability, and refused otherwise.
     s.version = kLatest;
     s.client = json::object{
         {"protocolVersion", kLatest},
-        {"capabilities", json::object{}},
+        {"capabilities", json::object{{"elicitation", json::object{}},
+                                      {"sampling", json::object{}},
+                                      {"roots", json::object{}}}},
         {"clientInfo", json::object{{"name", "airlock-gateway"}, {"version", AIRLOCK_VERSION}}}};
     s.tools_sig = signature(visible_tools(s));
     s.prompts_sig = signature(visible_prompts(s));
@@ -1346,6 +1394,145 @@ Effects GatewayCore::exchange_gone(uint64_t exchange, Clock::time_point now) {
            rpc::make_error(c->agent_id, rpc::kUpstreamUnavailable, "cancelled by the client"), now,
            out);
   return out;
+}
+
+// ---- input_required: a session-based server's questions for a modern agent -------------------
+
+// The requestState of an input_required result: what it answers (agent, context, call, round,
+// method, target) and until when, as JSON, then its HMAC-SHA256 under the shell's key; each
+// part base64url. Nothing in it is secret; all of it is checked on the retry.
+std::string GatewayCore::seal_state(const Session& s, const Call& c) const {
+  const std::string payload =
+      json::serialize(json::object{{"a", s.agent},
+                                   {"s", s.id},
+                                   {"c", c.key},
+                                   {"r", c.round},
+                                   {"m", c.method},
+                                   {"t", c.target},
+                                   {"e", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                             c.hard_deadline.time_since_epoch())
+                                             .count()}});
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), limits_.state_key.data(), static_cast<int>(limits_.state_key.size()),
+       reinterpret_cast<const unsigned char*>(payload.data()), payload.size(), mac, &len);
+  return base64(payload, true, false) + "." +
+         base64(std::string_view(reinterpret_cast<const char*>(mac), len), true, false);
+}
+
+// Answers the call's current request with an input_required result naming everything the
+// server is waiting for; the call waits, detached, for the agent's retry.
+void GatewayCore::ask_agent(Session& s, Call& c, Out& out) {
+  json::object requests;
+  for (const auto& [key, in] : c.inputs) {
+    requests[key] = json::object{{"method", in.method}, {"params", in.params}};
+  }
+  ++c.round;
+  json::object result{{"resultType", "input_required"},
+                      {"inputRequests", std::move(requests)},
+                      {"requestState", seal_state(s, c)}};
+  to_call(s, c, rpc::make_result(c.agent_id, std::move(result)), true, out);
+  exchanges_.erase(c.exchange);
+  c.exchange = 0;
+}
+
+// A retry that carries a requestState: the answers go to the server under its own ids, and the
+// call, still in flight there, answers this request instead.
+void GatewayCore::resume(Session& s, rpc::Message msg, size_t bytes, uint64_t exchange,
+                         Clock::time_point now, Out& out) {
+  const json::object& params = *msg.params();
+  // Refused, and audited as a refusal: a state that does not verify may be an attempt.
+  auto refuse = [&](const std::string& why) {
+    const json::object answer =
+        rpc::make_error(msg.id(), rpc::kInvalidParams,
+                        "Invalid params: requestState " + why +
+                            "; call again without requestState and inputResponses");
+    to_agent(s, exchange, answer, true, out);
+    AuditRecord r;
+    r.type = AuditType::kToolRefused;
+    r.actor = s.agent;
+    r.session = s.tag;
+    r.method = std::string(msg.method());
+    r.target = target_of(msg);
+    r.bytes_in = bytes;
+    r.outcome = "refused";
+    r.error_class = "policy";
+    r.detail = json::object{{"reason", "requestState " + why}};
+    out.push_back(Record{std::move(r), true});
+  };
+  const json::value& state = params.at("requestState");
+  const std::string_view text = state.is_string() ? std::string_view(state.as_string()) : "";
+  const auto dot = text.find('.');
+  auto payload = dot == std::string_view::npos ? std::nullopt : from_base64(text.substr(0, dot));
+  auto mac = dot == std::string_view::npos ? std::nullopt : from_base64(text.substr(dot + 1));
+  if (!payload || !mac) return refuse("is not one airlockd issued");
+  unsigned char expect[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), limits_.state_key.data(), static_cast<int>(limits_.state_key.size()),
+       reinterpret_cast<const unsigned char*>(payload->data()), payload->size(), expect, &len);
+  if (mac->size() != len || CRYPTO_memcmp(mac->data(), expect, len) != 0) {
+    return refuse("was altered (its signature does not match)");
+  }
+  boost::system::error_code ec;
+  const json::value v = json::parse(*payload, ec);
+  const json::object* o = !ec && v.is_object() ? &v.as_object() : nullptr;
+  if (!o) return refuse("is not one airlockd issued");
+  auto field = [&](const char* k) { return str_of(o, k); };
+  const json::value* round = o->if_contains("r");
+  const json::value* expiry = o->if_contains("e");
+  if (field("a") != s.agent || field("s") != s.id) {
+    return refuse("belongs to another agent's request");
+  }
+  const std::string method(msg.method());
+  if (field("m") != method || field("t") != target_of(msg)) {
+    return refuse("belongs to another request (" + field("m") + " '" + field("t") + "')");
+  }
+  if (!expiry || !expiry->is_int64() ||
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() >
+          expiry->as_int64()) {
+    return refuse("has expired");
+  }
+  Call* c = s.call(field("c"));
+  if (!c || !c->modern || !round || !round->is_int64() ||
+      round->as_int64() != static_cast<int64_t>(c->round) || c->exchange != 0) {
+    return refuse(c ? "was already used"
+                    : "names a request that has ended (it timed out or failed)");
+  }
+  const json::value* r = params.if_contains("inputResponses");
+  const json::object* responses = r && r->is_object() ? &r->as_object() : nullptr;
+  for (auto it = c->inputs.begin(); it != c->inputs.end();) {
+    const json::value* answer = responses ? responses->if_contains(it->first) : nullptr;
+    if (!answer || !answer->is_object()) {
+      ++it;  // asked again below
+      continue;
+    }
+    AuditRecord rec;
+    rec.type = AuditType::kServerRequest;
+    rec.actor = s.agent;
+    rec.session = s.tag;
+    rec.method = it->second.method;
+    rec.target = c->target;
+    rec.connector = c->connector.id();
+    rec.server = c->server;
+    rec.duration_ms = ms_between(it->second.asked, now);
+    rec.bytes_in = bytes;
+    rec.bytes_out = it->second.bytes;
+    rec.outcome = "ok";
+    if (auto* a = answer->as_object().if_contains("action");
+        a && a->is_string() && a->as_string() != "accept") {
+      rec.outcome = "declined";
+      rec.detail = json::object{{"action", a->as_string()}};
+    }
+    out.push_back(Record{std::move(rec), false});
+    send(s, c->stream, rpc::make_result(it->second.server_id, answer->as_object()), out);
+    it = c->inputs.erase(it);
+  }
+  // This request now waits for the call's answer.
+  c->exchange = exchange;
+  c->agent_id = msg.id();
+  c->bytes_in += bytes;
+  exchanges_[exchange] = {s.id, c->key};
+  if (!c->inputs.empty()) ask_agent(s, *c, out);  // something is still unanswered
 }
 
 }  // namespace airlock::controlplane

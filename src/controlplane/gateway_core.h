@@ -118,6 +118,9 @@ class GatewayCore {
     size_t page_size = 100;
     size_t max_sessions = 10000;
     std::chrono::milliseconds session_idle_timeout{std::chrono::minutes(30)};
+    // The key that signs the requestState of input_required results (HMAC-SHA256): random,
+    // drawn by the shell at start, never shown. A state outlives neither it nor its call.
+    std::string state_key;
   };
   // An authenticated agent: its name and its key's tool scope (globs).
   struct Agent {
@@ -223,6 +226,10 @@ class GatewayCore {
   void modern(Session& s, jsonrpc::Message msg, size_t bytes, uint64_t exchange,
               gateway::Clock::time_point now, Out& out);
   void listen(Session& s, const jsonrpc::Message& msg, uint64_t exchange, Out& out);
+  void ask_agent(Session& s, Call& c, Out& out);
+  void resume(Session& s, jsonrpc::Message msg, size_t bytes, uint64_t exchange,
+              gateway::Clock::time_point now, Out& out);
+  std::string seal_state(const Session& s, const Call& c) const;
 
   Limits limits_;
   gateway::CatalogView view_;

@@ -126,7 +126,7 @@ class GatewayCoreTest : public ::testing::Test {
   uint64_t exchange = 0;
   std::map<ConnectorRef, ConnectorInventory> inventories;
   Effects last_catalog;
-  GatewayCore core{GatewayCore::Limits{1, 10, 60000ms}};
+  GatewayCore core{GatewayCore::Limits{1, 10, 60000ms, "test-state-key"}};
 };
 
 TEST_F(GatewayCoreTest, ACallGoesToItsServerAndItsAnswerBackToItsExchange) {
@@ -639,6 +639,112 @@ TEST_F(ModernTest, ListenersAreAcknowledgedToldWhatTheyAskedAndEndedGracefully) 
   EXPECT_EQ(last.at("id"), "sub-20");
   EXPECT_EQ(last.at("result").at("resultType"), "complete");
   answer(ended, 21);
+}
+
+TEST_F(ModernTest, AServersQuestionBecomesInputRequiredAndTheRetryAnswersIt) {
+  const std::string asks =
+      R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"find",)"
+      R"("_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28",)"
+      R"("io.modelcontextprotocol/clientCapabilities":{"elicitation":{}}}}})";
+  auto sent = modern(asks, 30);
+  const std::string stream = only<OpenUpstream>(sent).at(0).stream;
+  const json::value up_id = parse(only<SendUpstream>(sent).at(0).message).at("id");
+  auto question = core.upstream_line(
+      "agent/bob", stream,
+      line(
+          R"({"jsonrpc":"2.0","id":77,"method":"elicitation/create","params":{"message":"Sure?"}})",
+          up_id),
+      now);
+  EXPECT_TRUE(only<SendUpstream>(question).empty()) << "the server's request waits";
+  auto first = answer(question, 30).at("result").as_object();
+  EXPECT_EQ(first.at("resultType"), "input_required");
+  const auto& requests = first.at("inputRequests").as_object();
+  ASSERT_EQ(requests.size(), 1u);
+  const std::string key(requests.begin()->key());
+  EXPECT_EQ(requests.at(key).at("method"), "elicitation/create");
+  EXPECT_EQ(requests.at(key).at("params").at("message"), "Sure?");
+  const std::string state(first.at("requestState").as_string());
+  EXPECT_TRUE(core.exchange_gone(30, now).empty()) << "closing the first answer cancels nothing";
+
+  auto retry_with = [&](const std::string& st, uint64_t x, const std::string& tool = "find") {
+    json::object body = parse(asks);
+    body["id"] = 2;
+    auto& params = body["params"].as_object();
+    params["name"] = tool;
+    params["requestState"] = st;
+    params["inputResponses"] =
+        json::object{{key, json::object{{"action", "accept"}, {"content", json::object{}}}}};
+    return modern(json::serialize(body), x);
+  };
+  std::string altered = state;
+  altered[altered.size() / 2] = altered[altered.size() / 2] == 'A' ? 'B' : 'A';
+  EXPECT_NE(std::string(answer(retry_with(altered, 31), 31).at("error").at("message").as_string())
+                .find("altered"),
+            std::string::npos);
+  EXPECT_NE(
+      std::string(answer(retry_with(state, 32, "update"), 32).at("error").at("message").as_string())
+          .find("another request"),
+      std::string::npos);
+  auto other = core.modern_request(
+      {"mallory", {"*"}}, {"2026-07-28", "tools/call", "find"},
+      message(json::serialize(
+          json::object{{"jsonrpc", "2.0"},
+                       {"id", 3},
+                       {"method", "tools/call"},
+                       {"params", json::object{{"name", "find"},
+                                               {"requestState", state},
+                                               {"_meta", parse(asks).at("params").at("_meta")}}}})),
+      10, 33, now);
+  EXPECT_NE(
+      std::string(answer(other, 33).at("error").at("message").as_string()).find("another agent"),
+      std::string::npos);
+
+  auto resumed = retry_with(state, 34);
+  auto forwarded = only<SendUpstream>(resumed);
+  ASSERT_EQ(forwarded.size(), 1u);
+  EXPECT_EQ(parse(forwarded[0].message).at("id"), 77) << "under the server's own id";
+  EXPECT_EQ(only<Record>(resumed).at(0).record.type, AuditType::kServerRequest);
+  EXPECT_TRUE(only<ToAgent>(resumed).empty()) << "the retry waits for the call's answer";
+  EXPECT_EQ(answer(retry_with(state, 35), 35).at("error").at("code"), rpc::kInvalidParams)
+      << "a state is good for one retry";
+
+  auto done =
+      core.upstream_line("agent/bob", stream,
+                         line(json::serialize(json::object{
+                             {"jsonrpc", "2.0"}, {"id", up_id}, {"result", json::object{}}})),
+                         now);
+  auto final = answer(done, 34);
+  EXPECT_EQ(final.at("id"), 2) << "the retry's id";
+  EXPECT_EQ(final.at("result").at("resultType"), "complete");
+  EXPECT_EQ(only<Record>(done).size(), 1u) << "one record for the call, over both rounds";
+}
+
+TEST_F(ModernTest, AStateOutlivesNeitherItsDeadlineNorItsCall) {
+  const std::string asks =
+      R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"find",)"
+      R"("_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28",)"
+      R"("io.modelcontextprotocol/clientCapabilities":{"sampling":{}}}}})";
+  auto sent = modern(asks, 40);
+  const std::string stream = only<OpenUpstream>(sent).at(0).stream;
+  const json::value up_id = parse(only<SendUpstream>(sent).at(0).message).at("id");
+  // Not declared by this request: refused to the server at once.
+  auto roots = core.upstream_line(
+      "agent/bob", stream, line(R"({"jsonrpc":"2.0","id":5,"method":"roots/list"})", up_id), now);
+  EXPECT_EQ(parse(only<SendUpstream>(roots).at(0).message).at("error").at("code"),
+            rpc::kMethodNotFound);
+  auto q = core.upstream_line(
+      "agent/bob", stream,
+      line(R"({"jsonrpc":"2.0","id":6,"method":"sampling/createMessage","params":{}})", up_id),
+      now);
+  const std::string state(answer(q, 40).at("result").at("requestState").as_string());
+  now += 3001ms;  // past the binding's max_timeout: the call timed out while it waited
+  auto expired = core.time_passed(now);
+  EXPECT_EQ(only<Record>(expired).at(0).record.error_class, "timeout");
+  EXPECT_TRUE(only<ToAgent>(expired).empty()) << "no one was waiting for it";
+  json::object body = parse(asks);
+  body["params"].as_object()["requestState"] = state;
+  auto late = modern(json::serialize(body), 41);
+  EXPECT_EQ(answer(late, 41).at("error").at("code"), rpc::kInvalidParams);
 }
 
 }  // namespace

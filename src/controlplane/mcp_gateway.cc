@@ -216,8 +216,8 @@ struct McpGateway::Impl {
       : ex(e),
         config(c),
         host(std::move(h)),
-        core(std::make_shared<GatewayCore>(
-            GatewayCore::Limits{c.mcp.page_size, c.mcp.max_sessions, c.mcp.session_idle_timeout})),
+        core(std::make_shared<GatewayCore>(GatewayCore::Limits{
+            c.mcp.page_size, c.mcp.max_sessions, c.mcp.session_idle_timeout, random_hex(32)})),
         ticker(e) {}
 
   asio::any_io_executor ex;

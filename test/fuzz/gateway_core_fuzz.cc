@@ -86,16 +86,18 @@ CatalogView view(bool sandbox_live) {
 }
 
 struct Driver {
-  GatewayCore core{GatewayCore::Limits{2, 4, std::chrono::milliseconds(5000)}};
+  GatewayCore core{GatewayCore::Limits{2, 4, std::chrono::milliseconds(5000), "fuzz-key"}};
   Clock::time_point now = Clock::time_point{} + std::chrono::hours(1);
   std::vector<std::string> open_sessions;  // as the shell would know them
   std::set<std::string> ended;
   std::set<std::pair<std::string, std::string>> streams;  // (session, stream) open
   std::map<uint64_t, bool> waiting;  // request exchange -> routed, until its final answer
   std::set<uint64_t> finished;
-  std::vector<uint64_t> modern;  // exchanges of modern requests
+  std::vector<uint64_t> modern;     // exchanges of modern requests
+  std::vector<std::string> states;  // requestStates of input_required answers seen
   uint64_t next_exchange = 1;
   int routed_finals = 0, metered = 0;
+  int asked = 0;  // input_required answers: their calls may end with no one waiting
 
   void take(const Effects& effects) {
     for (const auto& e : effects) {
@@ -116,14 +118,25 @@ struct Driver {
               } else if constexpr (std::is_same_v<T, CloseUpstream>) {
                 check(streams.erase({x.session, x.stream}) == 1);
               } else if constexpr (std::is_same_v<T, ToAgent>) {
-                json::parse(x.message);
+                const json::value m = json::parse(x.message);
+                const json::value* st = nullptr;
+                if (auto* r = m.as_object().if_contains("result"); r && r->is_object()) {
+                  st = r->as_object().if_contains("requestState");
+                }
+                if (st && st->is_string() && states.size() < 16) {
+                  states.emplace_back(st->as_string());
+                }
                 if (x.exchange == 0) return;
                 check(!finished.count(x.exchange));
                 auto it = waiting.find(x.exchange);
                 check(it != waiting.end());
                 if (x.final) {
                   // A request refused as malformed (400, 404) never reached routing.
-                  if (it->second && x.http_status != 400 && x.http_status != 404) ++routed_finals;
+                  // Nor does an input_required answer end its call: the retry's answer does.
+                  if (it->second && x.http_status != 400 && x.http_status != 404 && !st) {
+                    ++routed_finals;
+                  }
+                  if (st) ++asked;
                   waiting.erase(it);
                   finished.insert(x.exchange);
                 }
@@ -335,11 +348,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             {"io.modelcontextprotocol/protocolVersion", (b & 64) ? "2025-11-25" : "2026-07-28"},
             {"io.modelcontextprotocol/clientCapabilities", json::object{}}};
         if (b & 128) meta["io.modelcontextprotocol/logLevel"] = "info";
+        const uint8_t extra = byte();
+        if (extra & 1) {
+          meta["io.modelcontextprotocol/clientCapabilities"] =
+              json::object{{"elicitation", json::object{}},
+                           {"sampling", json::object{}},
+                           {"roots", json::object{}}};
+        }
         if (byte() & 1) meta["progressToken"] = std::stoi(id());
         json::object params{{"_meta", std::move(meta)},
                             {"notifications", json::object{{"toolsListChanged", true}}}};
         params[method == "resources/read" ? "uri" : "name"] = name;
         if (byte() & 1) params.erase("_meta");
+        if (extra & 2) {  // a retry: a state seen, or one made up
+          params["requestState"] = (extra & 4) && !d.states.empty()
+                                       ? json::value(d.states[extra % d.states.size()])
+                                       : json::value(text());
+          params["inputResponses"] =
+              json::object{{"input-" + id(), json::object{{"action", "accept"}}}};
+        }
         json::object req{{"jsonrpc", "2.0"},
                          {"id", std::stoi(id())},
                          {"method", method},
@@ -349,6 +376,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                (h & 4) ? "" : name};
         std::string error;
         auto msg = rpc::parse(json::serialize(req), error);
+        if (!msg) break;  // the made-up state was not UTF-8
         const std::string agent = alice ? "alice" : "bob";
         d.ended.erase("agent/" + agent);  // its context may begin again
         const uint64_t x = d.next_exchange++;
@@ -377,8 +405,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   check(d.core.session_count() == 0);
   check(!d.core.next_deadline());
   check(d.streams.empty());
-  // Every request was answered exactly once, and every routed answer audited once.
+  // Every request was answered exactly once, and every routed answer audited once; a call
+  // that asked the agent for input may end unanswered (the agent never retried), audited.
   check(d.waiting.empty());
-  check(d.routed_finals == d.metered);
+  check(d.routed_finals <= d.metered && d.metered <= d.routed_finals + d.asked);
   return 0;
 }

@@ -54,6 +54,16 @@ function makeServer(onCrash) {
       await extra.sendNotification({ method: "notifications/message", params: { level, data: text } });
       return { content: [{ type: "text", text: "logged" }] };
     });
+  server.registerTool("ask", { description: "Asks the user `question` (elicitation), then answers",
+                               inputSchema: { question: z.string() } },
+    async ({ question }, extra) => {
+      const r = await extra.sendRequest({ method: "elicitation/create", params: {
+        message: question, requestedSchema: { type: "object",
+          properties: { answer: { type: "string" } }, required: ["answer"] } } },
+        z.object({ action: z.string(), content: z.any() }).passthrough());
+      return { content: [{ type: "text",
+                           text: r.action === "accept" ? `answer: ${r.content.answer}` : r.action }] };
+    });
   server.registerResource("status", "fixture://status", { description: "The fixture's status",
                                                          mimeType: "text/plain" },
     async (uri) => ({ contents: [{ uri: uri.href, mimeType: "text/plain", text: "fixture ok" }] }));

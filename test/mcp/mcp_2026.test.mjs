@@ -72,6 +72,7 @@ try {
   await stack.waitAvailable("v2");
   const key = stack.agentKey("agent-2026", "*");
   const narrow = stack.agentKey("agent-narrow", "echo");
+  const narrowish = stack.agentKey("agent-other", "*");
 
   await checks.check("the SDK v2 client works without a session, beside a v1 client in one", async () => {
     const seen = [];
@@ -268,6 +269,69 @@ try {
     assert(r.status === 200 && !r.headers.get("mcp-session-id"), r.text);
   });
 
+  await checks.check("a 2025 server's elicitation reaches the SDK v2 client as input_required", async () => {
+    // The client fulfils input_required results through its elicitation handler and retries
+    // with inputResponses and the requestState, all inside one callTool().
+    const v2 = new Client({ name: "sdk-v2", version: "1" },
+                          { versionNegotiation: { mode: "auto" }, capabilities: { elicitation: {} } });
+    const asked = [];
+    v2.setRequestHandler("elicitation/create", async (req) => {
+      asked.push(req.params.message);
+      return { action: "accept", content: { answer: "blue" } };
+    });
+    await v2.connect(new StreamableHTTPClientTransport(new URL(stack.mcpUrl), {
+      requestInit: { headers: { Authorization: `Bearer ${key}` } } }));
+    const r = await v2.callTool({ name: "ask", arguments: { question: "Favourite colour?" } });
+    assert(r.content[0].text === "answer: blue", JSON.stringify(r));
+    assert(asked.join() === "Favourite colour?", JSON.stringify(asked));
+    await v2.close();
+    const relayed = stack.audit("--type", "server_request").filter((a) => a.actor === "agent-2026");
+    assert(relayed.some((a) => a.method === "elicitation/create" && a.target === "ask" && a.outcome === "ok"),
+           JSON.stringify(relayed));
+  });
+
+  await checks.check("a requestState that was altered, reused or taken to another tool is refused", async () => {
+    const ask = (id, extra = {}) => call(id, "ask", { question: "Again?" },
+                                          { "io.modelcontextprotocol/clientCapabilities": { elicitation: {} } });
+    const first = await post(key, ask(20));
+    const res = first.json.result;
+    assert(res.resultType === "input_required" && res.requestState, first.text);
+    const [inputKey] = Object.keys(res.inputRequests);
+    assert(res.inputRequests[inputKey].method === "elicitation/create", first.text);
+    const retry = (id, state, name = "ask") => {
+      const b = call(id, name, name === "ask" ? { question: "Again?" } : { message: "x" },
+                     { "io.modelcontextprotocol/clientCapabilities": { elicitation: {} } });
+      b.params.requestState = state;
+      b.params.inputResponses = { [inputKey]: { action: "accept", content: { answer: "red" } } };
+      return post(key, b);
+    };
+    const flipped = res.requestState.slice(0, 5) + (res.requestState[5] === "A" ? "B" : "A") +
+                    res.requestState.slice(6);
+    const altered = await retry(21, flipped);
+    assert(altered.json.error?.code === -32602 && /requestState/.test(altered.json.error.message), altered.text);
+    const elsewhere = await retry(22, res.requestState, "echo");
+    assert(elsewhere.json.error?.code === -32602 && /another request/.test(elsewhere.json.error.message),
+           elsewhere.text);
+    const other = narrowish;
+    const stolen = await (async () => {
+      const b = call(23, "ask", { question: "Again?" }, { "io.modelcontextprotocol/clientCapabilities": { elicitation: {} } });
+      b.params.requestState = res.requestState;
+      b.params.inputResponses = {};
+      return post(other, b);
+    })();
+    assert(stolen.json.error?.code === -32602 && /another agent/.test(stolen.json.error.message), stolen.text);
+    const ok = await retry(24, res.requestState);
+    assert(ok.json.id === 24 && ok.json.result?.content?.[0]?.text === "answer: red", ok.text);
+    const again = await retry(25, res.requestState);
+    assert(again.json.error?.code === -32602, again.text);
+  });
+
+  await checks.check("without the capability in its request, the agent is not asked", async () => {
+    const r = await post(key, call(26, "ask", { question: "Q?" }));
+    const failed = r.json.error ?? (r.json.result?.isError ? r.json.result : null);
+    assert(failed && /elicitation/.test(JSON.stringify(failed)), r.text);
+  });
+
   await checks.check("a 2025 agent drives an SDK v2 server's input request as an elicitation", async () => {
     const v1 = new ClientV1({ name: "sdk-v1", version: "1" }, { capabilities: { elicitation: {} } });
     let asked = null;
@@ -283,7 +347,7 @@ try {
     await v1.close();
   });
 
-  await checks.check("a 2026 agent calling the same tool is told it cannot be asked mid-call", async () => {
+  await checks.check("a 2026 agent that did not declare elicitation is refused by that server's tool", async () => {
     const r = await post(key, call(17, "v2.confirm", { what: "the deploy" }));
     assert(r.status === 200, r.text);
     const failed = r.json.error ?? (r.json.result?.isError ? r.json.result : null);
