@@ -139,6 +139,34 @@ void classify(const json::object& answer, AuditRecord& r) {
   r.outcome = "ok";
 }
 
+// The audit record of a server's request the agent answered (`response`, as it goes back):
+// a declined or cancelled elicitation is answered, not failed.
+AuditRecord relayed_record(std::string actor, std::string session, std::string method,
+                           std::string during, std::string connector, std::string server,
+                           int64_t duration_ms, uint64_t bytes_in, uint64_t bytes_out,
+                           const json::object& response) {
+  AuditRecord r;
+  r.type = AuditType::kServerRequest;
+  r.actor = std::move(actor);
+  r.session = std::move(session);
+  r.method = std::move(method);
+  r.target = std::move(during);
+  r.connector = std::move(connector);
+  r.server = std::move(server);
+  r.duration_ms = duration_ms;
+  r.bytes_in = bytes_in;
+  r.bytes_out = bytes_out;
+  classify(response, r);
+  if (auto* res = response.if_contains("result"); res && res->is_object()) {
+    if (auto* a = res->as_object().if_contains("action");
+        a && a->is_string() && a->as_string() != "accept") {
+      r.outcome = "declined";
+      r.detail = json::object{{"action", a->as_string()}};
+    }
+  }
+  return r;
+}
+
 const std::set<std::string, std::less<>> kLogLevels = {"debug", "info",     "notice", "warning",
                                                        "error", "critical", "alert",  "emergency"};
 
@@ -537,27 +565,9 @@ void GatewayCore::agent_response(Session& s, rpc::Message msg, size_t bytes, Clo
   if (it == s.server_requests.end()) return;
   ServerRequest p = std::move(it->second);
   s.server_requests.erase(it);
-  AuditRecord r;
-  r.type = AuditType::kServerRequest;
-  r.actor = s.agent;
-  r.session = s.tag;
-  r.method = p.method;
-  r.target = p.during;
-  r.connector = p.connector;
-  r.server = p.server;
-  r.duration_ms = ms_between(p.started, now);
-  r.bytes_in = bytes;
-  r.bytes_out = p.bytes_out;
-  classify(msg.body, r);
-  // An elicitation the user declined or cancelled is answered, not failed.
-  if (auto* res = msg.body.if_contains("result"); res && res->is_object()) {
-    if (auto* a = res->as_object().if_contains("action");
-        a && a->is_string() && a->as_string() != "accept") {
-      r.outcome = "declined";
-      r.detail = json::object{{"action", a->as_string()}};
-    }
-  }
-  out.push_back(Record{std::move(r), false});
+  out.push_back(Record{relayed_record(s.agent, s.tag, p.method, p.during, p.connector, p.server,
+                                      ms_between(p.started, now), bytes, p.bytes_out, msg.body),
+                       false});
   s.server_request_ids.erase(p.stream + "|" + rpc::id_key(p.original_id));
   msg.body["id"] = p.original_id;
   // Only to the stream the request came on: a later one under the same key never asked.
@@ -1506,25 +1516,12 @@ void GatewayCore::resume(Session& s, rpc::Message msg, size_t bytes, uint64_t ex
       ++it;  // asked again below
       continue;
     }
-    AuditRecord rec;
-    rec.type = AuditType::kServerRequest;
-    rec.actor = s.agent;
-    rec.session = s.tag;
-    rec.method = it->second.method;
-    rec.target = c->target;
-    rec.connector = c->connector.id();
-    rec.server = c->server;
-    rec.duration_ms = ms_between(it->second.asked, now);
-    rec.bytes_in = bytes;
-    rec.bytes_out = it->second.bytes;
-    rec.outcome = "ok";
-    if (auto* a = answer->as_object().if_contains("action");
-        a && a->is_string() && a->as_string() != "accept") {
-      rec.outcome = "declined";
-      rec.detail = json::object{{"action", a->as_string()}};
-    }
-    out.push_back(Record{std::move(rec), false});
-    send(s, c->stream, rpc::make_result(it->second.server_id, answer->as_object()), out);
+    const json::object response = rpc::make_result(it->second.server_id, answer->as_object());
+    out.push_back(Record{
+        relayed_record(s.agent, s.tag, it->second.method, c->target, c->connector.id(), c->server,
+                       ms_between(it->second.asked, now), bytes, it->second.bytes, response),
+        false});
+    send(s, c->stream, response, out);
     it = c->inputs.erase(it);
   }
   // This request now waits for the call's answer.

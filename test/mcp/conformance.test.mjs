@@ -7,10 +7,9 @@
 // adds the agent key and passes everything else (Host, Origin included) through.
 import { execFile, spawn } from "node:child_process";
 import fs from "node:fs";
-import http from "node:http";
 import path from "node:path";
 import { promisify } from "node:util";
-import { Stack, Checks, assert, freePort, waitFor, PEERS } from "./lib/stack.mjs";
+import { Stack, Checks, assert, freePort, keyProxy, waitFor, PEERS } from "./lib/stack.mjs";
 
 const run = promisify(execFile);
 const checks = new Checks("conformance");
@@ -52,7 +51,6 @@ try {
   direct = spawn(process.execPath, [FIXTURE, "http", String(directPort)], { stdio: "ignore" });
   await waitFor("fixture on HTTP", async () =>
     (await fetch(`http://127.0.0.1:${directPort}/mcp`).catch(() => null)) !== null);
-  const proxyPort = await freePort();
   await stack.startAirlockd();  // the default config: loopback origins are served
   stack.startTunnel("conformance", `servers:
   - name: fixture
@@ -62,20 +60,11 @@ try {
   stack.applyTools("tools:\n  - {name: conformance, mcp_tunnel: conformance, server: fixture}\n");
   await stack.waitAvailable("conformance");
   const key = stack.agentKey("conformance-suite", "*");
-  const target = new URL(stack.mcpUrl);
-  proxy = http.createServer((req, res) => {
-    const up = http.request({ host: target.hostname, port: target.port, path: req.url,
-                              method: req.method,
-                              headers: { ...req.headers, authorization: `Bearer ${key}` } },
-      (r) => { res.writeHead(r.statusCode, r.headers); r.pipe(res); });
-    up.on("error", () => { res.writeHead(502); res.end(); });
-    req.pipe(up);
-  });
-  await new Promise((r) => proxy.listen(proxyPort, "127.0.0.1", r));
+  proxy = await keyProxy(stack.mcpUrl, key);
 
   const out = path.join(stack.dir, "conformance");
   const viaDirect = await suite(`http://127.0.0.1:${directPort}/mcp`, path.join(out, "direct"));
-  const viaAirlock = await suite(`http://127.0.0.1:${proxyPort}/mcp`, path.join(out, "airlock"));
+  const viaAirlock = await suite(proxy.url, path.join(out, "airlock"));
   const expected = expectedFailures();
 
   await checks.check(`the fixture passes every check when run directly (${viaDirect.size} checks)`, async () => {

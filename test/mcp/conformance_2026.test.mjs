@@ -10,10 +10,9 @@
 // conformance.test.mjs with the suite's 0.1.13.)
 import { execFile } from "node:child_process";
 import fs from "node:fs";
-import http from "node:http";
 import path from "node:path";
 import { promisify } from "node:util";
-import { Stack, Checks, assert, freePort, PEERS } from "./lib/stack.mjs";
+import { Stack, Checks, assert, keyProxy, PEERS } from "./lib/stack.mjs";
 
 const run = promisify(execFile);
 const checks = new Checks("conformance 2026-07-28");
@@ -42,18 +41,8 @@ try {
   await stack.waitAvailable("conformance");
   const key = stack.agentKey("conformance-suite", "*");
   // The suite sends no Authorization header: a loopback proxy adds the agent key.
-  const target = new URL(stack.mcpUrl);
-  const proxyPort = await freePort();
-  proxy = http.createServer((req, res) => {
-    const up = http.request({ host: target.hostname, port: target.port, path: req.url,
-                              method: req.method,
-                              headers: { ...req.headers, authorization: `Bearer ${key}` } },
-      (r) => { res.writeHead(r.statusCode, r.headers); r.pipe(res); });
-    up.on("error", () => { res.writeHead(502); res.end(); });
-    req.pipe(up);
-  });
-  await new Promise((r) => proxy.listen(proxyPort, "127.0.0.1", r));
-  const url = `http://127.0.0.1:${proxyPort}/mcp`;
+  proxy = await keyProxy(stack.mcpUrl, key);
+  const url = proxy.url;
 
   // One call first: the agent's first request through a stdio server starts that server's
   // process (a few hundred ms), longer than some probes of the suite wait for a first frame.

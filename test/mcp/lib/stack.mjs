@@ -3,6 +3,7 @@
 // through the real binaries and the airlock CLI. Every wait has a deadline.
 import { spawn, execFileSync } from "node:child_process";
 import fs from "node:fs";
+import http from "node:http";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -167,6 +168,24 @@ export class Stack {
                            p.on("exit", () => { clearTimeout(t); r(); }); })));
     if (!process.env.AIRLOCK_KEEP_TEST_DIR) fs.rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+// A loopback proxy in front of `mcpUrl` that adds `Authorization: Bearer <key>` and passes
+// everything else (Host and Origin included) through: for clients, such as the conformance
+// suite, that send no Authorization header. Returns its URL and a close().
+export async function keyProxy(mcpUrl, key) {
+  const target = new URL(mcpUrl);
+  const server = http.createServer((req, res) => {
+    const up = http.request({ host: target.hostname, port: target.port, path: req.url,
+                              method: req.method,
+                              headers: { ...req.headers, authorization: `Bearer ${key}` } },
+      (r) => { res.writeHead(r.statusCode, r.headers); r.pipe(res); });
+    up.on("error", () => { res.writeHead(502); res.end(); });
+    req.pipe(up);
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  return { url: `http://127.0.0.1:${server.address().port}${target.pathname}`,
+           close: () => server.close() };
 }
 
 // Minimal TAP-ish runner: every check prints a line; any failure makes the exit code 1.
