@@ -229,7 +229,7 @@ try {
   });
   await checks.check("pagination: opaque cursors cover every tool once", async () => {
     const all = await allTools(client);
-    assert(new Set(all).size === all.length && all.length === 16, all.join(","));
+    assert(new Set(all).size === all.length && all.length === 18, all.join(","));  // 9 fixture tools, two prefixes
     const bad = await client.listTools({ cursor: "not-a-cursor" }).catch((e) => e);
     assert(bad instanceof Error && /cursor/.test(bad.message), String(bad));
   });
