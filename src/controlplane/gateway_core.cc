@@ -1217,14 +1217,15 @@ Effects GatewayCore::refuse_by_headers(const Agent& agent, const RequestHeaders&
 }
 
 // The agent's context for modern requests: created on its first, ended when idle.
-GatewayCore::Session& GatewayCore::context_of(const Agent& agent, Clock::time_point now) {
+GatewayCore::Session& GatewayCore::context_of(const Agent& agent, Clock::time_point now,
+                                              Out& out) {
   const std::string id = "agent/" + agent.name;
   auto& slot = sessions_[id];
   if (!slot || slot->scope != agent.scope) {
     if (slot) {
-      // The agent's keys changed scope: what the old context listed no longer holds.
-      Out ignored;
-      close_session(*slot, "the agent's scope changed", now, ignored);
+      // The agent's keys changed scope: what the old context listed no longer holds. Its
+      // calls are answered, its listeners told, its streams closed, as for any session.
+      close_session(*slot, "the agent's scope changed", now, out);
     }
     slot = std::make_unique<Session>();
     Session& s = *slot;
@@ -1312,7 +1313,7 @@ Effects GatewayCore::modern_request(const Agent& agent, const RequestHeaders& he
                     "with initialize)",
                 json::object{{"supported", std::move(supported)}, {"requested", requested}});
   }
-  Session& s = context_of(agent, now);
+  Session& s = context_of(agent, now, out);
   modern(s, std::move(msg), bytes, exchange, now, out);
   return out;
 }

@@ -222,7 +222,7 @@ class GatewayCore {
   void list_page(Session& s, const jsonrpc::Message& msg, uint64_t exchange,
                  std::vector<json::object> items, const char* key, Out& out);
 
-  Session& context_of(const Agent& agent, gateway::Clock::time_point now);
+  Session& context_of(const Agent& agent, gateway::Clock::time_point now, Out& out);
   void modern(Session& s, jsonrpc::Message msg, size_t bytes, uint64_t exchange,
               gateway::Clock::time_point now, Out& out);
   void listen(Session& s, const jsonrpc::Message& msg, uint64_t exchange, Out& out);

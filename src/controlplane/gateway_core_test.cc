@@ -747,5 +747,28 @@ TEST_F(ModernTest, AStateOutlivesNeitherItsDeadlineNorItsCall) {
   EXPECT_EQ(answer(late, 41).at("error").at("code"), rpc::kInvalidParams);
 }
 
+TEST_F(ModernTest, ANewScopeEndsTheOldContextAsASessionEnds) {
+  auto sent = modern(call(1, "find"), 50);
+  const std::string stream = only<OpenUpstream>(sent).at(0).stream;
+  modern(std::string(R"({"jsonrpc":"2.0","id":"s","method":"subscriptions/listen","params":{)"
+                     R"("notifications":{"toolsListChanged":true},)") +
+             kMeta + "}}",
+         51);
+  // The agent's scope changed (an admin edited it): the next request starts a new context.
+  auto next = core.modern_request(
+      {"bob", {"find"}}, {"2026-07-28", "tools/list", ""},
+      message(std::string(R"({"jsonrpc":"2.0","id":2,"method":"tools/list","params":{)") + kMeta +
+              "}}"),
+      10, 52, now);
+  EXPECT_EQ(answer(next, 50).at("error").at("code"), rpc::kUpstreamUnavailable)
+      << "the call in flight is answered";
+  EXPECT_EQ(answer(next, 51).at("id"), "s") << "the listener is told its subscription ended";
+  auto closed = only<CloseUpstream>(next);
+  ASSERT_EQ(closed.size(), 1u);
+  EXPECT_EQ(closed[0].stream, stream);
+  ASSERT_EQ(only<SessionEnded>(next).size(), 1u);
+  EXPECT_EQ(answer(next, 52).at("result").at("tools").as_array().size(), 1u) << "the new scope";
+}
+
 }  // namespace
 }  // namespace airlock::controlplane
