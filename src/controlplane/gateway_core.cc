@@ -404,15 +404,9 @@ std::string GatewayCore::unknown_tool_message(const std::string& name) const {
 
 // ---- delivery ------------------------------------------------------------------------------
 
-void GatewayCore::to_agent(Session& s, uint64_t exchange, const json::object& msg, bool final,
-                           Out& out) {
+void GatewayCore::to_agent(Session& s, uint64_t exchange, json::object msg, bool final, Out& out) {
   if (exchange == 0 && s.stateless) return;  // no GET stream in the modern revision
-  if (s.stateless && msg.contains("result")) {
-    json::object m = msg;
-    modernize(m, "");
-    out.push_back(ToAgent{s.id, exchange, json::serialize(m), final});
-    return;
-  }
+  if (s.stateless) modernize(msg, "");
   out.push_back(ToAgent{s.id, exchange, json::serialize(msg), final});
 }
 
@@ -1173,6 +1167,15 @@ size_t GatewayCore::calls_of(const std::string& id) const {
 }
 
 // ---- the modern revision (2026-07-28) -------------------------------------------------------
+
+bool GatewayCore::session_version(std::string_view version) { return supported_version(version); }
+
+bool GatewayCore::is_modern(const rpc::Message& msg, std::string_view header_version) {
+  if (header_version == kModern) return true;
+  const json::object* params = msg.params();
+  const json::value* meta = params ? params->if_contains("_meta") : nullptr;
+  return meta && meta->is_object() && meta->as_object().contains(kMetaVersion);
+}
 
 const std::vector<std::string>& GatewayCore::supported_versions() {
   static const std::vector<std::string> versions{std::string(kModern), "2025-11-25", "2025-06-18",

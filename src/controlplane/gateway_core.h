@@ -10,8 +10,11 @@
 // client's capabilities, one server stream per (connector, server) it reached, the calls in
 // flight on them (deadline, progress token, byte and redaction counts for the audit record),
 // the server-to-client requests relayed to the agent (under ids of the session's own), the
-// sandbox sessions it lost, its log level, and which list signatures it last saw. What is
-// routed where comes from the catalog the shell hands it. One thread; not thread-safe.
+// sandbox sessions it lost, its log level, and which list signatures it last saw. A 2026-07-28
+// request has no session: it runs in a context of its agent's own (a session without an id)
+// whose calls are keyed by exchange, and a session-based server's questions reach it as
+// input_required results with a signed requestState. What is routed where comes from the
+// catalog the shell hands it. One thread; not thread-safe.
 #pragma once
 
 #include <boost/json/object.hpp>
@@ -159,6 +162,11 @@ class GatewayCore {
   static std::optional<std::string> decode_header_value(std::string_view value);
   // The protocol versions /mcp serves, newest first.
   static const std::vector<std::string>& supported_versions();
+  // Whether `version` is one served in sessions (after initialize).
+  static bool session_version(std::string_view version);
+  // Whether a request is of the 2026-07-28 revision: its _meta names a protocol version, or
+  // its MCP-Protocol-Version header (`header_version`) is 2026-07-28.
+  static bool is_modern(const jsonrpc::Message& msg, std::string_view header_version);
 
   // Any other message of the agent on session `id`: `bytes` its size on the wire; a request's
   // answer and what belongs to it go to `exchange` (non-zero, unique among those in flight).
@@ -196,7 +204,7 @@ class GatewayCore {
   struct Stream;
 
   using Out = gateway::Effects;
-  void to_agent(Session& s, uint64_t exchange, const json::object& msg, bool final, Out& out);
+  void to_agent(Session& s, uint64_t exchange, json::object msg, bool final, Out& out);
   void to_call(Session& s, Call& c, const json::object& msg, bool final, Out& out);
   void complete(Session& s, const std::string& key, json::object answer,
                 gateway::Clock::time_point now, Out& out);

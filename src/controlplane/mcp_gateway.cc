@@ -32,10 +32,6 @@ struct Overloaded : F... {
 template <class... F>
 Overloaded(F...) -> Overloaded<F...>;
 
-bool supported_version(std::string_view v) {
-  return v == "2025-11-25" || v == "2025-06-18" || v == "2025-03-26";
-}
-
 HttpResponse rpc_error_http(int status, const json::value& id, int code, std::string_view msg,
                             json::value data = nullptr) {
   return HttpResponse::json(status,
@@ -52,14 +48,6 @@ HttpResponse unsupported_version(const std::string& requested) {
           "'; airlockd supports 2026-07-28 (without a session) and 2025-11-25, "
           "2025-06-18 and 2025-03-26 (after initialize)",
       json::object{{"supported", std::move(supported)}, {"requested", requested}});
-}
-
-// Whether a request names its protocol version in its _meta: the modern revision's mark.
-bool names_version_in_meta(const rpc::Message& msg) {
-  const json::object* params = msg.params();
-  const json::value* meta = params ? params->if_contains("_meta") : nullptr;
-  return meta && meta->is_object() &&
-         meta->as_object().contains("io.modelcontextprotocol/protocolVersion");
 }
 
 // ------------------------------------------------------------------------------------------
@@ -589,7 +577,7 @@ struct McpGateway::Impl {
     }
     if (req.method == "POST") co_return co_await handle_post(req, *agent);
     const std::string pv = req.header("mcp-protocol-version");
-    if (!pv.empty() && !supported_version(pv)) co_return unsupported_version(pv);
+    if (!pv.empty() && !GatewayCore::session_version(pv)) co_return unsupported_version(pv);
     const std::string sid = req.header("mcp-session-id");
     if (!sid.empty() && !core->touch(sid, agent->name, Clock::now())) {
       co_return rpc_error_http(404, nullptr, rpc::kInvalidRequest,
@@ -695,11 +683,11 @@ struct McpGateway::Impl {
       co_return rpc_error_http(400, nullptr, batch ? rpc::kInvalidRequest : rpc::kParseError,
                                (batch ? "" : "Parse error: ") + error);
     }
-    if (headers.protocol_version == GatewayCore::supported_versions().front() ||
-        names_version_in_meta(*msg)) {
+    if (GatewayCore::is_modern(*msg, headers.protocol_version)) {
       co_return co_await modern_post(who, headers, std::move(*msg), req.body.size());
     }
-    if (!headers.protocol_version.empty() && !supported_version(headers.protocol_version)) {
+    if (!headers.protocol_version.empty() &&
+        !GatewayCore::session_version(headers.protocol_version)) {
       co_return unsupported_version(headers.protocol_version);
     }
     const std::string sid = req.header("mcp-session-id");

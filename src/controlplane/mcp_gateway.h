@@ -1,6 +1,7 @@
-// McpGateway: airlockd's /mcp endpoint — one MCP server (Streamable HTTP, revisions 2025-11-25,
-// 2025-06-18 and 2025-03-26) that offers each agent every tool its key allows, from every live
-// connector (tunnels and sandboxes). It is the HTTP/SSE shell over GatewayCore
+// McpGateway: airlockd's /mcp endpoint — one MCP server (Streamable HTTP: revision 2026-07-28
+// without a session, and 2025-11-25, 2025-06-18 and 2025-03-26 in sessions, told apart per
+// request) that offers each agent every tool its key allows, from every live connector
+// (tunnels and sandboxes). It is the HTTP/SSE shell over GatewayCore
 // (gateway_core.h), which decides sessions, routing, deadlines and what each agent is told: this
 // class authenticates agent keys, turns requests into the core's events, and carries out its
 // effects — streams to connectors (the connector holds the matching MCP session on its side),
