@@ -263,6 +263,26 @@ try {
     prompts.close();
   });
 
+  await checks.check("closing a modern call's response stream cancels the call at the server", async () => {
+    const ac = new AbortController();
+    const body = call(40, "slow", { ms: 3000, progress: true }, { progressToken: "gone" });
+    const r = await fetch(stack.mcpUrl, { method: "POST", signal: ac.signal, body: JSON.stringify(body),
+      headers: { "Content-Type": "application/json", Accept: "application/json, text/event-stream",
+                 Authorization: `Bearer ${key}`, "MCP-Protocol-Version": V, "Mcp-Method": "tools/call",
+                 "Mcp-Name": "slow" } });
+    assert(r.headers.get("content-type").includes("text/event-stream"), r.headers.get("content-type"));
+    const reader = r.body.getReader();
+    let seen = "";
+    while (!seen.includes("notifications/progress")) {
+      const { value, done } = await reader.read();
+      assert(!done, "the stream ended before any progress: " + seen);
+      seen += new TextDecoder().decode(value);
+    }
+    ac.abort();
+    await waitFor("the call audited as cancelled", () => stack.audit("--type", "call").some(
+      (a) => a.actor === "agent-2026" && a.target === "slow" && a.error_class === "cancelled"), 10000);
+  });
+
   await checks.check("an Mcp-Session-Id on a modern request is ignored, never echoed", async () => {
     const r = await post(key, { jsonrpc: "2.0", id: 16, method: "tools/list", params: { _meta: meta() } },
                          { headers: { "Mcp-Session-Id": "f".repeat(64) } });
@@ -356,7 +376,10 @@ try {
 
   await checks.check("every modern call is in the audit log as the agent's", async () => {
     const calls = stack.audit("--type", "call").filter((a) => a.actor === "agent-2026" && a.target === "slow");
-    assert(calls.length >= 2 && calls.every((c) => c.outcome === "ok" && c.connector === "tunnel/fx"),
+    // Two answered (the shared id and token), one cancelled by closing its stream.
+    assert(calls.filter((c) => c.outcome === "ok").length >= 2 &&
+           calls.every((c) => c.connector === "tunnel/fx" &&
+                              (c.outcome === "ok" || c.error_class === "cancelled")),
            JSON.stringify(calls));
   });
 } catch (e) {
