@@ -10,6 +10,7 @@
 
 #include "common/config_util.h"
 #include "common/encoding.h"
+#include "common/mcp_revision.h"
 #include "common/stream_contract.h"
 
 namespace airlock::controlplane {
@@ -20,13 +21,13 @@ namespace {
 const char* const kVersions[] = {"2025-11-25", "2025-06-18", "2025-03-26"};
 constexpr const char* kLatest = "2025-11-25";
 // The stateless revision, and its per-request _meta keys.
-constexpr std::string_view kModern = "2026-07-28";
-constexpr std::string_view kMetaVersion = "io.modelcontextprotocol/protocolVersion";
-constexpr std::string_view kMetaCapabilities = "io.modelcontextprotocol/clientCapabilities";
-constexpr std::string_view kMetaLogLevel = "io.modelcontextprotocol/logLevel";
-constexpr std::string_view kMetaSubscription = "io.modelcontextprotocol/subscriptionId";
-constexpr std::string_view kMetaServerInfo = "io.modelcontextprotocol/serverInfo";
-constexpr std::string_view kMetaPrefix = "io.modelcontextprotocol/";
+constexpr std::string_view kModern = mcp::kStatelessRevision;
+using mcp::kMetaCapabilities;
+using mcp::kMetaLogLevel;
+using mcp::kMetaPrefix;
+using mcp::kMetaServerInfo;
+using mcp::kMetaSubscription;
+using mcp::kMetaVersion;
 // How long a modern agent may reuse a list: the catalog follows connectors as they come and
 // go, and subscriptions/listen tells listeners at once.
 constexpr int64_t kListTtlMs = 10000;
@@ -1181,15 +1182,6 @@ const std::vector<std::string>& GatewayCore::supported_versions() {
   static const std::vector<std::string> versions{std::string(kModern), "2025-11-25", "2025-06-18",
                                                  "2025-03-26"};
   return versions;
-}
-
-std::optional<std::string> GatewayCore::decode_header_value(std::string_view value) {
-  constexpr std::string_view kOpen = "=?base64?", kClose = "?=";
-  if (!value.starts_with(kOpen) || !value.ends_with(kClose) ||
-      value.size() < kOpen.size() + kClose.size()) {
-    return std::string(value);
-  }
-  return from_base64(value.substr(kOpen.size(), value.size() - kOpen.size() - kClose.size()));
 }
 
 Effects GatewayCore::refuse_by_headers(const Agent& agent, const RequestHeaders& headers,

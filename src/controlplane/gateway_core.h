@@ -158,8 +158,6 @@ class GatewayCore {
   // before the body is read. Empty when the headers allow it.
   gateway::Effects refuse_by_headers(const Agent& agent, const gateway::RequestHeaders& headers,
                                      uint64_t exchange, gateway::Clock::time_point now);
-  // Mcp-Name and Mcp-Param-* values: "=?base64?…?=" is decoded; nullopt when that is malformed.
-  static std::optional<std::string> decode_header_value(std::string_view value);
   // The protocol versions /mcp serves, newest first.
   static const std::vector<std::string>& supported_versions();
   // Whether `version` is one served in sessions (after initialize).

@@ -9,6 +9,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "common/mcp_revision.h"
 #include "common/stream_contract.h"
 
 namespace airlock::controlplane {
@@ -594,8 +595,14 @@ TEST_F(ModernTest, HeadersAloneRefuseAToolOutsideTheScope) {
           .empty());
   EXPECT_TRUE(
       core.refuse_by_headers({"bob", {"find"}}, {"2026-07-28", "tools/list", ""}, 9, now).empty());
-  EXPECT_EQ(GatewayCore::decode_header_value("=?base64?ZmluZA==?="), "find");
-  EXPECT_FALSE(GatewayCore::decode_header_value("=?base64?!!?="));
+  EXPECT_EQ(mcp::decode_header_value("=?base64?ZmluZA==?="), "find");
+  EXPECT_FALSE(mcp::decode_header_value("=?base64?!!?="));
+  // What mcp-tunnel sends a 2026 server: plain ASCII as it is, anything else encoded.
+  EXPECT_EQ(mcp::encode_header_value("find"), "find");
+  for (std::string_view v : {"grüße", " padded", "=?base64?Zg==?=", "tab\there"}) {
+    EXPECT_NE(mcp::encode_header_value(v), v);
+    EXPECT_EQ(mcp::decode_header_value(mcp::encode_header_value(v)), v);
+  }
 }
 
 TEST_F(ModernTest, ClosingTheResponseStreamCancelsTheCall) {

@@ -14,6 +14,7 @@
 
 #include "common/jsonrpc.h"
 #include "common/log.h"
+#include "common/mcp_revision.h"
 #include "common/stream_contract.h"
 #include "common/token.h"
 #include "controlplane/access.h"
@@ -658,7 +659,7 @@ struct McpGateway::Impl {
     const GatewayCore::Agent who{agent.name, agent.tools};
     gateway::RequestHeaders headers{req.header("mcp-protocol-version"), req.header("mcp-method"),
                                     ""};
-    if (auto name = GatewayCore::decode_header_value(req.header("mcp-name"))) {
+    if (auto name = mcp::decode_header_value(req.header("mcp-name"))) {
       headers.name = std::move(*name);
     } else {
       co_return rpc_error_http(400, nullptr, rpc::kHeaderMismatch,

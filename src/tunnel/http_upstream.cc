@@ -2,6 +2,9 @@
 // every message is a POST; answers come back as JSON or as an SSE stream whose messages are
 // tagged with the request they belong to; a GET stream carries what the server sends on its
 // own; the session id from initialize rides on every request; 404 means the session is gone.
+// A server used without a session (2026-07-28) gets, per request, the revision's
+// MCP-Protocol-Version, Mcp-Method and Mcp-Name headers taken from the message, no GET stream,
+// and no resumption; abandoning a request closes its connection, which cancels it there.
 // Connections are kept alive and reused. This is the only TU of mcp-tunnel that instantiates
 // Beast's HTTP templates.
 #include <spdlog/spdlog.h>
@@ -20,6 +23,7 @@
 #include <set>
 
 #include "common/jsonrpc.h"
+#include "common/mcp_revision.h"
 #include "common/tls.h"
 #include "tunnel/upstream.h"
 
@@ -56,9 +60,14 @@ struct State : std::enable_shared_from_this<State> {
   tls::ClientOptions tls_options;
   std::string session_id;
   std::string protocol_version;
+  bool stateless = false;  // 2026-07-28: no session; headers from each message
   bool closed = false;
   std::vector<std::unique_ptr<Conn>> idle;
   std::set<Conn*> active;
+  // Requests in flight by id key, with the connection carrying each (null while dialing), and
+  // those abandoned meanwhile.
+  std::map<std::string, Conn*> in_flight;
+  std::set<std::string> abandoned;
 
   std::string where() const { return "http server '" + server.name + "' (" + server.url + ")"; }
 
@@ -133,6 +142,28 @@ struct State : std::enable_shared_from_this<State> {
     req.body() = std::move(body);
     req.prepare_payload();
     return req;
+  }
+
+  // 2026-07-28: what the body says, repeated in headers so that the server (and anything in
+  // between) can route and authorize without parsing it.
+  static void set_revision_headers(http::request<http::string_body>& req,
+                                   const json::object& message) {
+    const json::value* params = message.if_contains("params");
+    const json::object* p = params && params->is_object() ? &params->as_object() : nullptr;
+    const json::value* meta = p ? p->if_contains("_meta") : nullptr;
+    const json::value* version =
+        meta && meta->is_object() ? meta->as_object().if_contains(mcp::kMetaVersion) : nullptr;
+    const json::value* method = message.if_contains("method");
+    if (!version || !version->is_string() || !method || !method->is_string()) return;
+    req.set("MCP-Protocol-Version", std::string_view(version->as_string()));
+    req.set("Mcp-Method", std::string_view(method->as_string()));
+    const bool by_uri = method->as_string() == "resources/read";
+    if (by_uri || method->as_string() == "tools/call" || method->as_string() == "prompts/get") {
+      const json::value* name = p->if_contains(by_uri ? "uri" : "name");
+      if (name && name->is_string()) {
+        req.set("Mcp-Name", mcp::encode_header_value(std::string_view(name->as_string())));
+      }
+    }
   }
 
   // One exchange on `c`: writes `req`, reads the header into `parser`. Visits the stream type.
@@ -216,8 +247,19 @@ struct State : std::enable_shared_from_this<State> {
     const std::string method =
         message.contains("method") ? std::string(message.at("method").as_string()) : "";
     std::string body = json::serialize(message);
+    // Registered as in flight for abandon(); forgotten however this ends.
+    struct InFlight {
+      State& st;
+      std::string key;
+      ~InFlight() {
+        st.in_flight.erase(key);
+        st.abandoned.erase(key);
+      }
+    } tracked{*this, id ? "r" + jsonrpc::id_key(*id) : std::string()};
+    if (id) in_flight[tracked.key] = nullptr;
+    auto gave_up = [&] { return id && abandoned.count(tracked.key) > 0; };
     for (int attempt = 0; attempt < 2; ++attempt) {
-      if (closed) co_return;
+      if (closed || gave_up()) co_return;
       std::unique_ptr<Conn> c;
       const bool reused = !idle.empty();
       if (reused) {
@@ -234,8 +276,14 @@ struct State : std::enable_shared_from_this<State> {
           co_return;
         }
       }
+      if (gave_up()) {
+        idle.push_back(std::move(c));
+        co_return;
+      }
       active.insert(c.get());
+      if (id) in_flight[tracked.key] = c.get();
       auto req = make_request(http::verb::post, body);
+      set_revision_headers(req, message);
       if (std::string cerr; !add_credentials(req, cerr)) {
         active.erase(c.get());
         idle.push_back(std::move(c));
@@ -255,6 +303,7 @@ struct State : std::enable_shared_from_this<State> {
         ec = co_await exchange(*c->plain, *c, req, parser, server.request_timeout);
       if (ec) {
         active.erase(c.get());
+        if (gave_up()) co_return;
         if (reused && !closed) continue;  // a kept-alive connection the server had closed
         if (id) {
           answer_error(*id, where() + " did not answer: " +
@@ -294,8 +343,8 @@ struct State : std::enable_shared_from_this<State> {
         else
           sec = co_await read_sse(*c->plain, *c, parser, id, last_id, answered, retry);
         if (sec) reusable = false;
-        if (id && !answered && !closed) {
-          if (!last_id.empty()) {
+        if (id && !answered && !closed && !gave_up()) {
+          if (!last_id.empty() && !stateless) {
             // 2025-11-25: the server may close a response stream early; resume it by GET.
             asio::co_spawn(ex, get_stream(self, last_id, id, retry.value_or(0)), asio::detached);
           } else {
@@ -472,6 +521,10 @@ class HttpTransport final : public UpstreamTransport {
   }
 
   void initialized(const std::string& protocol_version) override {
+    if (protocol_version == mcp::kStatelessRevision) {
+      state_->stateless = true;  // no session: nothing to resume, no GET stream to open
+      return;
+    }
     state_->protocol_version = protocol_version;
     asio::co_spawn(state_->ex, state_->get_stream(state_, "", std::nullopt, 0), asio::detached);
   }
@@ -489,6 +542,14 @@ class HttpTransport final : public UpstreamTransport {
     }
   }
   bool closed() const override { return state_->closed || state_->inbox.failed(); }
+
+  void abandon(const json::value& id) override {
+    auto& st = *state_;
+    auto it = st.in_flight.find("r" + jsonrpc::id_key(id));
+    if (it == st.in_flight.end()) return;
+    st.abandoned.insert(it->first);
+    if (it->second) it->second->abort();
+  }
 
  private:
   std::shared_ptr<State> state_;

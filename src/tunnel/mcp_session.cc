@@ -28,7 +28,10 @@ UpstreamSession::UpstreamSession(asio::any_io_executor ex, const UpstreamServer&
       injection_(std::move(injection)),
       children_(std::move(children)),
       deliver_(std::move(deliver)),
-      core_(server.name, std::move(client)) {}
+      core_(server.name, std::move(client), SessionCore::kRestartPolicy, std::random_device{}(),
+            session::Mode{
+                .discover = server.url.starts_with("http://") || server.url.starts_with("https://"),
+                .listen = injection_.inventory}) {}
 
 UpstreamSession::~UpstreamSession() {
   if (transport_) transport_->close();
@@ -62,6 +65,9 @@ void UpstreamSession::apply(session::Effects effects) {
                 spdlog::warn("server '{}': upstream session ended: {}", server_.name, s.why);
               }
               close_transport();
+            },
+            [&](session::Abandon& a) {
+              if (transport_) transport_->abandon(json::value(a.id));
             },
             [&](session::OwnReply& o) {
               auto it = waiters_.find(o.id);

@@ -10,7 +10,12 @@
 // downstream id); the initialize handshake; and the retry policy — when the session ends,
 // idempotent requests in flight are sent again once on the next session, a tools/call is
 // answered with an error and never replayed; starts after a failure wait a full-jitter
-// backoff (common/backoff). One thread; not thread-safe.
+// backoff (common/backoff).
+//
+// An http(s) server is first asked `server/discover`: one that serves MCP 2026-07-28 gets no
+// session at all — no initialize, every request carries the `_meta` envelope instead, its
+// input_required results become requests for the agent and its retries (stateless_upstream.h).
+// Any other answer falls back to initialize. One thread; not thread-safe.
 #pragma once
 
 #include <boost/json/object.hpp>
@@ -62,7 +67,22 @@ struct OwnReply {
   std::optional<json::object> reply;
   std::string error;
 };
-using Effect = std::variant<Transmit, Deliver, Start, Ready, Stop, OwnReply>;
+// Stop waiting for upstream request `id`: a 2026-07-28 server's request is cancelled by closing
+// the stream that carries its answer.
+struct Abandon {
+  int64_t id = 0;
+};
+using Effect = std::variant<Transmit, Deliver, Start, Ready, Stop, OwnReply, Abandon>;
+
+// How a session starts. `discover`: ask server/discover first and, when the server serves
+// 2026-07-28, use it without a session (http(s) servers). `listen`: on such a server, keep a
+// subscriptions/listen open for the list changes it announces (the tunnel's inventory
+// session, which refreshes the catalog on them).
+struct Mode {
+  bool discover = false;
+  bool listen = false;
+};
+
 using Effects = std::vector<Effect>;
 }  // namespace session
 
@@ -73,7 +93,7 @@ class SessionCore {
   // `server`: its name, for error messages. `client`: the initialize params to present (the
   // agent's own protocolVersion, capabilities and clientInfo; defaults filled in).
   SessionCore(std::string server, json::object client, BackoffPolicy restarts = kRestartPolicy,
-              uint64_t seed = std::random_device{}());
+              uint64_t seed = std::random_device{}(), session::Mode mode = {});
 
   // A message from downstream. Requests get an upstream id and start a session when there is
   // none; notifications/cancelled is mapped to the upstream id (and forgets the request);
@@ -101,6 +121,8 @@ class SessionCore {
   session::Effects close();
 
   State state() const { return state_; }
+  // The server serves 2026-07-28 and is used without a session.
+  bool stateless() const { return stateless_; }
   uint64_t attempt() const { return attempt_; }
   const json::object& server_init() const { return server_init_; }
   const std::string& last_error() const { return last_error_; }
@@ -120,10 +142,34 @@ class SessionCore {
     bool own = false;
     bool retried = false;
     bool sent = false;  // transmitted on the current session
+    // 2026-07-28: the answers of the current input_required round, by key, while `awaiting`
+    // are still out with the agent, and the server's requestState to send back with them.
+    json::object answers;
+    size_t awaiting = 0;
+    std::optional<json::value> request_state;
+  };
+  // An input request of a stateless server, sent downstream under an id of its own.
+  struct Input {
+    int64_t upstream = 0;  // the call it belongs to
+    std::string key;       // its key in inputRequests / inputResponses
+    std::string method;
   };
 
   void ensure_started(session::Clock::time_point now, session::Effects& out);
   void transmit_unsent(session::Effects& out);
+  // Sends `id` upstream — as it is in a session, enveloped to a stateless server, or answered
+  // here when that revision lacks the method. False when it was answered (and forgotten).
+  bool transmit(int64_t id, session::Effects& out);
+  void discovered(const json::object& answer, session::Clock::time_point now,
+                  session::Effects& out);
+  void ready(const std::string& version, session::Clock::time_point now, session::Effects& out);
+  // A stateless server's answer to `p` (upstream `id`) asked for input: its requests go to the
+  // agent. False when the answer is not input_required.
+  bool ask_for_input(int64_t id, Pending& p, const json::object& answer, session::Effects& out);
+  // The agent answered input request `msg` (a response): the call is sent again once every
+  // request of its round is answered.
+  void input_answered(json::object answer, session::Effects& out);
+  void forget_inputs(int64_t upstream);
   void fail(Pending& p, int code, const std::string& message, session::Effects& out);
   // Fails every request: downstream ones with `message`, own ones with `own_message`.
   void fail_all(const std::string& message, const std::string& own_message, session::Effects& out);
@@ -145,6 +191,15 @@ class SessionCore {
   uint64_t restarts_ = 0;
   bool ever_ready_ = false;
   std::string last_error_;
+
+  session::Mode mode_;
+  bool probe_ = false;  // ask server/discover at the next start
+  bool stateless_ = false;
+  int64_t discover_id_ = 0;  // the server/discover of the current start, 0 when none
+  int64_t listen_id_ = 0;    // the open subscriptions/listen, 0 when none
+  std::string log_level_;    // set by logging/setLevel; sent with each stateless request
+  uint64_t next_input_ = 1;
+  std::map<std::string, Input> inputs_;  // downstream id key of an input request -> it
 };
 
 // Methods that are safe to send again after the upstream session was re-initialized.

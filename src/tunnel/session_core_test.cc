@@ -225,5 +225,237 @@ TEST_F(Core, MalformedMessagesAreDroppedWithoutEffects) {
   EXPECT_EQ(core.pending(), 1u);
 }
 
+// ---- A server that serves 2026-07-28: asked server/discover first, then used without a session.
+
+class Stateless : public ::testing::Test {
+ protected:
+  // Starts with `first` (the effects that asked for a start) and answers the probe with `answer`.
+  Effects discover(Effects first, std::string_view answer) {
+    auto starts = only<Start>(first);
+    EXPECT_EQ(starts.size(), 1u);
+    auto probe = only<Transmit>(core.on_transport_open(starts.at(0).attempt));
+    EXPECT_EQ(probe.size(), 1u);
+    EXPECT_EQ(probe.at(0).message.at("method"), "server/discover");
+    const auto& meta = probe.at(0).message.at("params").at("_meta");
+    EXPECT_EQ(meta.at("io.modelcontextprotocol/protocolVersion"), "2026-07-28");
+    EXPECT_EQ(meta.at("io.modelcontextprotocol/clientInfo").at("name"), "agent");
+    auto reply = parse(answer);
+    reply["jsonrpc"] = "2.0";
+    reply["id"] = probe.at(0).message.at("id");
+    return core.on_upstream(reply, std::nullopt, now);
+  }
+  static constexpr std::string_view kModern =
+      R"({"result":{"resultType":"complete","supportedVersions":["2026-07-28"],
+          "capabilities":{"tools":{"listChanged":true}},
+          "_meta":{"io.modelcontextprotocol/serverInfo":{"name":"crm","version":"2"}}}})";
+  json::object response_to(int64_t id) {
+    return json::object{{"jsonrpc", "2.0"}, {"id", id}, {"result", json::object{}}};
+  }
+  Clock::time_point now = Clock::time_point{} + 1h;
+  SessionCore core{"crm", parse(R"({"capabilities":{"elicitation":{}},
+                             "clientInfo":{"name":"agent","version":"1"}})"),
+                   SessionCore::kRestartPolicy, 7, Mode{.discover = true}};
+};
+
+TEST_F(Stateless, AServerOfTheNewRevisionGetsNoSessionAndEveryRequestCarriesTheEnvelope) {
+  auto up = discover(core.send(parse(R"({"jsonrpc":"2.0","id":"a","method":"tools/call",
+                                         "params":{"name":"find","arguments":{}}})"),
+                               now),
+                     kModern);
+  EXPECT_TRUE(core.stateless());
+  EXPECT_EQ(only<Ready>(up).at(0).protocol_version, "2026-07-28");
+  EXPECT_EQ(core.server_init().at("serverInfo").at("name"), "crm");
+  auto sent = only<Transmit>(up);
+  ASSERT_EQ(sent.size(), 1u) << "no initialize, no notifications/initialized";
+  EXPECT_EQ(sent[0].message.at("method"), "tools/call");
+  const auto& meta = sent[0].message.at("params").at("_meta");
+  EXPECT_EQ(meta.at("io.modelcontextprotocol/protocolVersion"), "2026-07-28");
+  EXPECT_EQ(meta.at("io.modelcontextprotocol/clientCapabilities"), parse(R"({"elicitation":{}})"));
+  // What the revision no longer has is answered here; a log level rides on later requests.
+  auto ping = only<Deliver>(core.send(parse(R"({"jsonrpc":"2.0","id":2,"method":"ping"})"), now));
+  ASSERT_EQ(ping.size(), 1u);
+  EXPECT_EQ(ping[0].message.at("id"), 2);
+  EXPECT_TRUE(ping[0].message.contains("result"));
+  auto level = core.send(parse(R"({"jsonrpc":"2.0","id":3,"method":"logging/setLevel",
+                                   "params":{"level":"debug"}})"),
+                         now);
+  EXPECT_TRUE(only<Transmit>(level).empty());
+  EXPECT_TRUE(only<Deliver>(level).at(0).message.contains("result"));
+  auto sub = only<Deliver>(core.send(parse(R"({"jsonrpc":"2.0","id":4,
+      "method":"resources/subscribe","params":{"uri":"x"}})"),
+                                     now));
+  EXPECT_EQ(sub.at(0).message.at("error").at("code"), -32601);
+  auto list =
+      only<Transmit>(core.send(parse(R"({"jsonrpc":"2.0","id":5,"method":"tools/list"})"), now));
+  EXPECT_EQ(list.at(0).message.at("params").at("_meta").at("io.modelcontextprotocol/logLevel"),
+            "debug");
+  // Client notifications mean nothing to such a server.
+  EXPECT_TRUE(
+      core.send(parse(R"({"jsonrpc":"2.0","method":"notifications/initialized"})"), now).empty());
+}
+
+TEST_F(Stateless, AServerThatRefusesTheProbeGetsASessionAndIsProbedAgainOnlyAfterAFailure) {
+  auto up = discover(core.send(parse(R"({"jsonrpc":"2.0","id":1,"method":"tools/list"})"), now),
+                     R"({"error":{"code":-32601,"message":"Method not found"}})");
+  auto init = only<Transmit>(up);
+  ASSERT_EQ(init.size(), 1u);
+  EXPECT_EQ(init[0].message.at("method"), "initialize");
+  json::object answer{{"jsonrpc", "2.0"},
+                      {"id", init[0].message.at("id")},
+                      {"result", parse(R"({"protocolVersion":"2025-11-25","capabilities":{}})")}};
+  auto ready = core.on_upstream(answer, std::nullopt, now);
+  EXPECT_FALSE(core.stateless());
+  EXPECT_EQ(only<Ready>(ready).at(0).protocol_version, "2025-11-25");
+  auto again = core.on_lost("connection reset", now);
+  auto starts = only<Start>(again);
+  ASSERT_EQ(starts.size(), 1u) << "tools/list is retried on a new session";
+  auto open = only<Transmit>(core.on_transport_open(starts[0].attempt));
+  EXPECT_EQ(open.at(0).message.at("method"), "initialize");
+  // A start that fails (the server may have been replaced) asks again the time after.
+  core.on_start_failed(starts[0].attempt, "initialize was refused", now);
+  auto retry = only<Start>(
+      core.send(parse(R"({"jsonrpc":"2.0","id":2,"method":"tools/list"})"), now + 1min));
+  ASSERT_EQ(retry.size(), 1u);
+  EXPECT_EQ(only<Transmit>(core.on_transport_open(retry[0].attempt)).at(0).message.at("method"),
+            "server/discover");
+  // A server listing only older revisions is no different.
+  SessionCore old{"old", json::object{}, SessionCore::kRestartPolicy, 7, Mode{.discover = true}};
+  auto first = old.send(parse(R"({"jsonrpc":"2.0","id":1,"method":"tools/list"})"), now);
+  auto probe = only<Transmit>(old.on_transport_open(only<Start>(first).at(0).attempt));
+  json::object reply{{"jsonrpc", "2.0"},
+                     {"id", probe.at(0).message.at("id")},
+                     {"result", parse(R"({"supportedVersions":["2025-11-25"]})")}};
+  EXPECT_EQ(only<Transmit>(old.on_upstream(reply, std::nullopt, now)).at(0).message.at("method"),
+            "initialize");
+}
+
+TEST_F(Stateless, InputRequiredBecomesRequestsForTheAgentAndTheirAnswersARetry) {
+  auto up = discover(core.send(parse(R"({"jsonrpc":"2.0","id":"call","method":"tools/call",
+                                         "params":{"name":"ask","arguments":{"q":1}}})"),
+                               now),
+                     kModern);
+  const int64_t id = only<Transmit>(up).at(0).message.at("id").as_int64();
+  json::object input{{"jsonrpc", "2.0"},
+                     {"id", id},
+                     {"result", parse(R"({"resultType":"input_required","requestState":"opaque-1",
+                   "inputRequests":{
+                     "who":{"method":"elicitation/create","params":{"message":"Name?"}},
+                     "where":{"method":"roots/list"}}})")}};
+  auto asked = only<Deliver>(core.on_upstream(input, std::nullopt, now));
+  ASSERT_EQ(asked.size(), 2u);
+  for (const auto& d : asked) {
+    EXPECT_EQ(d.related, json::value("call")) << "related to the agent's call";
+    EXPECT_TRUE(d.message.contains("id")) << "a request the agent answers";
+  }
+  EXPECT_EQ(asked[0].message.at("method"), "elicitation/create");
+  EXPECT_EQ(asked[0].message.at("params").at("message"), "Name?");
+  EXPECT_EQ(asked[1].message.at("method"), "roots/list");
+  // The first answer alone sends nothing; the second completes the round.
+  json::object a{{"jsonrpc", "2.0"},
+                 {"id", asked[0].message.at("id")},
+                 {"result", parse(R"({"action":"accept","content":{"name":"Ada"}})")}};
+  EXPECT_TRUE(core.send(a, now).empty());
+  json::object b{
+      {"jsonrpc", "2.0"}, {"id", asked[1].message.at("id")}, {"result", parse(R"({"roots":[]})")}};
+  auto retry = only<Transmit>(core.send(b, now));
+  ASSERT_EQ(retry.size(), 1u);
+  const auto& params = retry[0].message.at("params");
+  EXPECT_EQ(retry[0].message.at("id"), id);
+  EXPECT_EQ(params.at("name"), "ask");
+  EXPECT_EQ(params.at("arguments"), parse(R"({"q":1})"));
+  EXPECT_EQ(params.at("requestState"), "opaque-1");
+  EXPECT_EQ(params.at("inputResponses").at("who").at("content").at("name"), "Ada");
+  EXPECT_EQ(params.at("inputResponses").at("where"), parse(R"({"roots":[]})"));
+  EXPECT_EQ(params.at("_meta").at("io.modelcontextprotocol/protocolVersion"), "2026-07-28");
+  // An answer to the same input request again is nobody's.
+  EXPECT_TRUE(core.send(b, now).empty());
+  auto done = only<Deliver>(core.on_upstream(
+      json::object{{"jsonrpc", "2.0"}, {"id", id}, {"result", parse(R"({"content":[]})")}},
+      std::nullopt, now));
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].message.at("id"), "call");
+  EXPECT_EQ(core.pending(), 0u);
+}
+
+TEST_F(Stateless, ARefusedInputOrAMalformedRoundFailsTheCall) {
+  auto up = discover(core.send(parse(R"({"jsonrpc":"2.0","id":7,"method":"tools/call",
+                                         "params":{"name":"ask"}})"),
+                               now),
+                     kModern);
+  const int64_t id = only<Transmit>(up).at(0).message.at("id").as_int64();
+  auto asked = only<Deliver>(core.on_upstream(
+      json::object{{"jsonrpc", "2.0"},
+                   {"id", id},
+                   {"result", parse(R"({"resultType":"input_required","inputRequests":{
+                      "k":{"method":"sampling/createMessage","params":{}}}})")}},
+      std::nullopt, now));
+  json::object refusal{{"jsonrpc", "2.0"},
+                       {"id", asked.at(0).message.at("id")},
+                       {"error", parse(R"({"code":-1,"message":"user declined"})")}};
+  auto failed = only<Deliver>(core.send(refusal, now));
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_EQ(failed[0].message.at("id"), 7);
+  EXPECT_NE(json::serialize(failed[0].message.at("error")).find("user declined"),
+            std::string::npos);
+  EXPECT_EQ(core.pending(), 0u);
+  // A round that names no method is the server's error, said to the agent.
+  auto up2 = core.send(parse(R"({"jsonrpc":"2.0","id":8,"method":"tools/call",
+                                 "params":{"name":"ask"}})"),
+                       now);
+  const int64_t id2 = only<Transmit>(up2).at(0).message.at("id").as_int64();
+  auto bad = only<Deliver>(core.on_upstream(
+      json::object{
+          {"jsonrpc", "2.0"},
+          {"id", id2},
+          {"result", parse(R"({"resultType":"input_required","inputRequests":{"k":{}}})")}},
+      std::nullopt, now));
+  ASSERT_EQ(bad.size(), 1u);
+  EXPECT_EQ(bad[0].message.at("id"), 8);
+  EXPECT_NE(json::serialize(bad[0].message).find("names no method"), std::string::npos);
+}
+
+TEST_F(Stateless, ACancellationAbandonsTheRequestsStream) {
+  auto up = discover(core.send(parse(R"({"jsonrpc":"2.0","id":"slow","method":"tools/call",
+                                         "params":{"name":"wait"}})"),
+                               now),
+                     kModern);
+  const int64_t id = only<Transmit>(up).at(0).message.at("id").as_int64();
+  auto cancel = core.send(parse(R"({"jsonrpc":"2.0","method":"notifications/cancelled",
+                                    "params":{"requestId":"slow"}})"),
+                          now);
+  EXPECT_TRUE(only<Transmit>(cancel).empty()) << "the revision has no notifications/cancelled";
+  ASSERT_EQ(only<Abandon>(cancel).size(), 1u);
+  EXPECT_EQ(only<Abandon>(cancel)[0].id, id);
+  EXPECT_TRUE(core.on_upstream(response_to(id), std::nullopt, now).empty());
+}
+
+TEST_F(Stateless, TheInventorySessionListensForListChanges) {
+  SessionCore inventory{"crm", json::object{}, SessionCore::kRestartPolicy, 7,
+                        Mode{.discover = true, .listen = true}};
+  Effects effects;
+  inventory.own_request("tools/list", {}, now, effects);
+  auto probe = only<Transmit>(inventory.on_transport_open(only<Start>(effects).at(0).attempt));
+  auto reply = parse(kModern);
+  reply["jsonrpc"] = "2.0";
+  reply["id"] = probe.at(0).message.at("id");
+  auto sent = only<Transmit>(inventory.on_upstream(reply, std::nullopt, now));
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_EQ(sent[0].message.at("method"), "tools/list");
+  EXPECT_EQ(sent[1].message.at("method"), "subscriptions/listen");
+  EXPECT_EQ(sent[1].message.at("params").at("notifications"),
+            parse(R"({"toolsListChanged":true})"));
+  const json::value listen = sent[1].message.at("id");
+  EXPECT_TRUE(inventory
+                  .on_upstream(parse(R"({"jsonrpc":"2.0",
+                      "method":"notifications/subscriptions/acknowledged","params":{}})"),
+                               listen, now)
+                  .empty());
+  auto changed = only<Deliver>(inventory.on_upstream(
+      parse(R"({"jsonrpc":"2.0","method":"notifications/tools/list_changed","params":{}})"), listen,
+      now));
+  ASSERT_EQ(changed.size(), 1u);
+  EXPECT_FALSE(changed[0].related) << "a list change concerns no call";
+}
+
 }  // namespace
 }  // namespace airlock::tunnel

@@ -61,8 +61,12 @@ class UpstreamTransport {
   // `error`. Only one receive() may be outstanding. Cancelling it leaves the transport intact.
   virtual asio::awaitable<std::optional<Inbound>> receive(std::string& error) = 0;
   // Tells the transport what initialize negotiated (HTTP sends it as MCP-Protocol-Version
-  // and then opens its GET stream).
+  // and then opens its GET stream), or that the server is used without a session
+  // (2026-07-28: HTTP then sends the revision's headers per request and opens no GET stream).
   virtual void initialized(const std::string& protocol_version) { (void)protocol_version; }
+  // Gives up on request `id`: HTTP closes the connection carrying its answer, which is how
+  // 2026-07-28 cancels a request. The answer, if any still comes, is dropped.
+  virtual void abandon(const json::value& id) { (void)id; }
   // Ends the session: closes stdin / the socket / DELETEs the HTTP session. Returns at once;
   // clean-up (a process's SIGTERM and SIGKILL) continues in the background.
   virtual void close() = 0;

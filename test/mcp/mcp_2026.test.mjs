@@ -5,16 +5,22 @@
 // request headers and what happens when they disagree with the body (including a refusal from
 // the headers alone, before the body is read), unsupported versions, removed methods, cache
 // hints and resultType, resource-not-found as -32602, requests that reuse an id or a progress
-// token concurrently, the per-request log level, and subscriptions/listen. Last, a private
+// token concurrently, the per-request log level, and subscriptions/listen. Then a private
 // server on the SDK v2 (@modelcontextprotocol/server), which asks for input the 2026 way: a
-// 2025 agent gets an ordinary elicitation request, a 2026 agent a clear refusal.
+// 2025 agent gets an ordinary elicitation request, a 2026 agent a clear refusal. Last, an
+// http server that speaks only 2026-07-28 (v2_http_server.mjs): mcp-tunnel finds that out with
+// server/discover and uses it without a session — envelope and headers on every request, its
+// credential injected and redacted, its input requests asked of 2025 and 2026 agents alike,
+// cancellation by closing the request's stream, list changes through subscriptions/listen.
 import { Client } from "@modelcontextprotocol/client";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
 import { Client as ClientV1 } from "@modelcontextprotocol/sdk/client/index.js";
 import { ElicitRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import { StreamableHTTPClientTransport as TransportV1 } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import crypto from "node:crypto";
 import path from "node:path";
 import { Stack, Checks, assert, waitFor, PEERS } from "./lib/stack.mjs";
+import { startModernServer } from "./v2_http_server.mjs";
 
 const checks = new Checks("mcp 2026-07-28");
 const stack = new Stack();
@@ -53,8 +59,12 @@ async function post(key, body, { headers = {}, raw } = {}) {
 const call = (id, name, args, extraMeta = {}) =>
   ({ jsonrpc: "2.0", id, method: "tools/call", params: { name, arguments: args, _meta: meta(extraMeta) } });
 
+const MODERN_TOKEN = `mdn_${crypto.randomBytes(12).toString("hex")}`;
+let modern = null;
+
 try {
   await stack.startAirlockd();
+  modern = await startModernServer(MODERN_TOKEN);
   stack.startTunnel("fx", `servers:
   - name: fixture
     url: stdio:${process.execPath}
@@ -65,11 +75,20 @@ try {
     url: stdio:${process.execPath}
     args: ["${V2_SERVER}"]
 `);
+  stack.startTunnel("m", `secrets:
+  - {name: modern-token, from: "env:MODERN_TOKEN"}
+servers:
+  - name: modern
+    url: ${modern.url}
+    headers: {Authorization: "Bearer \${secret:modern-token}"}
+`, { env: { MODERN_TOKEN } });
   const toolsYaml = "tools:\n  - {name: fx, mcp_tunnel: fx, server: fixture}\n" +
-                "  - {name: v2, mcp_tunnel: v2, server: v2, prefix: v2.}\n";
+                "  - {name: v2, mcp_tunnel: v2, server: v2, prefix: v2.}\n" +
+                "  - {name: m, mcp_tunnel: m, server: modern, prefix: m.}\n";
   stack.applyTools(toolsYaml);
   await stack.waitAvailable("fx");
   await stack.waitAvailable("v2");
+  await stack.waitAvailable("m");
   const key = stack.agentKey("agent-2026", "*");
   const narrow = stack.agentKey("agent-narrow", "echo");
   const narrowish = stack.agentKey("agent-other", "*");
@@ -374,6 +393,98 @@ try {
     assert(failed && /elicitation|cannot be asked/.test(JSON.stringify(failed)), r.text);
   });
 
+  const v1Client = async (capabilities = {}) => {
+    const c = new ClientV1({ name: "sdk-v1", version: "1" }, { capabilities });
+    await c.connect(new TransportV1(new URL(stack.mcpUrl), {
+      requestInit: { headers: { Authorization: `Bearer ${key}` } } }));
+    return c;
+  };
+
+  await checks.check("an http server of 2026-07-28 only is used without a session", async () => {
+    const v1 = await v1Client();
+    const r = await v1.callTool({ name: "m.hello", arguments: {} });
+    assert(r.content[0].text === "hello from a 2026-only server", JSON.stringify(r));
+    // Its credential is injected by the tunnel and never reaches the agent.
+    const t = await v1.callTool({ name: "m.token", arguments: {} });
+    assert(!JSON.stringify(t).includes(MODERN_TOKEN) && /REDACTED:modern-token/.test(t.content[0].text),
+           JSON.stringify(t));
+    await v1.close();
+    const posts = modern.seen.filter((s) => s.method === "POST");
+    const bodies = posts.map((s) => s.body);
+    assert(bodies[0]?.method === "server/discover", `first: ${JSON.stringify(bodies[0])}`);
+    assert(!bodies.some((b) => b?.method === "initialize" || b?.method?.startsWith("notifications/")),
+           `a session was begun: ${JSON.stringify(bodies.map((b) => b?.method))}`);
+    assert(!modern.seen.some((s) => s.method !== "POST" || s.headers["mcp-session-id"]),
+           `GET, DELETE or a session id: ${JSON.stringify(modern.seen.map((s) => [s.method, s.headers["mcp-session-id"]]))}`);
+    for (const s of posts) {
+      const b = s.body;
+      assert(s.headers["mcp-protocol-version"] === V &&
+             b.params?._meta?.["io.modelcontextprotocol/protocolVersion"] === V &&
+             s.headers["mcp-method"] === b.method &&
+             (b.method !== "tools/call" || s.headers["mcp-name"] === b.params.name) &&
+             s.headers.authorization === `Bearer ${MODERN_TOKEN}`,
+             `request without the revision's envelope or headers: ${JSON.stringify(s)}`);
+    }
+    assert(bodies.some((b) => b.method === "tools/call" && b.params.name === "hello"), JSON.stringify(bodies));
+  });
+
+  await checks.check("its input requests reach a 2025 agent as elicitation, a 2026 agent as input_required", async () => {
+    const v1 = await v1Client({ elicitation: {} });
+    let asked = null;
+    v1.setRequestHandler(ElicitRequestSchema, async (req) => {
+      asked = req.params.message;
+      return { action: "accept", content: { ok: true } };
+    });
+    const r = await v1.callTool({ name: "m.confirm", arguments: { what: "the release" } });
+    assert(asked === "Go ahead with the release?", `asked: ${asked}`);
+    assert(r.content[0].text === "done: the release", JSON.stringify(r));
+    await v1.close();
+    // A 2026 agent: airlockd asks it through input_required in turn, and the SDK v2 client
+    // answers through its handler; the server's requestState travels back to it intact.
+    const v2 = new Client({ name: "sdk-v2", version: "1" },
+                          { versionNegotiation: { mode: "auto" }, capabilities: { elicitation: {} } });
+    const prompts = [];
+    v2.setRequestHandler("elicitation/create", async (req) => {
+      prompts.push(req.params.message);
+      return { action: "accept", content: { ok: false } };
+    });
+    await v2.connect(new StreamableHTTPClientTransport(new URL(stack.mcpUrl), {
+      requestInit: { headers: { Authorization: `Bearer ${key}` } } }));
+    const r2 = await v2.callTool({ name: "m.confirm", arguments: { what: "the rollback" } });
+    assert(r2.content[0].text === "not done: the rollback", JSON.stringify(r2));
+    assert(prompts.join() === "Go ahead with the rollback?", JSON.stringify(prompts));
+    await v2.close();
+    const retries = modern.seen.filter((s) => s.body?.params?.name === "confirm" && s.body.params.inputResponses);
+    assert(retries.length === 2 && retries.every((s) => s.body.params.inputResponses.ok?.action === "accept"),
+           JSON.stringify(retries.map((s) => s.body.params)));
+  });
+
+  await checks.check("a cancelled call's request is closed at that server", async () => {
+    const before = modern.state.cancelled;
+    const v1 = await v1Client();
+    const ac = new AbortController();
+    const pending = v1.callTool({ name: "m.wait", arguments: {} }, undefined, { signal: ac.signal })
+      .then(() => "answered", (e) => `failed: ${e.message}`);
+    await waitFor("the wait call at the server", () =>
+      modern.seen.some((s) => s.body?.params?.name === "wait"), 10000);
+    ac.abort();
+    assert((await pending).startsWith("failed"), "the call was not cancelled at the client");
+    await waitFor("the server to see its request aborted", () => modern.state.cancelled > before, 10000);
+    await v1.close();
+  });
+
+  await checks.check("its list changes arrive through subscriptions/listen", async () => {
+    assert(modern.seen.some((s) => s.body?.method === "subscriptions/listen" &&
+                                   s.body.params.notifications?.toolsListChanged === true),
+           "the tunnel opened no subscriptions/listen");
+    modern.addTool();
+    const v1 = await v1Client();
+    // Well before the tunnel's 10-minute refresh.
+    await waitFor("m.added in the catalog", async () =>
+      (await v1.listTools()).tools.some((t) => t.name === "m.added"), 15000);
+    await v1.close();
+  });
+
   await checks.check("every modern call is in the audit log as the agent's", async () => {
     const calls = stack.audit("--type", "call").filter((a) => a.actor === "agent-2026" && a.target === "slow");
     // Two answered (the shared id and token), one cancelled by closing its stream.
@@ -385,4 +496,5 @@ try {
 } catch (e) {
   checks.setupFailed(e);
 }
-await stack.finish(checks, ["airlockd", "fx", "v2"]);
+await modern?.close();
+await stack.finish(checks, ["airlockd", "fx", "v2", "m"]);

@@ -1,0 +1,33 @@
+// The MCP 2026-07-28 revision's wire words, shared by airlockd's gateway (which serves it to
+// agents) and mcp-tunnel (which speaks it to private servers): the revision's name, the
+// per-request `_meta` keys that replace the session, and the header-value encoding of
+// `Mcp-Name` (non-ASCII text travels as `=?base64?…?=`). Plain functions; thread-safe.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace airlock::mcp {
+
+// The stateless revision: no initialize, no session, every request self-describing.
+inline constexpr std::string_view kStatelessRevision = "2026-07-28";
+
+// The `_meta` keys every 2026-07-28 request carries (clientInfo is optional), the per-request
+// log level, and what the server answers with.
+inline constexpr std::string_view kMetaPrefix = "io.modelcontextprotocol/";
+inline constexpr std::string_view kMetaVersion = "io.modelcontextprotocol/protocolVersion";
+inline constexpr std::string_view kMetaCapabilities = "io.modelcontextprotocol/clientCapabilities";
+inline constexpr std::string_view kMetaClientInfo = "io.modelcontextprotocol/clientInfo";
+inline constexpr std::string_view kMetaLogLevel = "io.modelcontextprotocol/logLevel";
+inline constexpr std::string_view kMetaSubscription = "io.modelcontextprotocol/subscriptionId";
+inline constexpr std::string_view kMetaServerInfo = "io.modelcontextprotocol/serverInfo";
+
+// The header form of a value: itself when it is printable ASCII without leading or trailing
+// blanks, else `=?base64?…?=` of its bytes.
+std::string encode_header_value(std::string_view value);
+// The inverse: the decoded text of a `=?base64?…?=` value (nullopt when its base64 is
+// invalid), any other value as it is.
+std::optional<std::string> decode_header_value(std::string_view value);
+
+}  // namespace airlock::mcp
