@@ -37,6 +37,13 @@ class FieldReader {
     out = std::string(v->as_string());
     return true;
   }
+  bool boolean(std::string_view key, bool& out) {
+    auto* v = o_.if_contains(key);
+    if (!v) return true;
+    if (!v->is_bool()) return bad(key, "must be true or false");
+    out = v->as_bool();
+    return true;
+  }
   bool u32(std::string_view key, uint32_t& out, bool required) {
     uint64_t wide = 0;
     if (!u64(key, wide, required, 0xffffffffULL)) return false;

@@ -49,6 +49,7 @@ std::string serialize(const McpStreamOpen& m) {
                  {"session", m.session},
                  {"client", m.client}};
   if (!m.credential.empty()) o["credential"] = m.credential;
+  if (m.stateless) o["stateless"] = true;
   return json::serialize(o);
 }
 
@@ -66,7 +67,7 @@ bool parse_mcp_open(std::string_view meta, McpStreamOpen& out, std::string& erro
   if (kind != to_string(StreamKind::kMcp)) return r.bad("kind", "must be \"mcp\"");
   if (!r.str("server", out.server, true, 2048) || !r.str("agent", out.agent, true, 128) ||
       !r.str("session", out.session, false, 64) ||
-      !r.str("credential", out.credential, false, 128)) {
+      !r.str("credential", out.credential, false, 128) || !r.boolean("stateless", out.stateless)) {
     return false;
   }
   if (out.server.empty()) return r.bad("server", "must not be empty");

@@ -52,6 +52,10 @@ struct McpStreamOpen {
   boost::json::object client;
   // The per-agent credential the binding chose, by name; empty: none.
   std::string credential;
+  // The stream carries requests of an agent without a session (MCP 2026-07-28): no request
+  // may rely on an earlier one through the stream, so a backend keeps nothing per stream — the
+  // sandbox agent gives such a stream no sandbox of its own, only the ones named by handle.
+  bool stateless = false;
 };
 std::string serialize(const McpStreamOpen& m);
 // On failure `error` names the field ("mcp stream meta.server is required").

@@ -42,6 +42,12 @@ TEST(StreamContract, McpOpenRoundTrips) {
   EXPECT_EQ(text.find("credential"), std::string::npos) << text;
   ASSERT_TRUE(parse_mcp_open(text, back, error)) << error;
   EXPECT_TRUE(back.credential.empty());
+  // A session's stream says nothing of statelessness; a 2026 agent's context stream does.
+  EXPECT_EQ(text.find("stateless"), std::string::npos) << text;
+  EXPECT_FALSE(back.stateless);
+  m.stateless = true;
+  ASSERT_TRUE(parse_mcp_open(serialize(m), back, error)) << error;
+  EXPECT_TRUE(back.stateless);
 }
 
 TEST(StreamContract, McpOpenNamesTheBadField) {
@@ -63,6 +69,8 @@ TEST(StreamContract, McpOpenNamesTheBadField) {
   fails_with(R"({"kind":"mcp","server":"s","agent":"a","credential":")" + std::string(200, 'c') +
                  R"("})",
              "mcp stream meta.credential is longer than 128");
+  fails_with(R"({"kind":"mcp","server":"s","agent":"a","stateless":"yes"})",
+             "mcp stream meta.stateless must be true or false");
   // A newer peer's extra fields are ignored.
   EXPECT_TRUE(parse_mcp_open(R"({"kind":"mcp","server":"s","agent":"a","colour":"red"})", out,
                              error))

@@ -837,7 +837,8 @@ GatewayCore::Stream* GatewayCore::stream_for(Session& s, const Route& r, std::st
                             .agent = s.agent,
                             .session = s.tag,
                             .client = {{"protocolVersion", s.version}},
-                            .credential = *credential};
+                            .credential = *credential,
+                            .stateless = s.stateless};
   if (auto* c = s.client.if_contains("capabilities")) open.client["capabilities"] = *c;
   if (auto* c = s.client.if_contains("clientInfo")) open.client["clientInfo"] = *c;
   out.push_back(OpenUpstream{s.id, key, connector, proto::serialize(open)});
@@ -1018,7 +1019,9 @@ Effects GatewayCore::upstream_closed(const std::string& id, const std::string& s
   const Stream st = std::move(stit->second);
   s.streams.erase(stit);
   using Kind = StreamEnd::Kind;
-  if (st.connector.kind == proto::ConnectorKind::kSandbox &&
+  // A stateless context's sandbox stream holds no sandbox (its sandboxes are named by handle,
+  // and the sandbox agent says so when one is gone): nothing to report as lost.
+  if (st.connector.kind == proto::ConnectorKind::kSandbox && !s.stateless &&
       (end.kind == Kind::kEnded || end.kind == Kind::kLinkLost)) {
     s.lost[stream] =
         end.kind == Kind::kLinkLost

@@ -54,7 +54,8 @@ class SandboxAgent::BusySession final : public McpBackendSession {
   std::string why_;
 };
 
-// One agent MCP session: its sandbox, its calls in flight, its idle timer.
+// One agent MCP session: its sandbox, its calls in flight, its idle timer. A stateless stream
+// (a 2026-07-28 agent's) has no sandbox of its own: its calls run in sandboxes named by handle.
 class SandboxAgent::ToolSession final : public McpBackendSession,
                                         public std::enable_shared_from_this<ToolSession> {
  public:
@@ -79,7 +80,7 @@ class SandboxAgent::ToolSession final : public McpBackendSession,
         const json::value* rid = p ? p->if_contains("requestId") : nullptr;
         if (!rid) return;
         if (auto it = calls_.find(rpc::id_key(*rid)); it != calls_.end()) {
-          sandbox_->cancel(it->second);
+          it->second.sandbox->cancel(it->second.id);
         }
       }
       return;
@@ -109,8 +110,13 @@ class SandboxAgent::ToolSession final : public McpBackendSession,
     if (closed_) return;
     closed_ = true;
     idle_.cancel();
-    sandbox_->close();
+    // Calls in sandboxes held by handle outlive the stream's sandbox: stop them too.
+    for (const auto& [key, running] : calls_) {
+      if (running.sandbox != sandbox_) running.sandbox->cancel(running.id);
+    }
     agent_.sessions_.erase(shared_from_this());
+    if (!sandbox_) return;
+    sandbox_->close();
     agent_.session_ended();
   }
 
@@ -142,13 +148,44 @@ class SandboxAgent::ToolSession final : public McpBackendSession,
             id);
       co_return;
     }
+    if (name == kSandboxOpen || name == kSandboxClose) {
+      emit_(rpc::make_result(id, agent_.by_handle(name, agent_name_, args)), id);
+      co_return;
+    }
+    // The sandbox named by sandbox_id, or else the session's own.
+    std::string handle;
+    if (const json::value* h =
+            args.is_object() ? args.as_object().if_contains(kSandboxId) : nullptr) {
+      if (!h->is_string()) {
+        emit_(rpc::make_result(id, Toolset::error_result("Invalid arguments for tool '" + name +
+                                                         "': sandbox_id: must be string")),
+              id);
+        co_return;
+      }
+      handle = std::string(h->as_string());
+      args.as_object().erase(kSandboxId);
+    }
     toolbox::Request request;
     std::string error;
     if (!agent_.toolset_->to_request(name, args, request, error)) {
       emit_(rpc::make_result(id, Toolset::error_result(error)), id);
       co_return;
     }
-    if (sandbox_->ended()) {
+    std::shared_ptr<SandboxSession> sandbox = sandbox_;
+    if (!handle.empty()) {
+      sandbox = agent_.handles_->find(agent_name_, handle, error);
+    } else if (!sandbox) {
+      error =
+          "this agent has no MCP session (MCP 2026-07-28), so no sandbox carries over "
+          "between its calls: call sandbox_open once, then pass the sandbox_id it returns "
+          "to '" +
+          name + "' and to every later call";
+    }
+    if (!sandbox) {
+      emit_(rpc::make_result(id, Toolset::error_result(error)), id);
+      co_return;
+    }
+    if (handle.empty() && sandbox_->ended()) {
       const std::string why = "the sandbox of this session ended (" + sandbox_->ended_reason() +
                               "); its workspace and shell are gone — call again to start a "
                               "new session";
@@ -157,10 +194,14 @@ class SandboxAgent::ToolSession final : public McpBackendSession,
       co_return;
     }
     const std::string key = rpc::id_key(id);
-    request.id = sandbox_->allocate_id();
-    calls_[key] = request.id;
+    request.id = sandbox->allocate_id();
+    calls_[key] = Running{sandbox, request.id};
     agent_.pool_->call_started();
-    idle_.cancel();
+    if (handle.empty()) {
+      idle_.cancel();
+    } else {
+      agent_.handles_->call_started(handle);
+    }
     auto progress = [this, self, id, progress_token](uint64_t elapsed_ms) {
       if (progress_token.is_null()) return;
       emit_(rpc::make_notification(
@@ -171,14 +212,25 @@ class SandboxAgent::ToolSession final : public McpBackendSession,
             id);
     };
     const auto started = std::chrono::steady_clock::now();
-    auto reply = co_await sandbox_->call(std::move(request), progress);
+    auto reply = co_await sandbox->call(std::move(request), progress);
     calls_.erase(key);
     agent_.pool_->call_finished();
-    spdlog::debug("session {}: {} took {} µs in the sandbox", sandbox_->id(), name,
+    if (!handle.empty()) agent_.handles_->call_finished(handle);
+    spdlog::debug("session {}: {} took {} µs in the sandbox", sandbox->id(), name,
                   std::chrono::duration_cast<std::chrono::microseconds>(
                       std::chrono::steady_clock::now() - started)
                       .count());
     if (closed_) co_return;
+    if (!reply && !handle.empty()) {
+      // Only that sandbox is gone; the stream and the agent's other sandboxes carry on.
+      const std::string why = "sandbox " + handle + " ended while '" + name + "' ran (" +
+                              sandbox->ended_reason() +
+                              "); its workspace and shell are gone — call sandbox_open for a "
+                              "new one";
+      agent_.handles_->remove(agent_name_, handle);
+      emit_(rpc::make_result(id, Toolset::error_result(why)), id);
+      co_return;
+    }
     if (!reply) {
       const std::string why = "the sandbox of this session ended while '" + name +
                               "' ran (" + sandbox_->ended_reason() +
@@ -193,7 +245,8 @@ class SandboxAgent::ToolSession final : public McpBackendSession,
   }
 
   void arm_idle() {
-    if (closed_ || !calls_.empty()) return;
+    // A stateless stream has no sandbox to idle out; airlockd ends the stream.
+    if (closed_ || !calls_.empty() || !sandbox_) return;
     idle_.expires_after(agent_.options_.config.session_idle_timeout);
     idle_.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
       if (ec) return;
@@ -216,7 +269,11 @@ class SandboxAgent::ToolSession final : public McpBackendSession,
   End end_;
   std::string agent_name_;
   asio::steady_timer idle_;
-  std::map<std::string, uint64_t> calls_;  // agent request id -> toolbox request id
+  struct Running {
+    std::shared_ptr<SandboxSession> sandbox;
+    uint64_t id = 0;  // the toolbox request id
+  };
+  std::map<std::string, Running> calls_;  // agent request id -> where it runs
   bool closed_ = false;
 };
 
@@ -235,7 +292,22 @@ SandboxAgent::SandboxAgent(asio::any_io_executor ex, SandboxAgentOptions options
   ToolsetLimits limits;
   limits.max_timeout = options_.config.resources.wall_time;
   limits.default_timeout = std::min(limits.default_timeout, limits.max_timeout);
+  limits.handle_idle_timeout = options_.config.session_idle_timeout;
   toolset_ = std::make_unique<Toolset>(options_.config.custom_tools, limits);
+  handles_ = std::make_unique<SandboxHandles>(
+      ex, options_.config.session_idle_timeout,
+      [this](const std::string& handle, const std::string& agent, bool idle) {
+        if (idle) {
+          ++idle_ended_;
+          spdlog::info(
+              "agent '{}': sandbox {} was idle for {} (session_idle_timeout) and was "
+              "removed with its workspace and shell",
+              agent, handle, format_duration(options_.config.session_idle_timeout));
+        } else {
+          spdlog::info("agent '{}': sandbox {} removed", agent, handle);
+        }
+        session_ended();
+      });
   service_ = std::make_unique<McpService>(ex, "sandbox-agent", static_cast<McpBackend&>(*this));
   service_->redact_links(options_.connector, options_.secrets);
   auto& hello = options_.connector.hello;
@@ -313,6 +385,14 @@ size_t SandboxAgent::max_message(const std::string&) const {
 std::shared_ptr<McpBackendSession> SandboxAgent::open_session(const proto::McpStreamOpen& open,
                                                               Emit emit, End end,
                                                               std::string& problem) {
+  if (open.stateless) {
+    // A 2026-07-28 agent: nothing is kept per stream, so no sandbox is taken for it.
+    auto session =
+        std::make_shared<ToolSession>(*this, nullptr, std::move(emit), std::move(end), open.agent);
+    sessions_.insert(session);
+    session->start();
+    return session;
+  }
   bool busy = false;
   auto sandbox = pool_->acquire(problem, busy);
   if (busy) {
@@ -330,6 +410,46 @@ std::shared_ptr<McpBackendSession> SandboxAgent::open_session(const proto::McpSt
                "assigned", pool_->in_use(), options_.config.max_sessions);
   push_load();
   return session;
+}
+
+json::object SandboxAgent::by_handle(const std::string& tool, const std::string& agent,
+                                     const json::value& args) {
+  const json::object none;
+  const json::object& a = args.is_object() ? args.as_object() : none;
+  auto invalid = [&](const std::string& why) {
+    return Toolset::error_result("Invalid arguments for tool '" + tool + "': " + why);
+  };
+  if (tool == kSandboxClose) {
+    const json::value* h = a.if_contains(kSandboxId);
+    if (!h || !h->is_string()) return invalid("sandbox_id: required, a string");
+    if (a.size() > 1) return invalid("only sandbox_id is accepted");
+    if (!handles_->remove(agent, std::string(h->as_string()))) {
+      std::string why;
+      handles_->find(agent, std::string(h->as_string()), why);
+      return Toolset::error_result(why);
+    }
+    return json::object{{"content", json::array{json::object{
+                                        {"type", "text"},
+                                        {"text", "Closed sandbox " + std::string(h->as_string()) +
+                                                     "; its workspace and shell are gone."}}}},
+                        {"isError", false}};
+  }
+  if (!a.empty()) return invalid("it takes no arguments");
+  if (stopping_) return Toolset::error_result("sandbox-agent is stopping; it opens no sandbox");
+  std::string problem;
+  bool busy = false;
+  auto sandbox = pool_->acquire(problem, busy);
+  if (!sandbox) {
+    if (busy) ++sessions_busy_;
+    spdlog::warn("agent '{}': {}", agent, problem);
+    return Toolset::error_result(problem);
+  }
+  ++sessions_total_;
+  const std::string handle = handles_->add(agent, std::move(sandbox));
+  spdlog::info("agent '{}': sandbox {} opened by handle ({} of {} in use)", agent, handle,
+               pool_->in_use(), options_.config.max_sessions);
+  push_load();
+  return toolset_->opened_result(handle);
 }
 
 void SandboxAgent::session_ended() {
@@ -378,6 +498,7 @@ asio::awaitable<void> SandboxAgent::stop() {
   if (metrics_) metrics_->stop();
   co_await connector_->stop();
   for (const auto& s : std::set<std::shared_ptr<ToolSession>>(sessions_)) s->close();
+  handles_->remove_all();
   // Each sandbox's teardown (its processes killed, its cgroup removed) finishes before exit.
   co_await pool_->wait_all(std::chrono::seconds(10));
 }
@@ -408,6 +529,9 @@ asio::awaitable<HttpResponse> SandboxAgent::metrics_handler(HttpRequest req) {
         "Sessions refused because max_sessions were in use.", sessions_busy_);
   m.add("airlock_sandbox_sessions_idle_ended_total", kCounter,
         "Sessions ended by session_idle_timeout.", idle_ended_);
+  m.add("airlock_sandbox_handles_open", kGauge,
+        "Sandboxes held by handle (sandbox_open), counted in sessions_in_use too.",
+        handles_->size());
   m.add("airlock_sandbox_warm_pool", kGauge, "Sandboxes started ahead.", pool_->warm());
   m.add("airlock_sandbox_calls_total", kCounter, "Tool calls received.", calls_total_);
   m.add("airlock_sandbox_redactions_total", kCounter,

@@ -4,7 +4,9 @@
 // allowlist, max_sessions; never a secret), and is the MCP service's backend: each agent MCP
 // session airlockd opens gets a sandbox of its own (session.h) in which the agent toolset runs
 // (toolset.h). Sessions persist across the agent session's calls and end with it, when it idles
-// out, or when the agent stops. The sandboxes, the warm pool among them, come from the session
+// out, or when the agent stops. An agent without a session (MCP 2026-07-28; its stream is
+// `stateless`) gets no sandbox per stream: it opens sandboxes by handle (sandbox_handles.h),
+// which any agent may also do. The sandboxes, the warm pool among them, come from the session
 // engine it shares with the environment worker (sandbox_pool.h). It listens on nothing but an
 // opt-in loopback /ready and
 // /metrics. Redactions of its secrets become the same events as the tunnel's.
@@ -23,6 +25,7 @@
 #include "common/mcp_service.h"
 #include "common/secrets.h"
 #include "sandbox/config.h"
+#include "sandbox/sandbox_handles.h"
 #include "sandbox/sandbox_pool.h"
 #include "sandbox/toolset.h"
 
@@ -65,6 +68,9 @@ class SandboxAgent final : private McpBackend {
   proto::InventoryReport inventory() const override;
 
   void session_ended();
+  // sandbox_open / sandbox_close for `agent`: the tool result.
+  boost::json::object by_handle(const std::string& tool, const std::string& agent,
+                                const boost::json::value& args);
   // Reports the sessions in use on `link`, or on one usable link: airlockd keeps the report for
   // every link of this process.
   void push_load(const std::shared_ptr<Link>& link = nullptr);
@@ -74,6 +80,7 @@ class SandboxAgent final : private McpBackend {
   SandboxAgentOptions options_;
   std::unique_ptr<Toolset> toolset_;
   std::unique_ptr<SandboxPool> pool_;
+  std::unique_ptr<SandboxHandles> handles_;
   std::unique_ptr<McpService> service_;  // before connector_: the connector calls into it
   std::unique_ptr<Connector> connector_;
   std::unique_ptr<HttpServer> metrics_;

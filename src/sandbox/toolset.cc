@@ -126,6 +126,10 @@ CustomTool parse_custom_tool(const json::object& spec, const std::string& path) 
       throw ConfigError(path + ".name '" + t.name + "' is a tool of the agent toolset already");
     }
   }
+  if (t.name == kSandboxOpen || t.name == kSandboxClose) {
+    throw ConfigError(path + ".name '" + t.name +
+                      "' is reserved: it opens or closes a sandbox by handle");
+  }
   t.description = str(spec, "description");
   json::value schema = json::object{{"type", "object"}};
   if (auto* s = spec.if_contains("input_schema")) {
@@ -154,6 +158,10 @@ CustomTool parse_custom_tool(const json::object& spec, const std::string& path) 
   const json::object* props = nullptr;
   if (auto* p = schema.as_object().if_contains("properties"); p && p->is_object()) {
     props = &p->as_object();
+    if (props->contains(kSandboxId)) {
+      throw ConfigError(path + ".input_schema.properties." + std::string(kSandboxId) +
+                        " is reserved: it names the sandbox a call runs in");
+    }
   }
   for (const auto& a : t.command) {
     for (size_t at = a.find("{{"); at != std::string::npos; at = a.find("{{", at + 2)) {
@@ -172,25 +180,97 @@ CustomTool parse_custom_tool(const json::object& spec, const std::string& path) 
   return t;
 }
 
+namespace {
+// How a tool is listed when sandboxes by handle are offered: `sandbox_id` among its properties.
+json::value with_sandbox_id(json::value schema) {
+  json::value& props = schema.as_object()["properties"];
+  if (!props.is_object()) props = json::object{};
+  props.as_object()[kSandboxId] = json::object{
+      {"type", "string"},
+      {"description",
+       "The sandbox to run in, as sandbox_open returned it. Without it the call runs in the "
+       "sandbox of the agent's MCP session; an agent without a session (MCP 2026-07-28) must "
+       "give it."}};
+  return schema;
+}
+
+std::string format_idle(std::chrono::milliseconds d) {
+  const auto m = std::chrono::duration_cast<std::chrono::minutes>(d).count();
+  return m >= 1 ? std::to_string(m) + " minutes"
+                : std::to_string(std::chrono::duration_cast<std::chrono::seconds>(d).count()) +
+                      " seconds";
+}
+}  // namespace
+
 Toolset::Toolset(std::vector<CustomTool> custom, ToolsetLimits limits) : limits_(limits) {
+  const bool handles = limits_.handle_idle_timeout.count() > 0;
   for (const auto& b : kBuiltins) {
     const json::value schema = json::parse(b.schema);
     std::string error;
     auto compiled = JsonSchema::compile(schema, error);
     if (!compiled) throw std::logic_error(std::string("built-in schema of ") + b.name + ": " + error);
     builtins_.emplace(b.name, Builtin{b.op, *compiled});
-    definitions_.push_back(json::object{{"name", b.name},
-                                        {"title", b.title},
-                                        {"description", b.description},
-                                        {"inputSchema", schema}});
+    definitions_.push_back(
+        json::object{{"name", b.name},
+                     {"title", b.title},
+                     {"description", b.description},
+                     {"inputSchema", handles ? with_sandbox_id(schema) : schema}});
   }
   for (auto& t : custom) {
-    definitions_.push_back(json::object{{"name", t.name},
-                                        {"description", t.description},
-                                        {"inputSchema", t.input_schema}});
+    json::value schema = t.input_schema;
+    definitions_.push_back(
+        json::object{{"name", t.name},
+                     {"description", t.description},
+                     {"inputSchema", handles ? with_sandbox_id(schema) : schema}});
     const std::string name = t.name;
     custom_.emplace(name, std::move(t));
   }
+  if (!handles) return;
+  const std::string idle = format_idle(limits_.handle_idle_timeout);
+  definitions_.push_back(json::object{
+      {"name", kSandboxOpen},
+      {"title", "Open a sandbox"},
+      {"description",
+       "Start a sandbox of your own — a private workspace and a persistent shell — and return "
+       "its sandbox_id. Pass it as sandbox_id to every other tool so that files and shell "
+       "state carry over between calls. Needed when you have no MCP session (MCP 2026-07-28); "
+       "with one, the session's sandbox is used by default. The sandbox is removed with "
+       "everything in it after " +
+           idle +
+           " without a call, on sandbox_close, or when the "
+           "sandbox agent stops; a call naming it after that is an error, and sandbox_open gives "
+           "a new one."},
+      {"inputSchema",
+       json::object{
+           {"type", "object"}, {"properties", json::object{}}, {"additionalProperties", false}}},
+      {"outputSchema",
+       json::object{{"type", "object"},
+                    {"properties", json::object{{kSandboxId, json::object{{"type", "string"}}}}},
+                    {"required", json::array{kSandboxId}}}}});
+  definitions_.push_back(json::object{
+      {"name", kSandboxClose},
+      {"title", "Close a sandbox"},
+      {"description",
+       "Remove a sandbox that sandbox_open returned, with its workspace, shell and every "
+       "process in it."},
+      {"inputSchema",
+       json::object{{"type", "object"},
+                    {"properties", json::object{{kSandboxId, json::object{{"type", "string"}}}}},
+                    {"required", json::array{kSandboxId}},
+                    {"additionalProperties", false}}}});
+}
+
+json::object Toolset::opened_result(const std::string& id) const {
+  return json::object{
+      {"content",
+       json::array{json::object{
+           {"type", "text"},
+           {"text", "Opened sandbox " + id + ". Pass \"sandbox_id\": \"" + id +
+                        "\" to every tool call that should run in it; it is removed "
+                        "after " +
+                        format_idle(limits_.handle_idle_timeout) + " without a call."}}}},
+      {"structuredContent", json::object{{kSandboxId, id}}},
+      {"isError", false}};
 }
 
 bool Toolset::to_request(std::string_view name, const json::value& arguments,

@@ -36,19 +36,32 @@ struct CustomTool {
 // input_schema, command, timeout_ms); throws ConfigError naming `path` and the field.
 CustomTool parse_custom_tool(const boost::json::object& spec, const std::string& path);
 
+// Sandboxes by handle, for agents that have no MCP session to keep a sandbox in (MCP
+// 2026-07-28): `sandbox_open` starts one and returns its id, every other tool takes that id
+// as the optional argument `sandbox_id`, `sandbox_close` ends it. Custom tools may not use
+// these names.
+inline constexpr std::string_view kSandboxOpen = "sandbox_open";
+inline constexpr std::string_view kSandboxClose = "sandbox_close";
+inline constexpr std::string_view kSandboxId = "sandbox_id";
+
 struct ToolsetLimits {
   // bash's timeout when the call gives none, and the most a call may ask for.
   std::chrono::milliseconds default_timeout{120'000};
   std::chrono::milliseconds max_timeout{600'000};
   // Largest argument (of any tool) accepted, in bytes; more is refused before anything runs.
   size_t max_argument = 16 * 1024 * 1024;
+  // Sandboxes by handle (the connected agent): offered when set — sandbox_open and
+  // sandbox_close listed, `sandbox_id` in every tool's schema — and such a sandbox ends after
+  // this long without a call (session_idle_timeout). 0: not offered (the environment worker).
+  std::chrono::milliseconds handle_idle_timeout{0};
 };
 
 class Toolset {
  public:
   Toolset(std::vector<CustomTool> custom, ToolsetLimits limits);
 
-  // Every tool, as tools/list shows them: name, title, description, inputSchema.
+  // Every tool, as tools/list shows them: name, title, description, inputSchema. With handles,
+  // sandbox_open and sandbox_close too, and `sandbox_id` among every other tool's properties.
   const boost::json::array& definitions() const { return definitions_; }
 
   // A tools/call's name and arguments as a toolbox request (without its id). On failure
@@ -63,6 +76,8 @@ class Toolset {
 
   // A tool result that reports `text` as an error.
   static boost::json::object error_result(std::string_view text);
+  // sandbox_open's result for a new sandbox `id`: the id as text and as structuredContent.
+  boost::json::object opened_result(const std::string& id) const;
 
  private:
   struct Builtin {

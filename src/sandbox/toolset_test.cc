@@ -27,6 +27,38 @@ TEST(Toolset, OffersManagedAgentsToolNamesAndSchemas) {
   EXPECT_EQ(json::serialize(edit.at("required")), R"(["file_path","old_string","new_string"])");
 }
 
+TEST(Toolset, SandboxesByHandleAreListedOnlyWhereOffered) {
+  ToolsetLimits limits;
+  limits.handle_idle_timeout = std::chrono::minutes(30);
+  CustomTool custom = parse_custom_tool(
+      json::parse(R"({"name":"report","input_schema":{"type":"object","additionalProperties":false,
+                      "properties":{"q":{"type":"string"}}},"command":["/r","{{q}}"]})")
+          .as_object(),
+      "sandbox.custom_tools[0]");
+  Toolset t({custom}, limits);
+  std::vector<std::string> names;
+  for (const auto& d : t.definitions()) {
+    const auto& tool = d.as_object();
+    names.emplace_back(tool.at("name").as_string());
+    if (names.back().starts_with("sandbox_")) continue;
+    const auto& schema = tool.at("inputSchema").as_object();
+    EXPECT_EQ(schema.at("properties").at("sandbox_id").at("type"), "string") << names.back();
+  }
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"bash", "read", "write", "edit", "glob", "grep", "web_fetch",
+                                      "report", "sandbox_open", "sandbox_close"}));
+  // The listing changes; what a call is validated against does not (sandbox_id is taken off
+  // before), so the custom tool's additionalProperties: false still holds for the rest.
+  toolbox::Request q;
+  std::string error;
+  EXPECT_FALSE(t.to_request("report", json::parse(R"({"q":"a","sandbox_id":"x"})"), q, error));
+  EXPECT_TRUE(t.to_request("report", json::parse(R"({"q":"a"})"), q, error)) << error;
+  EXPECT_NE(json::serialize(t.definitions()[8]).find("30 minutes"), std::string::npos);
+  const auto opened = t.opened_result("sbx_1");
+  EXPECT_EQ(opened.at("structuredContent").at("sandbox_id"), "sbx_1");
+  EXPECT_EQ(opened.at("isError"), false);
+}
+
 TEST(Toolset, ArgumentsBecomeToolboxRequests) {
   auto t = toolset();
   toolbox::Request q;
@@ -98,6 +130,10 @@ TEST(Toolset, CustomToolsWithUnsupportedSchemasOrUnknownPlaceholdersAreRefusedAt
   refused(R"({"name":"r","command":["x","{{who}}"],"input_schema":{"type":"object"}})",
           "{{who}} is not a property of input_schema");
   refused(R"({"name":"bash","command":["x"]})", "is a tool of the agent toolset already");
+  refused(R"({"name":"sandbox_open","command":["x"]})", "'sandbox_open' is reserved");
+  refused(R"({"name":"r","command":["x"],"input_schema":{"type":"object",
+             "properties":{"sandbox_id":{"type":"string"}}}})",
+          "input_schema.properties.sandbox_id is reserved");
   refused(R"({"name":"r","command":[]})", "command must be a non-empty list");
 }
 

@@ -7,6 +7,7 @@
 // (dnsmasq on a loopback address) that the agent asks: it runs in a mount namespace whose
 // /etc/resolv.conf names that server.
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { Client as ClientV2, StreamableHTTPClientTransport as TransportV2 } from "@modelcontextprotocol/client";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
@@ -39,6 +40,16 @@ async function connect(key) {
     requestInit: { headers: { Authorization: `Bearer ${key}` } } });
   await client.connect(transport);
   client.transportRef = transport;
+  return client;
+}
+
+// An agent of MCP 2026-07-28 (the SDK v2 client, which finds the revision by server/discover):
+// it has no session, so a sandbox carries over between its calls only by handle.
+async function connectStateless(key) {
+  const client = new ClientV2({ name: "sandbox-test-2026", version: "1" },
+                              { versionNegotiation: { mode: "auto" } });
+  await client.connect(new TransportV2(new URL(stack.mcpUrl), {
+    requestInit: { headers: { Authorization: `Bearer ${key}` } } }));
   return client;
 }
 
@@ -503,6 +514,74 @@ sandbox:
     r = await call(c, "idle_bash", { command: "ls -A /workspace; echo listed" });
     assert(!r.isError && !text(r).includes("was-here") && text(r).includes("listed"), text(r));
     assert(/idle for 2s/.test(stack.log("idle-box")), "not logged by the agent");
+  });
+
+  await checks.check("a 2026 agent keeps a sandbox by handle; another agent cannot use it", async () => {
+    const m = await connectStateless(key);
+    const { tools } = await m.listTools();
+    const bashTool = tools.find((t) => t.name === "bash");
+    assert(bashTool.inputSchema.properties.sandbox_id?.type === "string" &&
+           JSON.stringify(bashTool.inputSchema.required) === '["command"]', JSON.stringify(bashTool));
+    assert(tools.some((t) => t.name === "sandbox_open") && tools.some((t) => t.name === "sandbox_close"),
+           tools.map((t) => t.name).join());
+    // Without a session there is no sandbox to fall back on: the error says what to do.
+    const none = await bash(m, "echo hi");
+    assert(none.isError && /no MCP session.*sandbox_open/.test(text(none)), text(none));
+    const opened = await call(m, "sandbox_open", {});
+    const id = opened.structuredContent?.sandbox_id;
+    assert(!opened.isError && /^sbx_[0-9a-f]{32}$/.test(id ?? ""), JSON.stringify(opened));
+    let r = await call(m, "bash", { command: "cd /tmp && export MARK=kept && echo one > /workspace/h.txt", sandbox_id: id });
+    assert(!r.isError, text(r));
+    r = await call(m, "bash", { command: "pwd; echo $MARK; cat /workspace/h.txt", sandbox_id: id });
+    assert(text(r).startsWith("/tmp\nkept\none"), text(r));
+    r = await call(m, "read", { file_path: "h.txt", sandbox_id: id });
+    assert(!r.isError && /one/.test(text(r)), text(r));
+    // A second handle is a second sandbox.
+    const id2 = (await call(m, "sandbox_open", {})).structuredContent.sandbox_id;
+    assert(id2 && id2 !== id, id2);
+    r = await call(m, "bash", { command: "ls -A /workspace; echo listed", sandbox_id: id2 });
+    assert(!text(r).includes("h.txt") && text(r).includes("listed"), text(r));
+    // The same agent in a 2025 session may name it too; its session sandbox stays its own.
+    r = await call(a, "bash", { command: "cat /workspace/h.txt", sandbox_id: id });
+    assert(text(r).startsWith("one"), text(r));
+    r = await bash(a, "ls /workspace/h.txt 2>&1; echo done");
+    assert(/No such file/.test(text(r)), text(r));
+    // A handle is a name, not a capability: another agent is told exactly what it would be
+    // told of a handle that never existed.
+    const other = await connectStateless(stack.agentKey("sbx-other", "*"));
+    const stolen = await call(other, "bash", { command: "cat /workspace/h.txt", sandbox_id: id });
+    const madeUp = await call(other, "bash", { command: "true", sandbox_id: "sbx_" + "0".repeat(32) });
+    assert(stolen.isError && !text(stolen).includes("one\n"), text(stolen));
+    assert(text(stolen).replace(id, "X") === text(madeUp).replace("sbx_" + "0".repeat(32), "X"),
+           `${text(stolen)} | ${text(madeUp)}`);
+    const closeStolen = await call(other, "sandbox_close", { sandbox_id: id });
+    assert(closeStolen.isError, text(closeStolen));
+    r = await call(m, "bash", { command: "cat /workspace/h.txt", sandbox_id: id });
+    assert(text(r).startsWith("one"), "another agent's sandbox_close took effect: " + text(r));
+    // Closing ends it; naming it afterwards is a clear tool error.
+    for (const h of [id, id2]) {
+      const closed = await call(m, "sandbox_close", { sandbox_id: h });
+      assert(!closed.isError && /Closed sandbox/.test(text(closed)), text(closed));
+    }
+    r = await call(m, "bash", { command: "true", sandbox_id: id });
+    assert(r.isError && /sandbox_open/.test(text(r)), text(r));
+    const bad = await call(m, "bash", { command: "true", sandbox_id: 7 });
+    assert(bad.isError && /sandbox_id: must be string/.test(text(bad)), text(bad));
+    await m.close();
+    await other.close();
+  });
+
+  await checks.check("a sandbox held by handle idles out like a session", async () => {
+    const m = await connectStateless(key);
+    const id = (await call(m, "idle_sandbox_open", {})).structuredContent?.sandbox_id;
+    assert(id, "no sandbox_id");
+    let r = await call(m, "idle_bash", { command: "echo made > /workspace/x; cat /workspace/x", sandbox_id: id });
+    assert(text(r).startsWith("made"), text(r));
+    await new Promise((res) => setTimeout(res, 3500));
+    r = await call(m, "idle_bash", { command: "cat /workspace/x", sandbox_id: id });
+    assert(r.isError && /no sandbox .* is open/.test(text(r)), text(r));
+    assert(new RegExp(`sandbox ${id} was idle for 2s`).test(stack.log("idle-box")), "not logged by the agent");
+    await m.close();
   });
 
   await checks.check("the agent restarts: its sessions are lost (and said so), its tools return", async () => {
