@@ -4,9 +4,12 @@
 // `Mcp-Name` (non-ASCII text travels as `=?base64?…?=`). Plain functions; thread-safe.
 #pragma once
 
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace airlock::mcp {
 
@@ -29,5 +32,19 @@ std::string encode_header_value(std::string_view value);
 // The inverse: the decoded text of a `=?base64?…?=` value (nullopt when its base64 is
 // invalid), any other value as it is.
 std::optional<std::string> decode_header_value(std::string_view value);
+
+// A tool argument mirrored into a header: a property of the tool's inputSchema annotated
+// `"x-mcp-header": "Region"` travels as `Mcp-Param-Region`, with the argument's value as text
+// (a string as it is, an integer in decimal, a boolean as true / false), before encoding.
+struct HeaderParam {
+  std::string header;                // the annotation: the header is Mcp-Param-<header>
+  std::optional<std::string> value;  // absent when the call does not give that argument
+};
+// The header parameters of a call of a tool with `input_schema` and `arguments`. False with
+// `error` when an annotation breaks the revision's rules: empty or not an HTTP token, the same
+// as another one ignoring case, on a property whose type is not string, integer or boolean,
+// or not reachable from the root through `properties` alone.
+bool header_params(const boost::json::object& input_schema, const boost::json::value& arguments,
+                   std::vector<HeaderParam>& out, std::string& error);
 
 }  // namespace airlock::mcp

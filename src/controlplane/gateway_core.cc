@@ -1302,6 +1302,9 @@ Effects GatewayCore::modern_request(const Agent& agent, const RequestHeaders& he
                       body_name + "'");
     }
   }
+  if (method == "tools/call") {
+    if (std::string why = param_mismatch(headers, params); !why.empty()) return mismatch(why);
+  }
   if (requested != kModern) {
     json::array supported;
     for (const auto& v : supported_versions()) supported.push_back(json::string(v));
@@ -1314,6 +1317,44 @@ Effects GatewayCore::modern_request(const Agent& agent, const RequestHeaders& he
   Session& s = context_of(agent, now, out);
   modern(s, std::move(msg), bytes, exchange, now, out);
   return out;
+}
+
+// A tools/call's Mcp-Param-* headers against its arguments, for the parameters the tool's
+// inputSchema marks with x-mcp-header: empty when they agree. A tool that is not in the catalog
+// (routing says so) or whose annotations are invalid has nothing to check.
+std::string GatewayCore::param_mismatch(const RequestHeaders& headers,
+                                        const json::object* params) const {
+  const std::string name = str_of(params, "name");
+  const ExposedItem* tool = view_.catalog->tool(name);
+  const json::value* schema = tool ? tool->definition.if_contains("inputSchema") : nullptr;
+  if (!schema || !schema->is_object()) return "";
+  const json::value* args = params->if_contains("arguments");
+  std::vector<mcp::HeaderParam> expected;
+  std::string invalid;
+  if (!mcp::header_params(schema->as_object(), args ? *args : json::value(json::object{}), expected,
+                          invalid)) {
+    return "";
+  }
+  for (const auto& p : expected) {
+    std::string lower = p.header;
+    for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    const std::string* sent = nullptr;
+    for (const auto& [k, v] : headers.params) {
+      if (k == lower) sent = &v;
+    }
+    const std::string header = "Mcp-Param-" + p.header;
+    if (!p.value) {
+      if (sent) return header + " header is sent but the call has no such argument";
+      continue;
+    }
+    if (!sent) return "the " + header + " header is missing (the call gives that argument)";
+    auto decoded = mcp::decode_header_value(*sent);
+    if (!decoded) return header + " is not valid =?base64?…?= text";
+    if (*decoded != *p.value) {
+      return header + " header '" + *decoded + "' does not match the argument's '" + *p.value + "'";
+    }
+  }
+  return "";
 }
 
 void GatewayCore::modern(Session& s, rpc::Message msg, size_t bytes, uint64_t exchange,

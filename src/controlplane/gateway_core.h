@@ -103,6 +103,8 @@ struct RequestHeaders {
   std::string protocol_version;  // MCP-Protocol-Version
   std::string method;            // Mcp-Method
   std::string name;              // Mcp-Name, its =?base64?…?= form decoded
+  // Mcp-Param-<Name> headers: <name> lower-cased, the value as sent (maybe =?base64?…?=).
+  std::vector<std::pair<std::string, std::string>> params;
 };
 
 // What routing reads: the catalog and the bindings it points into, and every connector's last

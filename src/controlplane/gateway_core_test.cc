@@ -79,7 +79,10 @@ class GatewayCoreTest : public ::testing::Test {
     pay.agent_credentials = {{"alice", "pay-alice"}};
     bindings->push_back(pay);
     inventories[crm.connector].servers.push_back(parse(
-        R"({"name":"crm","status":"ok","tools":[{"name":"find"},{"name":"update"}],
+        R"({"name":"crm","status":"ok","tools":[{"name":"find"},{"name":"update","inputSchema":{
+              "type":"object","properties":{"region":{"type":"string","x-mcp-header":"Region"},
+              "where":{"type":"object","properties":{"zone":{"type":"integer",
+                                                             "x-mcp-header":"Zone"}}}}}}],
             "resources":[{"uri":"crm://accounts","name":"accounts"}]})"));
     inventories[crm.connector].servers.push_back(
         parse(R"({"name":"pay","status":"ok","tools":[{"name":"charge"}]})"));
@@ -603,6 +606,73 @@ TEST_F(ModernTest, HeadersAloneRefuseAToolOutsideTheScope) {
     EXPECT_NE(mcp::encode_header_value(v), v);
     EXPECT_EQ(mcp::decode_header_value(mcp::encode_header_value(v)), v);
   }
+}
+
+TEST_F(ModernTest, ArgumentsTheToolMirrorsInHeadersMustMatchThem) {
+  auto with = [&](const char* args, std::vector<std::pair<std::string, std::string>> params,
+                  uint64_t x) {
+    RequestHeaders h;
+    h.params = std::move(params);
+    return modern(R"({"jsonrpc":"2.0","id":)" + std::to_string(x) +
+                      R"(,"method":"tools/call","params":{"name":"update","arguments":)" + args +
+                      "," + kMeta + "}}",
+                  x, h);
+  };
+  auto refusal = [](const Effects& e) -> std::string {
+    auto t = only<ToAgent>(e);
+    if (t.size() != 1 || t[0].http_status != 400) return "";
+    auto error = parse(t[0].message).at("error");
+    EXPECT_EQ(error.at("code"), -32020);
+    return std::string(error.at("message").as_string());
+  };
+  const char* args = R"({"region":"grüße","where":{"zone":7}})";
+  const std::string region = mcp::encode_header_value("grüße");
+  // Plain or base64, header names in any case, unknown Mcp-Param-* ignored: accepted.
+  EXPECT_EQ(
+      only<SendUpstream>(with(args, {{"region", region}, {"zone", "7"}, {"other", "x"}}, 1)).size(),
+      1u);
+  EXPECT_NE(refusal(with(args, {{"region", region}}, 2)).find("Mcp-Param-Zone header is missing"),
+            std::string::npos);
+  EXPECT_NE(refusal(with(args, {{"region", "grusse"}, {"zone", "7"}}, 3))
+                .find("Mcp-Param-Region header 'grusse' does not match the argument's 'grüße'"),
+            std::string::npos);
+  EXPECT_NE(refusal(with(args, {{"region", "=?base64?!!?="}, {"zone", "7"}}, 4))
+                .find("not valid =?base64?"),
+            std::string::npos);
+  EXPECT_NE(refusal(with(R"({"region":"eu"})", {{"region", "eu"}, {"zone", "7"}}, 5))
+                .find("Mcp-Param-Zone header is sent but the call has no such argument"),
+            std::string::npos);
+  EXPECT_EQ(only<SendUpstream>(with(R"({})", {}, 6)).size(), 1u) << "no argument, no header";
+}
+
+TEST_F(ModernTest, HeaderAnnotationsFollowTheRevisionsRules) {
+  std::vector<mcp::HeaderParam> out;
+  std::string error;
+  auto check = [&](std::string_view schema, std::string_view args = "{}") {
+    error.clear();
+    return mcp::header_params(parse(schema), boost::json::parse(args), out, error);
+  };
+  ASSERT_TRUE(check(R"({"type":"object","properties":{"a":{"type":"boolean","x-mcp-header":"A"},
+                        "b":{"type":"object","properties":{"c":{"type":"integer",
+                                                               "x-mcp-header":"C"}}}}})",
+                    R"({"a":false,"b":{"c":-7}})"))
+      << error;
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].value, "false");
+  EXPECT_EQ(out[1].header, "C");
+  EXPECT_EQ(out[1].value, "-7");
+  EXPECT_FALSE(check(R"({"type":"object","properties":{"l":{"type":"array",
+                         "items":{"type":"string","x-mcp-header":"L"}}}})"));
+  EXPECT_NE(error.find("properties alone"), std::string::npos) << error;
+  EXPECT_FALSE(check(R"({"type":"object","properties":{"a":{"type":"string","x-mcp-header":"X"},
+                         "b":{"type":"string","x-mcp-header":"x"}}})"));
+  EXPECT_NE(error.find("used twice"), std::string::npos) << error;
+  EXPECT_FALSE(
+      check(R"({"type":"object","properties":{"n":{"type":"number","x-mcp-header":"N"}}})"));
+  EXPECT_FALSE(
+      check(R"({"type":"object","properties":{"s":{"type":"string","x-mcp-header":"a b"}}})"));
+  EXPECT_FALSE(check(R"({"type":"object","oneOf":[{"properties":{"s":{"type":"string",
+                         "x-mcp-header":"S"}}}]})"));
 }
 
 TEST_F(ModernTest, ClosingTheResponseStreamCancelsTheCall) {

@@ -665,6 +665,9 @@ struct McpGateway::Impl {
       co_return rpc_error_http(400, nullptr, rpc::kHeaderMismatch,
                                "Header mismatch: Mcp-Name is not valid =?base64?…?= text");
     }
+    for (const auto& [name, value] : req.headers) {
+      if (name.starts_with("mcp-param-")) headers.params.emplace_back(name.substr(10), value);
+    }
     uint64_t number = 0;
     if (!headers.method.empty()) {
       // Refused from the headers before the body is read; checked again against the body.

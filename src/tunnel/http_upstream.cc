@@ -146,8 +146,7 @@ struct State : std::enable_shared_from_this<State> {
 
   // 2026-07-28: what the body says, repeated in headers so that the server (and anything in
   // between) can route and authorize without parsing it.
-  static void set_revision_headers(http::request<http::string_body>& req,
-                                   const json::object& message) {
+  void set_revision_headers(http::request<http::string_body>& req, const json::object& message) {
     const json::value* params = message.if_contains("params");
     const json::object* p = params && params->is_object() ? &params->as_object() : nullptr;
     const json::value* meta = p ? p->if_contains("_meta") : nullptr;
@@ -163,6 +162,26 @@ struct State : std::enable_shared_from_this<State> {
       if (name && name->is_string()) {
         req.set("Mcp-Name", mcp::encode_header_value(std::string_view(name->as_string())));
       }
+    }
+    // Arguments the tool's schema asks to see as Mcp-Param-* headers.
+    const json::value* tool = p->if_contains("name");
+    if (method->as_string() != "tools/call" || !injection.tool_schema || !tool ||
+        !tool->is_string()) {
+      return;
+    }
+    const json::object* schema = injection.tool_schema(std::string_view(tool->as_string()));
+    if (!schema) return;
+    const json::value* args = p->if_contains("arguments");
+    std::vector<mcp::HeaderParam> mirrored;
+    std::string invalid;
+    if (!mcp::header_params(*schema, args ? *args : json::value(json::object{}), mirrored,
+                            invalid)) {
+      spdlog::warn("{}: tool '{}' has an invalid x-mcp-header ({}); called without its headers",
+                   where(), std::string_view(tool->as_string()), invalid);
+      return;
+    }
+    for (const auto& m : mirrored) {
+      if (m.value) req.set("Mcp-Param-" + m.header, mcp::encode_header_value(*m.value));
     }
   }
 

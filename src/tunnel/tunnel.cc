@@ -322,7 +322,25 @@ std::shared_ptr<McpBackendSession> Tunnel::open_session(const proto::McpStreamOp
   if (!problem.empty()) return nullptr;
   return std::make_shared<ServerSession>(std::make_shared<UpstreamSession>(
       executor_, st.config, open.client, std::move(emit),
-      Injection{.store = options_.secrets, .agent_credential = open.credential}, children_));
+      Injection{.store = options_.secrets,
+                .agent_credential = open.credential,
+                .tool_schema = [this, server = open.server](
+                                   std::string_view tool) { return tool_schema(server, tool); }},
+      children_));
+}
+
+const json::object* Tunnel::tool_schema(const std::string& server, std::string_view tool) const {
+  auto st = servers_.find(server);
+  const json::value* tools =
+      st == servers_.end() ? nullptr : st->second.catalog.if_contains("tools");
+  if (!tools || !tools->is_array()) return nullptr;
+  for (const auto& t : tools->as_array()) {
+    const json::value* name = t.is_object() ? t.as_object().if_contains("name") : nullptr;
+    if (!name || !name->is_string() || name->as_string() != tool) continue;
+    const json::value* schema = t.as_object().if_contains("inputSchema");
+    return schema && schema->is_object() ? &schema->as_object() : nullptr;
+  }
+  return nullptr;
 }
 
 std::string Tunnel::credential_problem(const UpstreamServer& s, const std::string& agent,

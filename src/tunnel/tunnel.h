@@ -81,6 +81,8 @@ class Tunnel final : private McpBackend {
                                                   End end, std::string& problem) override;
   asio::awaitable<void> inventory_loop(std::string server);
   asio::awaitable<bool> fetch_catalog(ServerState& st, std::string& error);
+  // A tool's inputSchema in `server`'s catalog, null when it has none.
+  const json::object* tool_schema(const std::string& server, std::string_view tool) const;
   asio::awaitable<HttpResponse> metrics_handler(HttpRequest req);
   void on_secrets_reloaded();
 

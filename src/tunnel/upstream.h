@@ -12,6 +12,7 @@
 #include <boost/json/value.hpp>
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -35,6 +36,10 @@ struct Injection {
   // The tunnel's own inventory session: without an agent credential, entries that refer to
   // ${agent_secret} are left out instead of failing.
   bool inventory = false;
+  // A server used without a session (2026-07-28): the inputSchema of one of its tools, from
+  // the tunnel's catalog (null when unknown), so that a tools/call carries the Mcp-Param-*
+  // headers the schema's x-mcp-header annotations ask for. Called on the io thread only.
+  std::function<const json::object*(std::string_view tool)> tool_schema;
 
   // Expands every template; false with `error` naming what is missing.
   bool expand(const std::vector<std::pair<std::string, std::string>>& templates,

@@ -145,6 +145,11 @@ function makeServer() {
       additionalProperties: false } };
   server.registerTool("json_schema_2020_12_tool", { description: rawSchemaTool.description },
     async () => text("ok"));
+  // An argument mirrored into an Mcp-Param-Region header (SEP-2243, MCP 2026-07-28): the
+  // annotation is added in tools/list below, and airlockd checks the header against the body.
+  server.registerTool("test_header_param", { description: "Runs a query in a region",
+    inputSchema: { region: z.string().describe("Where to run it"), query: z.string().optional() } },
+    async ({ region }) => text(`ran in ${region}`));
 
   server.registerResource("static-text", "test://static-text",
     { description: "A static text resource", mimeType: "text/plain" },
@@ -199,6 +204,8 @@ function makeServer() {
   server.server._requestHandlers.set("tools/list", async (req, extra) => {
     const r = await listTools(req, extra);
     r.tools = r.tools.map((t) => (t.name === rawSchemaTool.name ? rawSchemaTool : t));
+    const headed = r.tools.find((t) => t.name === "test_header_param");
+    if (headed) headed.inputSchema.properties.region["x-mcp-header"] = "Region";
     return r;
   });
   return server;

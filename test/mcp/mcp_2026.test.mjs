@@ -428,6 +428,29 @@ servers:
     assert(bodies.some((b) => b.method === "tools/call" && b.params.name === "hello"), JSON.stringify(bodies));
   });
 
+  await checks.check("an argument its tool mirrors in a header reaches it in Mcp-Param-*", async () => {
+    const v1 = await v1Client();
+    for (const region of ["eu-west1", "zürich"]) {
+      const r = await v1.callTool({ name: "m.region", arguments: { region } });
+      assert(r.content?.[0]?.text === `ran in ${region}`, JSON.stringify(r));
+    }
+    await v1.close();
+    const sent = modern.seen.filter((s) => s.body?.params?.name === "region")
+      .map((s) => s.headers["mcp-param-region"]);
+    assert(sent[0] === "eu-west1" &&
+           sent[1] === `=?base64?${Buffer.from("zürich").toString("base64")}?=`, JSON.stringify(sent));
+    // airlockd checks the header of a 2026 agent's call against its argument.
+    const body = call(40, "m.region", { region: "eu-west1" });
+    const wrong = await post(key, body, { headers: { "Mcp-Param-Region": "us-east1" } });
+    assert(wrong.status === 400 && wrong.json.error?.code === -32020 &&
+           /Mcp-Param-Region/.test(wrong.json.error.message), wrong.text);
+    const missing = await post(key, body);
+    assert(missing.status === 400 && /Mcp-Param-Region header is missing/.test(missing.json.error?.message),
+           missing.text);
+    const right = await post(key, body, { headers: { "Mcp-Param-Region": "eu-west1" } });
+    assert(right.json.result?.content?.[0]?.text === "ran in eu-west1", right.text);
+  });
+
   await checks.check("its input requests reach a 2025 agent as elicitation, a 2026 agent as input_required", async () => {
     const v1 = await v1Client({ elicitation: {} });
     let asked = null;

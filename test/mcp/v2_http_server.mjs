@@ -33,6 +33,10 @@ export async function startModernServer(token) {
         }
         return { content: [{ type: "text", text: answer.ok ? `done: ${what}` : `not done: ${what}` }] };
       });
+    server.registerTool("region", { description: "Runs in a region, named in a header too",
+                                    inputSchema: fromJsonSchema({ type: "object", required: ["region"],
+                                      properties: { region: { type: "string", "x-mcp-header": "Region" } } }) },
+      async ({ region }) => ({ content: [{ type: "text", text: `ran in ${region}` }] }));
     server.registerTool("wait", { description: "Waits until cancelled (20 s at most)", inputSchema: object({}) },
       async (_args, ctx) => {
         await new Promise((resolve) => {
