@@ -118,6 +118,8 @@ const char* error_class_of(int64_t code) {
       return "not_found";
     case rpc::kInvalidRequest:
       return "invalid_request";
+    case rpc::kMissingClientCapability:
+      return "missing_capability";
     default:
       return "server_error";
   }
@@ -411,11 +413,12 @@ void GatewayCore::to_agent(Session& s, uint64_t exchange, json::object msg, bool
   out.push_back(ToAgent{s.id, exchange, json::serialize(msg), final});
 }
 
-void GatewayCore::to_call(Session& s, Call& c, const json::object& msg, bool final, Out& out) {
+void GatewayCore::to_call(Session& s, Call& c, const json::object& msg, bool final, Out& out,
+                          int http_status) {
   if (c.modern && c.exchange == 0) return;  // waiting for the agent's retry: no one listens
   std::string text = json::serialize(msg);
   c.bytes_out += text.size();
-  out.push_back(ToAgent{s.id, c.exchange, std::move(text), final});
+  out.push_back(ToAgent{s.id, c.exchange, std::move(text), final, http_status});
 }
 
 void GatewayCore::send(Session& s, const std::string& stream, const json::object& msg, Out& out) {
@@ -425,7 +428,7 @@ void GatewayCore::send(Session& s, const std::string& stream, const json::object
 
 // The call's answer: to the agent, and its audit record. The call is forgotten.
 void GatewayCore::complete(Session& s, const std::string& key, json::object answer,
-                           Clock::time_point now, Out& out) {
+                           Clock::time_point now, Out& out, int http_status) {
   auto it = s.calls.find(key);
   if (it == s.calls.end()) return;
   AuditRecord r;
@@ -434,7 +437,7 @@ void GatewayCore::complete(Session& s, const std::string& key, json::object answ
     answer["id"] = it->second.agent_id;
     modernize(answer, it->second.method);
   }
-  to_call(s, it->second, answer, true, out);
+  to_call(s, it->second, answer, true, out, http_status);
   Call c = std::move(it->second);
   s.calls.erase(it);
   if (c.modern) exchanges_.erase(c.exchange);
@@ -961,6 +964,7 @@ Effects GatewayCore::upstream_line(const std::string& id, const std::string& str
                                  : "the agent speaks MCP 2026-07-28 and can be asked only "
                                    "during a call"),
                out);
+          if (needs && c) refuse_for_capability(s, *c, needs, now, out);
           break;
         }
         const std::string key = "input-" + std::to_string(c->next_input++);
@@ -1444,6 +1448,32 @@ Effects GatewayCore::exchange_gone(uint64_t exchange, Clock::time_point now) {
            rpc::make_error(c->agent_id, rpc::kUpstreamUnavailable, "cancelled by the client"), now,
            out);
   return out;
+}
+
+// A modern call whose server asked for what the agent's request did not declare: the call is
+// cancelled at the server and answered as that revision says, -32021 naming the capability
+// (HTTP 400 unless the answer is already streaming).
+void GatewayCore::refuse_for_capability(Session& s, Call& c, const std::string& capability,
+                                        Clock::time_point now, Out& out) {
+  std::string key;
+  for (const auto& [k, call] : s.calls) {
+    if (&call == &c) key = k;
+  }
+  send(s, c.stream,
+       rpc::make_notification(
+           "notifications/cancelled",
+           json::object{{"requestId", c.upstream_id},
+                        {"reason", "the agent's request did not declare " + capability}}),
+       out);
+  json::object caps{{capability, json::object{}}};
+  complete(
+      s, key,
+      rpc::make_error(c.agent_id, rpc::kMissingClientCapability,
+                      c.method + " '" + c.target + "' needs the client capability '" + capability +
+                          "', which the request did not declare in _meta "
+                          "io.modelcontextprotocol/clientCapabilities",
+                      json::object{{"requiredCapabilities", std::move(caps)}}),
+      now, out, 400);
 }
 
 // ---- input_required: a session-based server's questions for a modern agent -------------------

@@ -205,9 +205,11 @@ class GatewayCore {
 
   using Out = gateway::Effects;
   void to_agent(Session& s, uint64_t exchange, json::object msg, bool final, Out& out);
-  void to_call(Session& s, Call& c, const json::object& msg, bool final, Out& out);
+  // `http_status`: of a final answer that is the first thing the call's exchange hears.
+  void to_call(Session& s, Call& c, const json::object& msg, bool final, Out& out,
+               int http_status = 200);
   void complete(Session& s, const std::string& key, json::object answer,
-                gateway::Clock::time_point now, Out& out);
+                gateway::Clock::time_point now, Out& out, int http_status = 200);
   void send(Session& s, const std::string& stream, const json::object& msg, Out& out);
   void notify_list_changes(Session& s, Out& out);
   void agent_request(Session& s, jsonrpc::Message msg, size_t bytes, uint64_t exchange,
@@ -231,6 +233,10 @@ class GatewayCore {
                  std::vector<json::object> items, const char* key, Out& out);
 
   Session& context_of(const Agent& agent, gateway::Clock::time_point now, Out& out);
+  void refuse_for_capability(Session& s, Call& c, const std::string& capability,
+                             gateway::Clock::time_point now, Out& out);
+  std::string param_mismatch(const gateway::RequestHeaders& headers,
+                             const boost::json::object* params) const;
   void modern(Session& s, jsonrpc::Message msg, size_t bytes, uint64_t exchange,
               gateway::Clock::time_point now, Out& out);
   void listen(Session& s, const jsonrpc::Message& msg, uint64_t exchange, Out& out);

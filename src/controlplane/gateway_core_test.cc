@@ -801,14 +801,27 @@ TEST_F(ModernTest, AStateOutlivesNeitherItsDeadlineNorItsCall) {
       R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"find",)"
       R"("_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28",)"
       R"("io.modelcontextprotocol/clientCapabilities":{"sampling":{}}}}})";
+  auto first = modern(asks, 39);
+  const std::string stream = only<OpenUpstream>(first).at(0).stream;
+  const json::value first_id = parse(only<SendUpstream>(first).at(0).message).at("id");
+  // Not declared by this request: refused to the server, the call cancelled there, and the
+  // agent told -32021 with what was needed.
+  auto roots =
+      core.upstream_line("agent/bob", stream,
+                         line(R"({"jsonrpc":"2.0","id":5,"method":"roots/list"})", first_id), now);
+  auto to_server = only<SendUpstream>(roots);
+  ASSERT_EQ(to_server.size(), 2u);
+  EXPECT_EQ(parse(to_server[0].message).at("error").at("code"), rpc::kMethodNotFound);
+  EXPECT_EQ(parse(to_server[1].message).at("method"), "notifications/cancelled");
+  ASSERT_EQ(only<ToAgent>(roots).size(), 1u);
+  EXPECT_EQ(only<ToAgent>(roots)[0].http_status, 400);
+  const auto refused = answer(roots, 39).at("error");
+  EXPECT_EQ(refused.at("code"), rpc::kMissingClientCapability);
+  EXPECT_TRUE(refused.at("data").at("requiredCapabilities").at("roots").is_object());
+  EXPECT_EQ(only<Record>(roots).at(0).record.error_class, "missing_capability");
+
   auto sent = modern(asks, 40);
-  const std::string stream = only<OpenUpstream>(sent).at(0).stream;
   const json::value up_id = parse(only<SendUpstream>(sent).at(0).message).at("id");
-  // Not declared by this request: refused to the server at once.
-  auto roots = core.upstream_line(
-      "agent/bob", stream, line(R"({"jsonrpc":"2.0","id":5,"method":"roots/list"})", up_id), now);
-  EXPECT_EQ(parse(only<SendUpstream>(roots).at(0).message).at("error").at("code"),
-            rpc::kMethodNotFound);
   auto q = core.upstream_line(
       "agent/bob", stream,
       line(R"({"jsonrpc":"2.0","id":6,"method":"sampling/createMessage","params":{}})", up_id),

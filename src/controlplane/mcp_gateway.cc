@@ -752,9 +752,12 @@ struct McpGateway::Impl {
 
   // Waits for the first of the exchange's messages: one final answer is sent as JSON; anything
   // else first switches to an SSE stream. `io`: the session whose streams can be resumed
-  // (none for a modern request, whose closing its stream cancels it).
+  // (none for a modern request, whose closing its stream cancels it). A modern request still
+  // unanswered after sse_keepalive switches to SSE too, with nothing in it yet: its keep-alives
+  // are how a client that went away is noticed, and its call cancelled.
   asio::awaitable<HttpResponse> answer(std::shared_ptr<Exchange> x, uint64_t number,
                                        SessionIo* io) {
+    if (!io) x->wake.expires_after(config.mcp.sse_keepalive);
     if (x->early.empty()) co_await x->wake.async_wait(kUseTuple);
     if (x->final_seen && x->early.size() == 1) {
       co_return HttpResponse::json(x->http_status, std::move(x->early.front()));

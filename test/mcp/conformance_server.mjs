@@ -84,6 +84,15 @@ function makeServer() {
         z.object({ content: z.any() }).passthrough());
       return text(`LLM response: ${r.content?.text ?? JSON.stringify(r.content)}`);
     });
+  // Needs sampling whatever its arguments: a 2026 client that does not declare it gets -32021
+  // from airlockd, which bridges this 2025 server's request (SEP-2575).
+  server.registerTool("test_missing_capability", { description: "Needs the client's LLM" },
+    async (extra) => {
+      const r = await extra.sendRequest({ method: "sampling/createMessage", params: {
+        messages: [{ role: "user", content: { type: "text", text: "hi" } }], maxTokens: 10 } },
+        z.object({ content: z.any() }).passthrough());
+      return text(`LLM response: ${r.content?.text ?? JSON.stringify(r.content)}`);
+    });
   server.registerTool("test_elicitation", { description: "Asks the user",
                                             inputSchema: { message: z.string() } },
     async ({ message }, extra) => {

@@ -54,9 +54,17 @@ function makeServer(onCrash) {
       await extra.sendNotification({ method: "notifications/message", params: { level, data: text } });
       return { content: [{ type: "text", text: "logged" }] };
     });
-  server.registerTool("ask", { description: "Asks the user `question` (elicitation), then answers",
-                               inputSchema: { question: z.string() } },
-    async ({ question }, extra) => {
+  server.registerTool("ask", { description: "Asks the user `question` (elicitation), or the " +
+                                              "client's model with `via: sampling`, then answers",
+                               inputSchema: { question: z.string(),
+                                              via: z.enum(["elicitation", "sampling"]).optional() } },
+    async ({ question, via }, extra) => {
+      if (via === "sampling") {
+        const m = await extra.sendRequest({ method: "sampling/createMessage", params: {
+          messages: [{ role: "user", content: { type: "text", text: question } }], maxTokens: 50 } },
+          z.object({ content: z.any() }).passthrough());
+        return { content: [{ type: "text", text: `model: ${m.content?.text}` }] };
+      }
       const r = await extra.sendRequest({ method: "elicitation/create", params: {
         message: question, requestedSchema: { type: "object",
           properties: { answer: { type: "string" } }, required: ["answer"] } } },

@@ -63,7 +63,8 @@ const MODERN_TOKEN = `mdn_${crypto.randomBytes(12).toString("hex")}`;
 let modern = null;
 
 try {
-  await stack.startAirlockd();
+  // Short keep-alives: a modern call unanswered this long switches to SSE (tested below).
+  await stack.startAirlockd("mcp: {sse_keepalive: 500ms}\n");
   modern = await startModernServer(MODERN_TOKEN);
   stack.startTunnel("fx", `servers:
   - name: fixture
@@ -302,6 +303,23 @@ servers:
       (a) => a.actor === "agent-2026" && a.target === "slow" && a.error_class === "cancelled"), 10000);
   });
 
+  await checks.check("a call still unanswered after sse_keepalive switches to SSE, so leaving cancels it", async () => {
+    const cancelled = () => stack.audit("--type", "call").filter(
+      (a) => a.actor === "agent-2026" && a.target === "slow" && a.error_class === "cancelled").length;
+    const before = cancelled();
+    const ac = new AbortController();
+    const body = call(41, "slow", { ms: 4000 });  // no progress: nothing to stream
+    const started = Date.now();
+    const r = await fetch(stack.mcpUrl, { method: "POST", signal: ac.signal, body: JSON.stringify(body),
+      headers: { "Content-Type": "application/json", Accept: "application/json, text/event-stream",
+                 Authorization: `Bearer ${key}`, "MCP-Protocol-Version": V, "Mcp-Method": "tools/call",
+                 "Mcp-Name": "slow" } });
+    assert(r.headers.get("content-type").includes("text/event-stream") && Date.now() - started < 3500,
+           `${r.headers.get("content-type")} after ${Date.now() - started} ms`);
+    ac.abort();
+    await waitFor("the call audited as cancelled", () => cancelled() > before, 10000);
+  });
+
   await checks.check("an Mcp-Session-Id on a modern request is ignored, never echoed", async () => {
     const r = await post(key, { jsonrpc: "2.0", id: 16, method: "tools/list", params: { _meta: meta() } },
                          { headers: { "Mcp-Session-Id": "f".repeat(64) } });
@@ -326,6 +344,25 @@ servers:
     await v2.close();
     const relayed = stack.audit("--type", "server_request").filter((a) => a.actor === "agent-2026");
     assert(relayed.some((a) => a.method === "elicitation/create" && a.target === "ask" && a.outcome === "ok"),
+           JSON.stringify(relayed));
+  });
+
+  await checks.check("a 2025 server's sampling request reaches the SDK v2 client as input_required", async () => {
+    const v2 = new Client({ name: "sdk-v2", version: "1" },
+                          { versionNegotiation: { mode: "auto" }, capabilities: { sampling: {} } });
+    const prompts = [];
+    v2.setRequestHandler("sampling/createMessage", async (req) => {
+      prompts.push(req.params.messages[0].content.text);
+      return { role: "assistant", model: "test-model", content: { type: "text", text: "forty-two" } };
+    });
+    await v2.connect(new StreamableHTTPClientTransport(new URL(stack.mcpUrl), {
+      requestInit: { headers: { Authorization: `Bearer ${key}` } } }));
+    const r = await v2.callTool({ name: "ask", arguments: { question: "The answer?", via: "sampling" } });
+    assert(r.content[0].text === "model: forty-two", JSON.stringify(r));
+    assert(prompts.join() === "The answer?", JSON.stringify(prompts));
+    await v2.close();
+    const relayed = stack.audit("--type", "server_request").filter((a) => a.actor === "agent-2026");
+    assert(relayed.some((a) => a.method === "sampling/createMessage" && a.target === "ask" && a.outcome === "ok"),
            JSON.stringify(relayed));
   });
 
@@ -365,10 +402,15 @@ servers:
     assert(again.json.error?.code === -32602, again.text);
   });
 
-  await checks.check("without the capability in its request, the agent is not asked", async () => {
+  await checks.check("without the capability in its request, the call is refused with -32021", async () => {
+    const before = stack.audit("--type", "call").length;
     const r = await post(key, call(26, "ask", { question: "Q?" }));
-    const failed = r.json.error ?? (r.json.result?.isError ? r.json.result : null);
-    assert(failed && /elicitation/.test(JSON.stringify(failed)), r.text);
+    const streamed = (r.headers.get("content-type") ?? "").includes("text/event-stream");
+    assert((r.status === 400 || streamed) && r.json.error?.code === -32021 &&
+           typeof r.json.error.data?.requiredCapabilities?.elicitation === "object", r.text);
+    await waitFor("the refusal's audit record", () =>
+      stack.audit("--type", "call").slice(before).some((a) => a.target === "ask" &&
+                                                              a.error_class === "missing_capability"));
   });
 
   await checks.check("a 2025 agent drives an SDK v2 server's input request as an elicitation", async () => {
@@ -386,11 +428,13 @@ servers:
     await v1.close();
   });
 
-  await checks.check("a 2026 agent that did not declare elicitation is refused by that server's tool", async () => {
+  await checks.check("a 2026 agent that did not declare elicitation is refused with -32021 when that server asks", async () => {
     const r = await post(key, call(17, "v2.confirm", { what: "the deploy" }));
-    assert(r.status === 200, r.text);
-    const failed = r.json.error ?? (r.json.result?.isError ? r.json.result : null);
-    assert(failed && /elicitation|cannot be asked/.test(JSON.stringify(failed)), r.text);
+    // 400 when the refusal is the answer's first word; the v2 server's first start may take
+    // longer than this airlockd's short sse_keepalive, and then it comes on the SSE stream.
+    const streamed = (r.headers.get("content-type") ?? "").includes("text/event-stream");
+    assert((r.status === 400 || streamed) && r.json.error?.code === -32021 &&
+           typeof r.json.error.data?.requiredCapabilities?.elicitation === "object", r.text);
   });
 
   const v1Client = async (capabilities = {}) => {
