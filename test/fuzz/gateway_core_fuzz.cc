@@ -131,9 +131,14 @@ struct Driver {
                 auto it = waiting.find(x.exchange);
                 check(it != waiting.end());
                 if (x.final) {
-                  // A request refused as malformed (400, 404) never reached routing.
-                  // Nor does an input_required answer end its call: the retry's answer does.
-                  if (it->second && x.http_status != 400 && x.http_status != 404 && !st) {
+                  // A request refused as malformed (400, 404) never reached routing — but a
+                  // call refused for a capability it lacked (-32021, 400) did. Nor does an
+                  // input_required answer end its call: the retry's answer does.
+                  const json::value* e = m.as_object().if_contains("error");
+                  const bool lacked = e && e->is_object() && e->as_object().contains("code") &&
+                                      e->as_object().at("code") == -32021;
+                  if (it->second && ((x.http_status != 400 && x.http_status != 404) || lacked) &&
+                      !st) {
                     ++routed_finals;
                   }
                   if (st) ++asked;
