@@ -94,6 +94,17 @@ servers:
   const narrow = stack.agentKey("agent-narrow", "echo");
   const narrowish = stack.agentKey("agent-other", "*");
 
+  // The SDK v2 client ('auto': it probes the era, as current clients do) declaring
+  // `capabilities`, with a handler per server request method it answers.
+  const v2Client = async (capabilities, handlers) => {
+    const v2 = new Client({ name: "sdk-v2", version: "1" },
+                          { versionNegotiation: { mode: "auto" }, capabilities });
+    for (const [method, handler] of Object.entries(handlers)) v2.setRequestHandler(method, handler);
+    await v2.connect(new StreamableHTTPClientTransport(new URL(stack.mcpUrl), {
+      requestInit: { headers: { Authorization: `Bearer ${key}` } } }));
+    return v2;
+  };
+
   await checks.check("the SDK v2 client works without a session, beside a v1 client in one", async () => {
     const seen = [];
     const recording = (url, init) => {
@@ -329,15 +340,11 @@ servers:
   await checks.check("a 2025 server's elicitation reaches the SDK v2 client as input_required", async () => {
     // The client fulfils input_required results through its elicitation handler and retries
     // with inputResponses and the requestState, all inside one callTool().
-    const v2 = new Client({ name: "sdk-v2", version: "1" },
-                          { versionNegotiation: { mode: "auto" }, capabilities: { elicitation: {} } });
     const asked = [];
-    v2.setRequestHandler("elicitation/create", async (req) => {
+    const v2 = await v2Client({ elicitation: {} }, { "elicitation/create": async (req) => {
       asked.push(req.params.message);
       return { action: "accept", content: { answer: "blue" } };
-    });
-    await v2.connect(new StreamableHTTPClientTransport(new URL(stack.mcpUrl), {
-      requestInit: { headers: { Authorization: `Bearer ${key}` } } }));
+    } });
     const r = await v2.callTool({ name: "ask", arguments: { question: "Favourite colour?" } });
     assert(r.content[0].text === "answer: blue", JSON.stringify(r));
     assert(asked.join() === "Favourite colour?", JSON.stringify(asked));
@@ -348,15 +355,11 @@ servers:
   });
 
   await checks.check("a 2025 server's sampling request reaches the SDK v2 client as input_required", async () => {
-    const v2 = new Client({ name: "sdk-v2", version: "1" },
-                          { versionNegotiation: { mode: "auto" }, capabilities: { sampling: {} } });
     const prompts = [];
-    v2.setRequestHandler("sampling/createMessage", async (req) => {
+    const v2 = await v2Client({ sampling: {} }, { "sampling/createMessage": async (req) => {
       prompts.push(req.params.messages[0].content.text);
       return { role: "assistant", model: "test-model", content: { type: "text", text: "forty-two" } };
-    });
-    await v2.connect(new StreamableHTTPClientTransport(new URL(stack.mcpUrl), {
-      requestInit: { headers: { Authorization: `Bearer ${key}` } } }));
+    } });
     const r = await v2.callTool({ name: "ask", arguments: { question: "The answer?", via: "sampling" } });
     assert(r.content[0].text === "model: forty-two", JSON.stringify(r));
     assert(prompts.join() === "The answer?", JSON.stringify(prompts));
@@ -508,15 +511,11 @@ servers:
     await v1.close();
     // A 2026 agent: airlockd asks it through input_required in turn, and the SDK v2 client
     // answers through its handler; the server's requestState travels back to it intact.
-    const v2 = new Client({ name: "sdk-v2", version: "1" },
-                          { versionNegotiation: { mode: "auto" }, capabilities: { elicitation: {} } });
     const prompts = [];
-    v2.setRequestHandler("elicitation/create", async (req) => {
+    const v2 = await v2Client({ elicitation: {} }, { "elicitation/create": async (req) => {
       prompts.push(req.params.message);
       return { action: "accept", content: { ok: false } };
-    });
-    await v2.connect(new StreamableHTTPClientTransport(new URL(stack.mcpUrl), {
-      requestInit: { headers: { Authorization: `Bearer ${key}` } } }));
+    } });
     const r2 = await v2.callTool({ name: "m.confirm", arguments: { what: "the rollback" } });
     assert(r2.content[0].text === "not done: the rollback", JSON.stringify(r2));
     assert(prompts.join() === "Go ahead with the rollback?", JSON.stringify(prompts));

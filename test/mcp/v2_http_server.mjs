@@ -4,11 +4,8 @@
 // token it was given (mcp-tunnel injects it), and records every request it receives so that a
 // test can see what reached it. Used by mcp_2026.test.mjs, in the test's own process.
 import http from "node:http";
-import { McpServer, acceptedContent, createMcpHandler, fromJsonSchema, inputRequired } from "@modelcontextprotocol/server";
-
-const object = (properties, required = Object.keys(properties)) =>
-  fromJsonSchema({ type: "object", properties, required });
-const okSchema = object({ ok: { type: "boolean" } });
+import { McpServer, createMcpHandler, fromJsonSchema } from "@modelcontextprotocol/server";
+import { object, registerConfirm } from "./lib/v2_tools.mjs";
 
 // Starts it on a loopback port. `seen`: every request as { method, headers, body };
 // `state.cancelled`: `wait` calls whose request was aborted; `addTool()` adds a tool and tells
@@ -23,16 +20,7 @@ export async function startModernServer(token) {
       async () => ({ content: [{ type: "text", text: "hello from a 2026-only server" }] }));
     server.registerTool("token", { description: "Shows the credential it was sent", inputSchema: object({}) },
       async () => ({ content: [{ type: "text", text: `you sent ${token}` }] }));
-    server.registerTool("confirm", { description: "Asks the user to confirm, then answers",
-                                     inputSchema: object({ what: { type: "string" } }) },
-      async ({ what }, ctx) => {
-        const answer = acceptedContent(ctx.mcpReq.inputResponses, "ok", okSchema);
-        if (answer === undefined) {
-          return inputRequired({ inputRequests: { ok: inputRequired.elicit({
-            message: `Go ahead with ${what}?`, requestedSchema: okSchema }) } });
-        }
-        return { content: [{ type: "text", text: answer.ok ? `done: ${what}` : `not done: ${what}` }] };
-      });
+    registerConfirm(server);
     server.registerTool("region", { description: "Runs in a region, named in a header too",
                                     inputSchema: fromJsonSchema({ type: "object", required: ["region"],
                                       properties: { region: { type: "string", "x-mcp-header": "Region" } } }) },
