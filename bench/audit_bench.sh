@@ -21,16 +21,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-2}
 callers=${CALLERS:-64}
 rounds=${ROUNDS:-20}
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -- "-$p" 2>/dev/null || kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
-wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+. bench/lib.sh
 
 tcp_port=$(free_port)
 setsid build/mcp_echo_server tcp "$tcp_port" 2>/dev/null & pids+=($!)
@@ -60,7 +51,6 @@ for mode in "${modes[@]}"; do
   for _ in $(seq 100); do a tools list | grep -q ' available' && break; sleep 0.2; done
 done
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # The audit writer thread's own CPU time (0 when there is none, as with the audit log off).
 writer_ticks() {
   for t in /proc/$1/task/*; do
@@ -68,10 +58,7 @@ writer_ticks() {
   done
   echo 0
 }
-# The machine's busy time: user, nice, system, irq and softirq (not idle, iowait or steal).
-machine_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
 written_bytes() { awk '/^write_bytes:/ {print $2}' "/proc/$1/io"; }
-hz=$(getconf CLK_TCK)
 results=$work/results.jsonl
 one() {  # mode round
   local mode=$1 before after wbefore wafter mbefore mafter bbefore bafter

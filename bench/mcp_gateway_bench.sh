@@ -21,18 +21,7 @@ case ${UPSTREAM:-native} in
   node) upstream=(node "$peers/fixture_server.mjs") ;;
   *) echo "UPSTREAM must be native or node" >&2; exit 2 ;;
 esac
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  # Each component runs in its own process group (setsid), so that the servers the bridges
-  # spawn go too.
-  for p in "${pids[@]}"; do kill -- "-$p" 2>/dev/null || kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
-wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+. bench/lib.sh
 
 tcp_port=$(free_port); http_port=$(free_port); proxy_port=$(free_port); sg_port=$(free_port)
 relay1_port=$(free_port); relay2_port=$(free_port)

@@ -15,16 +15,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-2}
 callers=${CALLERS:-64}
 rounds=${ROUNDS:-10}
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -- "-$p" 2>/dev/null || kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
-wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+. bench/lib.sh
 
 tcp_port=$(free_port)
 setsid build/mcp_echo_server tcp "$tcp_port" 2>/dev/null & pids+=($!)
@@ -52,9 +43,6 @@ for b in "${builds[@]}"; do
   for _ in $(seq 100); do a tools list | grep -q ' available' && break; sleep 0.2; done
 done
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-machine_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
-hz=$(getconf CLK_TCK)
 results=$work/results.jsonl
 # An arm: which airlockd, and which revision its callers speak.
 declare -A arm_build=([session-2025]=current [stateless-2026]=current [baseline-2025]=baseline)
@@ -85,41 +73,7 @@ for r in $(seq "$rounds"); do
   n=${#arms[@]}
   for i in $(seq 0 $((n - 1))); do one "${arms[$(( (i + r) % n ))]}" "$r"; done
 done
-node -e '
-const rows = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse);
-if (process.env.VERBOSE) {
-  console.log("| run | round | calls/s | p50 µs | p99 µs | airlockd CPU µs/call | machine CPU µs/call | errors |");
-  console.log("|---|---:|---:|---:|---:|---:|---:|---:|");
-  for (const r of rows) console.log(`| ${r.label} | ${r.round} | ${Math.round(r.calls_per_s)} | ${r.p50_us} | ${r.p99_us} | ${r.cpu_us_per_call.toFixed(1)} | ${r.machine_us_per_call.toFixed(1)} | ${r.errors} |`);
-}
-const med = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
-const signed = (x) => (x >= 0 ? "+" : "") + x.toFixed(1) + " %";
-let seed = 12345;
-const rand = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
-const interval = (xs) => {
-  const boots = [];
-  for (let i = 0; i < 4000; i++) boots.push(med(xs.map(() => xs[Math.floor(rand() * xs.length)])));
-  boots.sort((a, b) => a - b);
-  return `${boots[100].toFixed(1)} … ${boots[3899].toFixed(1)} %`;
-};
-const arms = [...new Set(rows.map((r) => r.label))];
-const roundsOf = [...new Set(rows.map((r) => r.round))];
-const get = (arm, n) => rows.find((r) => r.round === n && r.label === arm);
-const errors = rows.reduce((n, r) => n + r.errors, 0);
-console.log(`rounds: ${roundsOf.length} × (${arms.join(", ")}), ${rows[0].concurrency} callers; errors: ${errors}`);
-console.log("| arm | calls/s | p50 µs | p99 µs | airlockd CPU µs/call | machine CPU µs/call |");
-console.log("|---|---:|---:|---:|---:|---:|");
-for (const a of arms) {
-  const rs = rows.filter((r) => r.label === a);
-  const m = (k) => med(rs.map((r) => r[k]));
-  console.log(`| ${a} | ${Math.round(m("calls_per_s"))} | ${m("p50_us")} | ${m("p99_us")} | ${m("cpu_us_per_call").toFixed(1)} | ${m("machine_us_per_call").toFixed(1)} |`);
-}
-const against = (a, b) => {
-  for (const [k, what] of [["cpu_us_per_call", "airlockd CPU per call"], ["machine_us_per_call", "machine CPU per call"], ["calls_per_s", "calls/s"]]) {
-    const xs = roundsOf.map((n) => (get(a, n)[k] / get(b, n)[k] - 1) * 100);
-    console.log(`${a} against ${b}, ${what}: median ${signed(med(xs))} (95 % interval ${interval(xs)})`);
-  }
-};
-against("stateless-2026", "session-2025");
-if (arms.includes("baseline-2025")) against("session-2025", "baseline-2025");
-' "$results"
+node bench/summary.mjs "$results" \
+  '[["cpu_us_per_call", "airlockd CPU µs/call", "airlockd CPU per call"],
+    ["machine_us_per_call", "machine CPU µs/call", "machine CPU per call"]]' \
+  '[["stateless-2026", "session-2025"], ["session-2025", "baseline-2025"]]'

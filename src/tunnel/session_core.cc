@@ -187,6 +187,7 @@ void SessionCore::discovered(const json::object& answer, Clock::time_point now, 
   if (auto init = stateless::discovered(answer)) {
     stateless_ = true;
     server_init_ = std::move(*init);
+    if (meta_.empty()) meta_ = stateless::envelope_meta(client_);
     ready(std::string(mcp::kStatelessRevision), now, out);
     if (!mode_.listen) return;
     const json::value& caps = server_init_.at("capabilities");
@@ -241,7 +242,7 @@ bool SessionCore::transmit(int64_t id, Effects& out) {
     pending_.erase(it);
     return false;
   }
-  out.push_back(Transmit{stateless::envelope(p.message, client_, log_level_)});
+  out.push_back(Transmit{stateless::envelope(p.message, meta_, log_level_)});
   return true;
 }
 
@@ -301,7 +302,7 @@ void SessionCore::input_answered(json::object answer, Effects& out) {
       stateless::retry(p->second.message, std::move(p->second.answers), p->second.request_state);
   p->second.answers = json::object{};
   p->second.request_state.reset();
-  out.push_back(Transmit{stateless::envelope(std::move(again), client_, log_level_)});
+  out.push_back(Transmit{stateless::envelope(std::move(again), meta_, log_level_)});
 }
 
 void SessionCore::forget_inputs(int64_t upstream) {

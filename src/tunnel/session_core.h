@@ -198,6 +198,7 @@ class SessionCore {
   int64_t discover_id_ = 0;  // the server/discover of the current start, 0 when none
   int64_t listen_id_ = 0;    // the open subscriptions/listen, 0 when none
   std::string log_level_;    // set by logging/setLevel; sent with each stateless request
+  json::object meta_;        // the _meta envelope of a stateless request, made once
   uint64_t next_input_ = 1;
   std::map<std::string, Input> inputs_;  // downstream id key of an input request -> it
 };

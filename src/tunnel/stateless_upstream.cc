@@ -53,13 +53,15 @@ std::optional<json::object> discovered(const json::object& answer) {
   return init;
 }
 
-json::object envelope(json::object request, const json::object& client,
+json::object envelope_meta(const json::object& client) { return meta_of(client); }
+
+json::object envelope(json::object request, const json::object& envelope,
                       const std::string& log_level) {
   json::value& params = request["params"];
   if (!params.is_object()) params = json::object{};
   json::value& meta = params.as_object()["_meta"];
   if (!meta.is_object()) meta = json::object{};
-  for (auto& [key, value] : meta_of(client)) meta.as_object()[key] = value;
+  for (const auto& [key, value] : envelope) meta.as_object()[key] = value;
   if (!log_level.empty()) meta.as_object()[mcp::kMetaLogLevel] = log_level;
   return request;
 }

@@ -27,10 +27,12 @@ json::object discover_request(int64_t id, const json::object& client);
 // nullopt when it does not, or answered with an error (a 2025 server): use a session.
 std::optional<json::object> discovered(const json::object& answer);
 
-// `request` as a 2026 server takes it: `_meta` gains the protocol version, the client's
-// capabilities and info, and the log level the agent last set (if any).
-json::object envelope(json::object request, const json::object& client,
-                      const std::string& log_level);
+// The `_meta` keys every request carries for `client`: the protocol version, the client's
+// capabilities and info. Made once per session.
+json::object envelope_meta(const json::object& client);
+// `request` as a 2026 server takes it: `_meta` gains `meta` (envelope_meta) and the log level
+// the agent last set (if any).
+json::object envelope(json::object request, const json::object& meta, const std::string& log_level);
 
 // A request that 2026-07-28 does not have, answered without the server: ping (an empty
 // result), logging/setLevel (remembered in `log_level`, then sent with every request), and

@@ -8,6 +8,7 @@ import path from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { Client as ClientV2, StreamableHTTPClientTransport as TransportV2 } from "@modelcontextprotocol/client";
 import { BIN, Checks, assert, freePort, waitFor } from "./lib/stack.mjs";
 
 const checks = new Checks("bench peers");
@@ -62,19 +63,41 @@ async function sdkRoundTrip(transport) {
 }
 
 try {
-  const tcpPort = await freePort(), httpPort = await freePort();
+  const tcpPort = await freePort(), httpPort = await freePort(), modernPort = await freePort();
   const relay1 = await freePort(), relay2 = await freePort();
   start("mcp_echo_server", "tcp", String(tcpPort));
   start("mcp_echo_server", "http", String(httpPort));
+  start("mcp_echo_server", "http2026", String(modernPort));
   start("tcp_relay", String(relay2), String(tcpPort));
   start("tcp_relay", String(relay1), String(relay2));
-  for (const p of [tcpPort, httpPort, relay1, relay2]) await waitFor(`port ${p}`, () => connectable(p));
+  for (const p of [tcpPort, httpPort, modernPort, relay1, relay2]) await waitFor(`port ${p}`, () => connectable(p));
 
   await checks.check("SDK client over stdio: tools/list and tools/call echo", async () => {
     await sdkRoundTrip(new StdioClientTransport({ command: path.join(BIN, "mcp_echo_server"), args: ["stdio"] }));
   });
   await checks.check("SDK client over Streamable HTTP: tools/list and tools/call echo", async () => {
     await sdkRoundTrip(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${httpPort}/mcp`)));
+  });
+  await checks.check("http2026: the SDK v2 client finds 2026-07-28 and calls echo without a session", async () => {
+    const seen = [];
+    const client = new ClientV2({ name: "bench-peers", version: "1.0.0" },
+                                { versionNegotiation: { mode: "auto" } });
+    await client.connect(new TransportV2(new URL(`http://127.0.0.1:${modernPort}/mcp`), {
+      fetch: async (url, init) => {
+        const r = await fetch(url, init);
+        seen.push({ method: init?.body ? JSON.parse(init.body).method : init?.method,
+                    session: r.headers.get("mcp-session-id") });
+        return r;
+      } }));
+    const r = await client.callTool({ name: "echo", arguments: { message: "modern" } });
+    assert(r.content[0].text === "modern", JSON.stringify(r));
+    await client.close();
+    assert(seen[0]?.method === "server/discover" && !seen.some((x) => x.method === "initialize" || x.session),
+           JSON.stringify(seen));
+    // Without the revision's envelope: refused, never served as 2025.
+    const old = await fetch(`http://127.0.0.1:${modernPort}/mcp`, { method: "POST",
+      headers: { "Content-Type": "application/json" }, body: JSON.stringify(init) });
+    assert(old.status === 400 && (await old.json()).error.code === -32022, `initialize: ${old.status}`);
   });
   await checks.check("tcp: pipelined calls are answered in order", async () => {
     const r = await ndjson(tcpPort, [init, call(2, "a"), call(3, "b")], 3);
