@@ -94,15 +94,15 @@ done
 verify_start=$(date +%s.%N)
 records=$(build/airlock --state-dir "$work/on" --json audit verify)
 verify_s=$(awk -v a="$verify_start" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
-node -e '
-const rows = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse);
+node --input-type=module -e '
+import fs from "node:fs";
+import { interval, med, signed } from "./bench/stats.mjs";
+const rows = fs.readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse);
 if (process.env.VERBOSE) {
   console.log("| run | round | calls/s | p50 µs | p99 µs | airlockd CPU µs/call | writer µs/call | machine CPU µs/call | errors |");
   console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
   for (const r of rows) console.log(`| ${r.label} | ${r.round} | ${Math.round(r.calls_per_s)} | ${r.p50_us} | ${r.p99_us} | ${r.cpu_us_per_call.toFixed(1)} | ${r.writer_us_per_call.toFixed(1)} | ${r.machine_us_per_call.toFixed(1)} | ${r.errors} |`);
 }
-const signed = (x) => (x >= 0 ? "+" : "") + x.toFixed(1);
-const med = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 // Each round ran on and off back to back: their ratio cancels the noise common to both.
 const rounds = [...new Set(rows.map((r) => r.round))].map((n) => ({
   on: rows.find((r) => r.round === n && r.label === "audit-on"),
@@ -110,15 +110,6 @@ const rounds = [...new Set(rows.map((r) => r.round))].map((n) => ({
   baseline: rows.find((r) => r.round === n && r.label === "audit-baseline") }));
 const change = rounds.map((p) => (p.on.calls_per_s / p.off.calls_per_s - 1) * 100);
 const cpu = rounds.map((p) => p.on.cpu_us_per_call - p.off.cpu_us_per_call);
-// A 95 % interval for the median change, by resampling the rounds (fixed seed: reproducible).
-let seed = 12345;
-const rand = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
-const interval = (xs) => {
-  const boots = [];
-  for (let i = 0; i < 4000; i++) boots.push(med(xs.map(() => xs[Math.floor(rand() * xs.length)])));
-  boots.sort((a, b) => a - b);
-  return `${boots[100].toFixed(1)} … ${boots[3899].toFixed(1)} %`;
-};
 const pick = (m, k) => rows.filter((r) => r.label === "audit-" + m).map((r) => r[k]);
 const errors = rows.reduce((n, r) => n + r.errors, 0);
 console.log(`rounds: ${rounds.length} × (on, off), ${rows[0].concurrency} callers; errors: ${errors}`);

@@ -6,6 +6,7 @@
 //   METRICS:     [[key, "column header", "name in comparisons"], ...]
 //   COMPARISONS: [[arm, against arm], ...] (a pair whose arms did not run is skipped)
 import fs from "node:fs";
+import { interval, med, signed } from "./stats.mjs";
 
 const [file, metricsJson, comparisonsJson] = process.argv.slice(2);
 const metrics = JSON.parse(metricsJson);
@@ -19,20 +20,6 @@ if (process.env.VERBOSE) {
                 `${metrics.map(([k]) => r[k].toFixed(1)).join(" | ")} | ${r.errors} |`);
   }
 }
-const med = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-const signed = (x) => (x >= 0 ? "+" : "") + x.toFixed(1) + " %";
-let seed = 12345;  // fixed: the same runs always give the same interval
-const rand = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
-const interval = (xs) => {
-  const boots = [];
-  for (let i = 0; i < 4000; i++) boots.push(med(xs.map(() => xs[Math.floor(rand() * xs.length)])));
-  boots.sort((a, b) => a - b);
-  return `${boots[100].toFixed(1)} … ${boots[3899].toFixed(1)} %`;
-};
 const arms = [...new Set(rows.map((r) => r.label))];
 const rounds = [...new Set(rows.map((r) => r.round))];
 const get = (arm, n) => rows.find((r) => r.round === n && r.label === arm);
@@ -49,6 +36,6 @@ for (const [a, b] of comparisons) {
   if (!arms.includes(a) || !arms.includes(b)) continue;
   for (const [k, , what] of [...metrics, ["calls_per_s", "", "calls/s"]]) {
     const xs = rounds.map((n) => (get(a, n)[k] / get(b, n)[k] - 1) * 100);
-    console.log(`${a} against ${b}, ${what}: median ${signed(med(xs))} (95 % interval ${interval(xs)})`);
+    console.log(`${a} against ${b}, ${what}: median ${signed(med(xs))} % (95 % interval ${interval(xs)})`);
   }
 }
