@@ -227,7 +227,8 @@ class SandboxAgent::ToolSession final : public McpBackendSession,
                               sandbox->ended_reason() +
                               "); its workspace and shell are gone — call sandbox_open for a "
                               "new one";
-      agent_.handles_->remove(agent_name_, handle);
+      std::string unused;
+      agent_.handles_->remove(agent_name_, handle, unused);
       emit_(rpc::make_result(id, Toolset::error_result(why)), id);
       co_return;
     }
@@ -414,27 +415,13 @@ std::shared_ptr<McpBackendSession> SandboxAgent::open_session(const proto::McpSt
 
 json::object SandboxAgent::by_handle(const std::string& tool, const std::string& agent,
                                      const json::value& args) {
-  const json::object none;
-  const json::object& a = args.is_object() ? args.as_object() : none;
-  auto invalid = [&](const std::string& why) {
-    return Toolset::error_result("Invalid arguments for tool '" + tool + "': " + why);
-  };
+  std::string error;
+  if (!toolset_->check_handle_arguments(tool, args, error)) return Toolset::error_result(error);
   if (tool == kSandboxClose) {
-    const json::value* h = a.if_contains(kSandboxId);
-    if (!h || !h->is_string()) return invalid("sandbox_id: required, a string");
-    if (a.size() > 1) return invalid("only sandbox_id is accepted");
-    if (!handles_->remove(agent, std::string(h->as_string()))) {
-      std::string why;
-      handles_->find(agent, std::string(h->as_string()), why);
-      return Toolset::error_result(why);
-    }
-    return json::object{{"content", json::array{json::object{
-                                        {"type", "text"},
-                                        {"text", "Closed sandbox " + std::string(h->as_string()) +
-                                                     "; its workspace and shell are gone."}}}},
-                        {"isError", false}};
+    const std::string handle(args.at(kSandboxId).as_string());
+    if (!handles_->remove(agent, handle, error)) return Toolset::error_result(error);
+    return Toolset::text_result("Closed sandbox " + handle + "; its workspace and shell are gone.");
   }
-  if (!a.empty()) return invalid("it takes no arguments");
   if (stopping_) return Toolset::error_result("sandbox-agent is stopping; it opens no sandbox");
   std::string problem;
   bool busy = false;

@@ -29,10 +29,14 @@ std::shared_ptr<SandboxSession> SandboxHandles::find(const std::string& agent,
   if (it != handles_.end() && it->second.agent == agent && !it->second.sandbox->ended()) {
     return it->second.sandbox;
   }
-  why = "no sandbox '" + handle + "' is open for this agent (it was closed, idled out or " +
-        "ended, or was never opened here); call sandbox_open for a new one — its workspace " +
-        "starts empty";
+  why = unknown(handle);
   return nullptr;
+}
+
+std::string SandboxHandles::unknown(const std::string& handle) {
+  return "no sandbox '" + handle + "' is open for this agent (it was closed, idled out or " +
+         "ended, or was never opened here); call sandbox_open for a new one — its workspace " +
+         "starts empty";
 }
 
 void SandboxHandles::call_started(const std::string& handle) {
@@ -48,9 +52,12 @@ void SandboxHandles::call_finished(const std::string& handle) {
   if (--it->second.calls == 0) arm(handle, it->second);
 }
 
-bool SandboxHandles::remove(const std::string& agent, const std::string& handle) {
+bool SandboxHandles::remove(const std::string& agent, const std::string& handle, std::string& why) {
   auto it = handles_.find(handle);
-  if (it == handles_.end() || it->second.agent != agent) return false;
+  if (it == handles_.end() || it->second.agent != agent) {
+    why = unknown(handle);
+    return false;
+  }
   erase(it, false);
   return true;
 }

@@ -40,8 +40,9 @@ class SandboxHandles {
   // A call in `handle`'s sandbox begins / has ended: no idle timeout while one runs.
   void call_started(const std::string& handle);
   void call_finished(const std::string& handle);
-  // Removes `agent`'s `handle` with its sandbox; false (nothing done) when there is none.
-  bool remove(const std::string& agent, const std::string& handle);
+  // Removes `agent`'s `handle` with its sandbox; false (nothing done) when there is none, with
+  // `why` — the words find() gives.
+  bool remove(const std::string& agent, const std::string& handle, std::string& why);
   // Removes every sandbox (the agent is stopping).
   void remove_all();
 
@@ -56,6 +57,8 @@ class SandboxHandles {
   };
   void arm(const std::string& handle, Entry& e);
   void erase(std::map<std::string, Entry>::iterator it, bool idle);
+  // What an agent is told of a handle that is not one of its open sandboxes.
+  static std::string unknown(const std::string& handle);
 
   asio::any_io_executor executor_;
   std::chrono::milliseconds idle_timeout_;

@@ -39,9 +39,11 @@ TEST_F(Handles, AHandleNamesItsSandboxForItsAgentOnly) {
   EXPECT_EQ(handles.find("alice", made_up, unknown), nullptr);
   EXPECT_EQ(other.replace(other.find(h), h.size(), "X"),
             unknown.replace(unknown.find(made_up), made_up.size(), "X"));
-  EXPECT_FALSE(handles.remove("bob", h));
+  std::string refused;
+  EXPECT_FALSE(handles.remove("bob", h, refused));
+  EXPECT_EQ(refused.replace(refused.find(h), h.size(), "X"), other);
   EXPECT_FALSE(box->ended());
-  EXPECT_TRUE(handles.remove("alice", h));
+  EXPECT_TRUE(handles.remove("alice", h, refused));
   EXPECT_TRUE(box->ended()) << "its sandbox is closed with it";
   ASSERT_EQ(removed.size(), 1u);
   EXPECT_EQ(removed[0], std::make_tuple(h, std::string("alice"), false));

@@ -258,19 +258,37 @@ Toolset::Toolset(std::vector<CustomTool> custom, ToolsetLimits limits) : limits_
                     {"properties", json::object{{kSandboxId, json::object{{"type", "string"}}}}},
                     {"required", json::array{kSandboxId}},
                     {"additionalProperties", false}}}});
+  // Their arguments are checked as every tool's are, against the schemas just listed.
+  for (size_t i = definitions_.size() - 2; i < definitions_.size(); ++i) {
+    const auto& d = definitions_[i].as_object();
+    std::string error;
+    auto compiled = JsonSchema::compile(d.at("inputSchema"), error);
+    if (!compiled) throw std::logic_error("schema of " + std::string(d.at("name").as_string()));
+    handle_schemas_.emplace(std::string(d.at("name").as_string()), *compiled);
+  }
+}
+
+bool Toolset::check_handle_arguments(std::string_view name, const json::value& arguments,
+                                     std::string& error) const {
+  auto s = handle_schemas_.find(name);
+  if (s == handle_schemas_.end()) {
+    error = "Unknown tool '" + std::string(name) + "'";
+    return false;
+  }
+  std::string why;
+  if (s->second.validate(arguments.is_null() ? json::value(json::object{}) : arguments, why)) {
+    return true;
+  }
+  error = "Invalid arguments for tool '" + std::string(name) + "': " + why;
+  return false;
 }
 
 json::object Toolset::opened_result(const std::string& id) const {
-  return json::object{
-      {"content",
-       json::array{json::object{
-           {"type", "text"},
-           {"text", "Opened sandbox " + id + ". Pass \"sandbox_id\": \"" + id +
-                        "\" to every tool call that should run in it; it is removed "
-                        "after " +
-                        format_idle(limits_.handle_idle_timeout) + " without a call."}}}},
-      {"structuredContent", json::object{{kSandboxId, id}}},
-      {"isError", false}};
+  json::object r = text_result("Opened sandbox " + id + ". Pass \"sandbox_id\": \"" + id +
+                               "\" to every tool call that should run in it; it is removed after " +
+                               format_idle(limits_.handle_idle_timeout) + " without a call.");
+  r["structuredContent"] = json::object{{kSandboxId, id}};
+  return r;
 }
 
 bool Toolset::to_request(std::string_view name, const json::value& arguments,
@@ -379,10 +397,11 @@ json::object Toolset::to_result(std::string_view name, const toolbox::Reply& rep
   return result;
 }
 
-json::object Toolset::error_result(std::string_view text) {
-  return json::object{
-      {"content", json::array{json::object{{"type", "text"}, {"text", text}}}},
-      {"isError", true}};
+json::object Toolset::error_result(std::string_view text) { return text_result(text, true); }
+
+json::object Toolset::text_result(std::string_view text, bool is_error) {
+  return json::object{{"content", json::array{json::object{{"type", "text"}, {"text", text}}}},
+                      {"isError", is_error}};
 }
 
 }  // namespace airlock::sandbox

@@ -76,6 +76,12 @@ class Toolset {
 
   // A tool result that reports `text` as an error.
   static boost::json::object error_result(std::string_view text);
+  // A tool result of one text.
+  static boost::json::object text_result(std::string_view text, bool is_error = false);
+  // sandbox_open's / sandbox_close's arguments against their listed schemas; on failure
+  // `error` says which argument and what was wrong, as to_request does.
+  bool check_handle_arguments(std::string_view name, const boost::json::value& arguments,
+                              std::string& error) const;
   // sandbox_open's result for a new sandbox `id`: the id as text and as structuredContent.
   boost::json::object opened_result(const std::string& id) const;
 
@@ -86,6 +92,7 @@ class Toolset {
   };
   std::map<std::string, Builtin, std::less<>> builtins_;
   std::map<std::string, CustomTool, std::less<>> custom_;
+  std::map<std::string, JsonSchema, std::less<>> handle_schemas_;  // sandbox_open, _close
   ToolsetLimits limits_;
   boost::json::array definitions_;
 };

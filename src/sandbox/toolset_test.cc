@@ -54,6 +54,16 @@ TEST(Toolset, SandboxesByHandleAreListedOnlyWhereOffered) {
   EXPECT_FALSE(t.to_request("report", json::parse(R"({"q":"a","sandbox_id":"x"})"), q, error));
   EXPECT_TRUE(t.to_request("report", json::parse(R"({"q":"a"})"), q, error)) << error;
   EXPECT_NE(json::serialize(t.definitions()[8]).find("30 minutes"), std::string::npos);
+  // Their arguments are checked like any tool's, against what is listed.
+  EXPECT_TRUE(t.check_handle_arguments("sandbox_open", json::parse("{}"), error)) << error;
+  EXPECT_FALSE(t.check_handle_arguments("sandbox_open", json::parse(R"({"x":1})"), error));
+  EXPECT_NE(error.find("Invalid arguments for tool 'sandbox_open'"), std::string::npos) << error;
+  EXPECT_FALSE(t.check_handle_arguments("sandbox_close", json::parse("{}"), error));
+  EXPECT_NE(error.find("sandbox_id"), std::string::npos) << error;
+  EXPECT_FALSE(
+      t.check_handle_arguments("sandbox_close", json::parse(R"({"sandbox_id":7})"), error));
+  EXPECT_TRUE(
+      t.check_handle_arguments("sandbox_close", json::parse(R"({"sandbox_id":"s"})"), error));
   const auto opened = t.opened_result("sbx_1");
   EXPECT_EQ(opened.at("structuredContent").at("sandbox_id"), "sbx_1");
   EXPECT_EQ(opened.at("isError"), false);
