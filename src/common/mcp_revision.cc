@@ -1,5 +1,6 @@
 #include "common/mcp_revision.h"
 
+#include <boost/algorithm/string/case_conv.hpp>
 #include <boost/json/serialize.hpp>
 #include <cctype>
 #include <set>
@@ -63,9 +64,9 @@ struct Walk {
         return fail(path, "must be a non-empty HTTP token");
       }
       std::string name(h->as_string());
-      std::string lower = name;
-      for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      if (!seen.insert(lower).second) return fail(path, "'" + name + "' is used twice");
+      if (!seen.insert(boost::algorithm::to_lower_copy(name)).second) {
+        return fail(path, "'" + name + "' is used twice");
+      }
       const json::value* type = o.if_contains("type");
       if (!type || !type->is_string() ||
           (type->as_string() != "string" && type->as_string() != "integer" &&
@@ -101,12 +102,31 @@ struct Walk {
 };
 }  // namespace
 
+bool mentions_header_params(const json::value& schema) {
+  if (schema.is_array()) {
+    for (const auto& item : schema.as_array()) {
+      if (mentions_header_params(item)) return true;
+    }
+  } else if (schema.is_object()) {
+    for (const auto& [key, value] : schema.as_object()) {
+      if (key == "x-mcp-header" || mentions_header_params(value)) return true;
+    }
+  }
+  return false;
+}
+
 bool header_params(const json::object& input_schema, const json::value& arguments,
                    std::vector<HeaderParam>& out, std::string& error) {
   out.clear();
   std::vector<std::string> path;
   Walk w{arguments, out, error, {}};
   return w.visit(input_schema, true, path);
+}
+
+std::string_view name_field(std::string_view method) {
+  if (method == "tools/call" || method == "prompts/get") return "name";
+  if (method == "resources/read") return "uri";
+  return {};
 }
 
 std::string encode_header_value(std::string_view value) {

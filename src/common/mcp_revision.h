@@ -26,6 +26,10 @@ inline constexpr std::string_view kMetaLogLevel = "io.modelcontextprotocol/logLe
 inline constexpr std::string_view kMetaSubscription = "io.modelcontextprotocol/subscriptionId";
 inline constexpr std::string_view kMetaServerInfo = "io.modelcontextprotocol/serverInfo";
 
+// The body field the Mcp-Name header mirrors for `method`: "name" for tools/call and
+// prompts/get, "uri" for resources/read; empty for a method that has no Mcp-Name.
+std::string_view name_field(std::string_view method);
+
 // The header form of a value: itself when it is printable ASCII without leading or trailing
 // blanks, else `=?base64?…?=` of its bytes.
 std::string encode_header_value(std::string_view value);
@@ -46,5 +50,8 @@ struct HeaderParam {
 // or not reachable from the root through `properties` alone.
 bool header_params(const boost::json::object& input_schema, const boost::json::value& arguments,
                    std::vector<HeaderParam>& out, std::string& error);
+// Whether `schema` has an x-mcp-header annotation anywhere (valid or not): a tool without one
+// has no header parameters, and its calls need no walk of their arguments.
+bool mentions_header_params(const boost::json::value& schema);
 
 }  // namespace airlock::mcp

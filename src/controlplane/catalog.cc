@@ -1,13 +1,13 @@
 #include "controlplane/catalog.h"
 
-#include <cctype>
-
 #include <algorithm>
 #include <boost/json/serialize.hpp>
+#include <cctype>
 #include <set>
 
 #include "common/config_util.h"
 #include "common/handshake.h"
+#include "common/mcp_revision.h"
 #include "common/stream_contract.h"
 
 namespace airlock::controlplane {
@@ -406,6 +406,9 @@ Catalog Catalog::build(const std::vector<Binding>& bindings,
         }
         ExposedItem item{name, up, route, t.as_object()};
         item.definition["name"] = name;
+        if (const json::value* schema = item.definition.if_contains("inputSchema")) {
+          item.mirrors_arguments = mcp::mentions_header_params(*schema);
+        }
         add(c.tools_, c.tool_index_, tool_src, "tool", std::move(item));
       }
       if (!b->tool.empty() && !c.tool_index_.count(b->name)) {

@@ -90,6 +90,9 @@ struct ExposedItem {
   std::string upstream_name;  // as the server knows it
   Route route;
   json::object definition;  // the server's definition with the exposed name filled in
+  // A tool whose inputSchema marks arguments to be mirrored in Mcp-Param-* headers (MCP
+  // 2026-07-28): only its calls have headers to check.
+  bool mirrors_arguments = false;
 };
 
 struct ExposedTemplate {

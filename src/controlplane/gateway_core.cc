@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <boost/algorithm/string/predicate.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <set>
@@ -1298,8 +1299,8 @@ Effects GatewayCore::modern_request(const Agent& agent, const RequestHeaders& he
     return mismatch("Mcp-Method header '" + headers.method +
                     "' does not match the body's method '" + method + "'");
   }
-  if (method == "tools/call" || method == "prompts/get" || method == "resources/read") {
-    const std::string body_name = str_of(params, method == "resources/read" ? "uri" : "name");
+  if (const std::string_view field = mcp::name_field(method); !field.empty()) {
+    const std::string body_name = str_of(params, field);
     if (headers.name.empty()) return mismatch("the Mcp-Name header is missing");
     if (headers.name != body_name) {
       return mismatch("Mcp-Name header '" + headers.name + "' does not match the body's '" +
@@ -1330,7 +1331,8 @@ std::string GatewayCore::param_mismatch(const RequestHeaders& headers,
                                         const json::object* params) const {
   const std::string name = str_of(params, "name");
   const ExposedItem* tool = view_.catalog->tool(name);
-  const json::value* schema = tool ? tool->definition.if_contains("inputSchema") : nullptr;
+  if (!tool || !tool->mirrors_arguments) return "";
+  const json::value* schema = tool->definition.if_contains("inputSchema");
   if (!schema || !schema->is_object()) return "";
   const json::value* args = params->if_contains("arguments");
   std::vector<mcp::HeaderParam> expected;
@@ -1340,11 +1342,9 @@ std::string GatewayCore::param_mismatch(const RequestHeaders& headers,
     return "";
   }
   for (const auto& p : expected) {
-    std::string lower = p.header;
-    for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     const std::string* sent = nullptr;
     for (const auto& [k, v] : headers.params) {
-      if (k == lower) sent = &v;
+      if (boost::algorithm::iequals(k, p.header)) sent = &v;
     }
     const std::string header = "Mcp-Param-" + p.header;
     if (!p.value) {

@@ -666,7 +666,8 @@ struct McpGateway::Impl {
                                "Header mismatch: Mcp-Name is not valid =?base64?…?= text");
     }
     for (const auto& [name, value] : req.headers) {
-      if (name.starts_with("mcp-param-")) headers.params.emplace_back(name.substr(10), value);
+      constexpr std::string_view kParam = "mcp-param-";
+      if (name.starts_with(kParam)) headers.params.emplace_back(name.substr(kParam.size()), value);
     }
     uint64_t number = 0;
     if (!headers.method.empty()) {

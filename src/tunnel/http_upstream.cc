@@ -156,9 +156,8 @@ struct State : std::enable_shared_from_this<State> {
     if (!version || !version->is_string() || !method || !method->is_string()) return;
     req.set("MCP-Protocol-Version", std::string_view(version->as_string()));
     req.set("Mcp-Method", std::string_view(method->as_string()));
-    const bool by_uri = method->as_string() == "resources/read";
-    if (by_uri || method->as_string() == "tools/call" || method->as_string() == "prompts/get") {
-      const json::value* name = p->if_contains(by_uri ? "uri" : "name");
+    if (const std::string_view field = mcp::name_field(method->as_string()); !field.empty()) {
+      const json::value* name = p->if_contains(field);
       if (name && name->is_string()) {
         req.set("Mcp-Name", mcp::encode_header_value(std::string_view(name->as_string())));
       }
@@ -274,7 +273,7 @@ struct State : std::enable_shared_from_this<State> {
         st.in_flight.erase(key);
         st.abandoned.erase(key);
       }
-    } tracked{*this, id ? "r" + jsonrpc::id_key(*id) : std::string()};
+    } tracked{*this, id ? jsonrpc::id_key(*id) : std::string()};
     if (id) in_flight[tracked.key] = nullptr;
     auto gave_up = [&] { return id && abandoned.count(tracked.key) > 0; };
     for (int attempt = 0; attempt < 2; ++attempt) {
@@ -564,7 +563,7 @@ class HttpTransport final : public UpstreamTransport {
 
   void abandon(const json::value& id) override {
     auto& st = *state_;
-    auto it = st.in_flight.find("r" + jsonrpc::id_key(id));
+    auto it = st.in_flight.find(jsonrpc::id_key(id));
     if (it == st.in_flight.end()) return;
     st.abandoned.insert(it->first);
     if (it->second) it->second->abort();
